@@ -1,0 +1,2 @@
+//! etcd-pmap: placeholder crate, filled by a later issue.
+#![forbid(unsafe_code)]

@@ -1,0 +1,229 @@
+//! Error bodies of the gateway: unary error answers and in-stream error messages.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// gRPC status codes, as the gateway reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// 0: not an error.
+    Ok,
+    /// 1: the operation was cancelled.
+    Cancelled,
+    /// 2: unknown error.
+    Unknown,
+    /// 3: the request is invalid (too many txn ops, bad base64, request too large...).
+    InvalidArgument,
+    /// 4: the deadline expired.
+    DeadlineExceeded,
+    /// 5: not found (e.g. "requested lease not found").
+    NotFound,
+    /// 6: already exists.
+    AlreadyExists,
+    /// 7: permission denied.
+    PermissionDenied,
+    /// 8: resource exhausted (e.g. "database space exceeded").
+    ResourceExhausted,
+    /// 9: failed precondition.
+    FailedPrecondition,
+    /// 10: aborted.
+    Aborted,
+    /// 11: out of range (compacted or future revision).
+    OutOfRange,
+    /// 12: not implemented.
+    Unimplemented,
+    /// 13: internal error.
+    Internal,
+    /// 14: unavailable (e.g. "no leader").
+    Unavailable,
+    /// 15: data loss.
+    DataLoss,
+    /// 16: unauthenticated (e.g. "invalid auth token").
+    Unauthenticated,
+    /// A code outside 0..=16.
+    Other(i32),
+}
+
+impl Code {
+    /// The code for a gRPC status number.
+    pub fn from_i32(n: i32) -> Code {
+        match n {
+            0 => Code::Ok,
+            1 => Code::Cancelled,
+            2 => Code::Unknown,
+            3 => Code::InvalidArgument,
+            4 => Code::DeadlineExceeded,
+            5 => Code::NotFound,
+            6 => Code::AlreadyExists,
+            7 => Code::PermissionDenied,
+            8 => Code::ResourceExhausted,
+            9 => Code::FailedPrecondition,
+            10 => Code::Aborted,
+            11 => Code::OutOfRange,
+            12 => Code::Unimplemented,
+            13 => Code::Internal,
+            14 => Code::Unavailable,
+            15 => Code::DataLoss,
+            16 => Code::Unauthenticated,
+            other => Code::Other(other),
+        }
+    }
+
+    /// The gRPC status number.
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Code::Ok => 0,
+            Code::Cancelled => 1,
+            Code::Unknown => 2,
+            Code::InvalidArgument => 3,
+            Code::DeadlineExceeded => 4,
+            Code::NotFound => 5,
+            Code::AlreadyExists => 6,
+            Code::PermissionDenied => 7,
+            Code::ResourceExhausted => 8,
+            Code::FailedPrecondition => 9,
+            Code::Aborted => 10,
+            Code::OutOfRange => 11,
+            Code::Unimplemented => 12,
+            Code::Internal => 13,
+            Code::Unavailable => 14,
+            Code::DataLoss => 15,
+            Code::Unauthenticated => 16,
+            Code::Other(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Code::Other(n) => write!(f, "code {n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// An error reported by the gateway, decoded from any server version's format.
+///
+/// - unary, etcd 3.4/3.5: `{"error":"msg","message":"msg","code":N,"details":[...]}`
+/// - unary, etcd 3.2/3.3: `{"error":"msg","code":N}`
+/// - unary, etcd 3.6: `{"code":N,"message":"msg","details":[...]}`
+/// - in a stream, etcd 3.4/3.5: `{"grpc_code":N,"http_code":N,"message":"msg","http_status":"..."}`
+/// - in a stream, etcd 3.6: `{"code":N,"message":"msg"}`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Status {
+    /// The gRPC status code.
+    pub code: i32,
+    /// The server's message, e.g. `"etcdserver: requested lease not found"`.
+    pub message: String,
+    /// The HTTP status code, when the server sent one in the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_code: Option<u16>,
+    /// Error details (google.protobuf.Any values), kept as JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<serde_json::Value>,
+}
+
+impl Status {
+    /// A status with this code and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+            http_code: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// The typed gRPC code.
+    pub fn grpc_code(&self) -> Code {
+        Code::from_i32(self.code)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.grpc_code(), self.code, self.message)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawStatus {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    grpc_code: Option<i64>,
+    #[serde(default)]
+    http_code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    details: Option<Vec<serde_json::Value>>,
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        let raw = RawStatus::deserialize(d)?;
+        let code = raw.grpc_code.or(raw.code).unwrap_or(2);
+        let code = i32::try_from(code).unwrap_or(2);
+        let message = match (raw.message, raw.error) {
+            (Some(m), _) if !m.is_empty() => m,
+            (_, Some(serde_json::Value::String(e))) => e,
+            (Some(m), _) => m,
+            _ => String::new(),
+        };
+        Ok(Status {
+            code,
+            message,
+            http_code: raw.http_code.and_then(|c| u16::try_from(c).ok()),
+            details: raw.details.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unary_formats() {
+        let v34: Status = serde_json::from_str(
+            r#"{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5,"details":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(v34.grpc_code(), Code::NotFound);
+        assert_eq!(v34.message, "etcdserver: requested lease not found");
+
+        let v33: Status = serde_json::from_str(r#"{"error":"no leader","code":14}"#).unwrap();
+        assert_eq!(v33.grpc_code(), Code::Unavailable);
+        assert_eq!(v33.message, "no leader");
+
+        let v36: Status =
+            serde_json::from_str(r#"{"code":11,"message":"mvcc: required revision has been compacted","details":[]}"#)
+                .unwrap();
+        assert_eq!(v36.grpc_code(), Code::OutOfRange);
+    }
+
+    #[test]
+    fn stream_formats() {
+        let v35: Status = serde_json::from_str(
+            r#"{"grpc_code":16,"http_code":401,"message":"etcdserver: invalid auth token","http_status":"Unauthorized"}"#,
+        )
+        .unwrap();
+        assert_eq!(v35.grpc_code(), Code::Unauthenticated);
+        assert_eq!(v35.http_code, Some(401));
+        let v36: Status = serde_json::from_str(r#"{"code":14,"message":"no leader"}"#).unwrap();
+        assert_eq!(v36.grpc_code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn unknown_code_is_kept() {
+        let s: Status = serde_json::from_str(r#"{"code":99,"message":"x"}"#).unwrap();
+        assert_eq!(s.grpc_code(), Code::Other(99));
+        assert_eq!(s.grpc_code().as_i32(), 99);
+    }
+}
