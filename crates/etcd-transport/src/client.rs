@@ -1,0 +1,540 @@
+//! The transport: pooled HTTP/1.1 connections to a set of endpoints, with failover.
+
+use crate::config::{Credentials, RetryConfig, TransportBuilder};
+use crate::endpoint::{prefix_for_version, Endpoint};
+use crate::error::Error;
+use crate::stream::MessageStream;
+use crate::tls::{self, Connector};
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Repeating it is harmless (reads, watch creation, keep-alives): retried after timeouts
+    /// and broken connections, on the next endpoint.
+    Idempotent,
+    /// Repeating it may apply it twice (writes): retried only when it provably never reached
+    /// a server; otherwise the error says the outcome is unknown.
+    NotIdempotent,
+}
+
+/// A client for etcd's gRPC-JSON gateway over HTTP/1.1: cheap to clone, shared by many tasks.
+///
+/// Calls name the gateway method after the API prefix, such as `"kv/range"`; the prefix
+/// (`/v3`, `/v3beta`, `/v3alpha`) is detected once per endpoint from `GET /version`.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: Vec<Endpoint>,
+    client: HyperClient<Connector, Full<Bytes>>,
+    preferred: AtomicUsize,
+    request_timeout: Option<Duration>,
+    retry: RetryConfig,
+    max_response_len: usize,
+    credentials: Option<Credentials>,
+    token: RwLock<Option<HeaderValue>>,
+    auth_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("endpoints", &self.endpoints())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt asks for.
+#[derive(Clone, Copy)]
+enum Call {
+    Unary,
+    Stream,
+}
+
+/// What one attempt got.
+enum Answer {
+    Body(Bytes),
+    Stream(Incoming),
+}
+
+#[derive(Deserialize)]
+struct VersionAnswer {
+    #[serde(default)]
+    etcdserver: String,
+}
+
+#[derive(Serialize)]
+struct AuthenticateRequest<'a> {
+    name: &'a str,
+    password: &'a str,
+}
+
+#[derive(Deserialize)]
+struct AuthenticateAnswer {
+    #[serde(default)]
+    token: String,
+}
+
+impl Transport {
+    /// A builder for a transport.
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder::default()
+    }
+
+    /// A transport to one endpoint with default settings.
+    pub fn new(endpoint: impl Into<String>) -> Result<Transport, Error> {
+        Transport::builder().endpoint(endpoint).build()
+    }
+
+    pub(crate) fn from_builder(b: TransportBuilder) -> Result<Transport, Error> {
+        if b.endpoints.is_empty() {
+            return Err(Error::Config("no endpoint given".into()));
+        }
+        let endpoints = b
+            .endpoints
+            .iter()
+            .map(|url| Endpoint::parse(url, b.api_prefix.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let any_https = endpoints.iter().any(Endpoint::is_https);
+        let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https)?;
+        let client = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(b.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let token =
+            match b.token {
+                Some(t) => Some(HeaderValue::from_str(&t).map_err(|_| {
+                    Error::Config("the auth token is not a valid header value".into())
+                })?),
+                None => None,
+            };
+        Ok(Transport {
+            inner: Arc::new(Inner {
+                endpoints,
+                client,
+                preferred: AtomicUsize::new(0),
+                request_timeout: b.request_timeout,
+                retry: b.retry,
+                max_response_len: b.max_response_len,
+                credentials: b.credentials,
+                token: RwLock::new(token),
+                auth_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The endpoint URLs, in configured order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner
+            .endpoints
+            .iter()
+            .map(|e| e.base.clone())
+            .collect()
+    }
+
+    /// The endpoint that answered last, where the next request goes first.
+    pub fn current_endpoint(&self) -> &str {
+        &self.inner.endpoints[self.preferred()].base
+    }
+
+    fn preferred(&self) -> usize {
+        self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len()
+    }
+
+    /// Makes the next requests start at the endpoint after `endpoint`, e.g. after a stream
+    /// from it broke.
+    pub fn demote(&self, endpoint: &str) {
+        let n = self.inner.endpoints.len();
+        if let Some(i) = self.inner.endpoints.iter().position(|e| e.base == endpoint) {
+            let _ = self.inner.preferred.compare_exchange(
+                i,
+                (i + 1) % n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Sends a unary request to `method` (e.g. `"kv/put"`) and decodes the answer.
+    ///
+    /// Cancel safety: dropping the future abandons the request; its connection is closed,
+    /// not reused. A write abandoned this way may or may not have been applied.
+    pub async fn unary<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        idempotency: Idempotency,
+    ) -> Result<Resp, Error>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let body = encode(request)?;
+        let (endpoint, answer) = self
+            .call(method, body, idempotency, Call::Unary)
+            .instrument(tracing::debug_span!("etcd", method))
+            .await?;
+        match answer {
+            Answer::Body(bytes) => etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
+                endpoint: self.inner.endpoints[endpoint].base.clone(),
+                source,
+            }),
+            Answer::Stream(_) => Err(Error::Config(
+                "internal: stream answer to a unary call".into(),
+            )),
+        }
+    }
+
+    /// Opens a streaming call (watch, keep-alive, observe, snapshot) and returns its
+    /// messages as a [`Stream`](futures_core::Stream).
+    ///
+    /// Opening is retried on another endpoint like an idempotent request; the request timeout
+    /// applies until the response headers arrive. The stream has its own connection, which
+    /// is closed when the stream is dropped (never returned to the pool).
+    pub async fn stream<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> Result<MessageStream<Resp>, Error>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let body = encode(request)?;
+        let (endpoint, answer) = self
+            .call(method, body, Idempotency::Idempotent, Call::Stream)
+            .instrument(tracing::debug_span!("etcd_stream", method))
+            .await?;
+        match answer {
+            Answer::Stream(incoming) => Ok(MessageStream::new(
+                incoming,
+                self.inner.endpoints[endpoint].base.clone(),
+                self.inner.max_response_len,
+            )),
+            Answer::Body(_) => Err(Error::Config(
+                "internal: unary answer to a stream call".into(),
+            )),
+        }
+    }
+
+    /// The server version reported by the current endpoint's `GET /version`.
+    pub async fn server_version(&self) -> Result<String, Error> {
+        let idx = self.preferred();
+        let v = self.fetch_version(idx).await?;
+        Ok(v.etcdserver)
+    }
+
+    /// Tries endpoints in turn from the preferred one, within the retry policy.
+    async fn call(
+        &self,
+        method: &str,
+        body: Bytes,
+        idempotency: Idempotency,
+        call: Call,
+    ) -> Result<(usize, Answer), Error> {
+        let inner = &*self.inner;
+        let n = inner.endpoints.len();
+        let mut idx = self.preferred();
+        let mut reauthenticated = false;
+        let mut retry = 0u32;
+        loop {
+            let token = self.token_for_request(idx).await;
+            let result = match token {
+                Ok(token) => self
+                    .attempt(idx, method, body.clone(), token.clone(), call)
+                    .await
+                    .map_err(|e| (e, token)),
+                Err(e) => Err((e, None)),
+            };
+            let (err, token) = match result {
+                Ok(answer) => {
+                    inner.preferred.store(idx, Ordering::Relaxed);
+                    return Ok((idx, answer));
+                }
+                Err(e) => e,
+            };
+            if err.is_invalid_token() && inner.credentials.is_some() && !reauthenticated {
+                // The server rejected the token before doing anything: renew it and repeat.
+                reauthenticated = true;
+                self.renew_token(idx, token).await?;
+                continue;
+            }
+            let again = err.is_connect()
+                || err.is_rejected_unavailable()
+                || (idempotency == Idempotency::Idempotent
+                    && (err.is_timeout()
+                        || matches!(err, Error::Io { .. })
+                        || err.is_retryable_status()));
+            if !again {
+                return Err(err);
+            }
+            tracing::debug!(endpoint = %inner.endpoints[idx].base, error = %err, "etcd request failed");
+            retry += 1;
+            if retry > inner.retry.max_retries {
+                return Err(Error::Unavailable {
+                    attempts: retry,
+                    last: Box::new(err),
+                });
+            }
+            idx = (idx + 1) % n;
+            let delay = inner.retry.delay(retry, n);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// One request to one endpoint.
+    async fn attempt(
+        &self,
+        idx: usize,
+        method: &str,
+        body: Bytes,
+        token: Option<HeaderValue>,
+        call: Call,
+    ) -> Result<Answer, Error> {
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoints[idx];
+        let prefix = self.prefix(idx).await?;
+        let uri = format!(
+            "{}{}/{}",
+            endpoint.base,
+            prefix,
+            method.trim_start_matches('/')
+        );
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, token);
+        }
+        if matches!(call, Call::Stream) {
+            // A stream owns its connection: never hand it back to the pool.
+            request = request.header(CONNECTION, "close");
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| Error::Config(format!("invalid request: {e}")))?;
+        let exchange = async {
+            let response = inner
+                .client
+                .request(request)
+                .await
+                .map_err(|e| classify(&endpoint.base, e))?;
+            let status = response.status();
+            if status.is_success() && matches!(call, Call::Stream) {
+                return Ok(Answer::Stream(response.into_body()));
+            }
+            let bytes = self.read_body(idx, response.into_body()).await?;
+            if status.is_success() {
+                Ok(Answer::Body(bytes))
+            } else {
+                Err(server_error(&endpoint.base, status, &bytes))
+            }
+        };
+        match inner.request_timeout {
+            Some(after) => {
+                tokio::time::timeout(after, exchange)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        endpoint: endpoint.base.clone(),
+                        after,
+                        outcome_unknown: true,
+                    })?
+            }
+            None => exchange.await,
+        }
+    }
+
+    async fn read_body(&self, idx: usize, body: Incoming) -> Result<Bytes, Error> {
+        let endpoint = &self.inner.endpoints[idx].base;
+        let limit = self.inner.max_response_len;
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Err(Error::ResponseTooLarge {
+                        endpoint: endpoint.clone(),
+                        limit,
+                    })
+                } else {
+                    Err(Error::Io {
+                        endpoint: endpoint.clone(),
+                        outcome_unknown: true,
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The API prefix of an endpoint, asking `GET /version` the first time.
+    async fn prefix(&self, idx: usize) -> Result<&str, Error> {
+        let endpoint = &self.inner.endpoints[idx];
+        endpoint
+            .prefix
+            .get_or_try_init(|| async {
+                let v = self.fetch_version(idx).await?;
+                let prefix = prefix_for_version(&v.etcdserver);
+                tracing::debug!(endpoint = %endpoint.base, version = %v.etcdserver, prefix, "detected API prefix");
+                Ok::<_, Error>(prefix.to_string())
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    async fn fetch_version(&self, idx: usize) -> Result<VersionAnswer, Error> {
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoints[idx];
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/version", endpoint.base))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Error::Config(format!("invalid endpoint: {e}")))?;
+        let exchange = async {
+            let response = inner
+                .client
+                .request(request)
+                .await
+                .map_err(|e| classify(&endpoint.base, e))?;
+            let status = response.status();
+            let bytes = self.read_body(idx, response.into_body()).await?;
+            if status == StatusCode::NOT_FOUND {
+                // Not an etcd that reports its version (a proxy, perhaps): assume a current one.
+                return Ok(VersionAnswer {
+                    etcdserver: "3.4.0".into(),
+                });
+            }
+            if !status.is_success() {
+                return Err(server_error(&endpoint.base, status, &bytes));
+            }
+            etcd_wire::from_slice::<VersionAnswer>(&bytes).map_err(|source| Error::Decode {
+                endpoint: endpoint.base.clone(),
+                source,
+            })
+        };
+        let after = inner.request_timeout.unwrap_or(Duration::from_secs(10));
+        tokio::time::timeout(after, exchange)
+            .await
+            .map_err(|_| Error::Timeout {
+                endpoint: endpoint.base.clone(),
+                after,
+                outcome_unknown: false,
+            })?
+    }
+
+    /// The token to send: the configured one, or one fetched with the credentials.
+    async fn token_for_request(&self, idx: usize) -> Result<Option<HeaderValue>, Error> {
+        if let Some(t) = self.current_token() {
+            return Ok(Some(t));
+        }
+        if self.inner.credentials.is_none() {
+            return Ok(None);
+        }
+        self.renew_token(idx, None).await?;
+        Ok(self.current_token())
+    }
+
+    fn current_token(&self) -> Option<HeaderValue> {
+        match self.inner.token.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Authenticates again unless another task already replaced the `stale` token.
+    async fn renew_token(&self, idx: usize, stale: Option<HeaderValue>) -> Result<(), Error> {
+        let Some(credentials) = &self.inner.credentials else {
+            return Ok(());
+        };
+        let _guard = self.inner.auth_lock.lock().await;
+        let current = self.current_token();
+        if current.is_some() && current != stale {
+            return Ok(());
+        }
+        let body = encode(&AuthenticateRequest {
+            name: &credentials.user,
+            password: &credentials.password,
+        })?;
+        let answer = self
+            .attempt(idx, "auth/authenticate", body, None, Call::Unary)
+            .await?;
+        let Answer::Body(bytes) = answer else {
+            return Err(Error::Config(
+                "internal: stream answer to authenticate".into(),
+            ));
+        };
+        let auth: AuthenticateAnswer =
+            etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
+                endpoint: self.inner.endpoints[idx].base.clone(),
+                source,
+            })?;
+        let value = HeaderValue::from_str(&auth.token).map_err(|_| Error::Http {
+            endpoint: self.inner.endpoints[idx].base.clone(),
+            status: 200,
+            body: "authenticate returned a token that is not a valid header value".into(),
+        })?;
+        match self.inner.token.write() {
+            Ok(mut guard) => *guard = Some(value),
+            Err(poisoned) => *poisoned.into_inner() = Some(value),
+        }
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(request: &T) -> Result<Bytes, Error> {
+    serde_json::to_vec(request)
+        .map(Bytes::from)
+        .map_err(Error::Encode)
+}
+
+fn classify(endpoint: &str, e: hyper_util::client::legacy::Error) -> Error {
+    if e.is_connect() {
+        Error::Connect {
+            endpoint: endpoint.to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        Error::Io {
+            endpoint: endpoint.to_string(),
+            outcome_unknown: true,
+            source: Box::new(e),
+        }
+    }
+}
+
+fn server_error(endpoint: &str, status: StatusCode, body: &[u8]) -> Error {
+    match etcd_wire::from_slice::<etcd_wire::Status>(body) {
+        Ok(s) if !s.message.is_empty() || s.code != 2 => Error::Server {
+            endpoint: endpoint.to_string(),
+            status: s,
+        },
+        _ => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            Error::Http {
+                endpoint: endpoint.to_string(),
+                status: status.as_u16(),
+                body: text,
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Transport configuration: endpoints, timeouts, retries, TLS, credentials.
+
+use crate::error::Error;
+use crate::Transport;
+use std::path::Path;
+use std::time::Duration;
+
+/// How failed requests are retried across endpoints.
+///
+/// Only requests that are safe to repeat are retried: reads, and any request that provably
+/// never reached a server (connection refused, DNS failure, "no leader" rejections).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// How many times a request is retried after its first attempt.
+    pub max_retries: u32,
+    /// The delay before the first retry that goes back to an endpoint already tried.
+    pub initial_backoff: Duration,
+    /// The longest delay between retries.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 6,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        }
+    }
+
+    /// Sets the number of retries.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets the first and the longest backoff.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The delay before retry number `retry` (1-based) among `endpoints` endpoints: none while
+    /// untried endpoints remain, then exponential with ±50 % jitter.
+    pub(crate) fn delay(&self, retry: u32, endpoints: usize) -> Duration {
+        let endpoints = endpoints.max(1) as u32;
+        if retry < endpoints {
+            return Duration::ZERO;
+        }
+        let round = (retry / endpoints).saturating_sub(1).min(16);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1 << round)
+            .min(self.max_backoff);
+        base.mul_f64(rand::random::<f64>() + 0.5)
+    }
+}
+
+/// TLS settings for `https://` endpoints.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// PEM certificates of the CAs to trust; the system's roots when empty.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate chain and private key, for mutual TLS.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
+            .field("identity_pem", &self.identity_pem.is_some())
+            .finish()
+    }
+}
+
+impl TlsConfig {
+    /// Trusts the CA certificates of this PEM file.
+    pub fn ca_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        self.ca_pem = Some(read(path.as_ref())?);
+        Ok(self)
+    }
+
+    /// Presents this client certificate (PEM chain) and key (PEM) for mutual TLS.
+    pub fn identity_files(
+        mut self,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, Error> {
+        self.identity_pem = Some((read(cert.as_ref())?, read(key.as_ref())?));
+        Ok(self)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// User name and password for etcd's auth; the transport authenticates and renews the token.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Transport`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), etcd_transport::Error> {
+/// use std::time::Duration;
+/// let transport = etcd_transport::Transport::builder()
+///     .endpoints(["http://127.0.0.1:2379", "http://127.0.0.1:22379"])
+///     .request_timeout(Duration::from_secs(5))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TransportBuilder {
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) retry: RetryConfig,
+    pub(crate) tls: Option<TlsConfig>,
+    pub(crate) api_prefix: Option<String>,
+    pub(crate) max_response_len: usize,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) token: Option<String>,
+    pub(crate) pool_idle_timeout: Duration,
+}
+
+/// The default response limit: 64 MiB, far above etcd's 1.5 MiB request limit, so that
+/// ranges of tens of thousands of keys fit; page anything larger.
+pub const DEFAULT_MAX_RESPONSE_LEN: usize = 64 * 1024 * 1024;
+
+impl Default for TransportBuilder {
+    fn default() -> Self {
+        TransportBuilder {
+            endpoints: Vec::new(),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Some(Duration::from_secs(10)),
+            retry: RetryConfig::default(),
+            tls: None,
+            api_prefix: None,
+            max_response_len: DEFAULT_MAX_RESPONSE_LEN,
+            credentials: None,
+            token: None,
+            pool_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl TransportBuilder {
+    /// Adds one endpoint URL (`http://host:port` or `https://host:port`).
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoints.push(url.into());
+        self
+    }
+
+    /// Adds several endpoint URLs; requests fail over between them in order.
+    pub fn endpoints<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.endpoints.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long to wait for a TCP (and TLS) connection. Default 3 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt of a unary request may take, from sending to the whole answer;
+    /// for streams, until the response headers. Default 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Removes the per-request timeout.
+    pub fn no_request_timeout(mut self) -> Self {
+        self.request_timeout = None;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets TLS options for `https://` endpoints.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Uses this API prefix (`/v3`, `/v3beta`, `/v3alpha`) instead of asking each endpoint's
+    /// `GET /version`.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.api_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The largest answer accepted, in bytes. Default [`DEFAULT_MAX_RESPONSE_LEN`].
+    pub fn max_response_len(mut self, bytes: usize) -> Self {
+        self.max_response_len = bytes;
+        self
+    }
+
+    /// Authenticates as this user; the token is fetched on first use and renewed when the
+    /// server reports it invalid (expired, or the server restarted).
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Sends this auth token with every request (no renewal).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// How long an idle pooled connection is kept. Default 60 s.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration and builds the transport. Connects lazily.
+    pub fn build(self) -> Result<Transport, Error> {
+        Transport::from_builder(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays() {
+        let r = RetryConfig::default().backoff(Duration::from_millis(100), Duration::from_secs(1));
+        assert_eq!(r.delay(1, 3), Duration::ZERO);
+        assert_eq!(r.delay(2, 3), Duration::ZERO);
+        let d = r.delay(3, 3);
+        assert!(
+            d >= Duration::from_millis(50) && d <= Duration::from_millis(150),
+            "{d:?}"
+        );
+        let d = r.delay(40, 1);
+        assert!(d <= Duration::from_millis(1500), "{d:?}");
+    }
+}

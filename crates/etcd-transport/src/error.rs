@@ -1,0 +1,218 @@
+//! The transport's error type.
+
+use etcd_wire::{Code, DecodeError, Status};
+use std::time::Duration;
+
+/// Boxed error source from the HTTP or TLS stack.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the transport: server answers, connection trouble, timeouts, configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The gateway answered with an error; its gRPC code and message are kept.
+    #[error("etcd error from {endpoint}: {status}")]
+    Server {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The decoded error body.
+        status: Status,
+    },
+    /// The endpoint answered with an HTTP error that is not a gateway error body.
+    #[error("HTTP {status} from {endpoint}: {body}")]
+    Http {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the body, for diagnosis.
+        body: String,
+    },
+    /// No connection could be made: the request never reached a server.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// The endpoint that refused or could not be reached.
+        endpoint: String,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// No answer in time.
+    #[error("request to {endpoint} timed out after {after:?}{}", unknown_suffix(*.outcome_unknown))]
+    Timeout {
+        /// The endpoint that did not answer.
+        endpoint: String,
+        /// The timeout that expired.
+        after: Duration,
+        /// True when the request may have reached the server: a write may or may not be applied.
+        outcome_unknown: bool,
+    },
+    /// The connection broke after the request was sent, before a whole answer arrived.
+    #[error("connection to {endpoint} failed{}", unknown_suffix(*.outcome_unknown))]
+    Io {
+        /// The endpoint of the connection.
+        endpoint: String,
+        /// True when the request may have reached the server: a write may or may not be applied.
+        outcome_unknown: bool,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// Every endpoint was tried and none could serve the request.
+    #[error("no etcd endpoint available after {attempts} attempts")]
+    Unavailable {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Box<Error>,
+    },
+    /// The answer could not be decoded.
+    #[error("bad answer from {endpoint}")]
+    Decode {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The decoding error.
+        #[source]
+        source: DecodeError,
+    },
+    /// The answer is larger than the configured response limit.
+    #[error(
+        "answer from {endpoint} exceeds the response limit of {limit} bytes (page the request)"
+    )]
+    ResponseTooLarge {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request could not be encoded.
+    #[error("cannot encode the request")]
+    Encode(#[source] serde_json::Error),
+    /// The configuration is invalid (bad URL, unreadable certificate...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The TLS configuration could not be built.
+    #[error("invalid TLS configuration")]
+    Tls(#[source] BoxError),
+}
+
+fn unknown_suffix(unknown: bool) -> &'static str {
+    if unknown {
+        " (the request may have been applied)"
+    } else {
+        ""
+    }
+}
+
+impl Error {
+    /// The gateway's status, when the server answered with an error.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Error::Server { status, .. } => Some(status),
+            Error::Unavailable { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+
+    /// The gRPC code, when the server answered with an error.
+    pub fn code(&self) -> Option<Code> {
+        self.status().map(Status::grpc_code)
+    }
+
+    /// True for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Unavailable { last, .. } => last.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// True when no connection could be made (the request never reached a server).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Error::Connect { .. } => true,
+            Error::Unavailable { last, .. } => last.is_connect(),
+            _ => false,
+        }
+    }
+
+    /// True when a write may or may not have been applied: retrying it blindly is unsafe.
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Error::Timeout {
+                outcome_unknown, ..
+            }
+            | Error::Io {
+                outcome_unknown, ..
+            } => *outcome_unknown,
+            Error::Unavailable { last, .. } => last.is_outcome_unknown(),
+            Error::Server { status, .. } => is_unknown_outcome_status(status),
+            _ => false,
+        }
+    }
+
+    /// True when the server rejected the request before applying it because it is
+    /// temporarily unable to serve (no leader): another endpoint may succeed.
+    pub(crate) fn is_rejected_unavailable(&self) -> bool {
+        match self {
+            Error::Server { status, .. } => {
+                status.grpc_code() == Code::Unavailable && !is_unknown_outcome_status(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// True for the server errors that mean "try another endpoint" for a request that is
+    /// safe to repeat.
+    pub(crate) fn is_retryable_status(&self) -> bool {
+        matches!(self, Error::Server { status, .. }
+            if matches!(status.grpc_code(), Code::Unavailable | Code::DeadlineExceeded))
+    }
+
+    /// True when the auth token was rejected as invalid or expired.
+    pub fn is_invalid_token(&self) -> bool {
+        matches!(self, Error::Server { status, .. }
+            if status.grpc_code() == Code::Unauthenticated && status.message.contains("invalid auth token"))
+    }
+}
+
+/// etcd's "request timed out" family: the proposal may still be applied.
+fn is_unknown_outcome_status(status: &Status) -> bool {
+    let code = status.grpc_code();
+    (code == Code::Unavailable || code == Code::DeadlineExceeded)
+        && (status.message.contains("timed out") || status.message.contains("leader changed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let no_leader = Error::Server {
+            endpoint: "e".into(),
+            status: Status::new(14, "etcdserver: no leader"),
+        };
+        assert!(no_leader.is_rejected_unavailable());
+        assert!(!no_leader.is_outcome_unknown());
+        let timed_out = Error::Server {
+            endpoint: "e".into(),
+            status: Status::new(14, "etcdserver: request timed out"),
+        };
+        assert!(timed_out.is_outcome_unknown());
+        assert!(!timed_out.is_rejected_unavailable());
+        let wrapped = Error::Unavailable {
+            attempts: 3,
+            last: Box::new(Error::Timeout {
+                endpoint: "e".into(),
+                after: Duration::from_secs(1),
+                outcome_unknown: true,
+            }),
+        };
+        assert!(wrapped.is_timeout());
+        assert!(wrapped.is_outcome_unknown());
+        assert!(wrapped.to_string().contains("3 attempts"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP(S) connector: TCP with nodelay and keep-alive, rustls for `https://`.
+
+use crate::config::TlsConfig;
+use crate::error::Error;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) type Connector = HttpsConnector<HttpConnector>;
+
+pub(crate) fn connector(
+    connect_timeout: Duration,
+    tls: Option<&TlsConfig>,
+    any_https: bool,
+) -> Result<Connector, Error> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    let config = client_config(tls, any_https)?;
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+fn client_config(tls: Option<&TlsConfig>, any_https: bool) -> Result<rustls::ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(Box::new(e)))?;
+    let mut roots = rustls::RootCertStore::empty();
+    match tls.and_then(|t| t.ca_pem.as_deref()) {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Tls(Box::new(e)))?;
+                roots.add(cert).map_err(|e| Error::Tls(Box::new(e)))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Config("the CA file holds no certificate".into()));
+            }
+        }
+        None if any_https => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                // A system certificate rustls cannot parse is skipped, as browsers do.
+                let _ = roots.add(cert);
+            }
+        }
+        None => {}
+    }
+    let builder = builder.with_root_certificates(roots);
+    match tls.and_then(|t| t.identity_pem.as_ref()) {
+        Some((cert_pem, key_pem)) => {
+            let chain = CertificateDer::pem_slice_iter(cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Tls(Box::new(e)))?;
+            if chain.is_empty() {
+                return Err(Error::Config(
+                    "the client certificate file holds no certificate".into(),
+                ));
+            }
+            let key =
+                PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| Error::Tls(Box::new(e)))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::Tls(Box::new(e)))
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the transport against a real etcd (see `xtask::testing`).
+
+mod support;
+
+mod auth;
+mod errors;
+mod failover;
+mod pool;
+mod streams;
