@@ -1,1 +1,55 @@
-//! placeholder
+//! An async etcd v3 client over etcd's gRPC-JSON gateway.
+//!
+//! [`Client`] is cheap to clone and every method takes `&self`. Simple calls are one await;
+//! options go on `#[must_use]` builders that are awaited directly.
+//!
+//! ```no_run
+//! use etcd_kv::{Client, Compare, TxnOp};
+//!
+//! # async fn demo() -> etcd_kv::Result<()> {
+//! let client = Client::connect("http://127.0.0.1:2379").await?;
+//!
+//! client.put("config/mode", "active").await?;
+//! if let Some(kv) = client.get("config/mode").await? {
+//!     println!("mode = {}", kv.value_str().unwrap_or("<binary>"));
+//! }
+//!
+//! // All keys under a prefix, at most 100, keys only.
+//! let page = client.range("config/").prefix().limit(100).keys_only().await?;
+//! println!("{} keys", page.count());
+//!
+//! // Compare-and-swap.
+//! let swapped = client
+//!     .txn()
+//!     .when([Compare::value("config/mode").eq("active")])
+//!     .and_then([TxnOp::put("config/mode", "draining")])
+//!     .await?
+//!     .succeeded();
+//! assert!(swapped);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod cluster;
+mod error;
+mod key;
+mod kv;
+mod scan;
+mod txn;
+mod types;
+mod watch;
+
+pub use client::{Client, ClientBuilder};
+pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
+pub use error::{Error, Result};
+pub use etcd_transport::{RetryConfig, TlsConfig};
+pub use key::{prefix_end, IntoBytes};
+pub use kv::{
+    BoxFuture, Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder,
+    SortTarget,
+};
+pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
+pub use txn::{Compare, CompareBuilder, Txn, TxnOp, TxnOpResponse, TxnResponse};
+pub use types::{Header, KeyValue};

@@ -1,0 +1,575 @@
+//! Key-value requests: range, put, delete, compact, as `#[must_use]` builders that can be
+//! awaited directly or with `.send()`.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::{IntoBytes, KeyRange, Namespace};
+use crate::types::{Header, KeyValue};
+use bytes::Bytes;
+use etcd_transport::Idempotency;
+use etcd_wire::kv as wire;
+pub use etcd_wire::kv::{SortOrder, SortTarget};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+/// A boxed future returned by awaiting a request builder.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Implements `IntoFuture` for a builder with an `async fn send(self)`.
+macro_rules! into_future {
+    ($builder:ident, $output:ty) => {
+        impl<'a> IntoFuture for $builder<'a> {
+            type Output = Result<$output>;
+            type IntoFuture = BoxFuture<'a, Result<$output>>;
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.send())
+            }
+        }
+    };
+}
+pub(crate) use into_future;
+
+/// Fails early on an empty key: etcd refuses it.
+pub(crate) fn check_key(key: &Bytes, range: &KeyRange) -> Result<()> {
+    if key.is_empty() && matches!(range, KeyRange::Single) {
+        return Err(Error::invalid("the key is empty (etcd requires a key)"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Range
+
+/// What to read, independent of a client: a key range and read options.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RangeSpec {
+    pub(crate) key: Bytes,
+    pub(crate) range: KeyRange,
+    pub(crate) options: wire::RangeRequest,
+}
+
+impl RangeSpec {
+    pub(crate) fn to_wire(&self, ns: &Namespace) -> Result<wire::RangeRequest> {
+        check_key(&self.key, &self.range)?;
+        let (key, range_end) = ns.range(&self.key, &self.range);
+        Ok(wire::RangeRequest {
+            key,
+            range_end,
+            ..self.options.clone()
+        })
+    }
+}
+
+/// A range request: `client.range(key)`, then options, then `.await`.
+///
+/// ```no_run
+/// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+/// use etcd_kv::{SortOrder, SortTarget};
+/// let page = client.range("users/").prefix().limit(10).sort(SortTarget::Key, SortOrder::Descend).await?;
+/// for kv in page.kvs() {
+///     println!("{:?} = {:?}", kv.key_str(), kv.value_str());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct Range<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) spec: RangeSpec,
+}
+
+impl<'a> Range<'a> {
+    pub(crate) fn new(client: &'a Client, key: Bytes) -> Self {
+        Range {
+            client,
+            spec: RangeSpec {
+                key,
+                ..RangeSpec::default()
+            },
+        }
+    }
+
+    /// Reads the keys in `[key, end)`.
+    pub fn end(mut self, end: impl IntoBytes) -> Self {
+        self.spec.range = KeyRange::End(end.into_bytes());
+        self
+    }
+
+    /// Reads every key starting with the key (an empty key: every key).
+    pub fn prefix(mut self) -> Self {
+        self.spec.range = KeyRange::Prefix;
+        self
+    }
+
+    /// Reads every key greater than or equal to the key.
+    pub fn from_key(mut self) -> Self {
+        self.spec.range = KeyRange::FromKey;
+        self
+    }
+
+    /// Returns at most `n` keys (0: no limit); [`RangeResponse::more`] says if more exist.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.spec.options.limit = n;
+        self
+    }
+
+    /// Reads the keys as they were at this revision (0: the current one).
+    pub fn revision(mut self, revision: i64) -> Self {
+        self.spec.options.revision = revision;
+        self
+    }
+
+    /// Serves the read from the local member without consensus: faster, may be stale.
+    pub fn serializable(mut self) -> Self {
+        self.spec.options.serializable = true;
+        self
+    }
+
+    /// Returns keys without values.
+    pub fn keys_only(mut self) -> Self {
+        self.spec.options.keys_only = true;
+        self
+    }
+
+    /// Returns only the number of keys.
+    pub fn count_only(mut self) -> Self {
+        self.spec.options.count_only = true;
+        self
+    }
+
+    /// Sorts the result.
+    pub fn sort(mut self, target: SortTarget, order: SortOrder) -> Self {
+        self.spec.options.sort_target = target;
+        self.spec.options.sort_order = order;
+        self
+    }
+
+    /// Keeps keys whose last modification is at or after this revision.
+    pub fn min_mod_revision(mut self, revision: i64) -> Self {
+        self.spec.options.min_mod_revision = revision;
+        self
+    }
+
+    /// Keeps keys whose last modification is at or before this revision.
+    pub fn max_mod_revision(mut self, revision: i64) -> Self {
+        self.spec.options.max_mod_revision = revision;
+        self
+    }
+
+    /// Keeps keys created at or after this revision.
+    pub fn min_create_revision(mut self, revision: i64) -> Self {
+        self.spec.options.min_create_revision = revision;
+        self
+    }
+
+    /// Keeps keys created at or before this revision.
+    pub fn max_create_revision(mut self, revision: i64) -> Self {
+        self.spec.options.max_create_revision = revision;
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<RangeResponse> {
+        let request = self.spec.to_wire(&self.client.namespace)?;
+        let answer: wire::RangeResponse = match self
+            .client
+            .call("kv/range", &request, Idempotency::Idempotent)
+            .await
+        {
+            Err(Error::Compacted { .. }) => {
+                return Err(self
+                    .client
+                    .compacted_error(&request.key, request.revision)
+                    .await)
+            }
+            other => other?,
+        };
+        Ok(RangeResponse::from_wire(answer, &self.client.namespace))
+    }
+}
+
+into_future!(Range, RangeResponse);
+
+/// The answer to a range request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RangeResponse {
+    header: Header,
+    kvs: Vec<KeyValue>,
+    more: bool,
+    count: i64,
+}
+
+impl RangeResponse {
+    pub(crate) fn from_wire(r: wire::RangeResponse, ns: &Namespace) -> Self {
+        RangeResponse {
+            header: r.header.into(),
+            kvs: r
+                .kvs
+                .into_iter()
+                .map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k)))
+                .collect(),
+            more: r.more,
+            count: r.count,
+        }
+    }
+
+    /// The key-values found.
+    pub fn kvs(&self) -> &[KeyValue] {
+        &self.kvs
+    }
+
+    /// Takes the key-values.
+    pub fn into_kvs(self) -> Vec<KeyValue> {
+        self.kvs
+    }
+
+    /// True when a limit cut the result short.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// How many keys are in the range (whatever the limit).
+    pub fn count(&self) -> i64 {
+        self.count
+    }
+
+    /// The response header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The store revision the read was served at.
+    pub fn revision(&self) -> i64 {
+        self.header.revision
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Put
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PutSpec {
+    pub(crate) request: wire::PutRequest,
+}
+
+impl PutSpec {
+    pub(crate) fn to_wire(&self, ns: &Namespace) -> Result<wire::PutRequest> {
+        check_key(&self.request.key, &KeyRange::Single)?;
+        Ok(wire::PutRequest {
+            key: ns.key(&self.request.key),
+            ..self.request.clone()
+        })
+    }
+}
+
+/// A put request: `client.put(key, value)`, then options, then `.await`.
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct Put<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) spec: PutSpec,
+}
+
+impl<'a> Put<'a> {
+    pub(crate) fn new(client: &'a Client, key: Bytes, value: Bytes) -> Self {
+        Put {
+            client,
+            spec: PutSpec {
+                request: wire::PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                },
+            },
+        }
+    }
+
+    /// Attaches the key to a lease: it is deleted when the lease expires.
+    pub fn lease(mut self, lease_id: i64) -> Self {
+        self.spec.request.lease = lease_id;
+        self
+    }
+
+    /// Returns the previous key-value in [`PutResponse::prev_kv`].
+    pub fn prev_kv(mut self) -> Self {
+        self.spec.request.prev_kv = true;
+        self
+    }
+
+    /// Keeps the current value, changing only the lease (the key must exist).
+    pub fn ignore_value(mut self) -> Self {
+        self.spec.request.ignore_value = true;
+        self
+    }
+
+    /// Keeps the current lease, changing only the value (the key must exist).
+    pub fn ignore_lease(mut self) -> Self {
+        self.spec.request.ignore_lease = true;
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<PutResponse> {
+        let request = self.spec.to_wire(&self.client.namespace)?;
+        let answer: wire::PutResponse = self
+            .client
+            .call("kv/put", &request, Idempotency::NotIdempotent)
+            .await
+            .map_err(|e| lease_error(e, request.lease))?;
+        Ok(PutResponse::from_wire(answer, &self.client.namespace))
+    }
+}
+
+into_future!(Put, PutResponse);
+
+/// Turns "requested lease not found" into [`Error::LeaseNotFound`].
+pub(crate) fn lease_error(e: Error, lease_id: i64) -> Error {
+    match &e {
+        Error::NotFound(_)
+            if e.status()
+                .is_some_and(|s| s.message.contains("lease not found")) =>
+        {
+            Error::LeaseNotFound { lease_id }
+        }
+        _ => e,
+    }
+}
+
+/// The answer to a put.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutResponse {
+    header: Header,
+    prev_kv: Option<KeyValue>,
+}
+
+impl PutResponse {
+    pub(crate) fn from_wire(r: wire::PutResponse, ns: &Namespace) -> Self {
+        PutResponse {
+            header: r.header.into(),
+            prev_kv: r.prev_kv.map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k))),
+        }
+    }
+
+    /// The key-value before the put, when asked for with `prev_kv()` and the key existed.
+    pub fn prev_kv(&self) -> Option<&KeyValue> {
+        self.prev_kv.as_ref()
+    }
+
+    /// The response header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The revision of the put.
+    pub fn revision(&self) -> i64 {
+        self.header.revision
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Delete
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteSpec {
+    pub(crate) key: Bytes,
+    pub(crate) range: KeyRange,
+    pub(crate) prev_kv: bool,
+}
+
+impl DeleteSpec {
+    pub(crate) fn to_wire(&self, ns: &Namespace) -> Result<wire::DeleteRangeRequest> {
+        check_key(&self.key, &self.range)?;
+        let (key, range_end) = ns.range(&self.key, &self.range);
+        Ok(wire::DeleteRangeRequest {
+            key,
+            range_end,
+            prev_kv: self.prev_kv,
+        })
+    }
+}
+
+/// A delete request: `client.delete(key)`, then options, then `.await`.
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct Delete<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) spec: DeleteSpec,
+}
+
+impl<'a> Delete<'a> {
+    pub(crate) fn new(client: &'a Client, key: Bytes) -> Self {
+        Delete {
+            client,
+            spec: DeleteSpec {
+                key,
+                ..DeleteSpec::default()
+            },
+        }
+    }
+
+    /// Deletes the keys in `[key, end)`.
+    pub fn end(mut self, end: impl IntoBytes) -> Self {
+        self.spec.range = KeyRange::End(end.into_bytes());
+        self
+    }
+
+    /// Deletes every key starting with the key (an empty key: every key).
+    pub fn prefix(mut self) -> Self {
+        self.spec.range = KeyRange::Prefix;
+        self
+    }
+
+    /// Deletes every key greater than or equal to the key.
+    pub fn from_key(mut self) -> Self {
+        self.spec.range = KeyRange::FromKey;
+        self
+    }
+
+    /// Returns the deleted key-values in [`DeleteResponse::prev_kvs`].
+    pub fn prev_kv(mut self) -> Self {
+        self.spec.prev_kv = true;
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<DeleteResponse> {
+        let request = self.spec.to_wire(&self.client.namespace)?;
+        let answer: wire::DeleteRangeResponse = self
+            .client
+            .call("kv/deleterange", &request, Idempotency::NotIdempotent)
+            .await?;
+        Ok(DeleteResponse::from_wire(answer, &self.client.namespace))
+    }
+}
+
+into_future!(Delete, DeleteResponse);
+
+/// The answer to a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteResponse {
+    header: Header,
+    deleted: i64,
+    prev_kvs: Vec<KeyValue>,
+}
+
+impl DeleteResponse {
+    pub(crate) fn from_wire(r: wire::DeleteRangeResponse, ns: &Namespace) -> Self {
+        DeleteResponse {
+            header: r.header.into(),
+            deleted: r.deleted,
+            prev_kvs: r
+                .prev_kvs
+                .into_iter()
+                .map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k)))
+                .collect(),
+        }
+    }
+
+    /// How many keys were deleted.
+    pub fn deleted(&self) -> i64 {
+        self.deleted
+    }
+
+    /// The deleted key-values, when asked for with `prev_kv()`.
+    pub fn prev_kvs(&self) -> &[KeyValue] {
+        &self.prev_kvs
+    }
+
+    /// The response header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The store revision after the delete.
+    pub fn revision(&self) -> i64 {
+        self.header.revision
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Compact
+
+/// A compaction: `client.compact(revision)`, optionally `.physical()`, then `.await`.
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct Compact<'a> {
+    client: &'a Client,
+    request: wire::CompactionRequest,
+}
+
+impl<'a> Compact<'a> {
+    pub(crate) fn new(client: &'a Client, revision: i64) -> Self {
+        Compact {
+            client,
+            request: wire::CompactionRequest {
+                revision,
+                physical: false,
+            },
+        }
+    }
+
+    /// Waits until the compaction is physically applied to the backend.
+    pub fn physical(mut self) -> Self {
+        self.request.physical = true;
+        self
+    }
+
+    /// Sends the request. Compacting is idempotent: a repeat of a done compaction fails with
+    /// [`Error::Compacted`].
+    pub async fn send(self) -> Result<Header> {
+        let answer: wire::CompactionResponse = self
+            .client
+            .call("kv/compaction", &self.request, Idempotency::Idempotent)
+            .await
+            .map_err(|e| match e {
+                Error::Compacted { .. } => Error::Compacted {
+                    compact_revision: self.request.revision,
+                },
+                other => other,
+            })?;
+        Ok(answer.header.into())
+    }
+}
+
+into_future!(Compact, Header);
+
+// ---------------------------------------------------------------------------------------
+// Client methods
+
+impl Client {
+    /// The key-value of `key`, if it exists.
+    pub async fn get(&self, key: impl IntoBytes) -> Result<Option<KeyValue>> {
+        Ok(self.range(key).send().await?.kvs.into_iter().next())
+    }
+
+    /// A range request starting at `key`; options on the returned builder.
+    pub fn range(&self, key: impl IntoBytes) -> Range<'_> {
+        Range::new(self, key.into_bytes())
+    }
+
+    /// A put of `value` at `key`; options on the returned builder.
+    pub fn put(&self, key: impl IntoBytes, value: impl IntoBytes) -> Put<'_> {
+        Put::new(self, key.into_bytes(), value.into_bytes())
+    }
+
+    /// A delete of `key`; `.prefix()`, `.end()` and `.from_key()` widen it.
+    pub fn delete(&self, key: impl IntoBytes) -> Delete<'_> {
+        Delete::new(self, key.into_bytes())
+    }
+
+    /// Compacts the key-value history up to `revision`.
+    pub fn compact(&self, revision: i64) -> Compact<'_> {
+        Compact::new(self, revision)
+    }
+
+    /// The error for a read at a compacted revision, with the compact revision found out
+    /// from a watch at that revision (the gateway's unary error does not carry it).
+    pub(crate) async fn compacted_error(&self, key: &Bytes, revision: i64) -> Error {
+        match crate::watch::probe_compact_revision(self, key.clone(), revision).await {
+            Some(compact_revision) => Error::Compacted { compact_revision },
+            None => Error::Compacted {
+                compact_revision: 0,
+            },
+        }
+    }
+}

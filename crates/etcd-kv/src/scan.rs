@@ -1,0 +1,268 @@
+//! Paginated scans: a `Stream` over any range at one fixed revision, memory bounded by the
+//! page size.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::{IntoBytes, KeyRange};
+use crate::kv::{check_key, BoxFuture};
+use crate::types::KeyValue;
+use bytes::Bytes;
+use etcd_transport::Idempotency;
+use etcd_wire::kv as wire;
+use futures_core::Stream;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+/// The default number of keys fetched per page.
+pub const DEFAULT_PAGE_SIZE: i64 = 1000;
+
+/// A scan builder: `client.scan(prefix).prefix().page_size(500).into_stream()`.
+#[derive(Debug, Clone)]
+#[must_use = "call into_stream() or pages() to read"]
+pub struct Scan {
+    client: Client,
+    key: Bytes,
+    range: KeyRange,
+    page_size: i64,
+    revision: i64,
+    keys_only: bool,
+    serializable: bool,
+}
+
+impl Scan {
+    /// Scans every key starting with the key (an empty key: every key).
+    pub fn prefix(mut self) -> Self {
+        self.range = KeyRange::Prefix;
+        self
+    }
+
+    /// Scans the keys in `[key, end)`.
+    pub fn end(mut self, end: impl IntoBytes) -> Self {
+        self.range = KeyRange::End(end.into_bytes());
+        self
+    }
+
+    /// Scans every key greater than or equal to the key.
+    pub fn from_key(mut self) -> Self {
+        self.range = KeyRange::FromKey;
+        self
+    }
+
+    /// Keys per page (default [`DEFAULT_PAGE_SIZE`]); memory use is bounded by one page.
+    pub fn page_size(mut self, n: i64) -> Self {
+        self.page_size = n;
+        self
+    }
+
+    /// Scans the keyspace as it was at this revision. By default the first page pins the
+    /// current revision and later pages read at it: the scan is a consistent snapshot.
+    pub fn revision(mut self, revision: i64) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    /// Fetches keys without values.
+    pub fn keys_only(mut self) -> Self {
+        self.keys_only = true;
+        self
+    }
+
+    /// Reads from the local member without consensus.
+    pub fn serializable(mut self) -> Self {
+        self.serializable = true;
+        self
+    }
+
+    /// The key-values one by one.
+    pub fn into_stream(self) -> ScanStream {
+        ScanStream {
+            pages: self.pages(),
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// The key-values page by page.
+    pub fn pages(self) -> PageStream {
+        let start = if self.page_size <= 0 {
+            Err(Error::invalid("the page size must be positive"))
+        } else {
+            check_key(&self.key, &self.range)
+        };
+        let (key, end) = self.client.namespace.range(&self.key, &self.range);
+        let done = start.is_err();
+        PageStream {
+            next_key: key,
+            end,
+            revision: self.revision,
+            page_size: self.page_size,
+            keys_only: self.keys_only,
+            serializable: self.serializable,
+            client: self.client,
+            pending: None,
+            error: start.err(),
+            done,
+        }
+    }
+}
+
+/// Pages of a scan, each a `Vec<KeyValue>` in key order. See [`Scan::pages`].
+///
+/// Dropping the stream abandons the request in flight, if any.
+#[must_use = "streams do nothing unless polled"]
+pub struct PageStream {
+    client: Client,
+    next_key: Bytes,
+    end: Bytes,
+    revision: i64,
+    page_size: i64,
+    keys_only: bool,
+    serializable: bool,
+    pending: Option<BoxFuture<'static, Result<wire::RangeResponse>>>,
+    error: Option<Error>,
+    done: bool,
+}
+
+impl std::fmt::Debug for PageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageStream")
+            .field("next_key", &self.next_key)
+            .field("revision", &self.revision)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PageStream {
+    /// The revision the scan reads at, once the first page has pinned it (or as given).
+    pub fn revision(&self) -> Option<i64> {
+        (self.revision > 0).then_some(self.revision)
+    }
+
+    fn request(&self) -> BoxFuture<'static, Result<wire::RangeResponse>> {
+        let client = self.client.clone();
+        let request = wire::RangeRequest {
+            key: self.next_key.clone(),
+            range_end: self.end.clone(),
+            limit: self.page_size,
+            revision: self.revision,
+            keys_only: self.keys_only,
+            serializable: self.serializable,
+            ..wire::RangeRequest::default()
+        };
+        Box::pin(async move {
+            match client
+                .call("kv/range", &request, Idempotency::Idempotent)
+                .await
+            {
+                Err(Error::Compacted { .. }) => {
+                    Err(client.compacted_error(&request.key, request.revision).await)
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+impl Stream for PageStream {
+    type Item = Result<Vec<KeyValue>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let pending = match &mut this.pending {
+            Some(p) => p,
+            None => this.pending.insert(this.request()),
+        };
+        let result = ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        let page = match result {
+            Ok(page) => page,
+            Err(e) => {
+                this.done = true;
+                return Poll::Ready(Some(Err(e)));
+            }
+        };
+        if this.revision == 0 {
+            this.revision = page.header.revision;
+        }
+        match page.kvs.last() {
+            Some(last) if page.more => {
+                let mut next = Vec::with_capacity(last.key.len() + 1);
+                next.extend_from_slice(&last.key);
+                next.push(0);
+                this.next_key = next.into();
+            }
+            _ => this.done = true,
+        }
+        let ns = &this.client.namespace;
+        let kvs = page
+            .kvs
+            .into_iter()
+            .map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k)))
+            .collect();
+        Poll::Ready(Some(Ok(kvs)))
+    }
+}
+
+/// The key-values of a scan one by one, in key order. See [`Scan::into_stream`].
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct ScanStream {
+    pages: PageStream,
+    buffer: VecDeque<KeyValue>,
+}
+
+impl ScanStream {
+    /// The revision the scan reads at, once known.
+    pub fn revision(&self) -> Option<i64> {
+        self.pages.revision()
+    }
+}
+
+impl Stream for ScanStream {
+    type Item = Result<KeyValue>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(kv) = self.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(kv)));
+            }
+            match ready!(Pin::new(&mut self.pages).poll_next(cx)) {
+                Some(Ok(page)) => self.buffer = page.into(),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// A paginated scan starting at `key`; see [`Scan`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use futures_util::TryStreamExt;
+    /// let mut keys = client.scan("logs/").prefix().page_size(500).into_stream();
+    /// while let Some(kv) = keys.try_next().await? {
+    ///     println!("{:?}", kv.key_str());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn scan(&self, key: impl IntoBytes) -> Scan {
+        Scan {
+            client: self.clone(),
+            key: key.into_bytes(),
+            range: KeyRange::Single,
+            page_size: DEFAULT_PAGE_SIZE,
+            revision: 0,
+            keys_only: false,
+            serializable: false,
+        }
+    }
+}

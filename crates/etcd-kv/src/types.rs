@@ -1,0 +1,125 @@
+//! Values the client hands back: key-values and response headers.
+
+use bytes::Bytes;
+use etcd_wire::header as wire;
+
+/// A key with its value and metadata, as stored by etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KeyValue {
+    pub(crate) key: Bytes,
+    pub(crate) value: Bytes,
+    pub(crate) create_revision: i64,
+    pub(crate) mod_revision: i64,
+    pub(crate) version: i64,
+    pub(crate) lease: i64,
+}
+
+impl KeyValue {
+    pub(crate) fn from_wire(kv: wire::KeyValue, strip: impl Fn(Bytes) -> Bytes) -> KeyValue {
+        KeyValue {
+            key: strip(kv.key),
+            value: kv.value,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+        }
+    }
+
+    /// The key (without the client's namespace).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The key as UTF-8 text, if it is.
+    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.key)
+    }
+
+    /// The value.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The value as UTF-8 text, if it is.
+    pub fn value_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.value)
+    }
+
+    /// The key, as shared bytes (no copy).
+    pub fn key_bytes(&self) -> Bytes {
+        self.key.clone()
+    }
+
+    /// The value, as shared bytes (no copy).
+    pub fn value_bytes(&self) -> Bytes {
+        self.value.clone()
+    }
+
+    /// Splits into key and value.
+    pub fn into_key_value(self) -> (Bytes, Bytes) {
+        (self.key, self.value)
+    }
+
+    /// The revision that created this key (since its last deletion).
+    pub fn create_revision(&self) -> i64 {
+        self.create_revision
+    }
+
+    /// The revision of the last change to this key.
+    pub fn mod_revision(&self) -> i64 {
+        self.mod_revision
+    }
+
+    /// How many times the key was written since its creation (1 after creation).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The lease attached to the key, 0 for none.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+}
+
+/// Metadata of every answer: which member answered, at which revision and raft term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Header {
+    pub(crate) cluster_id: u64,
+    pub(crate) member_id: u64,
+    pub(crate) revision: i64,
+    pub(crate) raft_term: u64,
+}
+
+impl From<wire::ResponseHeader> for Header {
+    fn from(h: wire::ResponseHeader) -> Header {
+        Header {
+            cluster_id: h.cluster_id,
+            member_id: h.member_id,
+            revision: h.revision,
+            raft_term: h.raft_term,
+        }
+    }
+}
+
+impl Header {
+    /// The ID of the cluster.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    /// The ID of the member that answered.
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
+    /// The store's revision when the request was served.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The raft term when the request was served.
+    pub fn raft_term(&self) -> u64 {
+        self.raft_term
+    }
+}
