@@ -36,6 +36,7 @@ mod cluster;
 mod error;
 mod key;
 mod kv;
+mod lease;
 mod scan;
 mod txn;
 mod types;
@@ -50,6 +51,10 @@ pub use kv::{
     BoxFuture, Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder,
     SortTarget,
 };
+pub use lease::{
+    Lease, LeaseGrant, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
+};
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
 pub use txn::{Compare, CompareBuilder, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{Header, KeyValue};
+pub use watch::{EventKind, Watch, WatchEvent, WatchResponse, WatchStream};

@@ -1,10 +1,438 @@
-//! Watches over the gateway's streaming `watch` call.
+//! Watches over the gateway's streaming `watch` call, resumed across reconnects.
+//!
+//! A [`WatchStream`] owns a background task holding one HTTP connection. When the
+//! connection breaks or its endpoint dies, the task reconnects (same or next endpoint, with
+//! backoff) and resumes from the revision after the last one it delivered whole, so no event
+//! is lost or repeated. When that revision has been compacted, the stream yields
+//! [`Error::Compacted`] and ends.
 
 use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::{IntoBytes, KeyRange, Namespace};
+use crate::kv::{check_key, BoxFuture};
+use crate::types::KeyValue;
 use bytes::Bytes;
-use etcd_wire::watch::{WatchCreateRequest, WatchRequest, WatchResponse};
+use etcd_wire::header::EventType;
+use etcd_wire::watch::{
+    FilterType, WatchCreateRequest, WatchRequest, WatchResponse as WireResponse,
+};
+use futures_core::Stream;
 use futures_util::StreamExt;
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The key was written.
+    Put,
+    /// The key was deleted (or its lease expired).
+    Delete,
+}
+
+/// One change to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    kind: EventKind,
+    kv: KeyValue,
+    prev_kv: Option<KeyValue>,
+}
+
+impl WatchEvent {
+    /// Put or delete.
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// True for a put.
+    pub fn is_put(&self) -> bool {
+        self.kind == EventKind::Put
+    }
+
+    /// True for a delete.
+    pub fn is_delete(&self) -> bool {
+        self.kind == EventKind::Delete
+    }
+
+    /// The key-value after the change (for a delete: the key, with the deletion revision as
+    /// its mod revision and an empty value).
+    pub fn kv(&self) -> &KeyValue {
+        &self.kv
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        self.kv.key()
+    }
+
+    /// The key-value before the change, when the watch asked for `prev_kv()` and it existed.
+    pub fn prev_kv(&self) -> Option<&KeyValue> {
+        self.prev_kv.as_ref()
+    }
+
+    /// The revision of the change.
+    pub fn revision(&self) -> i64 {
+        self.kv.mod_revision()
+    }
+}
+
+/// The events of one revision (one transaction), or a progress notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchResponse {
+    revision: i64,
+    events: Vec<WatchEvent>,
+}
+
+impl WatchResponse {
+    /// The revision of the events; for a progress notification, the store revision up to
+    /// which every event has been delivered.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The events of this revision, in the order etcd applied them.
+    pub fn events(&self) -> &[WatchEvent] {
+        &self.events
+    }
+
+    /// Takes the events.
+    pub fn into_events(self) -> Vec<WatchEvent> {
+        self.events
+    }
+
+    /// True for a progress notification (no events).
+    pub fn is_progress_notify(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// A watch builder: `client.watch(key)`, options, then `.await` for a [`WatchStream`].
+#[derive(Debug, Clone)]
+#[must_use = "a watch does nothing until awaited"]
+pub struct Watch<'a> {
+    client: &'a Client,
+    key: Bytes,
+    range: KeyRange,
+    create: WatchCreateRequest,
+}
+
+impl<'a> Watch<'a> {
+    /// Watches every key starting with the key (an empty key: every key).
+    pub fn prefix(mut self) -> Self {
+        self.range = KeyRange::Prefix;
+        self
+    }
+
+    /// Watches the keys in `[key, end)`.
+    pub fn end(mut self, end: impl IntoBytes) -> Self {
+        self.range = KeyRange::End(end.into_bytes());
+        self
+    }
+
+    /// Watches every key greater than or equal to the key.
+    pub fn from_key(mut self) -> Self {
+        self.range = KeyRange::FromKey;
+        self
+    }
+
+    /// Delivers events from this revision on, including past ones still in the history
+    /// (default: only changes after the watch is created).
+    pub fn start_revision(mut self, revision: i64) -> Self {
+        self.create.start_revision = revision;
+        self
+    }
+
+    /// Includes the previous key-value in each event.
+    pub fn prev_kv(mut self) -> Self {
+        self.create.prev_kv = true;
+        self
+    }
+
+    /// Leaves out put events.
+    pub fn no_put(mut self) -> Self {
+        self.create.filters.push(FilterType::NoPut);
+        self
+    }
+
+    /// Leaves out delete events.
+    pub fn no_delete(mut self) -> Self {
+        self.create.filters.push(FilterType::NoDelete);
+        self
+    }
+
+    /// Asks etcd for periodic progress notifications (about every 10 minutes on an idle
+    /// watch), yielded as responses without events.
+    pub fn progress_notify(mut self) -> Self {
+        self.create.progress_notify = true;
+        self
+    }
+
+    /// Creates the watch and waits until etcd has confirmed it: changes made after this
+    /// returns are seen.
+    pub async fn send(self) -> Result<WatchStream> {
+        check_key(&self.key, &self.range)?;
+        let (key, range_end) = self.client.namespace.range(&self.key, &self.range);
+        let create = WatchCreateRequest {
+            key,
+            range_end,
+            ..self.create
+        };
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (created_tx, created_rx) = oneshot::channel();
+        let task = Resumer {
+            client: self.client.clone(),
+            next_revision: create.start_revision,
+            create,
+            events: events_tx,
+            created: Some(created_tx),
+        };
+        let handle = tokio::spawn(task.run());
+        match created_rx.await {
+            Ok(Ok(())) => Ok(WatchStream {
+                events: events_rx,
+                task: handle,
+            }),
+            Ok(Err(e)) => {
+                handle.abort();
+                Err(e)
+            }
+            Err(_) => Err(Error::Protocol(
+                "the watch task ended before the watch was created".into(),
+            )),
+        }
+    }
+}
+
+impl<'a> IntoFuture for Watch<'a> {
+    type Output = Result<WatchStream>;
+    type IntoFuture = BoxFuture<'a, Result<WatchStream>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// A live watch: a [`Stream`] of [`WatchResponse`]s, one per revision, in revision order.
+///
+/// It survives connection loss: the background task reconnects and resumes after the last
+/// revision delivered. It ends after yielding a terminal error: [`Error::Compacted`] when
+/// the revision to resume from was compacted, or the server's reason when etcd cancels the
+/// watch (e.g. permission denied).
+///
+/// Dropping the stream cancels the watch: the task stops and its connection is closed.
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct WatchStream {
+    events: mpsc::Receiver<Result<WatchResponse>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<WatchResponse>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The task behind a [`WatchStream`].
+struct Resumer {
+    client: Client,
+    create: WatchCreateRequest,
+    /// The first revision not yet delivered; 0 until known (a watch from "now").
+    next_revision: i64,
+    events: mpsc::Sender<Result<WatchResponse>>,
+    created: Option<oneshot::Sender<Result<()>>>,
+}
+
+/// How one connection of the watch ended.
+enum Ended {
+    /// The consumer is gone, or a terminal error was delivered.
+    Stop,
+    /// The connection broke: reconnect.
+    Reconnect,
+}
+
+impl Resumer {
+    async fn run(mut self) {
+        let mut failures = 0u32;
+        loop {
+            let request = WatchRequest {
+                create_request: Some(WatchCreateRequest {
+                    start_revision: self.next_revision,
+                    ..self.create.clone()
+                }),
+                ..WatchRequest::default()
+            };
+            let transport = self.client.inner.transport.clone();
+            match transport.stream::<_, WireResponse>("watch", &request).await {
+                Ok(stream) => {
+                    let endpoint = stream.endpoint().to_string();
+                    match self.pump(stream, &mut failures).await {
+                        Ended::Stop => return,
+                        Ended::Reconnect => {
+                            tracing::debug!(%endpoint, next_revision = self.next_revision, "watch connection lost; resuming");
+                            transport.demote(&endpoint);
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Before the first creation, the caller gets the error.
+                    if let Some(created) = self.created.take() {
+                        let _ = created.send(Err(e.into()));
+                        return;
+                    }
+                    tracing::debug!(error = %e, "watch reconnect failed");
+                }
+            }
+            if self.events.is_closed() {
+                return;
+            }
+            failures += 1;
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+
+    /// Reads one connection's messages until it ends.
+    async fn pump(
+        &mut self,
+        mut stream: etcd_transport::MessageStream<WireResponse>,
+        failures: &mut u32,
+    ) -> Ended {
+        let ns = self.client.namespace.clone();
+        loop {
+            let message = tokio::select! {
+                m = stream.next() => m,
+                _ = self.events.closed() => return Ended::Stop,
+            };
+            let message = match message {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "watch stream error");
+                    return Ended::Reconnect;
+                }
+                None => return Ended::Reconnect,
+            };
+            if message.created {
+                *failures = 0;
+                if self.next_revision == 0 {
+                    // A watch from "now": resume after the revision it was created at.
+                    self.next_revision = message.header.revision + 1;
+                }
+                if let Some(created) = self.created.take() {
+                    let _ = created.send(Ok(()));
+                }
+            }
+            if message.canceled {
+                let error = if message.compact_revision > 0 {
+                    Error::Compacted {
+                        compact_revision: message.compact_revision,
+                    }
+                } else {
+                    Error::Protocol(format!(
+                        "etcd canceled the watch: {}",
+                        message.cancel_reason
+                    ))
+                };
+                if let Some(created) = self.created.take() {
+                    let _ = created.send(Ok(()));
+                }
+                let _ = self.events.send(Err(error)).await;
+                return Ended::Stop;
+            }
+            if message.events.is_empty() {
+                if !message.created && message.header.revision > 0 {
+                    // Progress notification: everything up to this revision was delivered.
+                    self.next_revision = self.next_revision.max(message.header.revision + 1);
+                    if self.create.progress_notify {
+                        let progress = WatchResponse {
+                            revision: message.header.revision,
+                            events: Vec::new(),
+                        };
+                        if self.events.send(Ok(progress)).await.is_err() {
+                            return Ended::Stop;
+                        }
+                    }
+                }
+                continue;
+            }
+            for batch in group_by_revision(message.events, &ns) {
+                if batch.revision < self.next_revision {
+                    // Already delivered before a reconnect.
+                    continue;
+                }
+                let revision = batch.revision;
+                if self.events.send(Ok(batch)).await.is_err() {
+                    return Ended::Stop;
+                }
+                self.next_revision = revision + 1;
+            }
+        }
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(50).saturating_mul(1 << failures.min(6));
+    base.min(Duration::from_secs(2))
+        .mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// Splits a message's events into one response per revision, keeping etcd's order.
+fn group_by_revision(events: Vec<etcd_wire::header::Event>, ns: &Namespace) -> Vec<WatchResponse> {
+    let mut out: Vec<WatchResponse> = Vec::new();
+    for e in events {
+        let event = WatchEvent {
+            kind: match e.r#type {
+                EventType::Put => EventKind::Put,
+                EventType::Delete => EventKind::Delete,
+            },
+            kv: KeyValue::from_wire(e.kv, |k| ns.strip(k)),
+            prev_kv: e.prev_kv.map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k))),
+        };
+        let revision = event.revision();
+        match out.last_mut() {
+            Some(last) if last.revision == revision => last.events.push(event),
+            _ => out.push(WatchResponse {
+                revision,
+                events: vec![event],
+            }),
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A watch on `key`; `.prefix()`, `.end()`, `.from_key()` widen it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use futures_util::StreamExt;
+    /// let mut watch = client.watch("jobs/").prefix().prev_kv().await?;
+    /// while let Some(response) = watch.next().await {
+    ///     for event in response?.events() {
+    ///         println!("{:?} {:?}", event.kind(), event.kv().key_str());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, key: impl IntoBytes) -> Watch<'_> {
+        Watch {
+            client: self,
+            key: key.into_bytes(),
+            range: KeyRange::Single,
+            create: WatchCreateRequest::default(),
+        }
+    }
+}
 
 /// The compact revision of the store, learned by opening a watch at `revision` on `key`
 /// (a wire key): etcd cancels such a watch at once and names the compact revision.
@@ -25,7 +453,7 @@ pub(crate) async fn probe_compact_revision(
         let mut stream = client
             .inner
             .transport
-            .stream::<_, WatchResponse>("watch", &request)
+            .stream::<_, WireResponse>("watch", &request)
             .await
             .ok()?;
         while let Some(Ok(message)) = stream.next().await {
@@ -42,4 +470,33 @@ pub(crate) async fn probe_compact_revision(
         .await
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_wire::header::{Event, KeyValue as WireKv};
+
+    fn ev(key: &str, rev: i64) -> Event {
+        Event {
+            r#type: EventType::Put,
+            kv: WireKv {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                mod_revision: rev,
+                ..WireKv::default()
+            },
+            prev_kv: None,
+        }
+    }
+
+    #[test]
+    fn groups_events_of_one_revision() {
+        let ns = Namespace(Bytes::from_static(b"ns/"));
+        let groups = group_by_revision(vec![ev("ns/a", 5), ev("ns/b", 5), ev("ns/c", 6)], &ns);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].revision(), 5);
+        assert_eq!(groups[0].events().len(), 2);
+        assert_eq!(groups[0].events()[1].key(), b"b");
+        assert_eq!(groups[1].revision(), 6);
+    }
 }

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::stream::MessageStream;
 use crate::tls::{self, Connector};
 use bytes::Bytes;
+use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
 use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -198,6 +199,49 @@ impl Transport {
             Answer::Stream(_) => Err(Error::Config(
                 "internal: stream answer to a unary call".into(),
             )),
+        }
+    }
+
+    /// Sends a request to a streaming method that answers with exactly one message, such as
+    /// the gateway's `lease/keepalive`, over a pooled connection, and decodes that message.
+    pub async fn unary_streamed<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        idempotency: Idempotency,
+    ) -> Result<Resp, Error>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let body = encode(request)?;
+        let (endpoint, answer) = self
+            .call(method, body, idempotency, Call::Unary)
+            .instrument(tracing::debug_span!("etcd", method))
+            .await?;
+        let endpoint = &self.inner.endpoints[endpoint].base;
+        let Answer::Body(bytes) = answer else {
+            return Err(Error::Config(
+                "internal: stream answer to a unary call".into(),
+            ));
+        };
+        let decode_error = |source| Error::Decode {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let mut decoder = StreamDecoder::new(self.inner.max_response_len);
+        decoder.push(&bytes).map_err(decode_error)?;
+        let line = decoder
+            .finish()
+            .map_err(decode_error)?
+            .ok_or(etcd_wire::DecodeError::NotAMessage)
+            .map_err(decode_error)?;
+        match parse_message::<Resp>(&line).map_err(decode_error)? {
+            StreamMessage::Result(message) => Ok(message),
+            StreamMessage::Error(status) => Err(Error::Server {
+                endpoint: endpoint.clone(),
+                status,
+            }),
         }
     }
 

@@ -1,0 +1,374 @@
+//! Leases: grant, revoke, time-to-live, and a keeper task that keeps one alive.
+//!
+//! Through the gateway, a keep-alive is one POST that answers once, so the keeper refreshes
+//! periodically (every TTL/3) instead of holding a stream open.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::kv::{into_future, lease_error, BoxFuture};
+use crate::types::Header;
+use bytes::Bytes;
+use etcd_transport::Idempotency;
+use etcd_wire::lease as wire;
+use std::future::IntoFuture;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// A granted lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    id: i64,
+    ttl: i64,
+}
+
+impl Lease {
+    /// The lease ID, to attach keys with `put(..).lease(id)`.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The TTL in seconds the server granted (it may exceed the one asked for).
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+}
+
+/// A lease grant: `client.lease_grant(ttl)`, optionally `.id(chosen)`, then `.await`.
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct LeaseGrant<'a> {
+    client: &'a Client,
+    request: wire::LeaseGrantRequest,
+}
+
+impl LeaseGrant<'_> {
+    /// Asks for this lease ID instead of one chosen by the server.
+    pub fn id(mut self, id: i64) -> Self {
+        self.request.id = id;
+        self
+    }
+
+    /// Sends the request.
+    pub async fn send(self) -> Result<Lease> {
+        if self.request.ttl <= 0 {
+            return Err(Error::invalid("a lease TTL must be at least 1 second"));
+        }
+        // Granting a server-chosen ID twice would leave a stray lease, but one that expires
+        // by itself; a chosen ID is refused the second time. Neither is retried blindly.
+        let answer: wire::LeaseGrantResponse = self
+            .client
+            .call("lease/grant", &self.request, Idempotency::NotIdempotent)
+            .await?;
+        if !answer.error.is_empty() {
+            return Err(Error::Protocol(format!(
+                "lease grant failed: {}",
+                answer.error
+            )));
+        }
+        Ok(Lease {
+            id: answer.id,
+            ttl: answer.ttl,
+        })
+    }
+}
+
+into_future!(LeaseGrant, Lease);
+
+/// What `time_to_live` reports about a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTimeToLive {
+    header: Header,
+    id: i64,
+    ttl: i64,
+    granted_ttl: i64,
+    keys: Vec<Bytes>,
+}
+
+impl LeaseTimeToLive {
+    /// The lease ID.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+    /// Seconds left before the lease expires.
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+    /// The TTL the lease was granted with.
+    pub fn granted_ttl(&self) -> i64 {
+        self.granted_ttl
+    }
+    /// The keys attached (when asked for with `.keys()`), without the client's namespace.
+    pub fn keys(&self) -> &[Bytes] {
+        &self.keys
+    }
+    /// The response header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// A time-to-live query: `client.lease_time_to_live(id)`, optionally `.keys()`, `.await`.
+#[derive(Debug, Clone)]
+#[must_use = "a request does nothing until awaited"]
+pub struct LeaseTimeToLiveRequest<'a> {
+    client: &'a Client,
+    request: wire::LeaseTimeToLiveRequest,
+}
+
+impl LeaseTimeToLiveRequest<'_> {
+    /// Also lists the keys attached to the lease.
+    pub fn keys(mut self) -> Self {
+        self.request.keys = true;
+        self
+    }
+
+    /// Sends the request; an expired or unknown lease is [`Error::LeaseNotFound`].
+    pub async fn send(self) -> Result<LeaseTimeToLive> {
+        let id = self.request.id;
+        let answer: wire::LeaseTimeToLiveResponse = self
+            .client
+            .call("lease/timetolive", &self.request, Idempotency::Idempotent)
+            .await
+            .map_err(|e| lease_error(e, id))?;
+        if answer.ttl < 0 {
+            return Err(Error::LeaseNotFound { lease_id: id });
+        }
+        let ns = &self.client.namespace;
+        Ok(LeaseTimeToLive {
+            header: answer.header.into(),
+            id: answer.id,
+            ttl: answer.ttl,
+            granted_ttl: answer.granted_ttl,
+            keys: answer
+                .keys
+                .into_iter()
+                .filter(|k| k.starts_with(ns.0.as_ref()))
+                .map(|k| ns.strip(k))
+                .collect(),
+        })
+    }
+}
+
+impl<'a> IntoFuture for LeaseTimeToLiveRequest<'a> {
+    type Output = Result<LeaseTimeToLive>;
+    type IntoFuture = BoxFuture<'a, Result<LeaseTimeToLive>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Why a kept lease was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseLost {
+    /// The server no longer knows the lease: it expired or was revoked.
+    Expired,
+    /// No refresh succeeded before the lease's deadline: it must be assumed expired.
+    Unreachable {
+        /// The last error seen.
+        last_error: String,
+    },
+}
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseLost::Expired => f.write_str("the lease expired or was revoked"),
+            LeaseLost::Unreachable { last_error } => {
+                write!(
+                    f,
+                    "the lease could not be refreshed before its deadline: {last_error}"
+                )
+            }
+        }
+    }
+}
+
+/// Keeps a lease alive from a background task until dropped or revoked.
+///
+/// The task refreshes the lease every TTL/3, retrying across endpoints. If the lease is
+/// revoked elsewhere, expires, or cannot be refreshed before its deadline, the keeper stops
+/// and [`LeaseKeeper::lost`] resolves with the reason.
+///
+/// Dropping the keeper stops the refreshes without revoking: the lease expires after its
+/// TTL. Call [`LeaseKeeper::revoke`] to end it at once.
+#[derive(Debug)]
+pub struct LeaseKeeper {
+    client: Client,
+    lease: Lease,
+    state: watch::Receiver<Option<LeaseLost>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    /// The lease ID.
+    pub fn id(&self) -> i64 {
+        self.lease.id
+    }
+
+    /// The granted TTL in seconds.
+    pub fn ttl(&self) -> i64 {
+        self.lease.ttl
+    }
+
+    /// The reason the lease was lost, if it was.
+    pub fn lost_reason(&self) -> Option<LeaseLost> {
+        self.state.borrow().clone()
+    }
+
+    /// Resolves when the lease is lost. Cancel safe; may be awaited from several places
+    /// through clones of the future's receiver.
+    pub fn lost(&self) -> impl std::future::Future<Output = LeaseLost> + Send + 'static {
+        let mut state = self.state.clone();
+        async move {
+            match state.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone().unwrap_or(LeaseLost::Expired),
+                // The task is gone without a verdict: it was aborted, the lease is not kept.
+                Err(_) => LeaseLost::Unreachable {
+                    last_error: "the keeper stopped".into(),
+                },
+            }
+        }
+    }
+
+    /// Stops refreshing and revokes the lease: keys attached to it are deleted now.
+    pub async fn revoke(self) -> Result<()> {
+        self.task.abort();
+        match self.client.lease_revoke(self.lease.id).await {
+            Err(Error::LeaseNotFound { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn keep(client: Client, lease: Lease, state: watch::Sender<Option<LeaseLost>>) {
+    let ttl = Duration::from_secs(lease.ttl.max(1) as u64);
+    let mut deadline = Instant::now() + ttl;
+    let mut next = Instant::now() + ttl / 3;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = state.closed() => return,
+        }
+        let sent = Instant::now();
+        match client.lease_keep_alive_once(lease.id).await {
+            Ok(new_ttl) => {
+                let new_ttl = Duration::from_secs(new_ttl.max(1) as u64);
+                deadline = sent + new_ttl;
+                next = sent + new_ttl / 3;
+            }
+            Err(Error::LeaseNotFound { .. }) => {
+                let _ = state.send(Some(LeaseLost::Expired));
+                return;
+            }
+            Err(e) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    let _ = state.send(Some(LeaseLost::Unreachable {
+                        last_error: e.to_string(),
+                    }));
+                    return;
+                }
+                tracing::debug!(lease = lease.id, error = %e, "lease refresh failed; retrying");
+                next = (now + (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)))
+                    .min(deadline);
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Grants a lease of `ttl` seconds.
+    pub fn lease_grant(&self, ttl: i64) -> LeaseGrant<'_> {
+        LeaseGrant {
+            client: self,
+            request: wire::LeaseGrantRequest { ttl, id: 0 },
+        }
+    }
+
+    /// Revokes a lease: every key attached to it is deleted.
+    pub async fn lease_revoke(&self, id: i64) -> Result<()> {
+        let _: wire::LeaseRevokeResponse = self
+            .call(
+                "lease/revoke",
+                &wire::LeaseRevokeRequest { id },
+                Idempotency::Idempotent,
+            )
+            .await
+            .map_err(|e| lease_error(e, id))?;
+        Ok(())
+    }
+
+    /// How long a lease has left; `.keys()` also lists its keys.
+    pub fn lease_time_to_live(&self, id: i64) -> LeaseTimeToLiveRequest<'_> {
+        LeaseTimeToLiveRequest {
+            client: self,
+            request: wire::LeaseTimeToLiveRequest { id, keys: false },
+        }
+    }
+
+    /// The IDs of every lease (etcd 3.3+).
+    pub async fn leases(&self) -> Result<Vec<i64>> {
+        let answer: wire::LeaseLeasesResponse = self
+            .call(
+                "lease/leases",
+                &wire::LeaseLeasesRequest::default(),
+                Idempotency::Idempotent,
+            )
+            .await?;
+        Ok(answer.leases.into_iter().map(|l| l.id).collect())
+    }
+
+    /// Refreshes a lease once; returns its new TTL in seconds.
+    pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
+        let answer: wire::LeaseKeepAliveResponse = self
+            .inner
+            .transport
+            .unary_streamed(
+                "lease/keepalive",
+                &wire::LeaseKeepAliveRequest { id },
+                Idempotency::Idempotent,
+            )
+            .await
+            .map_err(|e| lease_error(e.into(), id))?;
+        if answer.ttl <= 0 {
+            return Err(Error::LeaseNotFound { lease_id: id });
+        }
+        Ok(answer.ttl)
+    }
+
+    /// Grants a lease of `ttl` seconds and keeps it alive until the keeper is dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// let keeper = client.lease_keeper(10).await?;
+    /// client.put("services/api/1", "10.0.0.7:8080").lease(keeper.id()).await?;
+    /// // ... serve; if the lease is lost, the registration is gone:
+    /// let reason = keeper.lost().await;
+    /// eprintln!("registration lost: {reason}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn lease_keeper(&self, ttl: i64) -> Result<LeaseKeeper> {
+        let lease = self.lease_grant(ttl).await?;
+        Ok(self.keep_alive(lease))
+    }
+
+    /// Keeps an existing lease alive until the keeper is dropped.
+    pub fn keep_alive(&self, lease: Lease) -> LeaseKeeper {
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(keep(self.clone(), lease, tx));
+        LeaseKeeper {
+            client: self.clone(),
+            lease,
+            state: rx,
+            task,
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Watches: ordering under concurrent writers, resume after the endpoint dies, compaction.
+
+use etcd_kv::{Client, Error, EventKind};
+use futures_util::StreamExt;
+use std::collections::HashSet;
+use std::time::Duration;
+
+async fn shared_client() -> Option<Client> {
+    let etcd = xtask::testing::shared_etcd()?;
+    Some(Client::connect(etcd.endpoint(0)).await.expect("connect"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_watch_sees_10000_puts_from_16_writers_in_order() {
+    let Some(client) = shared_client().await else {
+        return;
+    };
+    let client = client.with_namespace(xtask::testing::unique_prefix("watch-10k"));
+    let mut watch = client.watch("").prefix().await.unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..625 {
+                    client
+                        .put(format!("w{w:02}/{i:04}"), format!("{i}"))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut last_revision = 0;
+    let mut per_writer_last = [-1i64; 16];
+    while seen.len() < 10_000 {
+        let response = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("events keep coming")
+            .expect("stream open")
+            .expect("no error");
+        assert!(
+            response.revision() > last_revision,
+            "revisions strictly increase"
+        );
+        last_revision = response.revision();
+        for event in response.events() {
+            assert_eq!(event.kind(), EventKind::Put);
+            let key = event.kv().key_str().unwrap().to_string();
+            let writer: usize = key[1..3].parse().unwrap();
+            let i: i64 = key[4..].parse().unwrap();
+            assert!(
+                i > per_writer_last[writer],
+                "a writer's puts arrive in its order"
+            );
+            per_writer_last[writer] = i;
+            assert!(seen.insert(key), "no event twice");
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(seen.len(), 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
+    let Some(mut cluster) = xtask::testing::cluster3() else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    // The watcher prefers node 0; the writer writes through node 1 (then 2).
+    let watcher = Client::builder()
+        .endpoints(endpoints.clone())
+        .build()
+        .unwrap();
+    let writer = Client::builder()
+        .endpoints([endpoints[1].clone(), endpoints[2].clone()])
+        .build()
+        .unwrap();
+    let mut watch = watcher.watch("resume/").prefix().await.unwrap();
+    assert_eq!(watcher.transport().current_endpoint(), endpoints[0]);
+
+    let total = 600;
+    let write = tokio::spawn(async move {
+        for i in 0..total {
+            // A write whose outcome is unknown is retried only if it did not land.
+            loop {
+                match writer.put(format!("resume/{i:05}"), "v").await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        eprintln!("write {i} failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        if writer
+                            .get(format!("resume/{i:05}"))
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            if i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+
+    let mut seen = Vec::new();
+    let mut killed = false;
+    while seen.len() < total {
+        let response = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("the watch keeps delivering after the kill")
+            .expect("stream open")
+            .expect("no error");
+        for event in response.events() {
+            seen.push(event.kv().key_str().unwrap().to_string());
+        }
+        if !killed && seen.len() >= 100 {
+            cluster.kill_node(0).unwrap();
+            killed = true;
+        }
+    }
+    write.await.unwrap();
+    assert!(killed);
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no event delivered twice");
+    let expected: Vec<String> = (0..total).map(|i| format!("resume/{i:05}")).collect();
+    assert_eq!(seen, expected, "every event exactly once, in order");
+    assert_ne!(watcher.transport().current_endpoint(), endpoints[0]);
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_revision_yields_compacted() {
+    // Compaction is global: use a server of this test's own.
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+    let first = client.put("c/k", "1").await.unwrap().revision();
+    client.put("c/k", "2").await.unwrap();
+    let last = client.put("c/k", "3").await.unwrap().revision();
+    client.compact(last).await.unwrap();
+
+    let mut watch = client.watch("c/k").start_revision(first).await.unwrap();
+    let item = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    match item {
+        Err(Error::Compacted { compact_revision }) => assert_eq!(compact_revision, last),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    assert!(
+        watch.next().await.is_none(),
+        "the stream ends after Compacted"
+    );
+
+    // Reads at a compacted revision name the compact revision too.
+    match client.range("c/k").revision(first).await {
+        Err(Error::Compacted { compact_revision }) => assert_eq!(compact_revision, last),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+
+    // From the compact revision on, history is still there.
+    let mut watch = client.watch("c/k").start_revision(last).await.unwrap();
+    let response = watch.next().await.unwrap().unwrap();
+    assert_eq!(response.revision(), last);
+    assert_eq!(response.events()[0].kv().value(), b"3");
+}
+
+#[tokio::test]
+async fn watch_options_filters_prev_kv_and_grouping() {
+    let Some(client) = shared_client().await else {
+        return;
+    };
+    let client = client.with_namespace(xtask::testing::unique_prefix("watch-opts"));
+    let mut deletes = client.watch("k").no_put().prev_kv().await.unwrap();
+    let mut all = client.watch("b").end("d").await.unwrap();
+    client.put("k", "v1").await.unwrap();
+    client.delete("k").await.unwrap();
+    let d = deletes.next().await.unwrap().unwrap();
+    assert_eq!(d.events().len(), 1);
+    let event = &d.events()[0];
+    assert!(event.is_delete());
+    assert_eq!(event.key(), b"k");
+    assert_eq!(event.prev_kv().unwrap().value(), b"v1");
+
+    // A txn writes several keys at one revision: one response with all its events.
+    let txn = client
+        .txn()
+        .and_then([
+            etcd_kv::TxnOp::put("b", "1"),
+            etcd_kv::TxnOp::put("c", "2"),
+            etcd_kv::TxnOp::put("d", "out"),
+        ])
+        .await
+        .unwrap();
+    let grouped = all.next().await.unwrap().unwrap();
+    assert_eq!(grouped.revision(), txn.revision());
+    let keys: Vec<_> = grouped.events().iter().map(|e| e.key().to_vec()).collect();
+    assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
+}
+
+/// etcd's count of open watchers, from its Prometheus metrics on the client port.
+fn watcher_total(endpoint: &str) -> i64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as i64)
+        .expect("etcd reports etcd_debugging_mvcc_watcher_total")
+}
+
+#[tokio::test]
+async fn dropping_watches_cancels_them_on_the_server() {
+    // Counting watchers needs a server no other test uses.
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let endpoint = etcd.endpoint(0);
+    let client = Client::connect(&endpoint).await.unwrap();
+    let before = watcher_total(&endpoint);
+    let mut watches = Vec::new();
+    for i in 0..50 {
+        watches.push(client.watch(format!("k{i}")).await.unwrap());
+    }
+    assert_eq!(watcher_total(&endpoint), before + 50);
+    for i in 0..50 {
+        client.put(format!("k{i}"), "v").await.unwrap();
+    }
+    for (i, w) in watches.iter_mut().enumerate() {
+        let r = w.next().await.unwrap().unwrap();
+        assert_eq!(r.events()[0].key(), format!("k{i}").as_bytes());
+    }
+    drop(watches);
+    let mut now = watcher_total(&endpoint);
+    for _ in 0..100 {
+        if now == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        now = watcher_total(&endpoint);
+    }
+    assert_eq!(now, before, "dropped watches are canceled on the server");
+}
