@@ -1,12 +1,13 @@
 //! The transport: pooled HTTP/1.1 connections to a set of endpoints, with failover.
 
 use crate::config::{Credentials, RetryConfig, TransportBuilder};
-use crate::endpoint::{prefix_for_version, Endpoint};
+use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::stream::MessageStream;
 use crate::tls::{self, Connector};
 use bytes::Bytes;
 use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
+use etcd_wire::{AuthenticateRequest, AuthenticateResponse, VersionResponse};
 use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -71,24 +72,6 @@ enum Call {
 enum Answer {
     Body(Bytes),
     Stream(Incoming),
-}
-
-#[derive(Deserialize)]
-struct VersionAnswer {
-    #[serde(default)]
-    etcdserver: String,
-}
-
-#[derive(Serialize)]
-struct AuthenticateRequest<'a> {
-    name: &'a str,
-    password: &'a str,
-}
-
-#[derive(Deserialize)]
-struct AuthenticateAnswer {
-    #[serde(default)]
-    token: String,
 }
 
 impl Transport {
@@ -438,7 +421,8 @@ impl Transport {
             .prefix
             .get_or_try_init(|| async {
                 let v = self.fetch_version(idx).await?;
-                let prefix = prefix_for_version(&v.etcdserver);
+                // An answer without a version (a proxy...) is taken as a current etcd.
+                let prefix = v.api_prefix().unwrap_or("/v3");
                 tracing::debug!(endpoint = %endpoint.base, version = %v.etcdserver, prefix, "detected API prefix");
                 Ok::<_, Error>(prefix.to_string())
             })
@@ -446,7 +430,7 @@ impl Transport {
             .map(String::as_str)
     }
 
-    async fn fetch_version(&self, idx: usize) -> Result<VersionAnswer, Error> {
+    async fn fetch_version(&self, idx: usize) -> Result<VersionResponse, Error> {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
         let request = Request::builder()
@@ -464,14 +448,15 @@ impl Transport {
             let bytes = self.read_body(idx, response.into_body()).await?;
             if status == StatusCode::NOT_FOUND {
                 // Not an etcd that reports its version (a proxy, perhaps): assume a current one.
-                return Ok(VersionAnswer {
+                return Ok(VersionResponse {
                     etcdserver: "3.4.0".into(),
+                    ..VersionResponse::default()
                 });
             }
             if !status.is_success() {
                 return Err(server_error(&endpoint.base, status, &bytes));
             }
-            etcd_wire::from_slice::<VersionAnswer>(&bytes).map_err(|source| Error::Decode {
+            etcd_wire::from_slice::<VersionResponse>(&bytes).map_err(|source| Error::Decode {
                 endpoint: endpoint.base.clone(),
                 source,
             })
@@ -516,8 +501,8 @@ impl Transport {
             return Ok(());
         }
         let body = encode(&AuthenticateRequest {
-            name: &credentials.user,
-            password: &credentials.password,
+            name: credentials.user.clone(),
+            password: credentials.password.clone(),
         })?;
         let answer = self
             .attempt(idx, "auth/authenticate", body, None, Call::Unary)
@@ -527,7 +512,7 @@ impl Transport {
                 "internal: stream answer to authenticate".into(),
             ));
         };
-        let auth: AuthenticateAnswer =
+        let auth: AuthenticateResponse =
             etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
                 endpoint: self.inner.endpoints[idx].base.clone(),
                 source,

@@ -59,32 +59,9 @@ fn normalize_prefix(p: &str) -> String {
     }
 }
 
-/// The gateway prefix for a server version such as `3.4.23`: 3.0-3.2 `/v3alpha`,
-/// 3.3 `/v3beta`, later `/v3`.
-pub(crate) fn prefix_for_version(version: &str) -> &'static str {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(3);
-    let minor = parts.next().unwrap_or(4);
-    match (major, minor) {
-        (3, 0..=2) => "/v3alpha",
-        (3, 3) => "/v3beta",
-        _ => "/v3",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes() {
-        assert_eq!(prefix_for_version("3.2.26"), "/v3alpha");
-        assert_eq!(prefix_for_version("3.3.27"), "/v3beta");
-        assert_eq!(prefix_for_version("3.4.23"), "/v3");
-        assert_eq!(prefix_for_version("3.5.1"), "/v3");
-        assert_eq!(prefix_for_version("3.6.0"), "/v3");
-        assert_eq!(prefix_for_version("garbage"), "/v3");
-    }
 
     #[test]
     fn parsing() {

@@ -29,6 +29,48 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     LENIENT.decode(text)
 }
 
+/// Decodes standard base64 (padding optional) into `Bytes` with one allocation of exactly the
+/// decoded size (the generic decoder over-allocates, and `Bytes::from` a `Vec` whose capacity
+/// is larger than its length allocates a second time).
+pub fn decode_base64_bytes(text: impl AsRef<[u8]>) -> Result<Bytes, base64::DecodeError> {
+    let input = text.as_ref();
+    if input.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let unpadded = input.len()
+        - input
+            .iter()
+            .rev()
+            .take(2)
+            .take_while(|&&b| b == b'=')
+            .count();
+    let exact = unpadded / 4 * 3
+        + match unpadded % 4 {
+            0 => 0,
+            2 => 1,
+            3 => 2,
+            // Not valid base64: let the decoder produce its error.
+            _ => return LENIENT.decode(input).map(Bytes::from),
+        };
+    let mut out = vec![0u8; exact];
+    match LENIENT.decode_slice(input, &mut out) {
+        Ok(n) => {
+            out.truncate(n);
+            Ok(Bytes::from(out))
+        }
+        Err(base64::DecodeSliceError::DecodeError(e)) => Err(e),
+        // Cannot happen with the exact size; fall back to the allocating decoder.
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            LENIENT.decode(input).map(Bytes::from)
+        }
+    }
+}
+
+/// Decodes one base64 string for the `b64` helpers.
+fn visit_base64<E: de::Error>(v: &[u8]) -> Result<Bytes, E> {
+    decode_base64_bytes(v).map_err(|e| E::custom(format_args!("invalid base64: {e}")))
+}
+
 /// `bytes` fields: base64 strings. `null` decodes to empty.
 pub mod b64 {
     use super::*;
@@ -39,26 +81,56 @@ pub mod b64 {
     }
 
     /// Deserializes a base64 string (or `null`) into bytes.
+    ///
+    /// Asks for the string's raw bytes: with serde_json that skips the UTF-8 check of the
+    /// (ASCII) base64 text, a measurable part of decoding large ranges.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a base64 string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
-                decode_base64(v)
-                    .map(Bytes::from)
-                    .map_err(|e| E::custom(format_args!("invalid base64: {e}")))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Bytes, E> {
-                Ok(Bytes::new())
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Bytes, E> {
-                Ok(Bytes::new())
-            }
+        d.deserialize_option(OrNull)
+    }
+
+    /// `null` or a base64 string.
+    struct OrNull;
+
+    impl<'de> Visitor<'de> for OrNull {
+        type Value = Bytes;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a base64 string")
         }
-        d.deserialize_any(V)
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Bytes, D::Error> {
+            d.deserialize_bytes(Text)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Bytes, E> {
+            Ok(Bytes::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Bytes, E> {
+            Ok(Bytes::new())
+        }
+        // Deserializers that do not distinguish options hand the value over directly.
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
+            visit_base64(v.as_bytes())
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            visit_base64(v)
+        }
+    }
+
+    /// The base64 text, as a string or as raw bytes.
+    struct Text;
+
+    impl<'de> Visitor<'de> for Text {
+        type Value = Bytes;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a base64 string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
+            visit_base64(v.as_bytes())
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            visit_base64(v)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Bytes, E> {
+            Ok(Bytes::new())
+        }
     }
 }
 
@@ -87,10 +159,8 @@ pub mod b64_vec {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Bytes>, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-                while let Some(s) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
-                    out.push(Bytes::from(decode_base64(&s).map_err(|e| {
-                        de::Error::custom(format_args!("invalid base64: {e}"))
-                    })?));
+                while let Some(B64(b)) = seq.next_element::<B64>()? {
+                    out.push(b);
                 }
                 Ok(out)
             }
@@ -99,6 +169,15 @@ pub mod b64_vec {
             }
         }
         d.deserialize_any(V)
+    }
+
+    /// One element: decoded straight from the borrowed string, without a `String` in between.
+    struct B64(Bytes);
+
+    impl<'de> serde::Deserialize<'de> for B64 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<B64, D::Error> {
+            super::b64::deserialize(d).map(B64)
+        }
     }
 }
 
@@ -119,23 +198,38 @@ macro_rules! int_module {
                 impl<'de> Visitor<'de> for V {
                     type Value = $ty;
                     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str(concat!("an integer (", stringify!($ty), ") as string or number"))
+                        f.write_str(concat!(
+                            "an integer (",
+                            stringify!($ty),
+                            ") as string or number"
+                        ))
                     }
                     fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
                         if v.is_empty() {
                             return Ok(0);
                         }
+                        // Fast path: up to 18 plain digits cannot overflow either type.
+                        let digits = v.as_bytes();
+                        if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+                            let n = digits
+                                .iter()
+                                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+                            return Ok(n as $ty);
+                        }
                         v.parse::<$ty>()
                             .map_err(|e| E::custom(format_args!("invalid integer {v:?}: {e}")))
                     }
                     fn visit_u64<E: de::Error>(self, v: u64) -> Result<$ty, E> {
-                        <$ty>::try_from(v).map_err(|_| E::custom(format_args!("integer {v} out of range")))
+                        <$ty>::try_from(v)
+                            .map_err(|_| E::custom(format_args!("integer {v} out of range")))
                     }
                     fn visit_i64<E: de::Error>(self, v: i64) -> Result<$ty, E> {
-                        <$ty>::try_from(v).map_err(|_| E::custom(format_args!("integer {v} out of range")))
+                        <$ty>::try_from(v)
+                            .map_err(|_| E::custom(format_args!("integer {v} out of range")))
                     }
                     fn visit_f64<E: de::Error>(self, v: f64) -> Result<$ty, E> {
-                        if v.fract() == 0.0 && v >= <$ty>::MIN as f64 && v <= <$ty>::MAX as f64 {
+                        // `MAX as f64` rounds up to 2^63 (2^64 for u64), which is out of range: `<`.
+                        if v.fract() == 0.0 && v >= <$ty>::MIN as f64 && v < <$ty>::MAX as f64 {
                             Ok(v as $ty)
                         } else {
                             Err(E::custom(format_args!("{v} is not an integer")))
@@ -151,13 +245,26 @@ macro_rules! int_module {
     };
 }
 
-int_module!(i64_str, i64, "`int64` fields: strings out, strings or numbers in.");
-int_module!(u64_str, u64, "`uint64` fields: strings out, strings or numbers in.");
+int_module!(
+    i64_str,
+    i64,
+    "`int64` fields: strings out, strings or numbers in."
+);
+int_module!(
+    u64_str,
+    u64,
+    "`uint64` fields: strings out, strings or numbers in."
+);
 
 /// `bool` fields that a server may send as `null`.
 pub mod lenient_bool {
     use super::*;
     use serde::Deserialize;
+
+    /// Serializes a bool as-is.
+    pub fn serialize<S: Serializer>(value: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*value)
+    }
 
     /// Deserializes a bool; `null` is false.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {

@@ -3,7 +3,28 @@
 //!
 //! The gateway speaks JSON over HTTP/1.1: `bytes` fields are base64, 64-bit integers are
 //! strings, enums are names, and default values are omitted. Every type here decodes with
-//! defaults for absent fields and ignores unknown ones.
+//! defaults for absent fields and ignores unknown ones, and serializes the same way (default
+//! fields left out), so request bodies stay small.
+//!
+//! Field names are the proto's: snake_case (`create_revision`) except where the proto itself
+//! is camelCase or uppercase (`ID`, `TTL`, `grantedTTL`, `peerURLs`, `isLearner`, `dbSize`,
+//! `memberID`, `permType`...); the Rust fields are snake_case with a `rename`.
+//!
+//! ```
+//! use etcd_wire::{PutRequest, RangeResponse, Rpc};
+//!
+//! let put = PutRequest { key: "foo".into(), value: "bar".into(), ..Default::default() };
+//! assert_eq!(serde_json::to_string(&put).unwrap(), r#"{"key":"Zm9v","value":"YmFy"}"#);
+//! assert_eq!(PutRequest::PATH, "/kv/put");
+//!
+//! let body = br#"{"header":{"revision":"6"},"kvs":[{"key":"Zm9v","mod_revision":"3","version":"2","value":"YmF6"}],"count":"1"}"#;
+//! let range: RangeResponse = etcd_wire::from_slice(body).unwrap();
+//! assert_eq!(range.header.revision, 6);
+//! assert_eq!(&range.kvs[0].value[..], b"baz");
+//! assert_eq!(range.kvs[0].create_revision, 0); // absent: default
+//! ```
+//!
+//! Streamed answers (watch, keep-alive, observe, snapshot) go through [`stream`]:
 //!
 //! ```
 //! use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
@@ -19,11 +40,62 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// An empty message: `{}` on the wire.
+macro_rules! empty_message {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {}
+    };
+}
+pub(crate) use empty_message;
+
+/// A response holding only a header.
+macro_rules! header_response {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            /// Response header.
+            #[serde(skip_serializing_if = "crate::codec::is_default")]
+            pub header: crate::header::ResponseHeader,
+        }
+    };
+}
+pub(crate) use header_response;
+
 pub mod codec;
 pub mod status;
 pub mod stream;
 
+pub mod auth;
+pub mod cluster;
+pub mod election;
+pub mod header;
+pub mod kv;
+pub mod lease;
+pub mod lock;
+pub mod maintenance;
+pub mod rpc;
+pub mod txn;
+pub mod version;
+pub mod watch;
+
+pub use auth::*;
+pub use cluster::*;
+pub use election::*;
+pub use header::{Event, EventType, KeyValue, ResponseHeader};
+pub use kv::*;
+pub use lease::*;
+pub use lock::*;
+pub use maintenance::*;
+pub use rpc::Rpc;
 pub use status::{Code, Status};
+pub use txn::*;
+pub use version::VersionResponse;
+pub use watch::*;
 
 /// A gateway message could not be decoded.
 #[derive(Debug, thiserror::Error)]

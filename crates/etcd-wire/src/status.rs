@@ -202,9 +202,10 @@ mod tests {
         assert_eq!(v33.grpc_code(), Code::Unavailable);
         assert_eq!(v33.message, "no leader");
 
-        let v36: Status =
-            serde_json::from_str(r#"{"code":11,"message":"mvcc: required revision has been compacted","details":[]}"#)
-                .unwrap();
+        let v36: Status = serde_json::from_str(
+            r#"{"code":11,"message":"mvcc: required revision has been compacted","details":[]}"#,
+        )
+        .unwrap();
         assert_eq!(v36.grpc_code(), Code::OutOfRange);
     }
 

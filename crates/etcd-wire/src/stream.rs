@@ -30,6 +30,8 @@ pub struct StreamDecoder {
     buf: BytesMut,
     /// Bytes of `buf` already searched for a newline.
     scanned: usize,
+    /// Length of the unfinished message at the end of `buf` (the bytes after its last newline).
+    pending: usize,
     max_message_len: usize,
 }
 
@@ -39,6 +41,7 @@ impl StreamDecoder {
         StreamDecoder {
             buf: BytesMut::new(),
             scanned: 0,
+            pending: 0,
             max_message_len,
         }
     }
@@ -48,22 +51,20 @@ impl StreamDecoder {
     /// Fails when the message being received is already longer than the limit; the decoder
     /// must then be dropped.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
-        self.buf.extend_from_slice(chunk);
-        self.check_pending()
-    }
-
-    fn check_pending(&self) -> Result<(), DecodeError> {
         // Only the part after the last newline can be an unfinished message; whole lines are
-        // checked as they are taken.
-        let pending = match self.buf.iter().rposition(|&b| b == b'\n') {
-            Some(i) => self.buf.len() - i - 1,
-            None => self.buf.len(),
+        // checked as they are taken. Only the new chunk is searched, so feeding a large
+        // message in small chunks stays linear.
+        let pending = match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(i) => chunk.len() - i - 1,
+            None => self.pending + chunk.len(),
         };
         if pending > self.max_message_len {
             return Err(DecodeError::MessageTooLarge {
                 limit: self.max_message_len,
             });
         }
+        self.pending = pending;
+        self.buf.extend_from_slice(chunk);
         Ok(())
     }
 
@@ -98,6 +99,7 @@ impl StreamDecoder {
         }
         let rest = trim(self.buf.split().freeze());
         self.scanned = 0;
+        self.pending = 0;
         if rest.is_empty() {
             Ok(None)
         } else if rest.len() > self.max_message_len {
@@ -116,9 +118,15 @@ impl StreamDecoder {
 }
 
 fn trim(mut b: Bytes) -> Bytes {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
     b.advance(start);
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     b.truncate(end);
     b
 }
@@ -137,15 +145,27 @@ pub enum StreamMessage<T> {
 struct Envelope<T> {
     #[serde(default = "Option::default")]
     result: Option<T>,
+    /// Only present on the error path, so the cost of a `Value` does not matter.
     #[serde(default)]
-    error: Option<Status>,
+    error: Option<serde_json::Value>,
 }
 
 /// Decodes one message returned by [`StreamDecoder::next_message`].
+///
+/// Besides `{"result":...}` and `{"error":{...}}`, this accepts the unary error body
+/// `{"error":"msg","code":N,"message":"msg"}` that the gateway sends instead of a stream when
+/// it fails before the stream starts (seen on etcd 3.4 and 3.5: an undecodable request body
+/// answers HTTP 500 with code 2; a server that goes away before the first message answers
+/// HTTP 503 with code 14).
 pub fn parse_message<T: DeserializeOwned>(message: &[u8]) -> Result<StreamMessage<T>, DecodeError> {
     let env: Envelope<T> = serde_json::from_slice(message).map_err(DecodeError::Json)?;
     match (env.error, env.result) {
-        (Some(status), _) => Ok(StreamMessage::Error(status)),
+        (Some(serde_json::Value::String(_)), _) => serde_json::from_slice::<Status>(message)
+            .map(StreamMessage::Error)
+            .map_err(DecodeError::Json),
+        (Some(error), _) => serde_json::from_value::<Status>(error)
+            .map(StreamMessage::Error)
+            .map_err(DecodeError::Json),
         (None, Some(result)) => Ok(StreamMessage::Result(result)),
         (None, None) => Err(DecodeError::NotAMessage),
     }
@@ -171,7 +191,10 @@ mod tests {
     fn too_large_pending() {
         let mut d = StreamDecoder::new(8);
         d.push(b"{\"a\":1}\n").unwrap();
-        assert!(matches!(d.push(b"0123456789"), Err(DecodeError::MessageTooLarge { limit: 8 })));
+        assert!(matches!(
+            d.push(b"0123456789"),
+            Err(DecodeError::MessageTooLarge { limit: 8 })
+        ));
     }
 
     #[test]
@@ -179,7 +202,10 @@ mod tests {
         let mut d = StreamDecoder::new(4);
         // The chunk holds a complete over-long line followed by a short pending part.
         d.push(b"0123456789\n{}").unwrap();
-        assert!(matches!(d.next_message(), Err(DecodeError::MessageTooLarge { .. })));
+        assert!(matches!(
+            d.next_message(),
+            Err(DecodeError::MessageTooLarge { .. })
+        ));
     }
 
     #[test]
@@ -194,7 +220,13 @@ mod tests {
             StreamMessage::Error(s) => assert_eq!(s.code, 14),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_message::<serde_json::Value>(b"{}"), Err(DecodeError::NotAMessage)));
-        assert!(matches!(parse_message::<serde_json::Value>(b"{"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            parse_message::<serde_json::Value>(b"{}"),
+            Err(DecodeError::NotAMessage)
+        ));
+        assert!(matches!(
+            parse_message::<serde_json::Value>(b"{"),
+            Err(DecodeError::Json(_))
+        ));
     }
 }
