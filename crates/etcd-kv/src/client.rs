@@ -196,7 +196,8 @@ impl ClientBuilder {
         })
     }
 
-    /// Builds the client and checks that an endpoint answers.
+    /// Builds the client and checks that an endpoint answers (each is tried in turn;
+    /// requests then start at the one that answered).
     pub async fn connect(self) -> Result<Client> {
         let client = self.build()?;
         client.server_version().await?;

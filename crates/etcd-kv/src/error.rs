@@ -132,6 +132,12 @@ impl From<TransportError> for Error {
                 reason: status.message.clone(),
                 source: Some(e),
             },
+            // A request over the server's gRPC message limit (--max-request-bytes plus
+            // 512 KiB) is refused before etcd itself sees it.
+            Code::ResourceExhausted if message.contains("larger than max") => Error::InvalidInput {
+                reason: format!("the request is too large for the server ({message})"),
+                source: Some(e),
+            },
             _ => Error::Server(e),
         }
     }

@@ -514,19 +514,36 @@ impl<'a> Compact<'a> {
         self
     }
 
-    /// Sends the request. Compacting is idempotent: a repeat of a done compaction fails with
-    /// [`Error::Compacted`].
+    /// Sends the request. Compacting is idempotent: a repeat of a done compaction, or one
+    /// at or below the current compact revision, fails with [`Error::Compacted`] naming the
+    /// store's actual compact revision.
     pub async fn send(self) -> Result<Header> {
-        let answer: wire::CompactionResponse = self
+        let answer: wire::CompactionResponse = match self
             .client
             .call("kv/compaction", &self.request, Idempotency::Idempotent)
             .await
-            .map_err(|e| match e {
-                Error::Compacted { .. } => Error::Compacted {
+        {
+            // The store is compacted at `revision` or later: a watch from revision 1 is
+            // cancelled naming where. (Compacted at 1 itself, such a watch would simply stay
+            // open: for a compaction at 1 the requested revision is the answer, a lower bound.)
+            Err(Error::Compacted { .. }) if self.request.revision > 1 => {
+                let key = self.client.namespace.key(&Bytes::from_static(b"\0"));
+                return Err(match self.client.compacted_error(&key, 1).await {
+                    Error::Compacted {
+                        compact_revision: 0,
+                    } => Error::Compacted {
+                        compact_revision: self.request.revision,
+                    },
+                    other => other,
+                });
+            }
+            Err(Error::Compacted { .. }) => {
+                return Err(Error::Compacted {
                     compact_revision: self.request.revision,
-                },
-                other => other,
-            })?;
+                })
+            }
+            other => other?,
+        };
         Ok(answer.header.into())
     }
 }

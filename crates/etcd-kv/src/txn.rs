@@ -4,8 +4,8 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, KeyRange, Namespace};
 use crate::kv::{
-    check_key, into_future, BoxFuture, Delete, DeleteResponse, DeleteSpec, Put, PutResponse,
-    PutSpec, Range, RangeResponse, RangeSpec,
+    check_key, into_future, lease_error, BoxFuture, Delete, DeleteResponse, DeleteSpec, Put,
+    PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
 };
 use crate::types::Header;
 use bytes::Bytes;
@@ -353,12 +353,31 @@ impl<'a> Txn<'a> {
         } else {
             Idempotency::NotIdempotent
         };
-        let answer: wire::TxnResponse = self.client.call("kv/txn", &request, idempotency).await?;
+        let answer: wire::TxnResponse = self
+            .client
+            .call("kv/txn", &request, idempotency)
+            .await
+            .map_err(|e| lease_error(e, self.spec.first_lease()))?;
         TxnResponse::from_wire(answer, ns)
     }
 }
 
 impl TxnSpec {
+    /// The first lease a put of the transaction names (0: none); the server's "lease not
+    /// found" does not say which one it means.
+    fn first_lease(&self) -> i64 {
+        self.success
+            .iter()
+            .chain(&self.failure)
+            .map(|op| match &op.0 {
+                Op::Put(p) => p.request.lease,
+                Op::Txn(t) => t.first_lease(),
+                Op::Range(_) | Op::Delete(_) => 0,
+            })
+            .find(|&lease| lease != 0)
+            .unwrap_or(0)
+    }
+
     fn is_read_only(&self) -> bool {
         self.success
             .iter()

@@ -260,11 +260,30 @@ impl Transport {
         }
     }
 
-    /// The server version reported by the current endpoint's `GET /version`.
+    /// The server version from `GET /version`, asking the endpoints in turn from the
+    /// current one until one answers; later requests start at that endpoint.
     pub async fn server_version(&self) -> Result<String, Error> {
-        let idx = self.preferred();
-        let v = self.fetch_version(idx).await?;
-        Ok(v.etcdserver)
+        let n = self.inner.endpoints.len();
+        let start = self.preferred();
+        let mut last = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            match self.fetch_version(idx).await {
+                Ok(v) => {
+                    self.inner.preferred.store(idx, Ordering::Relaxed);
+                    return Ok(v.etcdserver);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) if n == 1 => Err(e),
+            Some(e) => Err(Error::Unavailable {
+                attempts: n as u32,
+                last: Box::new(e),
+            }),
+            None => Err(Error::Config("no endpoint given".into())),
+        }
     }
 
     /// Tries endpoints in turn from the preferred one, within the retry policy.

@@ -1,0 +1,152 @@
+//! Cluster and maintenance: status, members, alarms, defragmentation; client configuration.
+
+use crate::{key, setup};
+use etcd_kv::{AlarmType, Client, RetryConfig};
+use std::time::Duration;
+
+#[tokio::test]
+async fn status_of_the_member() {
+    let (etcd, client, p) = setup!("status");
+    let written = client.put(key(&p, "k"), "v").await.unwrap().revision();
+    let status = client.status().await.unwrap();
+    assert_eq!(status.version(), etcd.version());
+    assert!(status.db_size() > 0);
+    assert!(status.db_size_in_use() > 0 && status.db_size_in_use() <= status.db_size());
+    assert_ne!(status.leader(), 0);
+    assert!(status.is_leader(), "a single member leads");
+    assert_eq!(status.member_id(), status.leader());
+    assert_eq!(status.header().member_id(), status.member_id());
+    assert!(status.raft_index() > 0);
+    assert!(status.raft_term() >= 1);
+    assert!(status.raft_applied_index() > 0);
+    assert!(!status.is_learner());
+    assert!(status.errors().is_empty(), "{:?}", status.errors());
+    assert!(status.revision() >= written);
+    assert_eq!(client.server_version().await.unwrap(), etcd.version());
+}
+
+#[tokio::test]
+async fn member_list() {
+    let (etcd, client, _p) = setup!("member_list");
+    let members = client.member_list().await.unwrap();
+    assert_eq!(members.len(), 1);
+    let m = &members[0];
+    assert_eq!(m.id(), client.status().await.unwrap().member_id());
+    assert_eq!(m.name(), "node0");
+    assert_eq!(m.client_urls(), [etcd.endpoint(0)]);
+    assert_eq!(m.peer_urls(), [etcd.peer_url(0)]);
+    assert!(!m.is_learner());
+}
+
+#[tokio::test]
+async fn alarms_and_defragment() {
+    let (_etcd, client, _p) = setup!("alarms");
+    assert_eq!(client.alarms().await.unwrap(), []);
+    assert_eq!(client.alarm_disarm(0, AlarmType::None).await.unwrap(), []);
+    client.defragment().await.unwrap();
+    // The member still serves afterwards.
+    client.status().await.unwrap();
+}
+
+#[tokio::test]
+async fn builder_options_and_failover() {
+    let (etcd, _client, p) = setup!("builder");
+    let dead = crate::unreachable_client();
+    let dead_url = dead.transport().endpoints()[0].clone();
+    // A dead endpoint first: requests fail over to the live one.
+    let client = Client::builder()
+        .endpoints([dead_url.clone(), etcd.endpoint(0)])
+        .connect_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(5))
+        .retry(
+            RetryConfig::default()
+                .max_retries(3)
+                .backoff(Duration::from_millis(10), Duration::from_millis(100)),
+        )
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.transport().endpoints().len(), 2);
+    client.put(key(&p, "k"), "v").await.unwrap();
+    assert!(client.get(key(&p, "k")).await.unwrap().is_some());
+    assert!(format!("{client:?}").contains(&dead_url));
+
+    // Only a dead endpoint: connect fails, as a connection problem.
+    let err = Client::builder()
+        .endpoint(dead_url.clone())
+        .retry(RetryConfig::none())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, etcd_kv::Error::Unavailable(_)), "{err:?}");
+    assert!(!err.is_outcome_unknown());
+    let err = Client::connect(dead_url).await.unwrap_err();
+    assert!(matches!(err, etcd_kv::Error::Unavailable(_)), "{err:?}");
+
+    // A bad URL is a configuration error from build().
+    let err = Client::builder().endpoint("not a url").build().unwrap_err();
+    assert!(matches!(err, etcd_kv::Error::Transport(_)), "{err:?}");
+}
+
+/// A server that answers `GET /version` like etcd 3.5 and never answers anything else.
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) if buf[..n].starts_with(b"GET /version") => {
+                            let body = r#"{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}"#;
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                 content-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if socket.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {} // Never answered.
+                    }
+                }
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn request_timeouts_are_typed_and_say_whether_a_write_may_have_applied() {
+    let (url, server) = silent_server().await;
+    let client = Client::builder()
+        .endpoint(url)
+        .request_timeout(Duration::from_millis(200))
+        .retry(RetryConfig::none())
+        .connect()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.get("k").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(matches!(err, etcd_kv::Error::Timeout(_)), "{err:?}");
+    let err = client.put("k", "v").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        err.is_outcome_unknown(),
+        "a sent write may have applied: {err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.abort();
+}
