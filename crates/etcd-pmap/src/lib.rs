@@ -1,2 +1,105 @@
-//! etcd-pmap: placeholder crate, filled by a later issue.
+//! Typed persistent maps over etcd, with real transactions.
+//!
+//! A [`Table`] ("slot") is a typed map stored under a slot prefix: the slot index as a `u16`
+//! big-endian, then the key encoded by its [`KeyCodec`] so that etcd's byte order is the
+//! keys' order; values are encoded by a [`ValueCodec`] (JSON, CBOR, MessagePack,
+//! FlatBuffers, your own functions). Slot 0 is the [catalog](Database::tables). A
+//! [`Database`] may put everything under a key prefix.
+//!
+//! Transactions read one snapshot (pinned by their first read) and buffer their writes;
+//! [`WriteTxn::commit`] sends everything as **one** etcd txn guarded by compares on all it
+//! read, so a concurrent change makes it fail with [`Error::Conflict`] with nothing applied,
+//! and [`Database::transact`] retries such conflicts. A transaction that cannot fit in one
+//! etcd txn fails with [`Error::TooLarge`] before anything is sent.
+//!
+//! ```no_run
+//! use etcd_pmap::{Database, MapUuidCbor, Table};
+//! use futures_util::TryStreamExt;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct User {
+//!     name: String,
+//!     oid: uuid::Uuid,
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = etcd_kv::Client::connect("http://127.0.0.1:2379").await?;
+//! let db = Database::builder(client).prefix("myapp/").build();
+//! let users: MapUuidCbor<User> = Table::new(1, "users");
+//! db.attach_table(&users).await?;
+//!
+//! let user = User { name: "homer".into(), oid: uuid::Uuid::new_v4() };
+//! let txn = db.begin_write();
+//! users.put(&txn, &user.oid, &user).await?;
+//! txn.commit().await?;
+//!
+//! let txn = db.begin_read();
+//! assert_eq!(users.get(&txn, &user.oid).await?, Some(user));
+//! let all: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
+//! println!("{} users", all.len());
+//!
+//! // Read-modify-write, retried on conflict.
+//! let users = &users;
+//! db.transact(|txn| async move {
+//!     let rows: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
+//!     for (oid, mut user) in rows {
+//!         user.name = user.name.to_uppercase();
+//!         users.put(&txn, &oid, &user).await?;
+//!     }
+//!     Ok(())
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Conflicts
+//!
+//! What a commit checks, exactly:
+//!
+//! * every key read (by `get`, `contains`, `insert`, `remove`, index lookups, and the old
+//!   rows and unique-index entries read to maintain indexes): if found, that its
+//!   `mod_revision` is unchanged (catches updates and deletions); if absent, that its
+//!   `create_revision` is still 0 (catches creations);
+//! * every range scanned, as far as the stream was read (all of it once it ended): that no
+//!   key in it has `mod_revision` above the snapshot (catches rows created or updated in
+//!   it); deleted rows are caught by the per-key compare of each row the scan returned.
+//!
+//! Not checked: keys only written, never read (blind writes, last writer wins), and rows
+//! beyond where a scan stopped. Each compare and each write counts against etcd's
+//! `--max-txn-ops` (default 128): scans in a write transaction should stay short.
+//!
+//! # Layout
+//!
+//! `prefix + slot (2 bytes, big-endian) + key`. Key encodings: [`StringKey`] and
+//! [`BinaryKey`] as the bytes, [`OidKey`] 8 bytes big-endian, [`UuidKey`] 16 bytes; in a
+//! composite key (a tuple) every part but the last is self-delimiting (strings escape `0x00`
+//! as `0x00 0xFF` and end with `0x00 0x00`), so tuples sort part by part.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod catalog;
+mod codec;
+mod db;
+mod error;
+mod index;
+mod table;
+mod txn;
+mod types;
+mod watch;
+
+pub use catalog::{SlotInfo, SlotKind};
+pub use codec::key::{BinaryKey, KeyCodec, OidKey, StringKey, UuidKey};
+pub use codec::value::{
+    BinaryValue, Cbor, Custom, FlatBuffers, Json, MsgPack, OidValue, StringValue, UuidValue,
+    ValueCodec,
+};
+pub use db::{ConflictRetry, Database, DatabaseBuilder};
+pub use error::{
+    BoxError, CodecError, Error, Result, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
+};
+pub use index::Index;
+pub use table::{Rows, Table, DEFAULT_PAGE_SIZE};
+pub use txn::{Committed, ReadTxn, Transaction, WriteTxn};
+pub use types::*;
+pub use watch::{Change, TableWatch};

@@ -1,0 +1,4 @@
+//! Key and value codecs.
+
+pub(crate) mod key;
+pub(crate) mod value;

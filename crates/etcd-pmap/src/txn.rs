@@ -1,0 +1,475 @@
+//! Transactions: a snapshot for reads, a buffer for writes, and one etcd txn to commit.
+//!
+//! # What a commit checks
+//!
+//! A transaction reads at one revision, pinned by its first read. Each read is remembered,
+//! and the commit is a single etcd txn whose compares must all hold for the writes to apply:
+//!
+//! * a key read and found: `mod_revision(key) == the revision it had in the snapshot`:
+//!   catches any later update or delete of it (a delete then re-create too);
+//! * a key read and found absent: `create_revision(key) == 0`: catches its creation;
+//! * a range scanned (as far as the scan was consumed): `mod_revision < snapshot + 1` over the
+//!   range: catches any key created or updated in it later, plus, through the per-key compares
+//!   of every row the scan returned, any row deleted.
+//!
+//! So a committed transaction saw exactly the data it would see if it ran alone at its commit
+//! revision (serializable, optimistic). Not checked: keys the transaction wrote without
+//! reading (blind writes: last writer wins, which is serializable), and rows past where a
+//! scan stopped (they were not read). Writes a transaction made before a scan are merged
+//! into it; writes made while a scan is being read are not.
+//!
+//! Each compare counts against etcd's `--max-txn-ops` (default 128), like each write: a write
+//! transaction that scans many rows is refused as [`Error::TooLarge`]; scan big ranges in a
+//! [`ReadTxn`], which has no compares.
+
+use crate::db::Database;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use etcd_kv::{Compare, RangeResponse, SortOrder, SortTarget, TxnOp};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+}
+
+/// What a transaction remembers. Never locked across an await.
+#[derive(Debug, Default)]
+struct State {
+    /// The snapshot revision, once the first read pinned it.
+    pinned: Option<i64>,
+    /// Keys read from the snapshot: their mod revision, 0 when absent.
+    reads: HashMap<Bytes, i64>,
+    /// Ranges scanned, as far as consumed: `[start, end)`; empty while nothing is covered.
+    ranges: Vec<(Bytes, Bytes)>,
+    /// Buffered writes: a value to put, or `None` to delete.
+    writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// Committed or aborted.
+    finished: bool,
+}
+
+/// The shared core of [`ReadTxn`] and [`WriteTxn`]. Keys are relative to the database
+/// prefix (the client's namespace): slot, then encoded key.
+pub struct TxnCore {
+    db: Database,
+    mode: Mode,
+    state: Mutex<State>,
+}
+
+/// One read against the snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RangeReq {
+    pub(crate) key: Bytes,
+    /// `None` for one key.
+    pub(crate) end: Option<Bytes>,
+    pub(crate) limit: i64,
+    pub(crate) reverse: bool,
+    pub(crate) keys_only: bool,
+    pub(crate) count_only: bool,
+}
+
+impl TxnCore {
+    fn new(db: Database, mode: Mode) -> TxnCore {
+        TxnCore {
+            db,
+            mode,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_write(&self) -> bool {
+        self.mode == Mode::Write
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.lock().finished {
+            Err(Error::Finished)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn pinned(&self) -> Option<i64> {
+        self.lock().pinned
+    }
+
+    /// Pins `revision` unless a concurrent read pinned one first; returns the pinned one.
+    fn pin(&self, revision: i64) -> i64 {
+        *self.lock().pinned.get_or_insert(revision)
+    }
+
+    /// Reads at the snapshot, pinning it on the first read.
+    pub(crate) async fn read(&self, req: &RangeReq) -> Result<RangeResponse> {
+        self.check_open()?;
+        let pinned = self.pinned();
+        let response = self.send_range(req, pinned.unwrap_or(0)).await?;
+        if pinned.is_some() {
+            return Ok(response);
+        }
+        let revision = response.revision();
+        let now = self.pin(revision);
+        if now == revision {
+            Ok(response)
+        } else {
+            // Another read of this transaction pinned an other revision meanwhile.
+            self.send_range(req, now).await
+        }
+    }
+
+    async fn send_range(&self, req: &RangeReq, revision: i64) -> Result<RangeResponse> {
+        let client = self.db.client();
+        let mut range = client.range(req.key.clone()).revision(revision);
+        if let Some(end) = &req.end {
+            range = range.end(end.clone());
+        }
+        if req.limit > 0 {
+            range = range.limit(req.limit);
+        }
+        if req.reverse {
+            range = range.sort(SortTarget::Key, SortOrder::Descend);
+        }
+        if req.keys_only {
+            range = range.keys_only();
+        }
+        if req.count_only {
+            range = range.count_only();
+        }
+        Ok(range.await?)
+    }
+
+    /// The buffered write of `key`: `Some(Some(v))` put, `Some(None)` deleted, `None` none.
+    pub(crate) fn buffered(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+        let state = self.lock();
+        if state.finished {
+            return Err(Error::Finished);
+        }
+        Ok(state.writes.get(key).cloned())
+    }
+
+    /// The buffered writes in `[start, end)` (`end` of `"\0"`: no end), in scan order.
+    pub(crate) fn buffered_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> Vec<(Bytes, Option<Bytes>)> {
+        let state = self.lock();
+        let mut out: Vec<(Bytes, Option<Bytes>)> = state
+            .writes
+            .range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| end == b"\0" || k.as_ref() < end)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if reverse {
+            out.reverse();
+        }
+        out
+    }
+
+    /// Reads one key, through the write buffer, recording the read.
+    pub(crate) async fn get(&self, key: &Bytes, keys_only: bool) -> Result<Option<Bytes>> {
+        if let Some(write) = self.buffered(key)? {
+            return Ok(write);
+        }
+        let response = self
+            .read(&RangeReq {
+                key: key.clone(),
+                keys_only,
+                ..RangeReq::default()
+            })
+            .await?;
+        let found = response.kvs().first();
+        self.record(key, found.map_or(0, |kv| kv.mod_revision()));
+        // A write of this transaction made while the read was in flight wins.
+        if let Some(write) = self.buffered(key)? {
+            return Ok(write);
+        }
+        Ok(found.map(|kv| kv.value_bytes()))
+    }
+
+    /// Remembers that `key` was read with this mod revision (0: absent).
+    pub(crate) fn record(&self, key: &Bytes, mod_revision: i64) {
+        if self.is_write() {
+            self.lock().reads.entry(key.clone()).or_insert(mod_revision);
+        }
+    }
+
+    /// Starts remembering a scanned range; `None` in a read-only transaction.
+    pub(crate) fn begin_range(&self) -> Option<usize> {
+        if !self.is_write() {
+            return None;
+        }
+        let mut state = self.lock();
+        state.ranges.push((Bytes::new(), Bytes::new()));
+        Some(state.ranges.len() - 1)
+    }
+
+    /// Sets how much of a scanned range was consumed.
+    pub(crate) fn cover(&self, id: usize, start: Bytes, end: Bytes) {
+        if let Some(range) = self.lock().ranges.get_mut(id) {
+            *range = (start, end);
+        }
+    }
+
+    pub(crate) fn put(&self, key: Bytes, value: Bytes) -> Result<()> {
+        self.write(key, Some(value))
+    }
+
+    pub(crate) fn delete(&self, key: Bytes) -> Result<()> {
+        self.write(key, None)
+    }
+
+    fn write(&self, key: Bytes, value: Option<Bytes>) -> Result<()> {
+        let mut state = self.lock();
+        if state.finished {
+            return Err(Error::Finished);
+        }
+        state.writes.insert(key, value);
+        Ok(())
+    }
+
+    fn finish(&self) -> State {
+        let mut state = self.lock();
+        let taken = std::mem::take(&mut *state);
+        state.finished = true;
+        state.pinned = taken.pinned;
+        taken
+    }
+
+    async fn commit(&self) -> Result<Committed> {
+        let state = self.finish();
+        if state.finished {
+            return Err(Error::Finished);
+        }
+        let read_revision = state.pinned.unwrap_or(0);
+        if state.writes.is_empty() {
+            return Ok(Committed {
+                revision: read_revision,
+                ops: 0,
+                compares: 0,
+            });
+        }
+        let limits = self.db.limits();
+        let mut bytes = 64;
+        let mut compares = Vec::with_capacity(state.reads.len() + state.ranges.len());
+        for (key, mod_revision) in &state.reads {
+            bytes += key.len() + 24;
+            compares.push(if *mod_revision == 0 {
+                Compare::create_revision(key).eq(0)
+            } else {
+                Compare::mod_revision(key).eq(*mod_revision)
+            });
+        }
+        for (start, end) in state.ranges.iter().filter(|(s, e)| s != e) {
+            bytes += start.len() + end.len() + 24;
+            compares.push(Compare::mod_revision(start).end(end).lt(read_revision + 1));
+        }
+        let mut ops = Vec::with_capacity(state.writes.len());
+        for (key, value) in &state.writes {
+            bytes += key.len() + 16;
+            ops.push(match value {
+                Some(value) => {
+                    bytes += value.len();
+                    TxnOp::put(key, value)
+                }
+                None => TxnOp::delete(key),
+            });
+        }
+        if ops.len() > limits.max_txn_ops
+            || compares.len() > limits.max_txn_ops
+            || bytes > limits.max_request_bytes
+        {
+            return Err(Error::TooLarge {
+                ops: ops.len(),
+                compares: compares.len(),
+                max_ops: limits.max_txn_ops,
+                request_bytes: bytes,
+                max_request_bytes: limits.max_request_bytes,
+            });
+        }
+        let (n_ops, n_compares) = (ops.len(), compares.len());
+        let response = self.db.client().txn().when(compares).and_then(ops).await?;
+        if !response.succeeded() {
+            return Err(Error::Conflict { read_revision });
+        }
+        Ok(Committed {
+            revision: response.revision(),
+            ops: n_ops,
+            compares: n_compares,
+        })
+    }
+}
+
+impl fmt::Debug for TxnCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Txn")
+            .field("mode", &self.mode)
+            .field("revision", &state.pinned)
+            .field("reads", &state.reads.len())
+            .field("ranges", &state.ranges.len())
+            .field("writes", &state.writes.len())
+            .field("finished", &state.finished)
+            .finish()
+    }
+}
+
+pub(crate) mod sealed {
+    /// Gives table operations the transaction's core.
+    pub trait Sealed {
+        fn core(&self) -> &super::TxnCore;
+    }
+}
+
+/// Either kind of transaction: what table reads accept. Sealed: implemented by [`ReadTxn`]
+/// and [`WriteTxn`] only.
+pub trait Transaction: sealed::Sealed + Send + Sync {
+    /// The snapshot revision, once the first read has pinned it.
+    fn revision(&self) -> Option<i64>;
+}
+
+/// A read-only transaction: every read sees the snapshot pinned by the first one.
+///
+/// Nothing to commit: drop it when done. It costs nothing on the server; a snapshot older
+/// than the server's compaction fails with `etcd_kv::Error::Compacted` inside [`Error::Kv`].
+/// Clones share the snapshot.
+#[derive(Clone)]
+pub struct ReadTxn {
+    core: Arc<TxnCore>,
+}
+
+/// A read-write transaction: reads see one snapshot plus this transaction's own writes;
+/// writes are buffered until [`commit`](WriteTxn::commit) sends them as one etcd txn,
+/// guarded by compares on everything read (see [Conflicts](crate#conflicts)).
+///
+/// Dropping it without committing discards the writes: nothing was sent. Clones are handles
+/// on the same transaction (so a closure can own one); after a commit or abort through any
+/// handle, the others fail with [`Error::Finished`].
+#[derive(Clone)]
+pub struct WriteTxn {
+    core: Arc<TxnCore>,
+}
+
+impl ReadTxn {
+    pub(crate) fn new(db: Database) -> ReadTxn {
+        ReadTxn {
+            core: Arc::new(TxnCore::new(db, Mode::Read)),
+        }
+    }
+
+    /// The snapshot revision, once the first read has pinned it.
+    pub fn revision(&self) -> Option<i64> {
+        self.core.pinned()
+    }
+}
+
+impl WriteTxn {
+    pub(crate) fn new(db: Database) -> WriteTxn {
+        WriteTxn {
+            core: Arc::new(TxnCore::new(db, Mode::Write)),
+        }
+    }
+
+    /// The snapshot revision, once the first read has pinned it.
+    pub fn revision(&self) -> Option<i64> {
+        self.core.pinned()
+    }
+
+    /// Sends every buffered write as one etcd txn, guarded by compares on what was read.
+    ///
+    /// Fails with [`Error::Conflict`] when something read changed since the snapshot,
+    /// and with [`Error::TooLarge`] (before sending) when it does not fit in one etcd txn;
+    /// in both cases nothing is applied. A transaction without writes sends nothing.
+    ///
+    /// Cancel safety: dropping the future before the request is sent applies nothing; after,
+    /// the outcome is unknown, as for any write (the transaction is finished either way).
+    pub async fn commit(self) -> Result<Committed> {
+        self.core.commit().await
+    }
+
+    /// Discards the buffered writes (as dropping every handle does).
+    pub fn abort(self) {
+        self.core.finish();
+    }
+
+    /// How many writes are buffered (index entries included).
+    pub fn pending_writes(&self) -> usize {
+        self.core.lock().writes.len()
+    }
+
+    /// How many compares the commit would send now: keys read plus ranges scanned.
+    pub fn pending_compares(&self) -> usize {
+        let state = self.core.lock();
+        state.reads.len() + state.ranges.iter().filter(|(s, e)| s != e).count()
+    }
+}
+
+impl sealed::Sealed for ReadTxn {
+    fn core(&self) -> &TxnCore {
+        &self.core
+    }
+}
+
+impl sealed::Sealed for WriteTxn {
+    fn core(&self) -> &TxnCore {
+        &self.core
+    }
+}
+
+impl Transaction for ReadTxn {
+    fn revision(&self) -> Option<i64> {
+        self.core.pinned()
+    }
+}
+
+impl Transaction for WriteTxn {
+    fn revision(&self) -> Option<i64> {
+        self.core.pinned()
+    }
+}
+
+impl fmt::Debug for ReadTxn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    revision: i64,
+    ops: usize,
+    compares: usize,
+}
+
+impl Committed {
+    /// The revision of the commit (for a transaction without writes: its snapshot
+    /// revision, or 0 when it read nothing).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// How many writes were applied (index entries included).
+    pub fn ops(&self) -> usize {
+        self.ops
+    }
+
+    /// How many compares guarded them.
+    pub fn compares(&self) -> usize {
+        self.compares
+    }
+}
