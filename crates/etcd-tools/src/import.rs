@@ -1,0 +1,693 @@
+//! `etcd-import`: validate the whole file, diff it against the keyspace, write the
+//! difference in atomic batches.
+//!
+//! 1. [`validate`] reads the file once, decoding every record, and fails on the first
+//!    invalid one before anything is sent to etcd. It keeps no records, only whether they
+//!    come in key order (as `etcd-export` writes them) and the smallest and largest key.
+//! 2. [`import`] reads the file again and merges it with a scan of the keyspace at one
+//!    revision. A file in key order is streamed; a file out of order is loaded into memory
+//!    and sorted (duplicates are found then, still before any write).
+//! 3. Changes are written in transactions of at most `max_txn_ops` operations and
+//!    `max_txn_bytes` bytes of keys and values, up to `concurrency` at a time (each
+//!    transaction holds different keys). Each transaction is atomic; the import as a whole
+//!    is not, unless it fits in one. Keys whose value already matches are not written.
+
+use crate::diff::{Change, ChangeKind, DiffCounts, Merger, Report, Source, Verbosity};
+use crate::error::{Error, Result};
+use crate::format::{self, Encoding};
+use crate::pages::{key_after, prefix_range, Pager};
+use crate::progress::Progress;
+use crate::record::{display_key, Record};
+use bytes::Bytes;
+use etcd_kv::{Client, Compare, TxnOp};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+/// What to import and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Format, key type and value type of the file.
+    pub encoding: Encoding,
+    /// Import only the file's keys starting with this (others are skipped); with
+    /// `replace`, delete only under it.
+    pub prefix: Bytes,
+    /// Also delete keys under the prefix that are not in the file.
+    pub replace: bool,
+    /// Compute and report the changes, write nothing.
+    pub dry_run: bool,
+    /// Abort unless the keyspace under the prefix is unchanged since this revision.
+    pub unchanged_since: Option<i64>,
+    /// The most operations in one transaction (etcd's `--max-txn-ops`, default 128).
+    pub max_txn_ops: usize,
+    /// The most bytes of keys and values in one transaction (etcd refuses requests over
+    /// `--max-request-bytes`, default 1.5 MiB).
+    pub max_txn_bytes: usize,
+    /// How many transactions may be in flight at once (1 with `unchanged_since`).
+    pub concurrency: usize,
+    /// What the report shows.
+    pub verbosity: Verbosity,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl ImportOptions {
+    /// Upsert every key of the file, 128 operations and 1 MiB per transaction.
+    pub fn new(encoding: Encoding) -> ImportOptions {
+        ImportOptions {
+            encoding,
+            prefix: Bytes::new(),
+            replace: false,
+            dry_run: false,
+            unchanged_since: None,
+            max_txn_ops: 128,
+            max_txn_bytes: DEFAULT_MAX_TXN_BYTES,
+            concurrency: 4,
+            verbosity: Verbosity::Compact,
+            progress: false,
+        }
+    }
+}
+
+/// The default byte budget of one transaction: 1 MiB, under etcd's 1.5 MiB request limit.
+pub const DEFAULT_MAX_TXN_BYTES: usize = 1024 * 1024;
+
+/// The file to import: a path, or standard input copied to a temporary file (it is read
+/// twice).
+#[derive(Debug)]
+pub struct Input {
+    name: String,
+    source: InputSource,
+}
+
+#[derive(Debug)]
+enum InputSource {
+    Path(PathBuf),
+    Spooled(File),
+}
+
+impl Input {
+    /// A file on disk.
+    pub fn path(path: impl Into<PathBuf>) -> Input {
+        let path = path.into();
+        Input {
+            name: path.display().to_string(),
+            source: InputSource::Path(path),
+        }
+    }
+
+    /// Standard input, copied to an anonymous temporary file first.
+    pub fn stdin() -> Result<Input> {
+        let mut spool =
+            tempfile::tempfile().map_err(|e| Error::io("cannot create a temporary file", e))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+            .map_err(|e| Error::io("cannot read standard input", e))?;
+        Ok(Input {
+            name: "<stdin>".into(),
+            source: InputSource::Spooled(spool),
+        })
+    }
+
+    /// The name used in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> Result<(BufReader<File>, u64)> {
+        let fail = |e| Error::io(format!("cannot open {}", self.name), e);
+        let file = match &self.source {
+            InputSource::Path(p) => File::open(p).map_err(fail)?,
+            InputSource::Spooled(f) => {
+                let mut f = f.try_clone().map_err(fail)?;
+                f.seek(SeekFrom::Start(0)).map_err(fail)?;
+                f
+            }
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok((BufReader::with_capacity(64 * 1024, file), len))
+    }
+}
+
+/// What [`validate`] learnt about a valid file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Validated {
+    /// Records under the prefix.
+    pub records: u64,
+    /// Records outside the prefix (ignored).
+    pub skipped: u64,
+    /// Whether those records are in strictly increasing key order.
+    pub sorted: bool,
+    /// The smallest key under the prefix.
+    pub min_key: Option<Bytes>,
+    /// The largest key under the prefix.
+    pub max_key: Option<Bytes>,
+}
+
+/// Reads and decodes the whole file, failing on the first invalid record (or the first
+/// duplicate key of a file in key order) with its file, line and reason.
+pub fn validate(input: &Input, options: &ImportOptions) -> Result<Validated> {
+    let (reader, len) = input.open()?;
+    let progress = Progress::new(options.progress, "checking", Some(len));
+    let reader = Counted {
+        inner: reader,
+        progress: &progress,
+    };
+    let mut v = Validated {
+        sorted: true,
+        ..Validated::default()
+    };
+    let mut last: Option<(Bytes, u64)> = None;
+    let name = input.name();
+    format::read(
+        options.encoding,
+        BufReader::new(reader),
+        name,
+        &mut |record, line| {
+            if !record.key.starts_with(&options.prefix) {
+                v.skipped += 1;
+                return Ok(());
+            }
+            v.records += 1;
+            if v.sorted {
+                if let Some((prev, prev_line)) = &last {
+                    match record.key.cmp(prev) {
+                        std::cmp::Ordering::Less => v.sorted = false,
+                        std::cmp::Ordering::Equal => {
+                            return Err(duplicate(name, &record.key, line, *prev_line))
+                        }
+                        std::cmp::Ordering::Greater => {}
+                    }
+                }
+                last = Some((record.key.clone(), line));
+            }
+            if v.min_key.as_ref().is_none_or(|k| record.key < *k) {
+                v.min_key = Some(record.key.clone());
+            }
+            if v.max_key.as_ref().is_none_or(|k| record.key > *k) {
+                v.max_key = Some(record.key.clone());
+            }
+            Ok(())
+        },
+    )?;
+    progress.finish();
+    Ok(v)
+}
+
+fn duplicate(file: &str, key: &[u8], line: u64, first: u64) -> Error {
+    Error::input(
+        file,
+        line,
+        format!("duplicate key {} (first on line {first})", display_key(key)),
+    )
+}
+
+/// Advances a progress bar by the bytes read.
+struct Counted<'p, R> {
+    inner: R,
+    progress: &'p Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportSummary {
+    /// Keys per class.
+    pub counts: DiffCounts,
+    /// The revision the diff was computed at.
+    pub snapshot_revision: i64,
+    /// The store's revision after the last transaction (the snapshot's in a dry run or
+    /// when nothing changed).
+    pub revision: i64,
+    /// How many transactions were written.
+    pub transactions: u64,
+}
+
+/// Diffs a [validated](validate) file against the keyspace and writes the difference
+/// (unless `dry_run`), then writes the report to `report`.
+///
+/// On error, the transactions already written stay written; the error says how many.
+/// Running the same import again finishes it: keys already right are not written twice.
+pub async fn import<W: std::io::Write>(
+    client: &Client,
+    input: &Input,
+    validated: &Validated,
+    options: &ImportOptions,
+    report: W,
+) -> Result<ImportSummary> {
+    let mut report = Report::new(report, options.verbosity, options.encoding.key_type);
+    report.counts.skipped = validated.skipped;
+
+    // The range to compare with: the whole prefix to find deletions, else only the span
+    // of the file's keys.
+    let (prefix_start, prefix_end) = prefix_range(&options.prefix);
+    let scan = if options.replace {
+        Some((prefix_start.clone(), prefix_end.clone()))
+    } else {
+        validated
+            .min_key
+            .clone()
+            .zip(validated.max_key.as_deref().map(key_after))
+    };
+    let snapshot = client
+        .range(prefix_start.clone())
+        .end(prefix_end.clone())
+        .count_only()
+        .await
+        .map_err(|e| Error::etcd("cannot read the keyspace", e))?;
+    let snapshot_revision = snapshot.revision();
+    if let Some(since) = options.unchanged_since {
+        check_unchanged(
+            client,
+            &options.prefix,
+            since,
+            snapshot_revision,
+            snapshot.count(),
+        )
+        .await?;
+    }
+
+    let source = if validated.sorted {
+        stream_records(input, options)
+    } else {
+        sorted_records(input, options)?
+    };
+    let pager = scan.map(|(start, end)| {
+        Pager::new(
+            client,
+            start,
+            end,
+            snapshot_revision,
+            etcd_kv::DEFAULT_PAGE_SIZE,
+        )
+    });
+    let mut merger = Merger::new(source, pager, options.replace);
+    let progress = Progress::new(
+        options.progress && options.verbosity != Verbosity::Silent,
+        if options.dry_run {
+            "comparing"
+        } else {
+            "importing"
+        },
+        Some(validated.records),
+    );
+    let mut batcher = Batcher::new(client, options, snapshot_revision);
+    loop {
+        let change = match merger.next().await {
+            Ok(Some(change)) => change,
+            Ok(None) => break,
+            // Reading the file or the keyspace failed: say what was written before.
+            Err(e) => return Err(batcher.abandon(e, &mut report).await),
+        };
+        progress.set_position(merger.records);
+        if options.dry_run {
+            report.change(change.kind, &change.key)?;
+        } else {
+            batcher.push(change, &mut report).await?;
+        }
+    }
+    batcher.finish(&mut report).await?;
+    progress.finish();
+    report.counts.unchanged = merger.unchanged;
+    report.summary(options.dry_run, batcher.revision, batcher.transactions)?;
+    Ok(ImportSummary {
+        counts: report.counts,
+        snapshot_revision,
+        revision: batcher.revision,
+        transactions: batcher.transactions,
+    })
+}
+
+/// `--unchanged-since`: no key under the prefix was created, changed or deleted after
+/// `since`, as of `now`, when there are `count_now` keys.
+async fn check_unchanged(
+    client: &Client,
+    prefix: &[u8],
+    since: i64,
+    now: i64,
+    count_now: i64,
+) -> Result<()> {
+    if since > now {
+        return Err(Error::Usage(format!(
+            "--unchanged-since {since} is after the current revision {now}"
+        )));
+    }
+    let (start, end) = prefix_range(prefix);
+    let changed = client
+        .range(start.clone())
+        .end(end.clone())
+        .revision(now)
+        .min_mod_revision(since + 1)
+        .keys_only()
+        .limit(1)
+        .await
+        .map_err(|e| Error::etcd("cannot check --unchanged-since", e))?;
+    if let Some(kv) = changed.kvs().first() {
+        return Err(Error::Conflict(format!(
+            "key {} changed at revision {}, after --unchanged-since {since}; nothing written",
+            display_key(kv.key()),
+            kv.mod_revision()
+        )));
+    }
+    let then = client
+        .range(start)
+        .end(end)
+        .revision(since)
+        .count_only()
+        .await
+        .map_err(|e| Error::etcd(format!("cannot check --unchanged-since {since}"), e))?;
+    if then.count() != count_now {
+        return Err(Error::Conflict(format!(
+            "{} keys were deleted after --unchanged-since {since}; nothing written",
+            then.count() - count_now
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the (validated, key-ordered) file again on a blocking thread.
+fn stream_records(input: &Input, options: &ImportOptions) -> Source {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Record>>(1024);
+    let opened = input.open();
+    let name = input.name().to_string();
+    let encoding = options.encoding;
+    let prefix = options.prefix.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = opened.and_then(|(reader, _)| {
+            let mut last: Option<Bytes> = None;
+            format::read(encoding, reader, &name, &mut |record, line| {
+                if !record.key.starts_with(&prefix) {
+                    return Ok(());
+                }
+                if last.as_ref().is_some_and(|prev| record.key <= *prev) {
+                    return Err(Error::input(
+                        &name,
+                        line,
+                        "the file changed since it was checked",
+                    ));
+                }
+                last = Some(record.key.clone());
+                tx.blocking_send(Ok(record))
+                    .map_err(|_| Error::Conflict("stopped".into()))
+            })
+        });
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Source::Channel(rx)
+}
+
+/// Loads the file's records under the prefix and sorts them; fails on a duplicate key.
+fn sorted_records(input: &Input, options: &ImportOptions) -> Result<Source> {
+    let (reader, _) = input.open()?;
+    let mut records: Vec<(Record, u64)> = Vec::new();
+    format::read(
+        options.encoding,
+        reader,
+        input.name(),
+        &mut |record, line| {
+            if record.key.starts_with(&options.prefix) {
+                records.push((record, line));
+            }
+            Ok(())
+        },
+    )?;
+    records.sort_by(|a, b| a.0.key.cmp(&b.0.key).then(a.1.cmp(&b.1)));
+    if let Some(pair) = records.windows(2).find(|w| w[0].0.key == w[1].0.key) {
+        return Err(duplicate(
+            input.name(),
+            &pair[1].0.key,
+            pair[1].1,
+            pair[0].1,
+        ));
+    }
+    let records: Vec<Record> = records.into_iter().map(|(r, _)| r).collect();
+    Ok(Source::Sorted(records.into_iter()))
+}
+
+/// Groups changes into transactions within etcd's limits, with up to `concurrency` of
+/// them in flight (settled, and reported, in order).
+struct Batcher {
+    client: Client,
+    max_ops: usize,
+    max_bytes: usize,
+    concurrency: usize,
+    /// The prefix of the `--unchanged-since` guard, when given.
+    guard: Option<Bytes>,
+    ops: Vec<TxnOp>,
+    compares: Vec<Compare>,
+    pending: Vec<(ChangeKind, Bytes)>,
+    bytes: usize,
+    in_flight: VecDeque<InFlight>,
+    /// The revision after the last transaction (the snapshot's before the first).
+    revision: i64,
+    transactions: u64,
+    applied: DiffCounts,
+}
+
+/// A transaction sent, and what it changes.
+struct InFlight {
+    changes: Vec<(ChangeKind, Bytes)>,
+    task: tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
+}
+
+/// Bytes counted per operation besides its key and value (protobuf framing).
+const OP_OVERHEAD: usize = 32;
+
+impl Batcher {
+    fn new(client: &Client, options: &ImportOptions, snapshot_revision: i64) -> Self {
+        let guarded = options.unchanged_since.is_some();
+        Batcher {
+            client: client.clone(),
+            // A guarded transaction also compares the whole prefix: one compare more.
+            max_ops: if guarded {
+                options.max_txn_ops.saturating_sub(1).max(1)
+            } else {
+                options.max_txn_ops.max(1)
+            },
+            max_bytes: options.max_txn_bytes,
+            // The guard chains each transaction to the revision of the one before.
+            concurrency: if guarded {
+                1
+            } else {
+                options.concurrency.max(1)
+            },
+            guard: guarded.then(|| options.prefix.clone()),
+            ops: Vec::new(),
+            compares: Vec::new(),
+            pending: Vec::new(),
+            bytes: 0,
+            in_flight: VecDeque::new(),
+            revision: snapshot_revision,
+            transactions: 0,
+            applied: DiffCounts::default(),
+        }
+    }
+
+    async fn push<W: std::io::Write>(
+        &mut self,
+        change: Change,
+        report: &mut Report<W>,
+    ) -> Result<()> {
+        let guarded = self.guard.is_some();
+        let mut cost = change.key.len() + change.value.len() + OP_OVERHEAD;
+        if guarded && change.kind != ChangeKind::Added {
+            cost += change.key.len() + OP_OVERHEAD;
+        }
+        if !self.ops.is_empty()
+            && (self.ops.len() >= self.max_ops || self.bytes + cost > self.max_bytes)
+        {
+            self.send(report).await?;
+        }
+        if guarded && change.kind != ChangeKind::Added {
+            // Catches a deletion of this key since the snapshot, which the prefix
+            // compare cannot see.
+            self.compares
+                .push(Compare::mod_revision(change.key.clone()).eq(change.mod_revision));
+        }
+        self.ops.push(match change.kind {
+            ChangeKind::Added | ChangeKind::Changed => TxnOp::put(change.key.clone(), change.value),
+            ChangeKind::Deleted => TxnOp::delete(change.key.clone()),
+        });
+        self.pending.push((change.kind, change.key));
+        self.bytes += cost;
+        Ok(())
+    }
+
+    /// Sends the pending operations as one transaction, waiting for earlier ones while
+    /// too many are in flight.
+    async fn send<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight.len() >= self.concurrency {
+            self.settle(report).await?;
+        }
+        let mut compares = std::mem::take(&mut self.compares);
+        if let Some(prefix) = &self.guard {
+            // Nothing under the prefix changed since our last write (or the snapshot).
+            compares.push(
+                Compare::mod_revision(prefix.clone())
+                    .prefix()
+                    .lt(self.revision + 1),
+            );
+        }
+        let ops = std::mem::take(&mut self.ops);
+        let client = self.client.clone();
+        let task = tokio::spawn(async move { client.txn().when(compares).and_then(ops).await });
+        self.in_flight.push_back(InFlight {
+            changes: std::mem::take(&mut self.pending),
+            task,
+        });
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Sends what is pending and waits for every transaction.
+    async fn finish<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
+        self.send(report).await?;
+        while !self.in_flight.is_empty() {
+            self.settle(report).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest transaction in flight. On failure, waits for the others too,
+    /// so that the error says exactly what was applied.
+    async fn settle<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
+        let Some(next) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let failure = match join(next.task).await {
+            Ok(response) if response.succeeded() => {
+                self.applied_ok(&next.changes, response.revision(), report)?;
+                return Ok(());
+            }
+            Ok(_) => Error::Conflict(format!(
+                "the keyspace under the prefix changed after revision {} (--unchanged-since)",
+                self.revision
+            )),
+            Err(e) => {
+                let first = next.changes.first().map(|c| display_key(&c.1));
+                let last = next.changes.last().map(|c| display_key(&c.1));
+                let mut context = format!(
+                    "a transaction of {} operations (keys {} to {}) failed",
+                    next.changes.len(),
+                    first.unwrap_or_default(),
+                    last.unwrap_or_default()
+                );
+                if e.is_outcome_unknown() {
+                    context.push_str(" and may have been applied");
+                }
+                if matches!(e, etcd_kv::Error::InvalidInput { .. }) {
+                    context.push_str(
+                        " (check --max-txn-ops and --max-txn-bytes against the server's limits)",
+                    );
+                }
+                Error::etcd(context, e)
+            }
+        };
+        while let Some(other) = self.in_flight.pop_front() {
+            if let Ok(response) = join(other.task).await {
+                if response.succeeded() {
+                    self.applied_ok(&other.changes, response.revision(), report)?;
+                }
+            }
+        }
+        let applied = self.applied_text();
+        Err(match failure {
+            Error::Conflict(text) => Error::Conflict(format!("{text}; {applied}")),
+            Error::Etcd { context, source } => Error::Etcd {
+                context: format!("{context}; {applied}; running the import again finishes it"),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    fn applied_text(&self) -> String {
+        match self.transactions {
+            0 => "nothing was written".to_string(),
+            n => format!(
+                "{n} transaction{} applied ({} added, {} changed, {} deleted)",
+                if n == 1 { " was" } else { "s were" },
+                self.applied.added,
+                self.applied.changed,
+                self.applied.deleted
+            ),
+        }
+    }
+
+    /// After `error` elsewhere: sends nothing more, waits for the transactions in flight
+    /// and adds to the error what was written.
+    async fn abandon<W: std::io::Write>(&mut self, error: Error, report: &mut Report<W>) -> Error {
+        while let Some(other) = self.in_flight.pop_front() {
+            if let Ok(response) = join(other.task).await {
+                if response.succeeded()
+                    && self
+                        .applied_ok(&other.changes, response.revision(), report)
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        if self.transactions == 0 {
+            return error;
+        }
+        let applied = self.applied_text();
+        match error {
+            Error::Etcd { context, source } => Error::Etcd {
+                context: format!("{context} ({applied})"),
+                source,
+            },
+            Error::Io { context, source } => Error::Io {
+                context: format!("{context} ({applied})"),
+                source,
+            },
+            Error::Input { file, line, reason } => Error::Input {
+                file,
+                line,
+                reason: format!("{reason} ({applied})"),
+            },
+            other => other,
+        }
+    }
+
+    fn applied_ok<W: std::io::Write>(
+        &mut self,
+        changes: &[(ChangeKind, Bytes)],
+        revision: i64,
+        report: &mut Report<W>,
+    ) -> Result<()> {
+        self.revision = self.revision.max(revision);
+        self.transactions += 1;
+        for (kind, key) in changes {
+            self.applied.count(*kind);
+            report.change(*kind, key)?;
+        }
+        Ok(())
+    }
+}
+
+async fn join(
+    task: tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
+) -> etcd_kv::Result<etcd_kv::TxnResponse> {
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(etcd_kv::Error::Protocol(format!(
+            "the write task failed: {e}"
+        ))),
+    }
+}
