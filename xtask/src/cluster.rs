@@ -138,7 +138,7 @@ impl EtcdBuilder {
 
     fn try_start(&self, binary: &EtcdBinary) -> Result<Etcd, LaunchError> {
         let ports = free_ports(self.nodes * 2)?;
-        let base_dir = std::env::temp_dir().join(format!("xtask-etcd-{}", unique_suffix()));
+        let base_dir = scratch_root().join(format!("xtask-etcd-{}", unique_suffix()));
         fs::create_dir_all(&base_dir)
             .map_err(|e| LaunchError::io(format!("creating {}", base_dir.display()), e))?;
         let nodes: Vec<Node> = ports
@@ -218,7 +218,7 @@ impl Node {
 /// A running etcd cluster of one or more nodes, started by [`EtcdBuilder::start`].
 ///
 /// Every node listens on free loopback ports (client and peer) and keeps its data in a directory
-/// under [`std::env::temp_dir`], next to its log file. Dropping the `Etcd` kills every node
+/// under [`scratch_root`] (tmpfs when there is one), next to its log file. Dropping the `Etcd` kills every node
 /// (SIGKILL) and removes that directory. If the owning process ends without running destructors
 /// (e.g. a `static`), a watchdog does the same (see the crate documentation).
 ///
@@ -589,4 +589,29 @@ fn tail(path: &Path, lines: usize) -> String {
         }
         Err(e) => format!("(could not read {}: {e})", path.display()),
     }
+}
+
+/// Where throwaway data dirs go: `XTASK_ETCD_DIR` if set, else `/dev/shm` when it is a
+/// writable directory (tmpfs: etcd's fsyncs cost nothing, which matters most for etcd 3.4,
+/// which has no `--unsafe-no-fsync`), else the system temp dir.
+pub fn scratch_root() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("XTASK_ETCD_DIR") {
+        return dir.into();
+    }
+    let shm = std::path::Path::new("/dev/shm");
+    let writable = shm.is_dir()
+        && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly())
+        && tempfile_probe(shm);
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn tempfile_probe(dir: &std::path::Path) -> bool {
+    let probe = dir.join(format!("xtask-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir_all(&probe).is_ok();
+    let _ = std::fs::remove_dir_all(&probe);
+    ok
 }

@@ -1,6 +1,7 @@
 //! The client's error type: typed kinds for what callers act on, the gateway's code and
 //! message kept in the source.
 
+use crate::lease::LeaseLost;
 use etcd_transport::Error as TransportError;
 use etcd_wire::{Code, Status};
 
@@ -55,6 +56,22 @@ pub enum Error {
     /// The server's answer is not what the protocol allows.
     #[error("unexpected answer from etcd: {0}")]
     Protocol(String),
+    /// Waiting for a lock took longer than its timeout; the waiting key was removed.
+    #[error("timed out waiting for lock {name:?}")]
+    LockTimeout {
+        /// The lock's name.
+        name: String,
+    },
+    /// The session (lease) through which a lock or a leadership was held, or waited for,
+    /// is lost, and with it what it held.
+    #[error("session lost: {0}")]
+    SessionLost(LeaseLost),
+    /// This candidate is not, or no longer, the leader of the election.
+    #[error("not the leader of election {name:?}")]
+    NotLeader {
+        /// The election's name.
+        name: String,
+    },
 }
 
 impl Error {
@@ -91,9 +108,9 @@ impl Error {
         self.status().map(Status::grpc_code)
     }
 
-    /// True for a timeout.
+    /// True for a timeout (of a request, or of waiting for a lock).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        matches!(self, Error::Timeout(_) | Error::LockTimeout { .. })
     }
 
     /// True when a write may or may not have been applied: check before retrying it.

@@ -31,19 +31,26 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod claim;
 mod client;
 mod cluster;
+mod election;
 mod error;
 mod key;
 mod kv;
 mod lease;
+mod lock;
+mod queue;
 mod scan;
+mod sequence;
+mod session;
 mod txn;
 mod types;
 mod watch;
 
 pub use client::{Client, ClientBuilder};
 pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
+pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Error, Result};
 pub use etcd_transport::{RetryConfig, TlsConfig};
 pub use key::{prefix_end, IntoBytes};
@@ -54,7 +61,11 @@ pub use kv::{
 pub use lease::{
     Lease, LeaseGrant, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
 };
+pub use lock::{Lock, LockGuard};
+pub use queue::{Queue, DEFAULT_PRIORITY};
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
+pub use sequence::Sequence;
+pub use session::{Session, SessionBuilder, DEFAULT_SESSION_TTL};
 pub use txn::{Compare, CompareBuilder, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{Header, KeyValue};
 pub use watch::{EventKind, Watch, WatchEvent, WatchResponse, WatchStream};

@@ -5,14 +5,20 @@
 //! that change something global to a server (compaction) start a server of their own.
 //! Without etcd (and without `CI` set) the tests return early after a notice.
 
+mod child;
 mod cluster;
+mod election;
 mod errors;
 mod etcdctl;
 mod kv;
 mod lease;
+mod lock;
 mod namespace;
+mod queue;
 mod range;
 mod scan;
+mod sequence;
+mod session;
 mod txn;
 mod watch;
 
