@@ -1,6 +1,8 @@
 //! `cargo xtask <command>`: the repository's automation. Run `cargo xtask help`.
 #![forbid(unsafe_code)]
 
+mod bench;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
@@ -26,6 +28,16 @@ commands:
   ci                fmt, clippy, build, tests against etcd 3.5 (and 3.4 when
                     installed), every example, tidy; stops at the first failure
   demo              run the getting_started example against a throwaway etcd
+  bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
+        [--workload W]... [--n N] [--concurrency C] [--value-size B]
+        [--runtime multi|current] [--repeat R]
+                    the workloads of shared/bench-spec.md against a throwaway
+                    etcd (or URL), in release mode: one JSON line per workload
+                    and client on stdout, then a side-by-side table on stderr
+                    (medians when R > 1). C: ours, ceiling (a raw hyper loop
+                    that decodes nothing), etcd-client (the crates.io gRPC
+                    client; bench/grpc, needs protoc), all; comma-separated or
+                    repeated; default ours,ceiling
   tidy              check repository rules (also a #[test] in xtask)
   help              print this text";
 
@@ -57,6 +69,10 @@ fn main() -> ExitCode {
         "ci" | "demo" | "tidy" if !rest.is_empty() => {
             return usage_error(&format!("`{command}` takes no arguments"));
         }
+        "bench" => match parse_options(rest, &bench::OPTIONS) {
+            Ok(opts) => bench::run(&opts),
+            Err(e) => return usage_error(&e),
+        },
         "ci" => Ci::new().run(),
         "demo" => cmd_demo(),
         "tidy" => cmd_tidy(),

@@ -97,6 +97,24 @@ impl Client {
             .unary(method, request, idempotency)
             .await?)
     }
+
+    /// [`call`](Self::call) with a decoder of the answer body of its own.
+    pub(crate) async fn call_with<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        idempotency: Idempotency,
+        decode: fn(&[u8]) -> std::result::Result<Resp, etcd_wire::DecodeError>,
+    ) -> Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+    {
+        Ok(self
+            .inner
+            .transport
+            .unary_with(method, request, idempotency, decode)
+            .await?)
+    }
 }
 
 /// Builds a [`Client`].

@@ -171,9 +171,14 @@ impl<'a> Range<'a> {
     /// Sends the request.
     pub async fn send(self) -> Result<RangeResponse> {
         let request = self.spec.to_wire(&self.client.namespace)?;
-        let answer: wire::RangeResponse = match self
+        let answer = match self
             .client
-            .call("kv/range", &request, Idempotency::Idempotent)
+            .call_with(
+                "kv/range",
+                &request,
+                Idempotency::Idempotent,
+                wire::RangeResponse::from_slice,
+            )
             .await
         {
             Err(Error::Compacted { .. }) => {
@@ -582,7 +587,15 @@ impl Client {
     /// The error for a read at a compacted revision, with the compact revision found out
     /// from a watch at that revision (the gateway's unary error does not carry it).
     pub(crate) async fn compacted_error(&self, key: &Bytes, revision: i64) -> Error {
-        match crate::watch::probe_compact_revision(self, key.clone(), revision).await {
+        // Boxed: this rare path's future (a whole watch) would otherwise enlarge the future
+        // of every read.
+        match Box::pin(crate::watch::probe_compact_revision(
+            self,
+            key.clone(),
+            revision,
+        ))
+        .await
+        {
             Some(compact_revision) => Error::Compacted { compact_revision },
             None => Error::Compacted {
                 compact_revision: 0,

@@ -3,17 +3,17 @@
 use crate::config::{Credentials, RetryConfig, TransportBuilder};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::pool::{Conn, Pool, SendError};
 use crate::stream::MessageStream;
-use crate::tls::{self, Connector};
+use crate::tls;
 use bytes::Bytes;
 use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
 use etcd_wire::{AuthenticateRequest, AuthenticateResponse, VersionResponse};
-use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
+use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +43,7 @@ pub struct Transport {
 
 struct Inner {
     endpoints: Vec<Endpoint>,
-    client: HyperClient<Connector, Full<Bytes>>,
+    pool: Pool,
     preferred: AtomicUsize,
     request_timeout: Option<Duration>,
     retry: RetryConfig,
@@ -51,6 +51,29 @@ struct Inner {
     credentials: Option<Credentials>,
     token: RwLock<Option<HeaderValue>>,
     auth_lock: tokio::sync::Mutex<()>,
+    /// The buffer the last large multi-frame answer was joined in, kept for the next one:
+    /// a fresh buffer of megabytes costs a page fault per 4 KiB written.
+    spare: std::sync::Mutex<Vec<u8>>,
+}
+
+/// Keep a joined-answer buffer for reuse up to this capacity.
+const MAX_SPARE: usize = 16 << 20;
+
+/// A whole answer body: the one frame it came in, or its frames joined in a buffer that
+/// goes back to the transport once decoded ([`Transport::recycle`]).
+enum Body {
+    Frame(Bytes),
+    Joined(Vec<u8>),
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Frame(b) => b,
+            Body::Joined(v) => v,
+        }
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -70,8 +93,9 @@ enum Call {
 
 /// What one attempt got.
 enum Answer {
-    Body(Bytes),
-    Stream(Incoming),
+    Body(Body),
+    /// A streamed answer, with the connection it holds.
+    Stream(Incoming, Conn),
 }
 
 impl Transport {
@@ -96,11 +120,7 @@ impl Transport {
             .collect::<Result<Vec<_>, _>>()?;
         let any_https = endpoints.iter().any(Endpoint::is_https);
         let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https)?;
-        let client = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(b.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let pool = Pool::new(connector, b.pool_idle_timeout, endpoints.len());
         let token =
             match b.token {
                 Some(t) => Some(HeaderValue::from_str(&t).map_err(|_| {
@@ -111,7 +131,7 @@ impl Transport {
         Ok(Transport {
             inner: Arc::new(Inner {
                 endpoints,
-                client,
+                pool,
                 preferred: AtomicUsize::new(0),
                 request_timeout: b.request_timeout,
                 retry: b.retry,
@@ -119,6 +139,7 @@ impl Transport {
                 credentials: b.credentials,
                 token: RwLock::new(token),
                 auth_lock: tokio::sync::Mutex::new(()),
+                spare: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -169,17 +190,39 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        self.unary_with(method, request, idempotency, etcd_wire::from_slice)
+            .await
+    }
+
+    /// Like [`unary`](Self::unary), decoding the answer body with `decode`, such as
+    /// [`RangeResponse::from_slice`](etcd_wire::RangeResponse::from_slice), which decodes
+    /// large ranges several times faster than serde.
+    pub async fn unary_with<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+        idempotency: Idempotency,
+        decode: fn(&[u8]) -> Result<Resp, etcd_wire::DecodeError>,
+    ) -> Result<Resp, Error>
+    where
+        Req: Serialize + ?Sized,
+    {
         let body = encode(request)?;
-        let (endpoint, answer) = self
-            .call(method, body, idempotency, Call::Unary)
+        // Pinned in place: wrapping the (several KiB) future by value would copy it.
+        let call = std::pin::pin!(self.call(method, body, idempotency, Call::Unary));
+        let (endpoint, answer) = call
             .instrument(tracing::debug_span!("etcd", method))
             .await?;
         match answer {
-            Answer::Body(bytes) => etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
-                endpoint: self.inner.endpoints[endpoint].base.clone(),
-                source,
-            }),
-            Answer::Stream(_) => Err(Error::Config(
+            Answer::Body(bytes) => {
+                let decoded = decode(&bytes).map_err(|source| Error::Decode {
+                    endpoint: self.inner.endpoints[endpoint].base.clone(),
+                    source,
+                });
+                self.recycle(bytes);
+                decoded
+            }
+            Answer::Stream(..) => Err(Error::Config(
                 "internal: stream answer to a unary call".into(),
             )),
         }
@@ -198,8 +241,9 @@ impl Transport {
         Resp: DeserializeOwned,
     {
         let body = encode(request)?;
-        let (endpoint, answer) = self
-            .call(method, body, idempotency, Call::Unary)
+        // Pinned in place: wrapping the (several KiB) future by value would copy it.
+        let call = std::pin::pin!(self.call(method, body, idempotency, Call::Unary));
+        let (endpoint, answer) = call
             .instrument(tracing::debug_span!("etcd", method))
             .await?;
         let endpoint = &self.inner.endpoints[endpoint].base;
@@ -214,6 +258,7 @@ impl Transport {
         };
         let mut decoder = StreamDecoder::new(self.inner.max_response_len);
         decoder.push(&bytes).map_err(decode_error)?;
+        self.recycle(bytes);
         let line = decoder
             .finish()
             .map_err(decode_error)?
@@ -244,13 +289,15 @@ impl Transport {
         Resp: DeserializeOwned,
     {
         let body = encode(request)?;
-        let (endpoint, answer) = self
-            .call(method, body, Idempotency::Idempotent, Call::Stream)
+        // Pinned in place: wrapping the (several KiB) future by value would copy it.
+        let call = std::pin::pin!(self.call(method, body, Idempotency::Idempotent, Call::Stream));
+        let (endpoint, answer) = call
             .instrument(tracing::debug_span!("etcd_stream", method))
             .await?;
         match answer {
-            Answer::Stream(incoming) => Ok(MessageStream::new(
+            Answer::Stream(incoming, conn) => Ok(MessageStream::new(
                 incoming,
+                conn,
                 self.inner.endpoints[endpoint].base.clone(),
                 self.inner.max_response_len,
             )),
@@ -318,7 +365,8 @@ impl Transport {
             if err.is_invalid_token() && inner.credentials.is_some() && !reauthenticated {
                 // The server rejected the token before doing anything: renew it and repeat.
                 reauthenticated = true;
-                self.renew_token(idx, token).await?;
+                // Rare: boxed so that its future does not grow every request's.
+                Box::pin(self.renew_token(idx, token)).await?;
                 continue;
             }
             let again = err.is_connect()
@@ -358,16 +406,12 @@ impl Transport {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
         let prefix = self.prefix(idx).await?;
-        let uri = format!(
-            "{}{}/{}",
-            endpoint.base,
-            prefix,
-            method.trim_start_matches('/')
-        );
+        let uri = endpoint.method_uri(prefix, method)?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
-            .header(CONTENT_TYPE, "application/json");
+            .header(HOST, endpoint.host.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, token);
         }
@@ -379,22 +423,26 @@ impl Transport {
             .body(Full::new(body))
             .map_err(|e| Error::Config(format!("invalid request: {e}")))?;
         let exchange = async {
-            let response = inner
-                .client
-                .request(request)
+            let (response, conn) = inner
+                .pool
+                .send(idx, &endpoint.origin, request)
                 .await
-                .map_err(|e| classify(&endpoint.base, e))?;
+                .map_err(|e| send_error(&endpoint.base, e))?;
             let status = response.status();
             if status.is_success() && matches!(call, Call::Stream) {
-                return Ok(Answer::Stream(response.into_body()));
+                return Ok(Answer::Stream(response.into_body(), conn));
             }
             let bytes = self.read_body(idx, response.into_body()).await?;
+            if !matches!(call, Call::Stream) {
+                inner.pool.give_back(idx, conn);
+            }
             if status.is_success() {
                 Ok(Answer::Body(bytes))
             } else {
                 Err(server_error(&endpoint.base, status, &bytes))
             }
         };
+        let exchange = std::pin::pin!(exchange);
         match inner.request_timeout {
             Some(after) => {
                 tokio::time::timeout(after, exchange)
@@ -409,27 +457,80 @@ impl Transport {
         }
     }
 
-    async fn read_body(&self, idx: usize, body: Incoming) -> Result<Bytes, Error> {
-        let endpoint = &self.inner.endpoints[idx].base;
+    /// Reads a whole body, within the response limit.
+    ///
+    /// A body that arrives in one frame is returned as it is (no copy). Otherwise frames are
+    /// copied into one buffer as they arrive and dropped at once, so that hyper can reuse its
+    /// read buffer instead of allocating (and page-faulting in) a new one for every frame of a
+    /// large answer.
+    async fn read_body(&self, idx: usize, mut body: Incoming) -> Result<Body, Error> {
         let limit = self.inner.max_response_len;
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Err(Error::ResponseTooLarge {
-                        endpoint: endpoint.clone(),
-                        limit,
-                    })
-                } else {
-                    Err(Error::Io {
-                        endpoint: endpoint.clone(),
-                        outcome_unknown: true,
-                        source: e,
-                    })
+        let too_large = || Error::ResponseTooLarge {
+            endpoint: self.inner.endpoints[idx].base.clone(),
+            limit,
+        };
+        if body.size_hint().lower() > limit as u64 {
+            return Err(too_large());
+        }
+        let mut first: Option<Bytes> = None;
+        let mut joined: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::Io {
+                endpoint: self.inner.endpoints[idx].base.clone(),
+                outcome_unknown: true,
+                source: Box::new(e),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let received = first.as_ref().map_or(0, Bytes::len) + joined.len();
+            if received + data.len() > limit {
+                return Err(too_large());
+            }
+            match first.take() {
+                None if joined.is_empty() => first = Some(data),
+                previous => {
+                    if let Some(previous) = previous {
+                        joined = self.take_spare();
+                        let hint = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+                        joined.reserve((previous.len() + data.len()).saturating_add(hint));
+                        joined.extend_from_slice(&previous);
+                    }
+                    joined.extend_from_slice(&data);
                 }
             }
+        }
+        Ok(match first {
+            Some(frame) => Body::Frame(frame),
+            None => Body::Joined(joined),
+        })
+    }
+
+    /// An empty buffer to join a large answer in: the one kept from the last, if any.
+    fn take_spare(&self) -> Vec<u8> {
+        let mut spare = match self.inner.spare.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        spare.clear();
+        spare
+    }
+
+    /// Keeps a decoded answer's joined buffer for the next large answer (the larger of the
+    /// two, up to [`MAX_SPARE`]).
+    fn recycle(&self, body: Body) {
+        let Body::Joined(buffer) = body else {
+            return;
+        };
+        if buffer.capacity() > MAX_SPARE {
+            return;
+        }
+        let mut spare = match self.inner.spare.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if buffer.capacity() > spare.capacity() {
+            *spare = buffer;
         }
     }
 
@@ -439,7 +540,8 @@ impl Transport {
         endpoint
             .prefix
             .get_or_try_init(|| async {
-                let v = self.fetch_version(idx).await?;
+                // Once per endpoint: boxed so that every request's future stays small.
+                let v = Box::pin(self.fetch_version(idx)).await?;
                 // An answer without a version (a proxy...) is taken as a current etcd.
                 let prefix = v.api_prefix().unwrap_or("/v3");
                 tracing::debug!(endpoint = %endpoint.base, version = %v.etcdserver, prefix, "detected API prefix");
@@ -454,17 +556,19 @@ impl Transport {
         let endpoint = &inner.endpoints[idx];
         let request = Request::builder()
             .method(Method::GET)
-            .uri(format!("{}/version", endpoint.base))
+            .uri(format!("{}/version", endpoint.path))
+            .header(HOST, endpoint.host.clone())
             .body(Full::new(Bytes::new()))
             .map_err(|e| Error::Config(format!("invalid endpoint: {e}")))?;
         let exchange = async {
-            let response = inner
-                .client
-                .request(request)
+            let (response, conn) = inner
+                .pool
+                .send(idx, &endpoint.origin, request)
                 .await
-                .map_err(|e| classify(&endpoint.base, e))?;
+                .map_err(|e| send_error(&endpoint.base, e))?;
             let status = response.status();
             let bytes = self.read_body(idx, response.into_body()).await?;
+            inner.pool.give_back(idx, conn);
             if status == StatusCode::NOT_FOUND {
                 // Not an etcd that reports its version (a proxy, perhaps): assume a current one.
                 return Ok(VersionResponse {
@@ -498,7 +602,7 @@ impl Transport {
         if self.inner.credentials.is_none() {
             return Ok(None);
         }
-        self.renew_token(idx, None).await?;
+        Box::pin(self.renew_token(idx, None)).await?;
         Ok(self.current_token())
     }
 
@@ -555,18 +659,22 @@ fn encode<T: Serialize + ?Sized>(request: &T) -> Result<Bytes, Error> {
         .map_err(Error::Encode)
 }
 
-fn classify(endpoint: &str, e: hyper_util::client::legacy::Error) -> Error {
-    if e.is_connect() {
-        Error::Connect {
+fn send_error(endpoint: &str, e: SendError) -> Error {
+    match e {
+        SendError::Connect(source) => Error::Connect {
             endpoint: endpoint.to_string(),
-            source: Box::new(e),
-        }
-    } else {
-        Error::Io {
+            source,
+        },
+        SendError::NotSent(source) => Error::Io {
+            endpoint: endpoint.to_string(),
+            outcome_unknown: false,
+            source: Box::new(source),
+        },
+        SendError::Io(source) => Error::Io {
             endpoint: endpoint.to_string(),
             outcome_unknown: true,
-            source: Box::new(e),
-        }
+            source: Box::new(source),
+        },
     }
 }
 

@@ -26,6 +26,7 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+mod pool;
 mod stream;
 mod tls;
 

@@ -1,6 +1,7 @@
 //! A streamed response as a `Stream` of decoded messages.
 
 use crate::error::Error;
+use crate::pool::Conn;
 use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
 use futures_core::Stream;
 use http_body::Body as _;
@@ -19,6 +20,8 @@ use std::task::{ready, Context, Poll};
 /// Dropping the stream closes its connection, which cancels the call on the server.
 pub struct MessageStream<T> {
     body: Incoming,
+    /// The connection the stream arrived on, closed when the stream is dropped.
+    _conn: Conn,
     decoder: StreamDecoder,
     endpoint: String,
     done: bool,
@@ -35,9 +38,15 @@ impl<T> std::fmt::Debug for MessageStream<T> {
 }
 
 impl<T> MessageStream<T> {
-    pub(crate) fn new(body: Incoming, endpoint: String, max_message_len: usize) -> Self {
+    pub(crate) fn new(
+        body: Incoming,
+        conn: Conn,
+        endpoint: String,
+        max_message_len: usize,
+    ) -> Self {
         MessageStream {
             body,
+            _conn: conn,
             decoder: StreamDecoder::new(max_message_len),
             endpoint,
             done: false,

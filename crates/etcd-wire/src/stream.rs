@@ -150,7 +150,8 @@ struct Envelope<T> {
     error: Option<serde_json::Value>,
 }
 
-/// Decodes one message returned by [`StreamDecoder::next_message`].
+/// Decodes one message returned by [`StreamDecoder::next_message`]. Like
+/// [`from_slice`](crate::from_slice), the message's `bytes` fields share one allocation.
 ///
 /// Besides `{"result":...}` and `{"error":{...}}`, this accepts the unary error body
 /// `{"error":"msg","code":N,"message":"msg"}` that the gateway sends instead of a stream when
@@ -158,7 +159,9 @@ struct Envelope<T> {
 /// answers HTTP 500 with code 2; a server that goes away before the first message answers
 /// HTTP 503 with code 14).
 pub fn parse_message<T: DeserializeOwned>(message: &[u8]) -> Result<StreamMessage<T>, DecodeError> {
-    let env: Envelope<T> = serde_json::from_slice(message).map_err(DecodeError::Json)?;
+    let env: Envelope<T> =
+        crate::codec::with_arena(message.len(), || serde_json::from_slice(message))
+            .map_err(DecodeError::Json)?;
     match (env.error, env.result) {
         (Some(serde_json::Value::String(_)), _) => serde_json::from_slice::<Status>(message)
             .map(StreamMessage::Error)

@@ -3,6 +3,7 @@
 //! encoding rules, and the stream decoder under every chunking.
 
 mod admin;
+mod fast;
 mod fixtures;
 mod kv;
 mod lease;

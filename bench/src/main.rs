@@ -1,0 +1,24 @@
+//! `etcd-bench`: the workloads of `shared/bench-spec.md` with our client (`--client ours`,
+//! the default) or the raw-gateway ceiling (`--client ceiling`). Run through
+//! `cargo xtask bench`, which starts a throwaway etcd and prints the side-by-side table.
+#![forbid(unsafe_code)]
+
+mod ceiling;
+mod ours;
+
+use etcd_bench::{main_with, run_all, USAGE};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    main_with("ours", |name, opts| async move {
+        match name.as_str() {
+            "ours" => run_all(ours::Ours::connect(&opts).await?, &name, &opts).await,
+            "ceiling" => run_all(ceiling::Ceiling::connect(&opts).await?, &name, &opts).await,
+            other => Err(format!(
+                "unknown client `{other}`: this binary runs `ours` and `ceiling` \
+                 (etcd-client is bench/grpc)\n\n{USAGE}"
+            )
+            .into()),
+        }
+    })
+}

@@ -1,0 +1,152 @@
+//! The connection pool: idle HTTP/1.1 connections per endpoint, on hyper's low-level
+//! client connection API.
+//!
+//! A request takes an idle connection of its endpoint (the most recently used first) or
+//! opens one, and gives it back once the whole answer has been read; a streaming call keeps
+//! its connection and never gives it back. Nothing is spawned per request: only one task per
+//! connection, which drives it. (hyper-util's pooled client spawned a task per HTTP/1
+//! request to wait for the connection to become idle again, a visible part of a request's
+//! CPU cost on small machines.)
+
+use crate::tls::Connector;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use std::future::poll_fn;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tower_service::Service;
+
+/// Why a request could not be exchanged.
+pub(crate) enum SendError {
+    /// No connection could be opened: the request never left.
+    Connect(crate::BoxError),
+    /// The request was provably not sent (the connection closed before it was written).
+    NotSent(hyper::Error),
+    /// The connection failed after the request may have been written.
+    Io(hyper::Error),
+}
+
+/// A connection taken from the pool, to be given back with [`Pool::give_back`] once its
+/// answer has been read whole. Dropping it instead closes it once the exchange in flight
+/// (if any) ends.
+pub(crate) struct Conn {
+    send: SendRequest<Full<Bytes>>,
+}
+
+struct Idle {
+    send: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+pub(crate) struct Pool {
+    connector: Connector,
+    idle_timeout: Duration,
+    /// Idle connections of each endpoint, by endpoint index.
+    idle: Vec<Mutex<Vec<Idle>>>,
+}
+
+impl Pool {
+    pub(crate) fn new(connector: Connector, idle_timeout: Duration, endpoints: usize) -> Pool {
+        Pool {
+            connector,
+            idle_timeout,
+            idle: (0..endpoints).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// Sends `request` to endpoint `idx` (whose base URL is `target`, used to connect) and
+    /// returns the answer's head with the connection it arrived on.
+    ///
+    /// A reused connection that the server closed while it was idle is detected by hyper
+    /// before the request is written; the request then goes out on a fresh connection.
+    pub(crate) async fn send(
+        &self,
+        idx: usize,
+        target: &Uri,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, Conn), SendError> {
+        loop {
+            let (mut conn, reused) = match self.take_idle(idx).await {
+                Some(conn) => (conn, true),
+                // Boxed: connecting (TLS included) is rare and its future large.
+                None => (Box::pin(self.connect(target)).await?, false),
+            };
+            match conn.send.try_send_request(request).await {
+                Ok(response) => return Ok((response, conn)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    Some(_) => return Err(SendError::NotSent(e.into_error())),
+                    None => return Err(SendError::Io(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// Gives a connection back after its answer was read whole.
+    pub(crate) fn give_back(&self, idx: usize, conn: Conn) {
+        if conn.send.is_closed() {
+            return;
+        }
+        let mut idle = match self.idle[idx].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        idle.push(Idle {
+            send: conn.send,
+            since: Instant::now(),
+        });
+    }
+
+    /// The most recently used idle connection of endpoint `idx` that is still open, once it
+    /// is ready for a request.
+    async fn take_idle(&self, idx: usize) -> Option<Conn> {
+        loop {
+            let candidate = {
+                let mut idle = match self.idle[idx].lock() {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                // Connections idle for too long are dropped (closed), oldest first.
+                let now = Instant::now();
+                let expired = idle
+                    .iter()
+                    .take_while(|c| now.duration_since(c.since) > self.idle_timeout)
+                    .count();
+                idle.drain(..expired);
+                idle.pop()
+            }?;
+            let mut send = candidate.send;
+            if send.is_closed() {
+                continue;
+            }
+            // Ready at once unless the connection's task has not yet seen the end of the
+            // previous answer; an error means the connection closed meanwhile.
+            if send.ready().await.is_ok() {
+                return Some(Conn { send });
+            }
+        }
+    }
+
+    /// Opens a connection to `target` and spawns the task that drives it.
+    async fn connect(&self, target: &Uri) -> Result<Conn, SendError> {
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(SendError::Connect)?;
+        let io = connector
+            .call(target.clone())
+            .await
+            .map_err(SendError::Connect)?;
+        let (send, connection) = http1::handshake(io)
+            .await
+            .map_err(|e| SendError::Connect(Box::new(e)))?;
+        tokio::spawn(async move {
+            // Errors end the connection; the request that was on it reports them.
+            let _ = connection.await;
+        });
+        Ok(Conn { send })
+    }
+}

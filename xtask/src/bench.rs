@@ -1,0 +1,496 @@
+//! `cargo xtask bench`: the workloads of `shared/bench-spec.md` against a throwaway etcd,
+//! with our client, the raw-gateway ceiling and (on request) the gRPC client `etcd-client`.
+//!
+//! stdout carries only the benchmark binaries' JSON lines; progress and the side-by-side
+//! table go to stderr.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use xtask::{workspace_root, EtcdBuilder};
+
+use crate::{cargo_cmd, last_option};
+
+pub const OPTIONS: [&str; 10] = [
+    "--client",
+    "--version",
+    "--endpoint",
+    "--workload",
+    "--n",
+    "--concurrency",
+    "--value-size",
+    "--runtime",
+    "--repeat",
+    "--server-pid",
+];
+
+/// Workloads in the spec's order.
+const WORKLOADS: [&str; 8] = [
+    "put-seq",
+    "put-conc",
+    "get-seq",
+    "get-conc",
+    "range-all",
+    "txn-seq",
+    "watch",
+    "lease-keepalive",
+];
+
+const CLIENTS: [&str; 3] = ["ours", "ceiling", "etcd-client"];
+
+/// Options forwarded to the benchmark binaries as they are.
+const FORWARDED: [&str; 5] = [
+    "--n",
+    "--concurrency",
+    "--value-size",
+    "--runtime",
+    "--workload",
+];
+
+pub fn run(opts: &[(String, String)]) -> Result<(), String> {
+    let clients = clients(opts)?;
+    let workloads: Vec<String> = {
+        let chosen: Vec<String> = opts
+            .iter()
+            .filter(|(n, _)| n == "--workload")
+            .map(|(_, v)| v.clone())
+            .collect();
+        for w in &chosen {
+            if !WORKLOADS.contains(&w.as_str()) {
+                return Err(format!(
+                    "unknown workload `{w}` (one of {})",
+                    WORKLOADS.join(", ")
+                ));
+            }
+        }
+        if chosen.is_empty() {
+            WORKLOADS.iter().map(|w| w.to_string()).collect()
+        } else {
+            chosen
+        }
+    };
+    let repeat: usize = match last_option(opts, "--repeat") {
+        Some(r) => r
+            .parse()
+            .ok()
+            .filter(|r| *r > 0)
+            .ok_or_else(|| format!("--repeat wants a positive number, not `{r}`"))?,
+        None => 1,
+    };
+    let runtime = last_option(opts, "--runtime").unwrap_or("multi");
+    if !["multi", "current"].contains(&runtime) {
+        return Err(format!("--runtime: multi or current, not `{runtime}`"));
+    }
+    let forwarded: Vec<String> = opts
+        .iter()
+        .filter(|(n, _)| FORWARDED.contains(&n.as_str()) && n != "--workload")
+        .flat_map(|(n, v)| [n.clone(), v.clone()])
+        .collect();
+
+    let root = workspace_root();
+    let binaries = build(&root, &clients)?;
+
+    // The server: the given endpoint, or a throwaway one.
+    let (etcd, endpoint, server_pid, version) = match last_option(opts, "--endpoint") {
+        Some(endpoint) => (
+            None,
+            endpoint.to_string(),
+            last_option(opts, "--server-pid").map(str::to_string),
+            "external".to_string(),
+        ),
+        None => {
+            let version = last_option(opts, "--version").unwrap_or("any");
+            let etcd = EtcdBuilder::new()
+                .version(version)
+                .start()
+                .map_err(|e| e.to_string())?;
+            let endpoint = etcd.endpoint(0);
+            let pid = etcd.pid(0).map(|p| p.to_string());
+            let version = etcd.version().to_string();
+            (Some(etcd), endpoint, pid, version)
+        }
+    };
+    eprintln!(
+        "bench: etcd {version} at {endpoint}; clients {}; runtime {runtime}; {repeat} run(s)",
+        clients.join(", ")
+    );
+
+    // Workload by workload, each client in turn, so that every client meets the server in
+    // the same state (its database grows over the run).
+    let mut results: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+    for round in 0..repeat {
+        for workload in &workloads {
+            for client in &clients {
+                let binary = &binaries[client.as_str()];
+                let mut cmd = Command::new(binary);
+                cmd.args([
+                    "--client",
+                    client,
+                    "--endpoint",
+                    &endpoint,
+                    "--workload",
+                    workload,
+                ])
+                .args(&forwarded)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+                if let Some(pid) = &server_pid {
+                    cmd.args(["--server-pid", pid]);
+                }
+                eprintln!("bench: [{}/{repeat}] {client} {workload}", round + 1);
+                let rows = run_binary(cmd, binary)?;
+                for row in rows {
+                    results
+                        .entry((row.workload.clone(), row.client.clone()))
+                        .or_default()
+                        .push(row);
+                }
+            }
+        }
+    }
+    drop(etcd);
+    eprintln!();
+    eprint!(
+        "{}",
+        table(&version, runtime, repeat, &workloads, &clients, &results)
+    );
+    Ok(())
+}
+
+/// The clients named by `--client` (repeatable, comma-separated; `all` for the three).
+/// Default: ours and the ceiling (etcd-client is slow to build and needs protoc).
+fn clients(opts: &[(String, String)]) -> Result<Vec<String>, String> {
+    let mut clients: Vec<String> = Vec::new();
+    for (_, value) in opts.iter().filter(|(n, _)| n == "--client") {
+        for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let names: Vec<&str> = if name == "all" {
+                CLIENTS.to_vec()
+            } else if CLIENTS.contains(&name) {
+                vec![name]
+            } else {
+                return Err(format!(
+                    "unknown client `{name}` (ours, ceiling, etcd-client or all)"
+                ));
+            };
+            for n in names {
+                if !clients.iter().any(|c| c == n) {
+                    clients.push(n.to_string());
+                }
+            }
+        }
+    }
+    if clients.is_empty() {
+        clients = vec!["ours".into(), "ceiling".into()];
+    }
+    Ok(clients)
+}
+
+/// Builds the binaries the clients need (release); client name → binary path.
+fn build(root: &Path, clients: &[String]) -> Result<BTreeMap<&'static str, PathBuf>, String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let mut binaries = BTreeMap::new();
+    if clients.iter().any(|c| c == "ours" || c == "ceiling") {
+        eprintln!("bench: cargo build --release -p etcd-bench");
+        let status = cargo_cmd(&["build", "--release", "-q", "-p", "etcd-bench"])
+            .status()
+            .map_err(|e| format!("running cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("building etcd-bench failed ({status})"));
+        }
+        let bin = target.join("release").join("etcd-bench");
+        binaries.insert("ours", bin.clone());
+        binaries.insert("ceiling", bin);
+    }
+    if clients.iter().any(|c| c == "etcd-client") {
+        check_protoc()?;
+        let manifest = root.join("bench").join("grpc").join("Cargo.toml");
+        eprintln!(
+            "bench: cargo build --release --manifest-path {} (the gRPC reference; slow the first time)",
+            manifest.display()
+        );
+        let target_arg = target.to_string_lossy().into_owned();
+        let manifest_arg = manifest.to_string_lossy().into_owned();
+        let status = cargo_cmd(&[
+            "build",
+            "--release",
+            "-q",
+            "--manifest-path",
+            &manifest_arg,
+            "--target-dir",
+            &target_arg,
+        ])
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("building bench/grpc failed ({status})"));
+        }
+        binaries.insert(
+            "etcd-client",
+            target.join("release").join("etcd-bench-grpc"),
+        );
+    }
+    Ok(binaries)
+}
+
+/// etcd-client's build generates its gRPC code with `protoc`: say so plainly when it is
+/// missing rather than failing deep inside a build script.
+fn check_protoc() -> Result<(), String> {
+    let protoc = std::env::var_os("PROTOC").unwrap_or_else(|| "protoc".into());
+    match Command::new(&protoc)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(()),
+        _ => Err(format!(
+            "--client etcd-client needs the protobuf compiler `protoc` to build the gRPC \
+             client, and `{}` was not found or failed: install it \
+             (Debian/Ubuntu: apt-get install -y protobuf-compiler) or set PROTOC to its path",
+            protoc.to_string_lossy()
+        )),
+    }
+}
+
+/// Runs one benchmark binary, forwarding its JSON lines to stdout.
+fn run_binary(mut cmd: Command, binary: &Path) -> Result<Vec<Row>, String> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
+    let mut rows = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let stdout = std::io::stdout();
+        for line in BufReader::new(out).lines() {
+            let line = line.map_err(|e| format!("reading {}: {e}", binary.display()))?;
+            {
+                let mut lock = stdout.lock();
+                let _ = writeln!(lock, "{line}");
+                let _ = lock.flush();
+            }
+            if let Some(row) = Row::parse(&line) {
+                rows.push(row);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {}: {e}", binary.display()))?;
+    if !status.success() {
+        return Err(format!("{} failed ({status})", binary.display()));
+    }
+    Ok(rows)
+}
+
+/// The fields of one JSON line the table shows.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    client: String,
+    workload: String,
+    n: f64,
+    ops_per_s: f64,
+    p50_us: f64,
+    cpu_us_per_op: f64,
+    server_cpu_us_per_op: Option<f64>,
+}
+
+impl Row {
+    fn parse(line: &str) -> Option<Row> {
+        Some(Row {
+            client: json_str(line, "client")?,
+            workload: json_str(line, "workload")?,
+            n: json_num(line, "n")?,
+            ops_per_s: json_num(line, "ops_per_s")?,
+            p50_us: json_num(line, "p50_us")?,
+            cpu_us_per_op: json_num(line, "cpu_us_per_op")?,
+            server_cpu_us_per_op: json_num(line, "server_cpu_us_per_op"),
+        })
+    }
+}
+
+/// The raw text after `"field":` in a flat JSON object.
+fn json_raw<'a>(line: &'a str, field: &str) -> Option<&'a str> {
+    let needle = format!("\"{field}\":");
+    let start = line.find(&needle)? + needle.len();
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+fn json_str(line: &str, field: &str) -> Option<String> {
+    let raw = json_raw(line, field)?;
+    Some(raw.strip_prefix('"')?.strip_suffix('"')?.to_string())
+}
+
+fn json_num(line: &str, field: &str) -> Option<f64> {
+    json_raw(line, field)?.parse().ok()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Medians over the runs of one (workload, client).
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    n: f64,
+    ops: f64,
+    p50: f64,
+    cpu: f64,
+    server_cpu: Option<f64>,
+}
+
+fn cell(rows: &[Row]) -> Cell {
+    let server: Vec<f64> = rows.iter().filter_map(|r| r.server_cpu_us_per_op).collect();
+    Cell {
+        n: rows.first().map_or(0.0, |r| r.n),
+        ops: median(rows.iter().map(|r| r.ops_per_s).collect()),
+        p50: median(rows.iter().map(|r| r.p50_us).collect()),
+        cpu: median(rows.iter().map(|r| r.cpu_us_per_op).collect()),
+        server_cpu: (!server.is_empty()).then(|| median(server)),
+    }
+}
+
+fn table(
+    version: &str,
+    runtime: &str,
+    repeat: usize,
+    workloads: &[String],
+    clients: &[String],
+    results: &BTreeMap<(String, String), Vec<Row>>,
+) -> String {
+    let mut out = String::new();
+    let runs = if repeat == 1 {
+        "1 run".to_string()
+    } else {
+        format!("medians of {repeat} runs")
+    };
+    out += &format!(
+        "bench: etcd {version}, runtime {runtime}, {runs}. Per client: ops/s | p50 µs | client CPU µs/op | server CPU µs/op\n"
+    );
+    let mut header = format!("{:<16}", "workload");
+    for c in clients {
+        header += &format!(" | {:^34}", c);
+    }
+    let compare_ceiling =
+        clients.iter().any(|c| c == "ours") && clients.iter().any(|c| c == "ceiling");
+    let compare_grpc =
+        clients.iter().any(|c| c == "ours") && clients.iter().any(|c| c == "etcd-client");
+    if compare_ceiling {
+        header += " | ours/ceiling";
+    }
+    if compare_grpc {
+        header += " | ours vs etcd-client: cpu, p50";
+    }
+    out += &header;
+    out.push('\n');
+    out += &"-".repeat(header.chars().count());
+    out.push('\n');
+    let mut range_notes = Vec::new();
+    for w in workloads {
+        let cells: Vec<Option<Cell>> = clients
+            .iter()
+            .map(|c| results.get(&(w.clone(), c.clone())).map(|rows| cell(rows)))
+            .collect();
+        let mut line = format!("{w:<16}");
+        for cell in &cells {
+            line += &match cell {
+                Some(c) => format!(
+                    " | {:>8.0} {:>7.0} {:>7.1} {:>8}",
+                    c.ops,
+                    c.p50,
+                    c.cpu,
+                    c.server_cpu.map_or("-".to_string(), |s| format!("{s:.0}"))
+                ),
+                None => format!(" | {:^34}", "-"),
+            };
+        }
+        let get = |name: &str| {
+            clients
+                .iter()
+                .position(|c| c == name)
+                .and_then(|i| cells[i])
+        };
+        if compare_ceiling {
+            line += &match (get("ours"), get("ceiling")) {
+                (Some(o), Some(c)) if w != "watch" || c.ops > 0.0 => {
+                    format!(" | {:>11.0}%", 100.0 * o.ops / c.ops)
+                }
+                _ => format!(" | {:>12}", "-"),
+            };
+        }
+        if compare_grpc {
+            line += &match (get("ours"), get("etcd-client")) {
+                (Some(o), Some(g)) => {
+                    format!(" | {:>5.2}x, {:>5.2}x", o.cpu / g.cpu, o.p50 / g.p50)
+                }
+                _ => " | -".to_string(),
+            };
+        }
+        out += &line;
+        out.push('\n');
+        if w == "range-all" {
+            for (c, cell) in clients.iter().zip(&cells) {
+                if let Some(cell) = cell {
+                    range_notes.push(format!("{c} {:.3}", cell.cpu / cell.n.max(1.0)));
+                }
+            }
+        }
+    }
+    if !range_notes.is_empty() {
+        out += &format!(
+            "range-all client CPU per key-value (µs): {}\n",
+            range_notes.join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_and_prints_a_table() {
+        let line = r#"{"client":"ours","workload":"put-seq","n":5000,"concurrency":1,"wall_s":1.23,"ops_per_s":4065.0,"p50_us":230,"p99_us":610,"client_cpu_s":0.41,"cpu_us_per_op":82.0}"#;
+        let row = Row::parse(line).unwrap();
+        assert_eq!(row.client, "ours");
+        assert_eq!(row.workload, "put-seq");
+        assert_eq!(row.ops_per_s, 4065.0);
+        assert_eq!(row.server_cpu_us_per_op, None);
+        let mut ceiling = row.clone();
+        ceiling.client = "ceiling".into();
+        ceiling.ops_per_s = 5000.0;
+        let mut results = BTreeMap::new();
+        results.insert(("put-seq".to_string(), "ours".to_string()), vec![row]);
+        results.insert(
+            ("put-seq".to_string(), "ceiling".to_string()),
+            vec![ceiling],
+        );
+        let t = table(
+            "3.5.1",
+            "multi",
+            1,
+            &["put-seq".to_string()],
+            &["ours".to_string(), "ceiling".to_string()],
+            &results,
+        );
+        assert!(t.contains("81%"), "{t}");
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(
+            clients(&[("--client".into(), "all".into())]).unwrap(),
+            CLIENTS
+        );
+        assert_eq!(clients(&[]).unwrap(), ["ours", "ceiling"]);
+        assert!(clients(&[("--client".into(), "nope".into())]).is_err());
+    }
+}
