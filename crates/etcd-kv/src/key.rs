@@ -77,6 +77,31 @@ pub fn prefix_end(prefix: &[u8]) -> Bytes {
     Bytes::from_static(b"\0")
 }
 
+/// Adds `prefix()`, `end()` and `from_key()` to a builder whose [`KeyRange`] is at the given
+/// field path; `$what` is the verb of the docs ("Reads", "Deletes"...).
+macro_rules! key_range_setters {
+    ($what:literal, $($path:ident).+) => {
+        #[doc = concat!($what, " every key starting with the key (an empty key: every key).")]
+        pub fn prefix(mut self) -> Self {
+            self.$($path).+ = $crate::key::KeyRange::Prefix;
+            self
+        }
+
+        #[doc = concat!($what, " the keys in `[key, end)`.")]
+        pub fn end(mut self, end: impl $crate::key::IntoBytes) -> Self {
+            self.$($path).+ = $crate::key::KeyRange::End(end.into_bytes());
+            self
+        }
+
+        #[doc = concat!($what, " every key greater than or equal to the key.")]
+        pub fn from_key(mut self) -> Self {
+            self.$($path).+ = $crate::key::KeyRange::FromKey;
+            self
+        }
+    };
+}
+pub(crate) use key_range_setters;
+
 /// Which keys a request covers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) enum KeyRange {

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::key::{IntoBytes, KeyRange, Namespace};
+use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_transport::Idempotency;
@@ -89,23 +89,7 @@ impl<'a> Range<'a> {
         }
     }
 
-    /// Reads the keys in `[key, end)`.
-    pub fn end(mut self, end: impl IntoBytes) -> Self {
-        self.spec.range = KeyRange::End(end.into_bytes());
-        self
-    }
-
-    /// Reads every key starting with the key (an empty key: every key).
-    pub fn prefix(mut self) -> Self {
-        self.spec.range = KeyRange::Prefix;
-        self
-    }
-
-    /// Reads every key greater than or equal to the key.
-    pub fn from_key(mut self) -> Self {
-        self.spec.range = KeyRange::FromKey;
-        self
-    }
+    key_range_setters!("Reads", spec.range);
 
     /// Returns at most `n` keys (0: no limit); [`RangeResponse::more`] says if more exist.
     pub fn limit(mut self, n: i64) -> Self {
@@ -412,23 +396,7 @@ impl<'a> Delete<'a> {
         }
     }
 
-    /// Deletes the keys in `[key, end)`.
-    pub fn end(mut self, end: impl IntoBytes) -> Self {
-        self.spec.range = KeyRange::End(end.into_bytes());
-        self
-    }
-
-    /// Deletes every key starting with the key (an empty key: every key).
-    pub fn prefix(mut self) -> Self {
-        self.spec.range = KeyRange::Prefix;
-        self
-    }
-
-    /// Deletes every key greater than or equal to the key.
-    pub fn from_key(mut self) -> Self {
-        self.spec.range = KeyRange::FromKey;
-        self
-    }
+    key_range_setters!("Deletes", spec.range);
 
     /// Returns the deleted key-values in [`DeleteResponse::prev_kvs`].
     pub fn prev_kv(mut self) -> Self {

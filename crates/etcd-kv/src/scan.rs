@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::key::{IntoBytes, KeyRange};
+use crate::key::{key_range_setters, IntoBytes, KeyRange};
 use crate::kv::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
@@ -31,23 +31,7 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Scans every key starting with the key (an empty key: every key).
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
-
-    /// Scans the keys in `[key, end)`.
-    pub fn end(mut self, end: impl IntoBytes) -> Self {
-        self.range = KeyRange::End(end.into_bytes());
-        self
-    }
-
-    /// Scans every key greater than or equal to the key.
-    pub fn from_key(mut self) -> Self {
-        self.range = KeyRange::FromKey;
-        self
-    }
+    key_range_setters!("Scans", range);
 
     /// Keys per page (default [`DEFAULT_PAGE_SIZE`]); memory use is bounded by one page.
     pub fn page_size(mut self, n: i64) -> Self {

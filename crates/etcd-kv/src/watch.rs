@@ -8,7 +8,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::key::{IntoBytes, KeyRange, Namespace};
+use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 use crate::kv::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
@@ -121,23 +121,7 @@ pub struct Watch<'a> {
 }
 
 impl<'a> Watch<'a> {
-    /// Watches every key starting with the key (an empty key: every key).
-    pub fn prefix(mut self) -> Self {
-        self.range = KeyRange::Prefix;
-        self
-    }
-
-    /// Watches the keys in `[key, end)`.
-    pub fn end(mut self, end: impl IntoBytes) -> Self {
-        self.range = KeyRange::End(end.into_bytes());
-        self
-    }
-
-    /// Watches every key greater than or equal to the key.
-    pub fn from_key(mut self) -> Self {
-        self.range = KeyRange::FromKey;
-        self
-    }
+    key_range_setters!("Watches", range);
 
     /// Delivers events from this revision on, including past ones still in the history
     /// (default: only changes after the watch is created).
