@@ -207,6 +207,25 @@ impl Transport {
     where
         Req: Serialize + ?Sized,
     {
+        let (endpoint, bytes) = self.call_unary(method, request, idempotency).await?;
+        let decoded = decode(&bytes).map_err(|source| Error::Decode {
+            endpoint: self.inner.endpoints[endpoint].base.clone(),
+            source,
+        });
+        self.recycle(bytes);
+        decoded
+    }
+
+    /// Sends a unary request with failover and returns the endpoint index and answer body.
+    async fn call_unary<Req>(
+        &self,
+        method: &str,
+        request: &Req,
+        idempotency: Idempotency,
+    ) -> Result<(usize, Body), Error>
+    where
+        Req: Serialize + ?Sized,
+    {
         let body = encode(request)?;
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
         let call = std::pin::pin!(self.call(method, body, idempotency, Call::Unary));
@@ -214,14 +233,7 @@ impl Transport {
             .instrument(tracing::debug_span!("etcd", method))
             .await?;
         match answer {
-            Answer::Body(bytes) => {
-                let decoded = decode(&bytes).map_err(|source| Error::Decode {
-                    endpoint: self.inner.endpoints[endpoint].base.clone(),
-                    source,
-                });
-                self.recycle(bytes);
-                decoded
-            }
+            Answer::Body(bytes) => Ok((endpoint, bytes)),
             Answer::Stream(..) => Err(Error::Config(
                 "internal: stream answer to a unary call".into(),
             )),
@@ -240,18 +252,8 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
-        let body = encode(request)?;
-        // Pinned in place: wrapping the (several KiB) future by value would copy it.
-        let call = std::pin::pin!(self.call(method, body, idempotency, Call::Unary));
-        let (endpoint, answer) = call
-            .instrument(tracing::debug_span!("etcd", method))
-            .await?;
+        let (endpoint, bytes) = self.call_unary(method, request, idempotency).await?;
         let endpoint = &self.inner.endpoints[endpoint].base;
-        let Answer::Body(bytes) = answer else {
-            return Err(Error::Config(
-                "internal: stream answer to a unary call".into(),
-            ));
-        };
         let decode_error = |source| Error::Decode {
             endpoint: endpoint.clone(),
             source,
