@@ -1,12 +1,78 @@
 //! The client: a cheap-to-clone handle shared by many tasks.
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, Namespace};
-use etcd_transport::{Idempotency, RetryConfig, TlsConfig, Transport, TransportBuilder};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::sync::Arc;
+use crate::lease::KeepAliveHub;
+use crate::watch::WatchHub;
+use etcd_transport::{RetryConfig, TlsConfig, Transport, TransportBuilder};
+use etcd_wire::Rpc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// etcd's default `--max-txn-ops`: the most operations (and the most compares) one
+/// transaction may have.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+
+/// etcd's default `--max-request-bytes`: 1.5 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// The server limits a client checks requests against before sending them, so that a
+/// transaction too large for etcd is refused with a clear error and nothing is sent. Set
+/// them to the server's flags with [`ClientBuilder::max_txn_ops`] and
+/// [`ClientBuilder::max_request_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]).
+    pub max_txn_ops: usize,
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+/// How watches and lease keep-alives travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StreamMode {
+    /// All watches of a client share one connection (per endpoint), and so do all
+    /// keep-alives (the gateway's WebSocket), where the server allows it; otherwise
+    /// [`PerCall`](Self::PerCall), chosen by itself. The default.
+    #[default]
+    Auto,
+    /// One connection (a POST stream) per watch, one request per keep-alive: what works
+    /// through any HTTP/1.1 proxy, and with auth on etcd 3.4 and 3.5.
+    PerCall,
+}
+
+/// How a client finds out that the member under a watch is gone: after `idle` without a
+/// message, it asks for a progress notification and whether the member has a leader; no
+/// answer within `timeout` (or "no leader") and the watches move to another endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Liveness {
+    /// Silence after which the stream is probed. Default 10 s.
+    pub idle: Duration,
+    /// How long a probe may take. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            idle: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// An etcd client. Clone it freely: clones share connections. Every method takes `&self`.
 ///
@@ -25,14 +91,20 @@ pub struct Client {
 }
 
 pub(crate) struct Inner {
-    pub(crate) transport: Transport,
-    pub(crate) max_txn_ops: usize,
+    pub(crate) backend: Backend,
+    pub(crate) limits: Limits,
+    pub(crate) stream_mode: StreamMode,
+    pub(crate) liveness: Liveness,
+    /// The watches' shared stream, started by the first watch.
+    pub(crate) watch_hub: OnceLock<WatchHub>,
+    /// The keep-alives' shared stream, started by the first keeper.
+    pub(crate) keep_alive_hub: OnceLock<KeepAliveHub>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("endpoints", &self.inner.transport.endpoints())
+            .field("endpoints", &self.inner.backend.endpoints())
             .field("namespace", &self.namespace.0)
             .finish()
     }
@@ -71,49 +143,29 @@ impl Client {
         &self.namespace.0
     }
 
-    /// The transport underneath, for gateway calls this crate does not wrap.
-    pub fn transport(&self) -> &Transport {
-        &self.inner.transport
+    /// The endpoint URLs, in configured order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner.backend.endpoints()
+    }
+
+    /// The endpoint the next request goes to first: the one that answered last.
+    pub fn current_endpoint(&self) -> String {
+        self.inner.backend.current_endpoint()
+    }
+
+    /// The server limits requests are checked against before sending.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// The version of the server behind the current endpoint, such as `"3.5.1"`.
     pub async fn server_version(&self) -> Result<String> {
-        Ok(self.inner.transport.server_version().await?)
+        self.inner.backend.server_version().await
     }
 
-    pub(crate) async fn call<Req, Resp>(
-        &self,
-        method: &str,
-        request: &Req,
-        idempotency: Idempotency,
-    ) -> Result<Resp>
-    where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
-    {
-        Ok(self
-            .inner
-            .transport
-            .unary(method, request, idempotency)
-            .await?)
-    }
-
-    /// [`call`](Self::call) with a decoder of the answer body of its own.
-    pub(crate) async fn call_with<Req, Resp>(
-        &self,
-        method: &str,
-        request: &Req,
-        idempotency: Idempotency,
-        decode: fn(&[u8]) -> std::result::Result<Resp, etcd_wire::DecodeError>,
-    ) -> Result<Resp>
-    where
-        Req: Serialize + ?Sized,
-    {
-        Ok(self
-            .inner
-            .transport
-            .unary_with(method, request, idempotency, decode)
-            .await?)
+    /// Sends a request and decodes its answer: what travels and how is the backend's.
+    pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
+        self.inner.backend.call(request).await
     }
 }
 
@@ -123,7 +175,9 @@ impl Client {
 pub struct ClientBuilder {
     transport: TransportBuilder,
     namespace: Option<bytes::Bytes>,
-    max_txn_ops: usize,
+    limits: Limits,
+    stream_mode: StreamMode,
+    liveness: Liveness,
 }
 
 impl Default for ClientBuilder {
@@ -131,7 +185,9 @@ impl Default for ClientBuilder {
         ClientBuilder {
             transport: Transport::builder(),
             namespace: None,
-            max_txn_ops: 128,
+            limits: Limits::default(),
+            stream_mode: StreamMode::default(),
+            liveness: Liveness::default(),
         }
     }
 }
@@ -189,26 +245,84 @@ impl ClientBuilder {
         self
     }
 
-    /// The server's `--max-txn-ops` (default 128): larger transactions are refused before
-    /// sending.
+    /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]): larger transactions
+    /// are refused before sending.
     pub fn max_txn_ops(mut self, n: usize) -> Self {
-        self.max_txn_ops = n;
+        self.limits.max_txn_ops = n;
         self
     }
 
-    /// Changes any other transport setting.
-    pub fn transport(mut self, f: impl FnOnce(TransportBuilder) -> TransportBuilder) -> Self {
-        self.transport = f(self.transport);
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    pub fn max_request_bytes(mut self, n: usize) -> Self {
+        self.limits.max_request_bytes = n;
+        self
+    }
+
+    /// Sends this auth token with every request (no renewal; prefer
+    /// [`credentials`](Self::credentials)).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.transport = self.transport.token(token);
+        self
+    }
+
+    /// Uses this API prefix (`/v3`, `/v3beta`, `/v3alpha`) instead of asking each
+    /// endpoint's version.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.transport = self.transport.api_prefix(prefix);
+        self
+    }
+
+    /// The largest answer accepted, in bytes (default 64 MiB); page anything larger.
+    pub fn max_response_len(mut self, bytes: usize) -> Self {
+        self.transport = self.transport.max_response_len(bytes);
+        self
+    }
+
+    /// Removes the per-attempt request timeout.
+    pub fn no_request_timeout(mut self) -> Self {
+        self.transport = self.transport.no_request_timeout();
+        self
+    }
+
+    /// How long an idle connection is kept for reuse. Default 60 s.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.transport = self.transport.pool_idle_timeout(timeout);
+        self
+    }
+
+    /// Whether calls and watches require the member to have a leader (default true): a
+    /// member cut off from its cluster then refuses at once ("no leader", nothing applied),
+    /// and the call moves to the next endpoint instead of waiting for etcd's own timeout
+    /// with an unknown outcome. Maintenance calls (status...) never require one.
+    pub fn require_leader(mut self, on: bool) -> Self {
+        self.transport = self.transport.require_leader(on);
+        self
+    }
+
+    /// How watches and keep-alives travel (default [`StreamMode::Auto`]).
+    pub fn stream_mode(mut self, mode: StreamMode) -> Self {
+        self.stream_mode = mode;
+        self
+    }
+
+    /// When a silent watch stream is probed, and how long the probe may take (see
+    /// [`Liveness`]).
+    pub fn watch_liveness(mut self, idle: Duration, timeout: Duration) -> Self {
+        self.liveness = Liveness { idle, timeout };
         self
     }
 
     /// Builds the client without contacting the server.
     pub fn build(self) -> Result<Client> {
-        let transport = self.transport.build().map_err(Error::from)?;
+        let transport = self.transport.build().map_err(Error::from_transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                transport,
-                max_txn_ops: self.max_txn_ops,
+                backend: Backend::Gateway(transport),
+                limits: self.limits,
+                stream_mode: self.stream_mode,
+                liveness: self.liveness,
+                watch_hub: OnceLock::new(),
+                keep_alive_hub: OnceLock::new(),
             }),
             namespace: Namespace(self.namespace.unwrap_or_default()),
         })

@@ -3,7 +3,6 @@
 use crate::client::Client;
 use crate::error::Result;
 use crate::types::Header;
-use etcd_transport::Idempotency;
 use etcd_wire::cluster as wc;
 use etcd_wire::maintenance as wm;
 pub use etcd_wire::maintenance::AlarmType;
@@ -139,13 +138,7 @@ fn members(list: Vec<wc::Member>) -> Vec<Member> {
 impl Client {
     /// The status of the member behind the current endpoint.
     pub async fn status(&self) -> Result<ServerStatus> {
-        let s: wm::StatusResponse = self
-            .call(
-                "maintenance/status",
-                &wm::StatusRequest::default(),
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let s: wm::StatusResponse = self.call(&wm::StatusRequest::default()).await?;
         Ok(ServerStatus {
             header: s.header.into(),
             version: s.version,
@@ -162,13 +155,7 @@ impl Client {
 
     /// The members of the cluster.
     pub async fn member_list(&self) -> Result<Vec<Member>> {
-        let r: wc::MemberListResponse = self
-            .call(
-                "cluster/member/list",
-                &wc::MemberListRequest::default(),
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let r: wc::MemberListResponse = self.call(&wc::MemberListRequest::default()).await?;
         Ok(members(r.members))
     }
 
@@ -182,42 +169,26 @@ impl Client {
             peer_urls,
             is_learner,
         };
-        let r: wc::MemberAddResponse = self
-            .call("cluster/member/add", &request, Idempotency::NotIdempotent)
-            .await?;
+        let r: wc::MemberAddResponse = self.call(&request).await?;
         Ok((r.member.into(), members(r.members)))
     }
 
     /// Removes a member; returns the remaining ones.
     pub async fn member_remove(&self, id: u64) -> Result<Vec<Member>> {
-        let r: wc::MemberRemoveResponse = self
-            .call(
-                "cluster/member/remove",
-                &wc::MemberRemoveRequest { id },
-                Idempotency::NotIdempotent,
-            )
-            .await?;
+        let r: wc::MemberRemoveResponse = self.call(&wc::MemberRemoveRequest { id }).await?;
         Ok(members(r.members))
     }
 
     /// Changes a member's peer URLs; returns the members.
     pub async fn member_update(&self, id: u64, peer_urls: Vec<String>) -> Result<Vec<Member>> {
         let request = wc::MemberUpdateRequest { id, peer_urls };
-        let r: wc::MemberUpdateResponse = self
-            .call("cluster/member/update", &request, Idempotency::Idempotent)
-            .await?;
+        let r: wc::MemberUpdateResponse = self.call(&request).await?;
         Ok(members(r.members))
     }
 
     /// Promotes a learner to a voting member (3.4+); returns the members.
     pub async fn member_promote(&self, id: u64) -> Result<Vec<Member>> {
-        let r: wc::MemberPromoteResponse = self
-            .call(
-                "cluster/member/promote",
-                &wc::MemberPromoteRequest { id },
-                Idempotency::NotIdempotent,
-            )
-            .await?;
+        let r: wc::MemberPromoteResponse = self.call(&wc::MemberPromoteRequest { id }).await?;
         Ok(members(r.members))
     }
 
@@ -243,9 +214,7 @@ impl Client {
             member_id,
             alarm,
         };
-        let r: wm::AlarmResponse = self
-            .call("maintenance/alarm", &request, Idempotency::Idempotent)
-            .await?;
+        let r: wm::AlarmResponse = self.call(&request).await?;
         Ok(r.alarms
             .into_iter()
             .map(|a| Alarm {
@@ -258,26 +227,14 @@ impl Client {
     /// Defragments the backend of the member behind the current endpoint, returning freed
     /// space to the file system. The member answers nothing else meanwhile.
     pub async fn defragment(&self) -> Result<()> {
-        let _: wm::DefragmentResponse = self
-            .call(
-                "maintenance/defragment",
-                &wm::DefragmentRequest::default(),
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let _: wm::DefragmentResponse = self.call(&wm::DefragmentRequest::default()).await?;
         Ok(())
     }
 
     /// Asks the leader (the current endpoint must be the leader) to hand leadership to
     /// member `target_id`.
     pub async fn move_leader(&self, target_id: u64) -> Result<()> {
-        let _: wm::MoveLeaderResponse = self
-            .call(
-                "maintenance/transfer-leadership",
-                &wm::MoveLeaderRequest { target_id },
-                Idempotency::NotIdempotent,
-            )
-            .await?;
+        let _: wm::MoveLeaderResponse = self.call(&wm::MoveLeaderRequest { target_id }).await?;
         Ok(())
     }
 }

@@ -1,12 +1,67 @@
 //! The client's error type: typed kinds for what callers act on, the gateway's code and
-//! message kept in the source.
+//! message kept, and a message that names the cause and the endpoint.
 
 use crate::lease::LeaseLost;
 use etcd_transport::Error as TransportError;
 use etcd_wire::{Code, Status};
 
+/// What went wrong underneath a client error: the server's answer (gRPC code and message) or
+/// the connection's trouble, with the endpoint it came from. Its `Display` is the whole
+/// story in one line, e.g. `cannot connect to http://127.0.0.1:1: tcp connect error:
+/// Connection refused (os error 111)`.
+#[derive(Clone)]
+pub struct Cause(std::sync::Arc<TransportError>);
+
+impl Cause {
+    /// The endpoint the cause came from, when one is known.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.0.endpoint()
+    }
+
+    /// The server's status (gRPC code and message), when the server answered with an error.
+    pub fn status(&self) -> Option<&Status> {
+        self.0.status()
+    }
+
+    /// True when no connection could be made.
+    pub fn is_connect(&self) -> bool {
+        self.0.is_connect()
+    }
+
+    /// True for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.0.is_timeout()
+    }
+
+    /// True when a write may or may not have been applied.
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.0.is_outcome_unknown()
+    }
+
+    pub(crate) fn transport(&self) -> &TransportError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Its `Display` already tells the whole chain: no further source.
+impl std::error::Error for Cause {}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 /// Errors of the etcd client.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`: one watch stream's permanent error can end every watch it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The requested revision was compacted away.
@@ -16,8 +71,8 @@ pub enum Error {
         compact_revision: i64,
     },
     /// The requested revision is newer than the store's current one.
-    #[error("requested revision is in the future")]
-    FutureRevision(#[source] TransportError),
+    #[error("requested revision is in the future: {0}")]
+    FutureRevision(Cause),
     /// The lease does not exist (expired or revoked).
     #[error("lease {lease_id} not found")]
     LeaseNotFound {
@@ -25,19 +80,19 @@ pub enum Error {
         lease_id: i64,
     },
     /// Something the request names does not exist (member, user, role...).
-    #[error("not found")]
-    NotFound(#[source] TransportError),
+    #[error("not found: {0}")]
+    NotFound(Cause),
     /// No endpoint could serve the request (all down, no leader...).
-    #[error("etcd unavailable")]
-    Unavailable(#[source] TransportError),
+    #[error("etcd unavailable: {0}")]
+    Unavailable(Cause),
     /// The request timed out; [`Error::is_outcome_unknown`] says whether a write may have
     /// been applied.
-    #[error("etcd request timed out")]
-    Timeout(#[source] TransportError),
+    #[error("etcd request timed out: {0}")]
+    Timeout(Cause),
     /// Authentication or authorization failed (bad credentials, invalid token, permission
     /// denied, auth not enabled...).
-    #[error("etcd auth error")]
-    Auth(#[source] TransportError),
+    #[error("etcd auth error: {0}")]
+    Auth(Cause),
     /// The request is invalid; rejected before anything was sent, or by the server.
     #[error("invalid input: {reason}")]
     InvalidInput {
@@ -45,14 +100,14 @@ pub enum Error {
         reason: String,
         /// The server's error, when the server rejected it.
         #[source]
-        source: Option<TransportError>,
+        source: Option<Cause>,
     },
     /// Another error answered by the server; its gRPC code and message are in the source.
-    #[error("etcd server error")]
-    Server(#[source] TransportError),
-    /// A connection, decoding or configuration problem of the transport.
-    #[error("etcd transport error")]
-    Transport(#[source] TransportError),
+    #[error("etcd server error: {0}")]
+    Server(Cause),
+    /// A connection, decoding or configuration problem.
+    #[error("{0}")]
+    Transport(Cause),
     /// The server's answer is not what the protocol allows.
     #[error("unexpected answer from etcd: {0}")]
     Protocol(String),
@@ -66,6 +121,10 @@ pub enum Error {
     /// is lost, and with it what it held.
     #[error("session lost: {0}")]
     SessionLost(LeaseLost),
+    /// The operation needs something this client's connection does not offer (e.g. a
+    /// progress request on a watch without the shared stream).
+    #[error("not supported here: {0}")]
+    Unsupported(String),
     /// This candidate is not, or no longer, the leader of the election.
     #[error("not the leader of election {name:?}")]
     NotLeader {
@@ -83,8 +142,8 @@ impl Error {
         }
     }
 
-    /// The transport error underneath, if any.
-    pub fn transport_error(&self) -> Option<&TransportError> {
+    /// What went wrong underneath, if the error came from the server or the connection.
+    pub fn cause(&self) -> Option<&Cause> {
         match self {
             Error::FutureRevision(e)
             | Error::NotFound(e)
@@ -100,7 +159,12 @@ impl Error {
 
     /// The gateway's status (gRPC code and message), when the server answered with an error.
     pub fn status(&self) -> Option<&Status> {
-        self.transport_error().and_then(TransportError::status)
+        self.cause().and_then(Cause::status)
+    }
+
+    /// The endpoint the error came from, when one is known.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.cause().and_then(Cause::endpoint)
     }
 
     /// The gateway's gRPC code, when the server answered with an error.
@@ -111,26 +175,97 @@ impl Error {
     /// True for a timeout (of a request, or of waiting for a lock).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_) | Error::LockTimeout { .. })
+            || self.cause().is_some_and(Cause::is_timeout)
+    }
+
+    /// True when no connection to any endpoint could be made: the request never left.
+    pub fn is_connect(&self) -> bool {
+        self.cause().is_some_and(Cause::is_connect)
     }
 
     /// True when a write may or may not have been applied: check before retrying it.
     pub fn is_outcome_unknown(&self) -> bool {
-        self.transport_error()
-            .is_some_and(TransportError::is_outcome_unknown)
+        self.cause().is_some_and(Cause::is_outcome_unknown)
+    }
+
+    /// True when an answer was larger than the client's response limit: ask for less
+    /// (a smaller page).
+    pub fn is_response_too_large(&self) -> bool {
+        let mut cause = self.cause().map(Cause::transport);
+        while let Some(e) = cause {
+            match e {
+                TransportError::ResponseTooLarge { .. } => return true,
+                TransportError::Unavailable { last, .. } => cause = Some(last),
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// True for a permission or authentication error (the same for unary calls and watches).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Auth(_))
     }
 }
 
 impl From<TransportError> for Error {
     fn from(e: TransportError) -> Error {
+        Error::from_transport(e)
+    }
+}
+
+impl Error {
+    /// A timeout of something other than one request (a watch not confirmed in time...).
+    pub(crate) fn timeout(endpoint: &str, after: std::time::Duration, what: &str) -> Error {
+        tracing::debug!(endpoint, ?after, what, "timed out");
+        Error::from_transport(TransportError::Timeout {
+            endpoint: endpoint.to_string(),
+            after,
+            outcome_unknown: false,
+        })
+    }
+
+    /// The typed error for a status the server reported inside a stream.
+    pub(crate) fn server(endpoint: &str, status: Status) -> Error {
+        Error::from_transport(TransportError::Server {
+            endpoint: endpoint.to_string(),
+            status,
+        })
+    }
+
+    /// True for an error a stream recovers from by reconnecting (a broken or timed out
+    /// connection, no leader, an unavailable server); false for those that would happen
+    /// again (permission denied, an undecodable or oversized message, a compaction...).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable(_) | Error::Timeout(_) | Error::Unsupported(_) => true,
+            Error::Transport(cause) => matches!(
+                cause.transport(),
+                TransportError::Io { .. }
+                    | TransportError::Connect { .. }
+                    | TransportError::Timeout { .. }
+                    | TransportError::Http { .. }
+            ),
+            Error::Server(cause) => matches!(
+                cause.status().map(Status::grpc_code),
+                Some(Code::Unknown | Code::Internal | Code::Aborted | Code::Cancelled)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The typed error for a transport error.
+    pub(crate) fn from_transport(e: TransportError) -> Error {
+        let e = Cause(std::sync::Arc::new(e));
         if e.is_timeout() {
             return Error::Timeout(e);
         }
         let Some(status) = e.status() else {
-            return match e {
+            return match e.transport() {
                 TransportError::Unavailable { .. } | TransportError::Connect { .. } => {
                     Error::Unavailable(e)
                 }
-                other => Error::Transport(other),
+                _ => Error::Transport(e),
             };
         };
         let message = status.message.as_str();

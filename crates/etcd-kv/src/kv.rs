@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
-use etcd_transport::Idempotency;
 use etcd_wire::kv as wire;
 pub use etcd_wire::kv::{SortOrder, SortTarget};
 use std::future::{Future, IntoFuture};
@@ -155,16 +154,7 @@ impl<'a> Range<'a> {
     /// Sends the request.
     pub async fn send(self) -> Result<RangeResponse> {
         let request = self.spec.to_wire(&self.client.namespace)?;
-        let answer = match self
-            .client
-            .call_with(
-                "kv/range",
-                &request,
-                Idempotency::Idempotent,
-                wire::RangeResponse::from_slice,
-            )
-            .await
-        {
+        let answer = match self.client.call(&request).await {
             Err(Error::Compacted { .. }) => {
                 return Err(self
                     .client
@@ -302,7 +292,7 @@ impl<'a> Put<'a> {
         let request = self.spec.to_wire(&self.client.namespace)?;
         let answer: wire::PutResponse = self
             .client
-            .call("kv/put", &request, Idempotency::NotIdempotent)
+            .call(&request)
             .await
             .map_err(|e| lease_error(e, request.lease))?;
         Ok(PutResponse::from_wire(answer, &self.client.namespace))
@@ -407,10 +397,7 @@ impl<'a> Delete<'a> {
     /// Sends the request.
     pub async fn send(self) -> Result<DeleteResponse> {
         let request = self.spec.to_wire(&self.client.namespace)?;
-        let answer: wire::DeleteRangeResponse = self
-            .client
-            .call("kv/deleterange", &request, Idempotency::NotIdempotent)
-            .await?;
+        let answer: wire::DeleteRangeResponse = self.client.call(&request).await?;
         Ok(DeleteResponse::from_wire(answer, &self.client.namespace))
     }
 }
@@ -491,11 +478,7 @@ impl<'a> Compact<'a> {
     /// at or below the current compact revision, fails with [`Error::Compacted`] naming the
     /// store's actual compact revision.
     pub async fn send(self) -> Result<Header> {
-        let answer: wire::CompactionResponse = match self
-            .client
-            .call("kv/compaction", &self.request, Idempotency::Idempotent)
-            .await
-        {
+        let answer: wire::CompactionResponse = match self.client.call(&self.request).await {
             // The store is compacted at `revision` or later: a watch from revision 1 is
             // cancelled naming where. (Compacted at 1 itself, such a watch would simply stay
             // open: for a compaction at 1 the requested revision is the answer, a lower bound.)

@@ -1,19 +1,25 @@
-//! Leases: grant, revoke, time-to-live, and a keeper task that keeps one alive.
+//! Leases: grant, revoke, time-to-live, and keepers that keep them alive.
 //!
-//! Through the gateway, a keep-alive is one POST that answers once, so the keeper refreshes
-//! periodically (every TTL/3) instead of holding a stream open.
+//! Every [`LeaseKeeper`] of a client is served by one driver task (see [`hub`]) that
+//! refreshes each lease every TTL/3 over one shared keep-alive stream, or with one POST per
+//! refresh where the server allows no shared stream.
+
+mod hub;
+
+pub(crate) use hub::KeepAliveHub;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::kv::{into_future, lease_error, BoxFuture};
 use crate::types::Header;
 use bytes::Bytes;
-use etcd_transport::Idempotency;
 use etcd_wire::lease as wire;
 use std::future::IntoFuture;
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+/// The shortest wait before a failed refresh is tried again.
+const MIN_RETRY: Duration = Duration::from_millis(100);
 
 /// A granted lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +62,7 @@ impl LeaseGrant<'_> {
         }
         // Granting a server-chosen ID twice would leave a stray lease, but one that expires
         // by itself; a chosen ID is refused the second time. Neither is retried blindly.
-        let answer: wire::LeaseGrantResponse = self
-            .client
-            .call("lease/grant", &self.request, Idempotency::NotIdempotent)
-            .await?;
+        let answer: wire::LeaseGrantResponse = self.client.call(&self.request).await?;
         if !answer.error.is_empty() {
             return Err(Error::Protocol(format!(
                 "lease grant failed: {}",
@@ -128,7 +131,7 @@ impl LeaseTimeToLiveRequest<'_> {
         let id = self.request.id;
         let answer: wire::LeaseTimeToLiveResponse = self
             .client
-            .call("lease/timetolive", &self.request, Idempotency::Idempotent)
+            .call(&self.request)
             .await
             .map_err(|e| lease_error(e, id))?;
         if answer.ttl < 0 {
@@ -185,9 +188,10 @@ impl std::fmt::Display for LeaseLost {
     }
 }
 
-/// Keeps a lease alive from a background task until dropped or revoked.
+/// Keeps a lease alive until dropped or revoked.
 ///
-/// The task refreshes the lease every TTL/3, retrying across endpoints. If the lease is
+/// The client's keep-alive task refreshes the lease every TTL/3, retrying across endpoints;
+/// all keepers of a client share it and its one connection. If the lease is
 /// revoked elsewhere, expires, or cannot be refreshed before its deadline, the keeper stops
 /// and [`LeaseKeeper::lost`] resolves with the reason.
 ///
@@ -198,7 +202,7 @@ pub struct LeaseKeeper {
     client: Client,
     lease: Lease,
     state: watch::Receiver<Option<LeaseLost>>,
-    task: tokio::task::JoinHandle<()>,
+    hub: mpsc::UnboundedSender<hub::Command>,
 }
 
 impl LeaseKeeper {
@@ -234,7 +238,7 @@ impl LeaseKeeper {
 
     /// Stops refreshing and revokes the lease: keys attached to it are deleted now.
     pub async fn revoke(self) -> Result<()> {
-        self.task.abort();
+        let _ = self.hub.send(hub::Command::Remove { id: self.lease.id });
         match self.client.lease_revoke(self.lease.id).await {
             Err(Error::LeaseNotFound { .. }) | Ok(()) => Ok(()),
             Err(e) => Err(e),
@@ -244,43 +248,7 @@ impl LeaseKeeper {
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn keep(client: Client, lease: Lease, state: watch::Sender<Option<LeaseLost>>) {
-    let ttl = Duration::from_secs(lease.ttl.max(1) as u64);
-    let mut deadline = Instant::now() + ttl;
-    let mut next = Instant::now() + ttl / 3;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = state.closed() => return,
-        }
-        let sent = Instant::now();
-        match client.lease_keep_alive_once(lease.id).await {
-            Ok(new_ttl) => {
-                let new_ttl = Duration::from_secs(new_ttl.max(1) as u64);
-                deadline = sent + new_ttl;
-                next = sent + new_ttl / 3;
-            }
-            Err(Error::LeaseNotFound { .. }) => {
-                let _ = state.send(Some(LeaseLost::Expired));
-                return;
-            }
-            Err(e) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    let _ = state.send(Some(LeaseLost::Unreachable {
-                        last_error: e.to_string(),
-                    }));
-                    return;
-                }
-                tracing::debug!(lease = lease.id, error = %e, "lease refresh failed; retrying");
-                next = (now + (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)))
-                    .min(deadline);
-            }
-        }
+        let _ = self.hub.send(hub::Command::Remove { id: self.lease.id });
     }
 }
 
@@ -296,11 +264,7 @@ impl Client {
     /// Revokes a lease: every key attached to it is deleted.
     pub async fn lease_revoke(&self, id: i64) -> Result<()> {
         let _: wire::LeaseRevokeResponse = self
-            .call(
-                "lease/revoke",
-                &wire::LeaseRevokeRequest { id },
-                Idempotency::Idempotent,
-            )
+            .call(&wire::LeaseRevokeRequest { id })
             .await
             .map_err(|e| lease_error(e, id))?;
         Ok(())
@@ -316,13 +280,8 @@ impl Client {
 
     /// The IDs of every lease (etcd 3.3+).
     pub async fn leases(&self) -> Result<Vec<i64>> {
-        let answer: wire::LeaseLeasesResponse = self
-            .call(
-                "lease/leases",
-                &wire::LeaseLeasesRequest::default(),
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let answer: wire::LeaseLeasesResponse =
+            self.call(&wire::LeaseLeasesRequest::default()).await?;
         Ok(answer.leases.into_iter().map(|l| l.id).collect())
     }
 
@@ -330,14 +289,10 @@ impl Client {
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
         let answer: wire::LeaseKeepAliveResponse = self
             .inner
-            .transport
-            .unary_streamed(
-                "lease/keepalive",
-                &wire::LeaseKeepAliveRequest { id },
-                Idempotency::Idempotent,
-            )
+            .backend
+            .call_stream_once(&wire::LeaseKeepAliveRequest { id })
             .await
-            .map_err(|e| lease_error(e.into(), id))?;
+            .map_err(|e| lease_error(e, id))?;
         if answer.ttl <= 0 {
             return Err(Error::LeaseNotFound { lease_id: id });
         }
@@ -360,15 +315,25 @@ impl Client {
         Ok(self.keep_alive(lease))
     }
 
-    /// Keeps an existing lease alive until the keeper is dropped.
+    /// Keeps an existing lease alive until the keeper is dropped. Must be called within a
+    /// Tokio runtime.
     pub fn keep_alive(&self, lease: Lease) -> LeaseKeeper {
         let (tx, rx) = watch::channel(None);
-        let task = tokio::spawn(keep(self.clone(), lease, tx));
+        let inner = &self.inner;
+        let hub = inner
+            .keep_alive_hub
+            .get_or_init(|| KeepAliveHub::start(&inner.backend, inner.stream_mode))
+            .commands();
+        let _ = hub.send(hub::Command::Add {
+            id: lease.id,
+            ttl: lease.ttl,
+            state: tx,
+        });
         LeaseKeeper {
             client: self.clone(),
             lease,
             state: rx,
-            task,
+            hub,
         }
     }
 }

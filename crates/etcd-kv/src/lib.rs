@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backend;
 mod claim;
 mod client;
 mod cluster;
@@ -48,10 +49,13 @@ mod txn;
 mod types;
 mod watch;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{
+    Client, ClientBuilder, Limits, Liveness, StreamMode, DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_TXN_OPS,
+};
 pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
 pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
-pub use error::{Error, Result};
+pub use error::{Cause, Error, Result};
 pub use etcd_transport::{RetryConfig, TlsConfig};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{

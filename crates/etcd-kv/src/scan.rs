@@ -7,7 +7,6 @@ use crate::key::{key_range_setters, IntoBytes, KeyRange};
 use crate::kv::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
-use etcd_transport::Idempotency;
 use etcd_wire::kv as wire;
 use futures_core::Stream;
 use std::collections::VecDeque;
@@ -135,10 +134,7 @@ impl PageStream {
             ..wire::RangeRequest::default()
         };
         Box::pin(async move {
-            match client
-                .call("kv/range", &request, Idempotency::Idempotent)
-                .await
-            {
+            match client.call(&request).await {
                 Err(Error::Compacted { .. }) => {
                     Err(client.compacted_error(&request.key, request.revision).await)
                 }

@@ -9,7 +9,6 @@ use crate::kv::{
 };
 use crate::types::Header;
 use bytes::Bytes;
-use etcd_transport::Idempotency;
 use etcd_wire::txn::{self as wire, CompareResult, TargetUnion};
 use std::future::IntoFuture;
 
@@ -345,17 +344,13 @@ impl<'a> Txn<'a> {
     /// Sends the transaction. A transaction with only reads is retried like a read;
     /// one with writes is never sent twice.
     pub async fn send(self) -> Result<TxnResponse> {
-        self.spec.check_limits(self.client.inner.max_txn_ops)?;
+        self.spec
+            .check_limits(self.client.inner.limits.max_txn_ops)?;
         let ns = &self.client.namespace;
         let request = self.spec.to_wire(ns)?;
-        let idempotency = if self.spec.is_read_only() {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::NotIdempotent
-        };
         let answer: wire::TxnResponse = self
             .client
-            .call("kv/txn", &request, idempotency)
+            .call(&request)
             .await
             .map_err(|e| lease_error(e, self.spec.first_lease()))?;
         TxnResponse::from_wire(answer, ns)
@@ -376,17 +371,6 @@ impl TxnSpec {
             })
             .find(|&lease| lease != 0)
             .unwrap_or(0)
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.success
-            .iter()
-            .chain(&self.failure)
-            .all(|op| match &op.0 {
-                Op::Range(_) => true,
-                Op::Txn(t) => t.is_read_only(),
-                Op::Put(_) | Op::Delete(_) => false,
-            })
     }
 }
 

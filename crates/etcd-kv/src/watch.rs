@@ -1,28 +1,29 @@
-//! Watches over the gateway's streaming `watch` call, resumed across reconnects.
+//! Watches, resumed across reconnects.
 //!
-//! A [`WatchStream`] owns a background task holding one HTTP connection. When the
-//! connection breaks or its endpoint dies, the task reconnects (same or next endpoint, with
-//! backoff) and resumes from the revision after the last one it delivered whole, so no event
-//! is lost or repeated. When that revision has been compacted, the stream yields
-//! [`Error::Compacted`] and ends.
+//! The watches of a client share one stream (see [`hub`]): when its connection breaks, its
+//! member freezes or loses its leader, the stream reconnects (same or next endpoint, with
+//! backoff) and each watch resumes from the revision after the last one it delivered
+//! whole, so no event is lost or repeated. When that revision has been compacted, the
+//! watch yields [`Error::Compacted`] and ends.
+
+mod hub;
+
+pub(crate) use hub::{backoff, WatchHub};
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 use crate::kv::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
 use etcd_wire::header::EventType;
-use etcd_wire::watch::{
-    FilterType, WatchCreateRequest, WatchRequest, WatchResponse as WireResponse,
-};
+use etcd_wire::watch::{FilterType, WatchCreateRequest, WatchRequest};
 use futures_core::Stream;
-use futures_util::StreamExt;
 use std::future::IntoFuture;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,7 +157,8 @@ impl<'a> Watch<'a> {
     }
 
     /// Creates the watch and waits until etcd has confirmed it: changes made after this
-    /// returns are seen.
+    /// returns are seen. Fails with a timeout when etcd has not confirmed it within the
+    /// request timeout (a member that hangs, or answers garbage).
     pub async fn send(self) -> Result<WatchStream> {
         check_key(&self.key, &self.range)?;
         let (key, range_end) = self.client.namespace.range(&self.key, &self.range);
@@ -165,29 +167,7 @@ impl<'a> Watch<'a> {
             range_end,
             ..self.create
         };
-        let (events_tx, events_rx) = mpsc::channel(64);
-        let (created_tx, created_rx) = oneshot::channel();
-        let task = Resumer {
-            client: self.client.clone(),
-            next_revision: create.start_revision,
-            create,
-            events: events_tx,
-            created: Some(created_tx),
-        };
-        let handle = tokio::spawn(task.run());
-        match created_rx.await {
-            Ok(Ok(())) => Ok(WatchStream {
-                events: events_rx,
-                task: handle,
-            }),
-            Ok(Err(e)) => {
-                handle.abort();
-                Err(e)
-            }
-            Err(_) => Err(Error::Protocol(
-                "the watch task ended before the watch was created".into(),
-            )),
-        }
+        hub::create(self.client, create).await
     }
 }
 
@@ -201,17 +181,37 @@ impl<'a> IntoFuture for Watch<'a> {
 
 /// A live watch: a [`Stream`] of [`WatchResponse`]s, one per revision, in revision order.
 ///
-/// It survives connection loss: the background task reconnects and resumes after the last
-/// revision delivered. It ends after yielding a terminal error: [`Error::Compacted`] when
-/// the revision to resume from was compacted, or the server's reason when etcd cancels the
-/// watch (e.g. permission denied).
+/// It survives connection loss, a frozen member and a member that lost its leader: the
+/// watch moves to another endpoint and resumes after the last revision it delivered whole,
+/// so no event is lost or repeated. It ends after yielding a terminal error:
+/// [`Error::Compacted`] when the revision to resume from was compacted, [`Error::Auth`]
+/// when etcd refuses it permission, or the server's reason when etcd cancels it.
 ///
-/// Dropping the stream cancels the watch: the task stops and its connection is closed.
+/// All watches of a client share one connection per endpoint where the server allows it
+/// (see [`StreamMode`](crate::StreamMode)). Dropping the stream cancels the watch on the
+/// server (a cancel request on the shared connection, or closing its own connection).
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct WatchStream {
     events: mpsc::Receiver<Result<WatchResponse>>,
-    task: tokio::task::JoinHandle<()>,
+    handle: hub::SubHandle,
+}
+
+impl WatchStream {
+    /// Asks etcd for a progress notification on this watch: a [`WatchResponse`] without
+    /// events whose revision says that every change up to it has been delivered. Useful to
+    /// learn that a quiet watch is up to date (e.g. before a consistent read from a cache).
+    ///
+    /// Needs the shared (WebSocket) stream: in [`StreamMode::PerCall`](crate::StreamMode)
+    /// it fails with [`Error::Unsupported`].
+    pub fn request_progress(&self) -> Result<()> {
+        self.handle.request_progress()
+    }
+
+    /// The endpoint the watch is on now.
+    pub fn endpoint(&self) -> String {
+        self.handle.endpoint()
+    }
 }
 
 impl Stream for WatchStream {
@@ -222,156 +222,11 @@ impl Stream for WatchStream {
     }
 }
 
-impl Drop for WatchStream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The task behind a [`WatchStream`].
-struct Resumer {
-    client: Client,
-    create: WatchCreateRequest,
-    /// The first revision not yet delivered; 0 until known (a watch from "now").
-    next_revision: i64,
-    events: mpsc::Sender<Result<WatchResponse>>,
-    created: Option<oneshot::Sender<Result<()>>>,
-}
-
-/// How one connection of the watch ended.
-enum Ended {
-    /// The consumer is gone, or a terminal error was delivered.
-    Stop,
-    /// The connection broke: reconnect.
-    Reconnect,
-}
-
-impl Resumer {
-    async fn run(mut self) {
-        let mut failures = 0u32;
-        loop {
-            let request = WatchRequest {
-                create_request: Some(WatchCreateRequest {
-                    start_revision: self.next_revision,
-                    ..self.create.clone()
-                }),
-                ..WatchRequest::default()
-            };
-            let transport = self.client.inner.transport.clone();
-            match transport.stream::<_, WireResponse>("watch", &request).await {
-                Ok(stream) => {
-                    let endpoint = stream.endpoint().to_string();
-                    match self.pump(stream, &mut failures).await {
-                        Ended::Stop => return,
-                        Ended::Reconnect => {
-                            tracing::debug!(%endpoint, next_revision = self.next_revision, "watch connection lost; resuming");
-                            transport.demote(&endpoint);
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Before the first creation, the caller gets the error.
-                    if let Some(created) = self.created.take() {
-                        let _ = created.send(Err(e.into()));
-                        return;
-                    }
-                    tracing::debug!(error = %e, "watch reconnect failed");
-                }
-            }
-            if self.events.is_closed() {
-                return;
-            }
-            failures += 1;
-            tokio::time::sleep(backoff(failures)).await;
-        }
-    }
-
-    /// Reads one connection's messages until it ends.
-    async fn pump(
-        &mut self,
-        mut stream: etcd_transport::MessageStream<WireResponse>,
-        failures: &mut u32,
-    ) -> Ended {
-        let ns = self.client.namespace.clone();
-        loop {
-            let message = tokio::select! {
-                m = stream.next() => m,
-                _ = self.events.closed() => return Ended::Stop,
-            };
-            let message = match message {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "watch stream error");
-                    return Ended::Reconnect;
-                }
-                None => return Ended::Reconnect,
-            };
-            if message.created {
-                *failures = 0;
-                if self.next_revision == 0 {
-                    // A watch from "now": resume after the revision it was created at.
-                    self.next_revision = message.header.revision + 1;
-                }
-                if let Some(created) = self.created.take() {
-                    let _ = created.send(Ok(()));
-                }
-            }
-            if message.canceled {
-                let error = if message.compact_revision > 0 {
-                    Error::Compacted {
-                        compact_revision: message.compact_revision,
-                    }
-                } else {
-                    Error::Protocol(format!(
-                        "etcd canceled the watch: {}",
-                        message.cancel_reason
-                    ))
-                };
-                if let Some(created) = self.created.take() {
-                    let _ = created.send(Ok(()));
-                }
-                let _ = self.events.send(Err(error)).await;
-                return Ended::Stop;
-            }
-            if message.events.is_empty() {
-                if !message.created && message.header.revision > 0 {
-                    // Progress notification: everything up to this revision was delivered.
-                    self.next_revision = self.next_revision.max(message.header.revision + 1);
-                    if self.create.progress_notify {
-                        let progress = WatchResponse {
-                            revision: message.header.revision,
-                            events: Vec::new(),
-                        };
-                        if self.events.send(Ok(progress)).await.is_err() {
-                            return Ended::Stop;
-                        }
-                    }
-                }
-                continue;
-            }
-            for batch in group_by_revision(message.events, &ns) {
-                if batch.revision < self.next_revision {
-                    // Already delivered before a reconnect.
-                    continue;
-                }
-                let revision = batch.revision;
-                if self.events.send(Ok(batch)).await.is_err() {
-                    return Ended::Stop;
-                }
-                self.next_revision = revision + 1;
-            }
-        }
-    }
-}
-
-fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(50).saturating_mul(1 << failures.min(6));
-    base.min(Duration::from_secs(2))
-        .mul_f64(0.5 + rand::random::<f64>())
-}
-
 /// Splits a message's events into one response per revision, keeping etcd's order.
-fn group_by_revision(events: Vec<etcd_wire::header::Event>, ns: &Namespace) -> Vec<WatchResponse> {
+pub(crate) fn group_by_revision(
+    events: Vec<etcd_wire::header::Event>,
+    ns: &Namespace,
+) -> Vec<WatchResponse> {
     let mut out: Vec<WatchResponse> = Vec::new();
     for e in events {
         let event = WatchEvent {
@@ -392,6 +247,16 @@ fn group_by_revision(events: Vec<etcd_wire::header::Event>, ns: &Namespace) -> V
         }
     }
     out
+}
+
+impl WatchResponse {
+    /// A progress notification at `revision`.
+    pub(crate) fn progress(revision: i64) -> WatchResponse {
+        WatchResponse {
+            revision,
+            events: Vec::new(),
+        }
+    }
 }
 
 impl Client {
@@ -434,12 +299,7 @@ pub(crate) async fn probe_compact_revision(
         ..WatchRequest::default()
     };
     let probe = async {
-        let mut stream = client
-            .inner
-            .transport
-            .stream::<_, WireResponse>("watch", &request)
-            .await
-            .ok()?;
+        let mut stream = client.inner.backend.call_stream(&request).await.ok()?;
         while let Some(Ok(message)) = stream.next().await {
             if message.compact_revision > 0 {
                 return Some(message.compact_revision);

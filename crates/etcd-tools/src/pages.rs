@@ -106,7 +106,7 @@ impl Pager {
                     .revision(self.revision);
                 match request.await {
                     Ok(r) => break r,
-                    Err(e) if is_too_large(&e) && self.limit > 1 => self.limit /= 2,
+                    Err(e) if e.is_response_too_large() && self.limit > 1 => self.limit /= 2,
                     Err(e) => return Err(self.read_error(e)),
                 }
             };
@@ -149,7 +149,7 @@ impl Pager {
                 .revision(self.revision);
             match request.await {
                 Ok(r) => break r,
-                Err(e) if is_too_large(&e) && limit > self.page_size => limit /= 2,
+                Err(e) if e.is_response_too_large() && limit > self.page_size => limit /= 2,
                 Err(e) => return Err(self.read_error(e)),
             }
         };
@@ -164,13 +164,6 @@ impl Pager {
         }
         Ok(())
     }
-}
-
-fn is_too_large(e: &etcd_kv::Error) -> bool {
-    matches!(
-        e.transport_error(),
-        Some(etcd_transport::Error::ResponseTooLarge { .. })
-    )
 }
 
 #[cfg(test)]

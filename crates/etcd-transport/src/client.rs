@@ -8,7 +8,9 @@ use crate::stream::MessageStream;
 use crate::tls;
 use bytes::Bytes;
 use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
-use etcd_wire::{AuthenticateRequest, AuthenticateResponse, VersionResponse};
+use etcd_wire::{
+    AuthenticateRequest, AuthenticateResponse, Idempotency, Rpc, StreamRpc, VersionResponse,
+};
 use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode};
 use http_body::Body as _;
@@ -21,34 +23,25 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tracing::Instrument;
 
-/// Whether a request may be sent again when its outcome is unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idempotency {
-    /// Repeating it is harmless (reads, watch creation, keep-alives): retried after timeouts
-    /// and broken connections, on the next endpoint.
-    Idempotent,
-    /// Repeating it may apply it twice (writes): retried only when it provably never reached
-    /// a server; otherwise the error says the outcome is unknown.
-    NotIdempotent,
-}
-
 /// A client for etcd's gRPC-JSON gateway over HTTP/1.1: cheap to clone, shared by many tasks.
 ///
 /// Calls name the gateway method after the API prefix, such as `"kv/range"`; the prefix
 /// (`/v3`, `/v3beta`, `/v3alpha`) is detected once per endpoint from `GET /version`.
 #[derive(Clone)]
 pub struct Transport {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    endpoints: Vec<Endpoint>,
-    pool: Pool,
-    preferred: AtomicUsize,
-    request_timeout: Option<Duration>,
+pub(crate) struct Inner {
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) pool: Pool,
+    pub(crate) preferred: AtomicUsize,
+    pub(crate) request_timeout: Option<Duration>,
     retry: RetryConfig,
-    max_response_len: usize,
+    pub(crate) max_response_len: usize,
     credentials: Option<Credentials>,
+    /// Whether calls that need a leader say so (`Grpc-Metadata-hasleader: true`).
+    require_leader: bool,
     token: RwLock<Option<HeaderValue>>,
     auth_lock: tokio::sync::Mutex<()>,
     /// The buffer the last large multi-frame answer was joined in, kept for the next one:
@@ -89,6 +82,20 @@ impl std::fmt::Debug for Transport {
 enum Call {
     Unary,
     Stream,
+}
+
+/// The gateway header that makes a member without a leader refuse a call at once with
+/// "no leader" (etcd's require-leader metadata, `hasleader`).
+const REQUIRE_LEADER: http::HeaderName = http::HeaderName::from_static("grpc-metadata-hasleader");
+
+/// Where a request goes and how it may be retried.
+#[derive(Clone, Copy)]
+struct Route<'a> {
+    /// The method path after the API prefix.
+    method: &'a str,
+    idempotency: Idempotency,
+    /// Whether to send the require-leader header (when the transport is configured to).
+    require_leader: bool,
 }
 
 /// What one attempt got.
@@ -137,6 +144,7 @@ impl Transport {
                 retry: b.retry,
                 max_response_len: b.max_response_len,
                 credentials: b.credentials,
+                require_leader: b.require_leader,
                 token: RwLock::new(token),
                 auth_lock: tokio::sync::Mutex::new(()),
                 spare: std::sync::Mutex::new(Vec::new()),
@@ -158,7 +166,7 @@ impl Transport {
         &self.inner.endpoints[self.preferred()].base
     }
 
-    fn preferred(&self) -> usize {
+    pub(crate) fn preferred(&self) -> usize {
         self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len()
     }
 
@@ -176,10 +184,28 @@ impl Transport {
         }
     }
 
-    /// Sends a unary request to `method` (e.g. `"kv/put"`) and decodes the answer.
+    /// Sends a request and decodes its answer: the path, whether a retry is safe, whether it
+    /// needs a leader and the decoder all come from the request type (see [`Rpc`]).
     ///
     /// Cancel safety: dropping the future abandons the request; its connection is closed,
     /// not reused. A write abandoned this way may or may not have been applied.
+    pub async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response, Error> {
+        let route = Route {
+            method: R::PATH,
+            idempotency: request.idempotency(),
+            require_leader: R::REQUIRE_LEADER,
+        };
+        let (endpoint, bytes) = self.call_unary(route, request).await?;
+        let decoded = R::decode(&bytes).map_err(|source| Error::Decode {
+            endpoint: self.inner.endpoints[endpoint].base.clone(),
+            source,
+        });
+        self.recycle(bytes);
+        decoded
+    }
+
+    /// Sends an untyped request to `method` (e.g. `"kv/put"`) and decodes the answer, for
+    /// gateway methods that have no [`Rpc`] type.
     pub async fn unary<Req, Resp>(
         &self,
         method: &str,
@@ -190,25 +216,13 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
-        self.unary_with(method, request, idempotency, etcd_wire::from_slice)
-            .await
-    }
-
-    /// Like [`unary`](Self::unary), decoding the answer body with `decode`, such as
-    /// [`RangeResponse::from_slice`](etcd_wire::RangeResponse::from_slice), which decodes
-    /// large ranges several times faster than serde.
-    pub async fn unary_with<Req, Resp>(
-        &self,
-        method: &str,
-        request: &Req,
-        idempotency: Idempotency,
-        decode: fn(&[u8]) -> Result<Resp, etcd_wire::DecodeError>,
-    ) -> Result<Resp, Error>
-    where
-        Req: Serialize + ?Sized,
-    {
-        let (endpoint, bytes) = self.call_unary(method, request, idempotency).await?;
-        let decoded = decode(&bytes).map_err(|source| Error::Decode {
+        let route = Route {
+            method,
+            idempotency,
+            require_leader: true,
+        };
+        let (endpoint, bytes) = self.call_unary(route, request).await?;
+        let decoded = etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
             endpoint: self.inner.endpoints[endpoint].base.clone(),
             source,
         });
@@ -217,20 +231,15 @@ impl Transport {
     }
 
     /// Sends a unary request with failover and returns the endpoint index and answer body.
-    async fn call_unary<Req>(
-        &self,
-        method: &str,
-        request: &Req,
-        idempotency: Idempotency,
-    ) -> Result<(usize, Body), Error>
+    async fn call_unary<Req>(&self, route: Route<'_>, request: &Req) -> Result<(usize, Body), Error>
     where
         Req: Serialize + ?Sized,
     {
         let body = encode(request)?;
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
-        let call = std::pin::pin!(self.call(method, body, idempotency, Call::Unary));
+        let call = std::pin::pin!(self.exchange(route, body, Call::Unary));
         let (endpoint, answer) = call
-            .instrument(tracing::debug_span!("etcd", method))
+            .instrument(tracing::debug_span!("etcd", method = route.method))
             .await?;
         match answer {
             Answer::Body(bytes) => Ok((endpoint, bytes)),
@@ -240,19 +249,16 @@ impl Transport {
         }
     }
 
-    /// Sends a request to a streaming method that answers with exactly one message, such as
-    /// the gateway's `lease/keepalive`, over a pooled connection, and decodes that message.
-    pub async fn unary_streamed<Req, Resp>(
-        &self,
-        method: &str,
-        request: &Req,
-        idempotency: Idempotency,
-    ) -> Result<Resp, Error>
-    where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
-    {
-        let (endpoint, bytes) = self.call_unary(method, request, idempotency).await?;
+    /// Sends the one request of a streaming method whose stream answers exactly once, such
+    /// as the gateway's `lease/keepalive` over a plain POST, over a pooled connection, and
+    /// decodes that answer.
+    pub async fn call_stream_once<R: StreamRpc>(&self, request: &R) -> Result<R::Response, Error> {
+        let route = Route {
+            method: R::PATH,
+            idempotency: Idempotency::Idempotent,
+            require_leader: R::REQUIRE_LEADER,
+        };
+        let (endpoint, bytes) = self.call_unary(route, request).await?;
         let endpoint = &self.inner.endpoints[endpoint].base;
         let decode_error = |source| Error::Decode {
             endpoint: endpoint.clone(),
@@ -266,7 +272,7 @@ impl Transport {
             .map_err(decode_error)?
             .ok_or(etcd_wire::DecodeError::NotAMessage)
             .map_err(decode_error)?;
-        match parse_message::<Resp>(&line).map_err(decode_error)? {
+        match parse_message::<R::Response>(&line).map_err(decode_error)? {
             StreamMessage::Result(message) => Ok(message),
             StreamMessage::Error(status) => Err(Error::Server {
                 endpoint: endpoint.clone(),
@@ -275,12 +281,25 @@ impl Transport {
         }
     }
 
-    /// Opens a streaming call (watch, keep-alive, observe, snapshot) and returns its
-    /// messages as a [`Stream`](futures_core::Stream).
+    /// Opens a streaming call with one request (watch, observe, snapshot) over its own POST
+    /// and returns its answers as a [`Stream`](futures_core::Stream).
     ///
     /// Opening is retried on another endpoint like an idempotent request; the request timeout
     /// applies until the response headers arrive. The stream has its own connection, which
     /// is closed when the stream is dropped (never returned to the pool).
+    pub async fn call_stream<R: StreamRpc>(
+        &self,
+        request: &R,
+    ) -> Result<MessageStream<R::Response>, Error> {
+        let route = Route {
+            method: R::PATH,
+            idempotency: Idempotency::Idempotent,
+            require_leader: R::REQUIRE_LEADER,
+        };
+        self.open_stream(route, request).await
+    }
+
+    /// [`call_stream`](Self::call_stream) for an untyped request to `method`.
     pub async fn stream<Req, Resp>(
         &self,
         method: &str,
@@ -290,11 +309,28 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        let route = Route {
+            method,
+            idempotency: Idempotency::Idempotent,
+            require_leader: true,
+        };
+        self.open_stream(route, request).await
+    }
+
+    async fn open_stream<Req, Resp>(
+        &self,
+        route: Route<'_>,
+        request: &Req,
+    ) -> Result<MessageStream<Resp>, Error>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
         let body = encode(request)?;
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
-        let call = std::pin::pin!(self.call(method, body, Idempotency::Idempotent, Call::Stream));
+        let call = std::pin::pin!(self.exchange(route, body, Call::Stream));
         let (endpoint, answer) = call
-            .instrument(tracing::debug_span!("etcd_stream", method))
+            .instrument(tracing::debug_span!("etcd_stream", method = route.method))
             .await?;
         match answer {
             Answer::Stream(incoming, conn) => Ok(MessageStream::new(
@@ -307,6 +343,67 @@ impl Transport {
                 "internal: unary answer to a stream call".into(),
             )),
         }
+    }
+
+    /// Asks `endpoint` alone, once, whether it has a leader: a serializable one-key read
+    /// with the require-leader header, within `timeout`. `Ok` means it answered and has a
+    /// leader; a member without one answers "no leader", a frozen one times out.
+    pub async fn check_leader(&self, endpoint: &str, timeout: Duration) -> Result<(), Error> {
+        let Some(idx) = self.endpoint_index(endpoint) else {
+            return Err(Error::Config(format!("unknown endpoint {endpoint}")));
+        };
+        let request = etcd_wire::RangeRequest {
+            key: Bytes::from_static(b"\0"),
+            serializable: true,
+            count_only: true,
+            ..etcd_wire::RangeRequest::default()
+        };
+        let body = encode(&request)?;
+        let route = Route {
+            method: <etcd_wire::RangeRequest as Rpc>::PATH,
+            idempotency: Idempotency::Idempotent,
+            require_leader: true,
+        };
+        let probe = async {
+            let token = self.token_for_request(idx).await?;
+            self.attempt(idx, route, body, token, Call::Unary).await
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Timeout {
+                endpoint: endpoint.to_string(),
+                after: timeout,
+                outcome_unknown: false,
+            }),
+        }
+    }
+
+    pub(crate) fn endpoint_index(&self, endpoint: &str) -> Option<usize> {
+        self.inner.endpoints.iter().position(|e| e.base == endpoint)
+    }
+
+    /// How long one attempt of a request may take (10 s when unlimited, for callers that
+    /// need a bound).
+    pub fn request_timeout(&self) -> Duration {
+        self.inner
+            .request_timeout
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// True when requests carry an auth token (configured, or from credentials).
+    pub fn uses_auth(&self) -> bool {
+        self.inner.credentials.is_some() || self.current_token().is_some()
+    }
+
+    /// Authenticates again with the configured credentials unless the token was renewed
+    /// since `stale` was read; for streams whose server reports the token invalid in its
+    /// own way (a watch is cancelled with "permission denied"). Without credentials,
+    /// nothing happens.
+    pub async fn renew_token(&self) -> Result<(), Error> {
+        let stale = self.current_token();
+        let idx = self.preferred();
+        Box::pin(self.renew_token_unless_replaced(idx, stale)).await
     }
 
     /// The server version from `GET /version`, asking the endpoints in turn from the
@@ -336,11 +433,10 @@ impl Transport {
     }
 
     /// Tries endpoints in turn from the preferred one, within the retry policy.
-    async fn call(
+    async fn exchange(
         &self,
-        method: &str,
+        route: Route<'_>,
         body: Bytes,
-        idempotency: Idempotency,
         call: Call,
     ) -> Result<(usize, Answer), Error> {
         let inner = &*self.inner;
@@ -352,7 +448,7 @@ impl Transport {
             let token = self.token_for_request(idx).await;
             let result = match token {
                 Ok(token) => self
-                    .attempt(idx, method, body.clone(), token.clone(), call)
+                    .attempt(idx, route, body.clone(), token.clone(), call)
                     .await
                     .map_err(|e| (e, token)),
                 Err(e) => Err((e, None)),
@@ -368,12 +464,12 @@ impl Transport {
                 // The server rejected the token before doing anything: renew it and repeat.
                 reauthenticated = true;
                 // Rare: boxed so that its future does not grow every request's.
-                Box::pin(self.renew_token(idx, token)).await?;
+                Box::pin(self.renew_token_unless_replaced(idx, token)).await?;
                 continue;
             }
-            let again = err.is_connect()
+            let again = err.is_unsent()
                 || err.is_rejected_unavailable()
-                || (idempotency == Idempotency::Idempotent
+                || (route.idempotency == Idempotency::Idempotent
                     && (err.is_timeout()
                         || matches!(err, Error::Io { .. })
                         || err.is_retryable_status()));
@@ -400,7 +496,7 @@ impl Transport {
     async fn attempt(
         &self,
         idx: usize,
-        method: &str,
+        route: Route<'_>,
         body: Bytes,
         token: Option<HeaderValue>,
         call: Call,
@@ -408,7 +504,7 @@ impl Transport {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
         let prefix = self.prefix(idx).await?;
-        let uri = endpoint.method_uri(prefix, method)?;
+        let uri = endpoint.method_uri(prefix, route.method)?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -416,6 +512,9 @@ impl Transport {
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, token);
+        }
+        if route.require_leader && inner.require_leader {
+            request = request.header(REQUIRE_LEADER, HeaderValue::from_static("true"));
         }
         if matches!(call, Call::Stream) {
             // A stream owns its connection: never hand it back to the pool.
@@ -537,7 +636,7 @@ impl Transport {
     }
 
     /// The API prefix of an endpoint, asking `GET /version` the first time.
-    async fn prefix(&self, idx: usize) -> Result<&str, Error> {
+    pub(crate) async fn prefix(&self, idx: usize) -> Result<&str, Error> {
         let endpoint = &self.inner.endpoints[idx];
         endpoint
             .prefix
@@ -604,7 +703,7 @@ impl Transport {
         if self.inner.credentials.is_none() {
             return Ok(None);
         }
-        Box::pin(self.renew_token(idx, None)).await?;
+        Box::pin(self.renew_token_unless_replaced(idx, None)).await?;
         Ok(self.current_token())
     }
 
@@ -616,7 +715,11 @@ impl Transport {
     }
 
     /// Authenticates again unless another task already replaced the `stale` token.
-    async fn renew_token(&self, idx: usize, stale: Option<HeaderValue>) -> Result<(), Error> {
+    async fn renew_token_unless_replaced(
+        &self,
+        idx: usize,
+        stale: Option<HeaderValue>,
+    ) -> Result<(), Error> {
         let Some(credentials) = &self.inner.credentials else {
             return Ok(());
         };
@@ -630,7 +733,17 @@ impl Transport {
             password: credentials.password.clone(),
         })?;
         let answer = self
-            .attempt(idx, "auth/authenticate", body, None, Call::Unary)
+            .attempt(
+                idx,
+                Route {
+                    method: <AuthenticateRequest as Rpc>::PATH,
+                    idempotency: Idempotency::Idempotent,
+                    require_leader: false,
+                },
+                body,
+                None,
+                Call::Unary,
+            )
             .await?;
         let Answer::Body(bytes) = answer else {
             return Err(Error::Config(

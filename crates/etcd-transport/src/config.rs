@@ -148,6 +148,7 @@ pub struct TransportBuilder {
     pub(crate) credentials: Option<Credentials>,
     pub(crate) token: Option<String>,
     pub(crate) pool_idle_timeout: Duration,
+    pub(crate) require_leader: bool,
 }
 
 /// The default response limit: 64 MiB, far above etcd's 1.5 MiB request limit, so that
@@ -167,6 +168,7 @@ impl Default for TransportBuilder {
             credentials: None,
             token: None,
             pool_idle_timeout: Duration::from_secs(60),
+            require_leader: true,
         }
     }
 }
@@ -251,6 +253,16 @@ impl TransportBuilder {
     /// How long an idle pooled connection is kept. Default 60 s.
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Whether calls that need a leader ask the member to refuse them at once when it has
+    /// none (etcd's require-leader; default true). A member cut off from its cluster then
+    /// answers "no leader" (not applied: the call moves to the next endpoint) instead of
+    /// holding a write until etcd's own timeout, whose outcome is unknown. Maintenance
+    /// calls never require a leader.
+    pub fn require_leader(mut self, on: bool) -> Self {
+        self.require_leader = on;
         self
     }
 

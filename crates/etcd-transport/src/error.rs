@@ -29,7 +29,7 @@ pub enum Error {
         body: String,
     },
     /// No connection could be made: the request never reached a server.
-    #[error("cannot connect to {endpoint}")]
+    #[error("cannot connect to {endpoint}: {}", chain(source.as_ref()))]
     Connect {
         /// The endpoint that refused or could not be reached.
         endpoint: String,
@@ -48,7 +48,7 @@ pub enum Error {
         outcome_unknown: bool,
     },
     /// The connection broke after the request was sent, before a whole answer arrived.
-    #[error("connection to {endpoint} failed{}", unknown_suffix(*.outcome_unknown))]
+    #[error("connection to {endpoint} failed{}: {}", unknown_suffix(*.outcome_unknown), chain(source.as_ref()))]
     Io {
         /// The endpoint of the connection.
         endpoint: String,
@@ -59,7 +59,7 @@ pub enum Error {
         source: BoxError,
     },
     /// Every endpoint was tried and none could serve the request.
-    #[error("no etcd endpoint available after {attempts} attempts")]
+    #[error("no etcd endpoint available after {attempts} attempts; the last: {last}")]
     Unavailable {
         /// How many attempts were made.
         attempts: u32,
@@ -68,7 +68,7 @@ pub enum Error {
         last: Box<Error>,
     },
     /// The answer could not be decoded.
-    #[error("bad answer from {endpoint}")]
+    #[error("bad answer from {endpoint}: {source}")]
     Decode {
         /// The endpoint that answered.
         endpoint: String,
@@ -86,15 +86,40 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The endpoint refused to open a WebSocket (a proxy in the way, or a server without
+    /// the gateway's WebSocket support): bidirectional streams are not available there.
+    #[error("{endpoint} refused the WebSocket upgrade (HTTP {status})")]
+    UpgradeRefused {
+        /// The endpoint that refused.
+        endpoint: String,
+        /// The HTTP status it answered with.
+        status: u16,
+    },
     /// The request could not be encoded.
-    #[error("cannot encode the request")]
+    #[error("cannot encode the request: {0}")]
     Encode(#[source] serde_json::Error),
     /// The configuration is invalid (bad URL, unreadable certificate...).
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The TLS configuration could not be built.
-    #[error("invalid TLS configuration")]
+    #[error("invalid TLS configuration: {}", chain(.0.as_ref()))]
     Tls(#[source] BoxError),
+}
+
+/// An error and its sources, as one line: `a: b: c` (a source whose text the previous one
+/// already ends with is left out).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn unknown_suffix(unknown: bool) -> &'static str {
@@ -106,6 +131,22 @@ fn unknown_suffix(unknown: bool) -> &'static str {
 }
 
 impl Error {
+    /// The endpoint the error came from, when one is known.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Error::Server { endpoint, .. }
+            | Error::Http { endpoint, .. }
+            | Error::Connect { endpoint, .. }
+            | Error::Timeout { endpoint, .. }
+            | Error::Io { endpoint, .. }
+            | Error::Decode { endpoint, .. }
+            | Error::ResponseTooLarge { endpoint, .. }
+            | Error::UpgradeRefused { endpoint, .. } => Some(endpoint),
+            Error::Unavailable { last, .. } => last.endpoint(),
+            Error::Encode(_) | Error::Config(_) | Error::Tls(_) => None,
+        }
+    }
+
     /// The gateway's status, when the server answered with an error.
     pub fn status(&self) -> Option<&Status> {
         match self {
@@ -149,6 +190,22 @@ impl Error {
             } => *outcome_unknown,
             Error::Unavailable { last, .. } => last.is_outcome_unknown(),
             Error::Server { status, .. } => is_unknown_outcome_status(status),
+            _ => false,
+        }
+    }
+
+    /// True when the request provably never reached a server (no connection, or the
+    /// connection closed before it was written, or the API prefix lookup before it failed):
+    /// any request may move to the next endpoint.
+    pub fn is_unsent(&self) -> bool {
+        match self {
+            Error::Connect { .. } => true,
+            Error::Io {
+                outcome_unknown, ..
+            }
+            | Error::Timeout {
+                outcome_unknown, ..
+            } => !outcome_unknown,
             _ => false,
         }
     }

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bidi;
 mod client;
 mod config;
 mod endpoint;
@@ -30,7 +31,9 @@ mod pool;
 mod stream;
 mod tls;
 
-pub use client::{Idempotency, Transport};
+pub use bidi::BidiStream;
+pub use client::Transport;
 pub use config::{RetryConfig, TlsConfig, TransportBuilder, DEFAULT_MAX_RESPONSE_LEN};
 pub use error::{BoxError, Error};
+pub use etcd_wire::Idempotency;
 pub use stream::MessageStream;

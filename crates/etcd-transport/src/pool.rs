@@ -8,7 +8,7 @@
 //! request to wait for the connection to become idle again, a visible part of a request's
 //! CPU cost on small machines.)
 
-use crate::tls::Connector;
+use crate::tls::{Connector, Io};
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
@@ -130,16 +130,17 @@ impl Pool {
         }
     }
 
+    /// Opens a TCP (and TLS, for `https://`) connection to `target`, outside the pool: for a
+    /// WebSocket.
+    pub(crate) async fn connect_io(&self, target: &Uri) -> Result<Io, crate::BoxError> {
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx)).await?;
+        connector.call(target.clone()).await
+    }
+
     /// Opens a connection to `target` and spawns the task that drives it.
     async fn connect(&self, target: &Uri) -> Result<Conn, SendError> {
-        let mut connector = self.connector.clone();
-        poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(SendError::Connect)?;
-        let io = connector
-            .call(target.clone())
-            .await
-            .map_err(SendError::Connect)?;
+        let io = self.connect_io(target).await.map_err(SendError::Connect)?;
         let (send, connection) = http1::handshake(io)
             .await
             .map_err(|e| SendError::Connect(Box::new(e)))?;

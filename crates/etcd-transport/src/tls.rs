@@ -11,6 +11,9 @@ use std::time::Duration;
 
 pub(crate) type Connector = HttpsConnector<HttpConnector>;
 
+/// A connection the connector opened: TCP, with TLS for `https://`.
+pub(crate) type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
 pub(crate) fn connector(
     connect_timeout: Duration,
     tls: Option<&TlsConfig>,

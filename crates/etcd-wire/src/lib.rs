@@ -92,7 +92,7 @@ pub use kv::*;
 pub use lease::*;
 pub use lock::*;
 pub use maintenance::*;
-pub use rpc::Rpc;
+pub use rpc::{Idempotency, ObserveRequest, Rpc, StreamRpc};
 pub use status::{Code, Status};
 pub use txn::*;
 pub use version::VersionResponse;

@@ -1,10 +1,13 @@
-//! Which path each request goes to, and which message answers it.
+//! The seam between what a call means and how it travels: each request type names its
+//! path, its answer, whether repeating it is safe, whether it needs a leader, and how its
+//! answer is decoded.
 //!
 //! Paths are relative to the API prefix (see
 //! [`VersionResponse::api_prefix`](crate::version::VersionResponse::api_prefix)):
-//! `format!("{prefix}{}", RangeRequest::PATH)` is `/v3/kv/range`. Streamed calls are not
-//! [`Rpc`]s; their paths are the constants [`WATCH`], [`LEASE_KEEPALIVE`],
-//! [`ELECTION_OBSERVE`] and [`SNAPSHOT`].
+//! `format!("{prefix}{}", RangeRequest::PATH)` is `/v3/kv/range`. Streaming calls are
+//! [`StreamRpc`]s: watch and lease keep-alive are bidirectional, election observe and
+//! snapshot stream answers only. A transport implements calls for any `Rpc` or `StreamRpc`
+//! once; the client names request types, never paths.
 
 use crate::auth::*;
 use crate::cluster::*;
@@ -14,35 +17,104 @@ use crate::lease::*;
 use crate::lock::*;
 use crate::maintenance::*;
 use crate::txn::*;
+use crate::watch::{WatchRequest, WatchResponse};
+use crate::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Idempotency {
+    /// Repeating it is harmless (reads, watch creation, keep-alives): retried after timeouts
+    /// and broken connections, on the next endpoint.
+    Idempotent,
+    /// Repeating it may apply it twice (writes): retried only when it provably never reached
+    /// a server; otherwise the error says the outcome is unknown.
+    NotIdempotent,
+}
 
 /// A unary call: POST the request as JSON to `prefix + PATH`, get one `Response`.
 pub trait Rpc: Serialize {
     /// Path after the API prefix, starting with `/`.
     const PATH: &'static str;
+    /// Whether every request of this type may be repeated (see [`Rpc::idempotency`]).
+    const IDEMPOTENCY: Idempotency;
+    /// Whether a member without a leader must refuse it at once ("no leader", not applied)
+    /// rather than wait: true for everything but maintenance calls, which must answer from
+    /// any member (status of a leaderless member, alarms, defragmentation...).
+    const REQUIRE_LEADER: bool = true;
     /// The answer's message type.
+    type Response: DeserializeOwned;
+
+    /// Whether this request may be repeated; a transaction with only reads may.
+    fn idempotency(&self) -> Idempotency {
+        Self::IDEMPOTENCY
+    }
+
+    /// Decodes the answer body (the gateway's JSON).
+    fn decode(body: &[u8]) -> Result<Self::Response, DecodeError> {
+        crate::from_slice(body)
+    }
+}
+
+/// A streaming call: requests go out as a stream of messages (bidirectional calls) or as
+/// one message, and answers come back as a stream of `Response`s.
+pub trait StreamRpc: Serialize {
+    /// Path after the API prefix, starting with `/`.
+    const PATH: &'static str;
+    /// Whether the call takes further requests after the first (watch, keep-alive).
+    const BIDIRECTIONAL: bool;
+    /// Whether a member without a leader must refuse (or end) it: see
+    /// [`Rpc::REQUIRE_LEADER`]. False for snapshots.
+    const REQUIRE_LEADER: bool = true;
+    /// The message type of the answer stream.
     type Response: DeserializeOwned;
 }
 
 /// `GET` path of [`VersionResponse`](crate::version::VersionResponse); outside the prefix.
 pub const VERSION: &str = "/version";
-/// Streamed [`WatchRequest`](crate::watch::WatchRequest)s →
-/// [`WatchResponse`](crate::watch::WatchResponse)s.
-pub const WATCH: &str = "/watch";
-/// [`LeaseKeepAliveRequest`] → a stream of (through the gateway: one)
-/// [`LeaseKeepAliveResponse`].
-pub const LEASE_KEEPALIVE: &str = "/lease/keepalive";
-/// [`LeaderRequest`] → a stream of [`LeaderResponse`]s, one per proclamation.
-pub const ELECTION_OBSERVE: &str = "/election/observe";
+/// Streamed [`WatchRequest`]s → [`WatchResponse`]s.
+pub const WATCH: &str = <WatchRequest as StreamRpc>::PATH;
+/// [`LeaseKeepAliveRequest`]s → [`LeaseKeepAliveResponse`]s, one per request.
+pub const LEASE_KEEPALIVE: &str = <LeaseKeepAliveRequest as StreamRpc>::PATH;
+/// [`ObserveRequest`] → a stream of [`LeaderResponse`]s, one per proclamation.
+pub const ELECTION_OBSERVE: &str = <ObserveRequest as StreamRpc>::PATH;
 /// [`SnapshotRequest`] → a stream of [`SnapshotResponse`]s.
-pub const SNAPSHOT: &str = "/maintenance/snapshot";
+pub const SNAPSHOT: &str = <SnapshotRequest as StreamRpc>::PATH;
+
+/// The request of `election/observe`: the same message as [`LeaderRequest`] (the election's
+/// name), sent to the streaming method.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ObserveRequest(pub LeaderRequest);
+
+macro_rules! streams {
+    ($($req:ty => $resp:ty, $path:literal, $bidi:literal $(, leader $leader:literal)?;)+) => {
+        $(
+            impl StreamRpc for $req {
+                const PATH: &'static str = $path;
+                const BIDIRECTIONAL: bool = $bidi;
+                $(const REQUIRE_LEADER: bool = $leader;)?
+                type Response = $resp;
+            }
+        )+
+    };
+}
+
+streams! {
+    WatchRequest => WatchResponse, "/watch", true;
+    LeaseKeepAliveRequest => LeaseKeepAliveResponse, "/lease/keepalive", true;
+    ObserveRequest => LeaderResponse, "/election/observe", false;
+    SnapshotRequest => SnapshotResponse, "/maintenance/snapshot", false, leader false;
+}
 
 macro_rules! rpcs {
-    ($($req:ty => $resp:ty, $path:literal;)+) => {
+    ($($req:ty => $resp:ty, $path:literal, $idem:ident $(, leader $leader:literal)?;)+) => {
         $(
             impl Rpc for $req {
                 const PATH: &'static str = $path;
+                const IDEMPOTENCY: Idempotency = Idempotency::$idem;
+                $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
             }
         )+
@@ -50,54 +122,120 @@ macro_rules! rpcs {
 }
 
 rpcs! {
-    RangeRequest => RangeResponse, "/kv/range";
-    PutRequest => PutResponse, "/kv/put";
-    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange";
-    TxnRequest => TxnResponse, "/kv/txn";
-    CompactionRequest => CompactionResponse, "/kv/compaction";
+    PutRequest => PutResponse, "/kv/put", NotIdempotent;
+    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", NotIdempotent;
+    CompactionRequest => CompactionResponse, "/kv/compaction", Idempotent;
 
-    LeaseGrantRequest => LeaseGrantResponse, "/lease/grant";
-    LeaseRevokeRequest => LeaseRevokeResponse, "/lease/revoke";
-    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive";
-    LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases";
+    LeaseGrantRequest => LeaseGrantResponse, "/lease/grant", NotIdempotent;
+    LeaseRevokeRequest => LeaseRevokeResponse, "/lease/revoke", Idempotent;
+    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive", Idempotent;
+    LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases", Idempotent;
 
-    LockRequest => LockResponse, "/lock/lock";
-    UnlockRequest => UnlockResponse, "/lock/unlock";
+    LockRequest => LockResponse, "/lock/lock", NotIdempotent;
+    UnlockRequest => UnlockResponse, "/lock/unlock", Idempotent;
 
-    CampaignRequest => CampaignResponse, "/election/campaign";
-    ProclaimRequest => ProclaimResponse, "/election/proclaim";
-    LeaderRequest => LeaderResponse, "/election/leader";
-    ResignRequest => ResignResponse, "/election/resign";
+    CampaignRequest => CampaignResponse, "/election/campaign", NotIdempotent;
+    ProclaimRequest => ProclaimResponse, "/election/proclaim", NotIdempotent;
+    LeaderRequest => LeaderResponse, "/election/leader", Idempotent;
+    ResignRequest => ResignResponse, "/election/resign", Idempotent;
 
-    AuthEnableRequest => AuthEnableResponse, "/auth/enable";
-    AuthDisableRequest => AuthDisableResponse, "/auth/disable";
-    AuthStatusRequest => AuthStatusResponse, "/auth/status";
-    AuthenticateRequest => AuthenticateResponse, "/auth/authenticate";
-    AuthUserAddRequest => AuthUserAddResponse, "/auth/user/add";
-    AuthUserGetRequest => AuthUserGetResponse, "/auth/user/get";
-    AuthUserListRequest => AuthUserListResponse, "/auth/user/list";
-    AuthUserDeleteRequest => AuthUserDeleteResponse, "/auth/user/delete";
-    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/auth/user/changepw";
-    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/auth/user/grant";
-    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/auth/user/revoke";
-    AuthRoleAddRequest => AuthRoleAddResponse, "/auth/role/add";
-    AuthRoleGetRequest => AuthRoleGetResponse, "/auth/role/get";
-    AuthRoleListRequest => AuthRoleListResponse, "/auth/role/list";
-    AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/auth/role/delete";
-    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/auth/role/grant";
-    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/auth/role/revoke";
+    AuthEnableRequest => AuthEnableResponse, "/auth/enable", Idempotent;
+    AuthDisableRequest => AuthDisableResponse, "/auth/disable", Idempotent;
+    AuthStatusRequest => AuthStatusResponse, "/auth/status", Idempotent;
+    AuthenticateRequest => AuthenticateResponse, "/auth/authenticate", Idempotent;
+    AuthUserAddRequest => AuthUserAddResponse, "/auth/user/add", NotIdempotent;
+    AuthUserGetRequest => AuthUserGetResponse, "/auth/user/get", Idempotent;
+    AuthUserListRequest => AuthUserListResponse, "/auth/user/list", Idempotent;
+    AuthUserDeleteRequest => AuthUserDeleteResponse, "/auth/user/delete", NotIdempotent;
+    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/auth/user/changepw", Idempotent;
+    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/auth/user/grant", Idempotent;
+    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/auth/user/revoke", NotIdempotent;
+    AuthRoleAddRequest => AuthRoleAddResponse, "/auth/role/add", NotIdempotent;
+    AuthRoleGetRequest => AuthRoleGetResponse, "/auth/role/get", Idempotent;
+    AuthRoleListRequest => AuthRoleListResponse, "/auth/role/list", Idempotent;
+    AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/auth/role/delete", NotIdempotent;
+    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/auth/role/grant", Idempotent;
+    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/auth/role/revoke", NotIdempotent;
 
-    MemberAddRequest => MemberAddResponse, "/cluster/member/add";
-    MemberRemoveRequest => MemberRemoveResponse, "/cluster/member/remove";
-    MemberUpdateRequest => MemberUpdateResponse, "/cluster/member/update";
-    MemberListRequest => MemberListResponse, "/cluster/member/list";
-    MemberPromoteRequest => MemberPromoteResponse, "/cluster/member/promote";
+    MemberAddRequest => MemberAddResponse, "/cluster/member/add", NotIdempotent;
+    MemberRemoveRequest => MemberRemoveResponse, "/cluster/member/remove", NotIdempotent;
+    MemberUpdateRequest => MemberUpdateResponse, "/cluster/member/update", Idempotent;
+    MemberListRequest => MemberListResponse, "/cluster/member/list", Idempotent;
+    MemberPromoteRequest => MemberPromoteResponse, "/cluster/member/promote", NotIdempotent;
 
-    StatusRequest => StatusResponse, "/maintenance/status";
-    AlarmRequest => AlarmResponse, "/maintenance/alarm";
-    DefragmentRequest => DefragmentResponse, "/maintenance/defragment";
-    HashRequest => HashResponse, "/maintenance/hash";
-    HashKvRequest => HashKvResponse, "/maintenance/hashkv";
-    MoveLeaderRequest => MoveLeaderResponse, "/maintenance/transfer-leadership";
-    DowngradeRequest => DowngradeResponse, "/maintenance/downgrade";
+    StatusRequest => StatusResponse, "/maintenance/status", Idempotent, leader false;
+    AlarmRequest => AlarmResponse, "/maintenance/alarm", Idempotent, leader false;
+    DefragmentRequest => DefragmentResponse, "/maintenance/defragment", Idempotent, leader false;
+    HashRequest => HashResponse, "/maintenance/hash", Idempotent, leader false;
+    HashKvRequest => HashKvResponse, "/maintenance/hashkv", Idempotent, leader false;
+    MoveLeaderRequest => MoveLeaderResponse, "/maintenance/transfer-leadership", NotIdempotent, leader false;
+    DowngradeRequest => DowngradeResponse, "/maintenance/downgrade", NotIdempotent, leader false;
+}
+
+impl Rpc for RangeRequest {
+    const PATH: &'static str = "/kv/range";
+    const IDEMPOTENCY: Idempotency = Idempotency::Idempotent;
+    type Response = RangeResponse;
+
+    /// The fast decoder of the gateway's own answers (serde for anything else).
+    fn decode(body: &[u8]) -> Result<RangeResponse, DecodeError> {
+        RangeResponse::from_slice(body)
+    }
+}
+
+impl Rpc for TxnRequest {
+    const PATH: &'static str = "/kv/txn";
+    const IDEMPOTENCY: Idempotency = Idempotency::NotIdempotent;
+    type Response = TxnResponse;
+
+    /// A transaction that only reads may be repeated.
+    fn idempotency(&self) -> Idempotency {
+        if self.is_read_only() {
+            Idempotency::Idempotent
+        } else {
+            Idempotency::NotIdempotent
+        }
+    }
+}
+
+impl TxnRequest {
+    /// True when neither branch writes (nested transactions included).
+    pub fn is_read_only(&self) -> bool {
+        self.success.iter().chain(&self.failure).all(|op| match op {
+            RequestOp {
+                request_put: None,
+                request_delete_range: None,
+                request_txn,
+                ..
+            } => request_txn.as_ref().is_none_or(TxnRequest::is_read_only),
+            _ => false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_txns_are_idempotent() {
+        let read = TxnRequest {
+            success: vec![RangeRequest::default().into()],
+            ..TxnRequest::default()
+        };
+        assert_eq!(read.idempotency(), Idempotency::Idempotent);
+        let nested_write = TxnRequest {
+            failure: vec![RequestOp {
+                request_txn: Some(TxnRequest {
+                    success: vec![PutRequest::default().into()],
+                    ..TxnRequest::default()
+                }),
+                ..RequestOp::default()
+            }],
+            ..read.clone()
+        };
+        assert_eq!(nested_write.idempotency(), Idempotency::NotIdempotent);
+        const { assert!(!<StatusRequest as Rpc>::REQUIRE_LEADER) };
+        const { assert!(<PutRequest as Rpc>::REQUIRE_LEADER) };
+    }
 }

@@ -52,7 +52,7 @@ async fn alarms_and_defragment() {
 async fn builder_options_and_failover() {
     let (etcd, _client, p) = setup!("builder");
     let dead = crate::unreachable_client();
-    let dead_url = dead.transport().endpoints()[0].clone();
+    let dead_url = dead.endpoints()[0].clone();
     // A dead endpoint first: requests fail over to the live one.
     let client = Client::builder()
         .endpoints([dead_url.clone(), etcd.endpoint(0)])
@@ -66,7 +66,7 @@ async fn builder_options_and_failover() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(client.transport().endpoints().len(), 2);
+    assert_eq!(client.endpoints().len(), 2);
     client.put(key(&p, "k"), "v").await.unwrap();
     assert!(client.get(key(&p, "k")).await.unwrap().is_some());
     assert!(format!("{client:?}").contains(&dead_url));

@@ -111,7 +111,7 @@ async fn server_errors_keep_code_and_message() {
     assert_eq!(err.code(), Some(Code::InvalidArgument));
     let status = err.status().expect("a server status");
     assert!(status.message.contains("key not found"), "{status:?}");
-    assert!(err.transport_error().is_some());
+    assert!(err.cause().is_some());
     assert!(!err.is_timeout());
     assert!(std::error::Error::source(&err).is_some(), "source kept");
 

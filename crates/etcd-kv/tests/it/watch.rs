@@ -79,7 +79,7 @@ async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
         .build()
         .unwrap();
     let mut watch = watcher.watch("resume/").prefix().await.unwrap();
-    assert_eq!(watcher.transport().current_endpoint(), endpoints[0]);
+    assert_eq!(watcher.current_endpoint(), endpoints[0]);
 
     let total = 600;
     let write = tokio::spawn(async move {
@@ -131,7 +131,7 @@ async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
     assert_eq!(unique.len(), seen.len(), "no event delivered twice");
     let expected: Vec<String> = (0..total).map(|i| format!("resume/{i:05}")).collect();
     assert_eq!(seen, expected, "every event exactly once, in order");
-    assert_ne!(watcher.transport().current_endpoint(), endpoints[0]);
+    assert_ne!(watcher.current_endpoint(), endpoints[0]);
 }
 
 #[tokio::test]

@@ -1,0 +1,195 @@
+//! The one seam between the client API and the wire: each transport is one arm here.
+//!
+//! The API modules (kv, txn, lease, watch...) name request types ([`Rpc`], [`StreamRpc`])
+//! and call these methods; which bytes go where is the arm's business. The gateway over
+//! HTTP/1.1 (+ WebSocket) is the only arm today; a native gRPC transport is one more arm of
+//! each `match`, with nothing to change above.
+
+use crate::error::{Error, Result};
+use etcd_transport::{BidiStream, MessageStream, Transport};
+use etcd_wire::{Rpc, StreamRpc};
+use futures_util::StreamExt;
+use std::time::Duration;
+
+/// How a client reaches etcd.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// etcd's gRPC-JSON gateway.
+    Gateway(Transport),
+}
+
+/// The answers of a streaming call with one request (observe, snapshot; watches and
+/// keep-alives in the fallback mode).
+pub(crate) enum ServerStream<T> {
+    Gateway(MessageStream<T>),
+}
+
+/// A bidirectional streaming call (watch, keep-alive) carrying many requests.
+pub(crate) enum BidiConn<R: StreamRpc> {
+    Gateway(BidiStream<R>),
+}
+
+impl Backend {
+    /// Sends a request and decodes its answer.
+    pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
+        match self {
+            Backend::Gateway(t) => t.call(request).await.map_err(Error::from_transport),
+        }
+    }
+
+    /// The one answer of a streaming method that answers once per request (a keep-alive).
+    pub(crate) async fn call_stream_once<R: StreamRpc>(&self, request: &R) -> Result<R::Response> {
+        match self {
+            Backend::Gateway(t) => t
+                .call_stream_once(request)
+                .await
+                .map_err(Error::from_transport),
+        }
+    }
+
+    /// Opens a streaming call with one request.
+    pub(crate) async fn call_stream<R: StreamRpc>(
+        &self,
+        request: &R,
+    ) -> Result<ServerStream<R::Response>> {
+        match self {
+            Backend::Gateway(t) => t
+                .call_stream(request)
+                .await
+                .map(ServerStream::Gateway)
+                .map_err(Error::from_transport),
+        }
+    }
+
+    /// Opens a bidirectional call; `Ok(None)` where this backend cannot here (the gateway
+    /// refused the WebSocket upgrade, or auth is on and the server takes no token over it):
+    /// the caller falls back to one [`call_stream`](Self::call_stream) per stream.
+    pub(crate) async fn open_bidi<R: StreamRpc>(&self) -> Result<Option<BidiConn<R>>> {
+        match self {
+            Backend::Gateway(t) => {
+                if t.uses_auth() {
+                    // etcd 3.4 and 3.5 refuse the token the WebSocket proxy forwards
+                    // ("Bearer <token>"): a watch would be cancelled, permission denied.
+                    tracing::info!(
+                        method = R::PATH,
+                        "auth is on: each stream uses its own POST (etcd takes no token over the gateway's WebSocket)"
+                    );
+                    return Ok(None);
+                }
+                match t.open_bidi::<R>().await {
+                    Ok(stream) => Ok(Some(BidiConn::Gateway(stream))),
+                    Err(e @ etcd_transport::Error::UpgradeRefused { .. }) => {
+                        tracing::info!(method = R::PATH, error = %e, "no WebSocket: each stream uses its own POST");
+                        Ok(None)
+                    }
+                    Err(e) => Err(Error::from_transport(e)),
+                }
+            }
+        }
+    }
+
+    /// The endpoint URLs, in configured order.
+    pub(crate) fn endpoints(&self) -> Vec<String> {
+        match self {
+            Backend::Gateway(t) => t.endpoints(),
+        }
+    }
+
+    /// The endpoint the next request goes to first.
+    pub(crate) fn current_endpoint(&self) -> String {
+        match self {
+            Backend::Gateway(t) => t.current_endpoint().to_string(),
+        }
+    }
+
+    /// Makes the next requests start after `endpoint` (a stream from it failed).
+    pub(crate) fn demote(&self, endpoint: &str) {
+        match self {
+            Backend::Gateway(t) => t.demote(endpoint),
+        }
+    }
+
+    /// The server version of the first endpoint that answers.
+    pub(crate) async fn server_version(&self) -> Result<String> {
+        match self {
+            Backend::Gateway(t) => t.server_version().await.map_err(Error::from_transport),
+        }
+    }
+
+    /// Whether `endpoint` alone answers within `timeout` and has a leader.
+    pub(crate) async fn check_leader(&self, endpoint: &str, timeout: Duration) -> Result<()> {
+        match self {
+            Backend::Gateway(t) => t
+                .check_leader(endpoint, timeout)
+                .await
+                .map_err(Error::from_transport),
+        }
+    }
+
+    /// Renews the auth token (when the client has credentials).
+    pub(crate) async fn renew_token(&self) -> Result<()> {
+        match self {
+            Backend::Gateway(t) => t.renew_token().await.map_err(Error::from_transport),
+        }
+    }
+
+    /// Whether the client authenticates.
+    pub(crate) fn uses_auth(&self) -> bool {
+        match self {
+            Backend::Gateway(t) => t.uses_auth(),
+        }
+    }
+
+    /// How long one attempt of a request may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        match self {
+            Backend::Gateway(t) => t.request_timeout(),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> ServerStream<T> {
+    /// The endpoint the stream is connected to.
+    pub(crate) fn endpoint(&self) -> &str {
+        match self {
+            ServerStream::Gateway(s) => s.endpoint(),
+        }
+    }
+
+    /// The next answer; `None` once the server ended the stream. Cancel safe.
+    pub(crate) async fn next(&mut self) -> Option<Result<T>> {
+        match self {
+            ServerStream::Gateway(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+        }
+    }
+}
+
+impl<R: StreamRpc> BidiConn<R> {
+    /// The endpoint the stream is connected to.
+    pub(crate) fn endpoint(&self) -> &str {
+        match self {
+            BidiConn::Gateway(s) => s.endpoint(),
+        }
+    }
+
+    /// Sends one request.
+    pub(crate) async fn send(&mut self, request: &R) -> Result<()> {
+        match self {
+            BidiConn::Gateway(s) => s.send(request).await.map_err(Error::from_transport),
+        }
+    }
+
+    /// The next answer; `None` once the server ended the stream. Cancel safe.
+    pub(crate) async fn next(&mut self) -> Option<Result<R::Response>> {
+        match self {
+            BidiConn::Gateway(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+        }
+    }
+
+    /// Closes the stream politely.
+    pub(crate) async fn close(self) {
+        match self {
+            BidiConn::Gateway(s) => s.close().await,
+        }
+    }
+}

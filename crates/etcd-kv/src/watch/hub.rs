@@ -1,0 +1,906 @@
+//! The watch hub: one driver task per stream, carrying any number of watches.
+//!
+//! In the shared mode, one driver per client owns one bidirectional stream (the gateway's
+//! WebSocket): creating a watch is a message, dropping a [`WatchStream`] sends its cancel,
+//! and a progress request is a message. Where the server allows no shared stream, each
+//! watch gets a driver of its own over one POST stream (the per-call mode); the same code
+//! then handles exactly one watch.
+//!
+//! Each watch ("sub") keeps the first revision it has not delivered whole; after any
+//! reconnect it is created again from there under a fresh server-side ID, so answers meant
+//! for an older incarnation are recognised and dropped. Liveness: after `idle` without a
+//! message the driver sends a progress request and asks the member whether it has a
+//! leader; no answer within `timeout`, or "no leader", and the stream moves on. A consumer
+//! that falls behind pauses its watch on the server (cancel) and resumes it from its next
+//! revision once it has room again: memory stays bounded and no event is lost.
+
+use super::{group_by_revision, WatchResponse, WatchStream};
+use crate::backend::{Backend, BidiConn, ServerStream};
+use crate::client::{Client, Liveness, StreamMode};
+use crate::error::{Error, Result};
+use crate::key::Namespace;
+use etcd_wire::watch::{
+    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest,
+    WatchResponse as WireResponse,
+};
+use etcd_wire::{Code, Status};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Responses buffered per watch before the watch is paused on the server.
+const BUFFER: usize = 256;
+
+/// The client's shared watch stream, or the knowledge that there is none.
+pub(crate) struct WatchHub {
+    /// `None`: the server allows no shared stream; each watch uses its own.
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+/// What a [`WatchStream`] holds of its driver.
+#[derive(Debug)]
+pub(crate) struct SubHandle {
+    id: u64,
+    commands: mpsc::UnboundedSender<Command>,
+    shared: bool,
+    endpoint: Arc<Mutex<String>>,
+}
+
+impl SubHandle {
+    pub(crate) fn request_progress(&self) -> Result<()> {
+        if !self.shared {
+            return Err(Error::Unsupported(
+                "progress requests need the shared watch stream (not available in the per-call stream mode)".into(),
+            ));
+        }
+        let _ = self.commands.send(Command::Progress { id: self.id });
+        Ok(())
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        lock(&self.endpoint).clone()
+    }
+}
+
+impl Drop for SubHandle {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Cancel { id: self.id });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Create(Box<Sub>),
+    Cancel {
+        id: u64,
+    },
+    Progress {
+        id: u64,
+    },
+    /// The consumer of a paused watch has room again.
+    Resume {
+        id: u64,
+    },
+}
+
+/// One watch, as its driver sees it.
+#[derive(Debug)]
+struct Sub {
+    id: u64,
+    /// The create request, keys in wire (namespaced) form; `start_revision` as asked.
+    create: WatchCreateRequest,
+    ns: Namespace,
+    /// The first revision not yet delivered whole; 0 until known (a watch from "now").
+    next_revision: i64,
+    events: mpsc::Sender<Result<WatchResponse>>,
+    /// Told once etcd has created the watch (or why it could not).
+    created: Option<oneshot::Sender<Result<()>>>,
+    /// The server-side ID of its current incarnation (0: not created on this connection).
+    server_id: i64,
+    /// Created on the server (answered `created`).
+    active: bool,
+    /// Cancelled on the server because the consumer fell behind: `stash` holds what did
+    /// not fit.
+    paused: bool,
+    stash: VecDeque<WatchResponse>,
+    /// A progress notification was asked for on this watch.
+    wants_progress: bool,
+    /// Whether the token was renewed for it since it was last created.
+    auth_retried: bool,
+    endpoint: Arc<Mutex<String>>,
+}
+
+/// Creates a watch: on the client's shared stream where there is one, else on its own.
+pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Result<WatchStream> {
+    let inner = &client.inner;
+    let shared = match inner.stream_mode {
+        StreamMode::PerCall => None,
+        StreamMode::Auto => match inner.watch_hub.get() {
+            Some(hub) => hub.commands.clone(),
+            None => {
+                let hub = WatchHub::start(&inner.backend, inner.liveness).await?;
+                inner.watch_hub.get_or_init(|| hub).commands.clone()
+            }
+        },
+    };
+    let (events_tx, events_rx) = mpsc::channel(BUFFER);
+    let (created_tx, created_rx) = oneshot::channel();
+    let endpoint = Arc::new(Mutex::new(String::new()));
+    let sub = Box::new(Sub {
+        id: 0,
+        next_revision: create.start_revision,
+        create,
+        ns: client.namespace.clone(),
+        events: events_tx,
+        created: Some(created_tx),
+        server_id: 0,
+        active: false,
+        paused: false,
+        stash: VecDeque::new(),
+        wants_progress: false,
+        auth_retried: false,
+        endpoint: endpoint.clone(),
+    });
+    let is_shared = shared.is_some();
+    let (commands, id) = match shared {
+        Some(commands) => (commands, next_sub_id()),
+        None => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let driver = Driver::new(inner.backend.clone(), inner.liveness, None, rx, &tx);
+            tokio::spawn(driver.run());
+            (tx, 1)
+        }
+    };
+    let handle = SubHandle {
+        id,
+        commands: commands.clone(),
+        shared: is_shared,
+        endpoint,
+    };
+    let mut sub = sub;
+    sub.id = id;
+    if commands.send(Command::Create(sub)).is_err() {
+        return Err(Error::Protocol("the watch stream's task has ended".into()));
+    }
+    // Etcd must confirm within the request timeout (plus the time to connect).
+    let deadline = inner.backend.request_timeout() * 2;
+    match tokio::time::timeout(deadline, created_rx).await {
+        Ok(Ok(Ok(()))) => Ok(WatchStream {
+            events: events_rx,
+            handle,
+        }),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(Error::Protocol(
+            "the watch stream's task ended before the watch was created".into(),
+        )),
+        Err(_) => Err(Error::timeout(
+            &handle.endpoint(),
+            deadline,
+            "etcd did not confirm the watch in time",
+        )),
+    }
+}
+
+fn next_sub_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl WatchHub {
+    /// Opens the shared stream and starts its driver; a hub without one where the server
+    /// allows none.
+    async fn start(backend: &Backend, liveness: Liveness) -> Result<WatchHub> {
+        match backend.open_bidi::<WatchRequest>().await? {
+            Some(conn) => {
+                tracing::debug!(
+                    endpoint = conn.endpoint(),
+                    "watches share one WebSocket stream"
+                );
+                let (tx, rx) = mpsc::unbounded_channel();
+                // The driver holds a weak sender only for resumes: it ends once every
+                // handle (the client's and the watches') is gone.
+                let driver = Driver::new(backend.clone(), liveness, Some(conn), rx, &tx);
+                tokio::spawn(driver.run());
+                Ok(WatchHub { commands: Some(tx) })
+            }
+            None => Ok(WatchHub { commands: None }),
+        }
+    }
+}
+
+/// The stream a driver reads.
+enum Conn {
+    Shared(Box<BidiConn<WatchRequest>>),
+    /// The per-call mode's POST stream of the driver's one watch.
+    Own(ServerStream<WireResponse>),
+}
+
+impl Conn {
+    fn endpoint(&self) -> String {
+        match self {
+            Conn::Shared(c) => c.endpoint().to_string(),
+            Conn::Own(s) => s.endpoint().to_string(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<WireResponse>> {
+        match self {
+            Conn::Shared(c) => c.next().await,
+            Conn::Own(s) => s.next().await,
+        }
+    }
+}
+
+/// A liveness probe in flight.
+struct Probe {
+    /// Whether the member has a leader; `None` once it said yes.
+    check: Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>,
+    /// When the probe was sent: a message after it is the answer to its progress request.
+    sent: Instant,
+    /// When the probe has failed unless answered.
+    deadline: Instant,
+}
+
+struct Driver {
+    backend: Backend,
+    liveness: Liveness,
+    shared: bool,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// For resume notices from waiter tasks; weak, so that it keeps nothing alive.
+    resume: mpsc::WeakUnboundedSender<Command>,
+    subs: HashMap<u64, Box<Sub>>,
+    /// Server-side watch ID → sub.
+    by_server_id: HashMap<i64, u64>,
+    next_server_id: i64,
+    conn: Option<Conn>,
+    /// Consecutive failed or useless connections: the backoff grows with it; only an
+    /// event or a progress notification resets it (a `created` does not).
+    failures: u32,
+    last_message: Instant,
+    probe: Option<Probe>,
+    commands_open: bool,
+}
+
+/// What to do after handling a message.
+enum Next {
+    Continue,
+    /// Drop the connection, move to another endpoint, resume every watch.
+    Reconnect,
+}
+
+impl Driver {
+    fn new(
+        backend: Backend,
+        liveness: Liveness,
+        conn: Option<BidiConn<WatchRequest>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        resume: &mpsc::UnboundedSender<Command>,
+    ) -> Driver {
+        let shared = conn.is_some();
+        Driver {
+            backend,
+            liveness,
+            shared,
+            commands,
+            resume: resume.downgrade(),
+            subs: HashMap::new(),
+            by_server_id: HashMap::new(),
+            next_server_id: 1,
+            conn: conn.map(|c| Conn::Shared(Box::new(c))),
+            failures: 0,
+            last_message: Instant::now(),
+            probe: None,
+            commands_open: true,
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            if !self.commands_open && self.subs.is_empty() {
+                break;
+            }
+            if self.conn.is_none() && self.subs.values().any(|s| !s.paused) {
+                self.connect().await;
+                continue;
+            }
+            let wake_at = match &self.probe {
+                Some(probe) => probe.deadline,
+                None => self.last_message + self.liveness.idle,
+            };
+            tokio::select! {
+                command = self.commands.recv(), if self.commands_open => match command {
+                    Some(command) => self.command(command).await,
+                    None => self.commands_open = false,
+                },
+                message = next_message(&mut self.conn) => {
+                    self.last_message = Instant::now();
+                    if let Next::Reconnect = self.message(message).await {
+                        self.reconnect().await;
+                    }
+                }
+                result = poll_check(&mut self.probe) => {
+                    if let Err(e) = result {
+                        tracing::info!(error = %e, "the watch stream's member failed its liveness check; moving");
+                        self.reconnect().await;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at), if self.conn.is_some() => {
+                    match self.probe.take() {
+                        Some(probe) => {
+                            // Answered if the leader check passed and (on a shared stream,
+                            // where a progress request went out) a message came since.
+                            let answered = probe.check.is_none()
+                                && (!self.shared || self.last_message > probe.sent);
+                            if answered {
+                                self.last_message = Instant::now();
+                            } else {
+                                tracing::info!(endpoint = ?self.conn.as_ref().map(Conn::endpoint), "watch stream silent past its liveness timeout; moving");
+                                self.reconnect().await;
+                            }
+                        }
+                        None => self.idle().await,
+                    }
+                }
+            }
+        }
+        if let Some(Conn::Shared(conn)) = self.conn.take() {
+            conn.close().await;
+        }
+    }
+
+    /// The stream has been silent for `idle`: probe it, or close it when it carries nothing.
+    async fn idle(&mut self) {
+        let Some(conn) = &mut self.conn else {
+            return;
+        };
+        if self.subs.is_empty() {
+            if let Some(Conn::Shared(conn)) = self.conn.take() {
+                tracing::debug!("no watch left: closing the shared stream");
+                conn.close().await;
+            }
+            return;
+        }
+        let endpoint = conn.endpoint();
+        let sent = Instant::now();
+        if let Conn::Shared(c) = conn {
+            let progress = WatchRequest {
+                progress_request: Some(WatchProgressRequest {}),
+                ..WatchRequest::default()
+            };
+            if c.send(&progress).await.is_err() {
+                self.reconnect().await;
+                return;
+            }
+        }
+        let backend = self.backend.clone();
+        let timeout = self.liveness.timeout;
+        self.probe = Some(Probe {
+            check: Some(Box::pin(async move {
+                backend.check_leader(&endpoint, timeout).await
+            })),
+            sent,
+            deadline: sent + timeout,
+        });
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Create(mut sub) => {
+                if self.conn.is_some() && self.shared {
+                    if let Err(e) = self.send_create(&mut sub).await {
+                        tracing::debug!(error = %e, "watch create failed to send");
+                        self.subs.insert(sub.id, sub);
+                        self.reconnect().await;
+                        return;
+                    }
+                }
+                self.subs.insert(sub.id, sub);
+            }
+            Command::Cancel { id } => {
+                if let Some(sub) = self.subs.remove(&id) {
+                    self.cancel_on_server(sub.server_id).await;
+                }
+                if !self.shared && self.subs.is_empty() {
+                    // Per-call: the connection was the watch's own.
+                    self.conn = None;
+                }
+            }
+            Command::Progress { id } => {
+                if let Some(sub) = self.subs.get_mut(&id) {
+                    sub.wants_progress = true;
+                    let request = WatchRequest {
+                        progress_request: Some(WatchProgressRequest {}),
+                        ..WatchRequest::default()
+                    };
+                    if let Some(Conn::Shared(c)) = &mut self.conn {
+                        let _ = c.send(&request).await;
+                    }
+                }
+            }
+            Command::Resume { id } => {
+                let Some(sub) = self.subs.get_mut(&id) else {
+                    return;
+                };
+                if !sub.paused {
+                    return;
+                }
+                if !flush_stash(sub) {
+                    return;
+                }
+                sub.paused = false;
+                // Per-call: the loop reopens the watch's own stream.
+                if self.shared && self.conn.is_some() {
+                    if let Some(mut sub) = self.subs.remove(&id) {
+                        let sent = self.send_create(&mut sub).await;
+                        self.subs.insert(id, sub);
+                        if sent.is_err() {
+                            self.reconnect().await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a sub's create request on the shared stream under a fresh server-side ID.
+    async fn send_create(&mut self, sub: &mut Sub) -> Result<()> {
+        let Some(Conn::Shared(conn)) = &mut self.conn else {
+            return Ok(());
+        };
+        let server_id = self.next_server_id;
+        self.next_server_id += 1;
+        sub.server_id = server_id;
+        sub.active = false;
+        self.by_server_id.insert(server_id, sub.id);
+        *lock(&sub.endpoint) = conn.endpoint().to_string();
+        let request = WatchRequest {
+            create_request: Some(sub.create_request(server_id)),
+            ..WatchRequest::default()
+        };
+        conn.send(&request).await
+    }
+
+    async fn cancel_on_server(&mut self, server_id: i64) {
+        if server_id == 0 {
+            return;
+        }
+        self.by_server_id.remove(&server_id);
+        if let Some(Conn::Shared(conn)) = &mut self.conn {
+            let request = WatchRequest {
+                cancel_request: Some(WatchCancelRequest {
+                    watch_id: server_id,
+                }),
+                ..WatchRequest::default()
+            };
+            let _ = conn.send(&request).await;
+        }
+    }
+
+    /// Opens a connection (after a backoff when the last ones failed) and creates every
+    /// watch on it from its next revision.
+    async fn connect(&mut self) {
+        if self.failures > 0 {
+            let delay = backoff(self.failures);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                // Keep serving cancels while waiting.
+                command = self.commands.recv(), if self.commands_open => {
+                    match command {
+                        Some(command) => self.command(command).await,
+                        None => self.commands_open = false,
+                    }
+                    return;
+                }
+            }
+        }
+        if self.subs.is_empty() {
+            return;
+        }
+        self.by_server_id.clear();
+        let opened = if self.shared {
+            match self.backend.open_bidi::<WatchRequest>().await {
+                Ok(Some(conn)) => Ok(Conn::Shared(Box::new(conn))),
+                Ok(None) => Err(Error::Unsupported(
+                    "the endpoint no longer offers the shared watch stream".into(),
+                )),
+                Err(e) => Err(e),
+            }
+        } else {
+            let Some(sub) = self.subs.values_mut().find(|s| !s.paused) else {
+                return;
+            };
+            let server_id = self.next_server_id;
+            self.next_server_id += 1;
+            sub.server_id = server_id;
+            sub.active = false;
+            self.by_server_id.insert(server_id, sub.id);
+            let request = WatchRequest {
+                create_request: Some(sub.create_request(server_id)),
+                ..WatchRequest::default()
+            };
+            self.backend.call_stream(&request).await.map(Conn::Own)
+        };
+        self.last_message = Instant::now();
+        self.probe = None;
+        match opened {
+            Ok(conn) => {
+                let endpoint = conn.endpoint();
+                tracing::debug!(%endpoint, watches = self.subs.len(), "watch stream connected");
+                self.conn = Some(conn);
+                if self.shared {
+                    let ids: Vec<u64> = self.subs.keys().copied().collect();
+                    for id in ids {
+                        let Some(mut sub) = self.subs.remove(&id) else {
+                            continue;
+                        };
+                        if sub.paused {
+                            self.subs.insert(id, sub);
+                            continue;
+                        }
+                        let sent = self.send_create(&mut sub).await;
+                        self.subs.insert(id, sub);
+                        if sent.is_err() {
+                            self.failures += 1;
+                            self.conn = None;
+                            return;
+                        }
+                    }
+                } else {
+                    for sub in self.subs.values() {
+                        *lock(&sub.endpoint) = endpoint.clone();
+                    }
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                tracing::debug!(error = %e, "watch stream connect failed");
+                // A watch not yet created reports the failure to its caller; the others
+                // wait for the next attempt.
+                let failed: Vec<u64> = self
+                    .subs
+                    .values()
+                    .filter(|s| s.created.is_some())
+                    .map(|s| s.id)
+                    .collect();
+                for id in failed {
+                    if let Some(sub) = self.subs.remove(&id) {
+                        finish(sub, e.clone());
+                    }
+                }
+                if !e.is_transient() {
+                    self.end_all(e);
+                }
+            }
+        }
+    }
+
+    /// Drops the connection and demotes its endpoint; the loop reconnects.
+    async fn reconnect(&mut self) {
+        self.probe = None;
+        self.failures += 1;
+        if let Some(conn) = self.conn.take() {
+            let endpoint = conn.endpoint();
+            self.backend.demote(&endpoint);
+            tracing::debug!(%endpoint, "watch stream lost; resuming elsewhere");
+            if let Conn::Shared(c) = conn {
+                // Closing politely could wait on a frozen member: just drop it.
+                drop(c);
+            }
+        }
+        self.by_server_id.clear();
+        for sub in self.subs.values_mut() {
+            sub.server_id = 0;
+            sub.active = false;
+        }
+    }
+
+    /// Ends every watch with `error` (a permanent one).
+    fn end_all(&mut self, error: Error) {
+        for (_, sub) in self.subs.drain() {
+            finish(sub, error.clone());
+        }
+        self.by_server_id.clear();
+        self.conn = None;
+    }
+
+    async fn message(&mut self, message: Option<Result<WireResponse>>) -> Next {
+        let message = match message {
+            Some(Ok(m)) => m,
+            Some(Err(e)) if e.is_transient() => {
+                tracing::debug!(error = %e, "watch stream error; resuming");
+                return Next::Reconnect;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "watch stream ended by a permanent error");
+                self.end_all(e);
+                return Next::Continue;
+            }
+            None => return Next::Reconnect,
+        };
+        if message.watch_id == -1 {
+            // A progress notification for the whole stream (answer to a progress request).
+            self.progress_all(message.header.revision);
+            return Next::Continue;
+        }
+        let Some(&id) = self.by_server_id.get(&message.watch_id) else {
+            // An answer for a watch cancelled meanwhile (or an older incarnation).
+            return Next::Continue;
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return Next::Continue;
+        };
+        if message.created && !message.canceled {
+            sub.active = true;
+            sub.auth_retried = false;
+            if sub.next_revision == 0 {
+                // A watch from "now": resume after the revision it was created at.
+                sub.next_revision = message.header.revision + 1;
+            }
+            if let Some(created) = sub.created.take() {
+                let _ = created.send(Ok(()));
+            }
+        }
+        if message.canceled {
+            return self.canceled(id, message).await;
+        }
+        if message.events.is_empty() {
+            if !message.created && message.header.revision > 0 && sub.active {
+                // The watch's own progress notification.
+                self.failures = 0;
+                sub.next_revision = sub.next_revision.max(message.header.revision + 1);
+                if sub.create.progress_notify || sub.wants_progress {
+                    sub.wants_progress = false;
+                    self.deliver(id, vec![WatchResponse::progress(message.header.revision)])
+                        .await;
+                }
+            }
+            return Next::Continue;
+        }
+        self.failures = 0;
+        let batches = group_by_revision(message.events, &sub.ns);
+        self.deliver(id, batches).await;
+        Next::Continue
+    }
+
+    /// A progress notification of the stream: every active watch is up to `revision`.
+    fn progress_all(&mut self, revision: i64) {
+        if revision <= 0 {
+            return;
+        }
+        self.failures = 0;
+        let mut paused = Vec::new();
+        for sub in self.subs.values_mut() {
+            if !sub.active || sub.paused {
+                continue;
+            }
+            sub.next_revision = sub.next_revision.max(revision + 1);
+            if sub.wants_progress {
+                sub.wants_progress = false;
+                if sub
+                    .events
+                    .try_send(Ok(WatchResponse::progress(revision)))
+                    .is_err()
+                {
+                    paused.push(sub.id);
+                }
+            }
+        }
+        // A full consumer just misses this notification; its watch is not paused for it.
+        drop(paused);
+    }
+
+    /// Hands a watch its responses, pausing it on the server if its consumer is full.
+    async fn deliver(&mut self, id: u64, batches: Vec<WatchResponse>) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        let mut batches = batches.into_iter();
+        while let Some(batch) = batches.next() {
+            if !batch.events.is_empty() && batch.revision < sub.next_revision {
+                // Delivered before a reconnect.
+                continue;
+            }
+            let revision = batch.revision;
+            let is_events = !batch.events.is_empty();
+            match sub.events.try_send(Ok(batch)) {
+                Ok(()) => {
+                    if is_events {
+                        sub.next_revision = revision + 1;
+                    }
+                }
+                Err(TrySendError::Full(Ok(batch))) => {
+                    sub.stash.push_back(batch);
+                    sub.stash.extend(batches);
+                    self.pause(id).await;
+                    return;
+                }
+                Err(_) => {
+                    // The consumer is gone; its cancel is on the way.
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Cancels a watch on the server until its consumer has room again.
+    async fn pause(&mut self, id: u64) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        sub.paused = true;
+        sub.active = false;
+        let server_id = std::mem::take(&mut sub.server_id);
+        if let Some(last) = sub.stash.back() {
+            // What is stashed counts as delivered: resume after it.
+            if !last.events.is_empty() {
+                sub.next_revision = sub.next_revision.max(last.revision + 1);
+            }
+        }
+        let events = sub.events.clone();
+        let resume = self.resume.clone();
+        tokio::spawn(async move {
+            if let Ok(permit) = events.reserve_owned().await {
+                drop(permit);
+                if let Some(resume) = resume.upgrade() {
+                    let _ = resume.send(Command::Resume { id });
+                }
+            }
+        });
+        tracing::debug!(watch = id, "watch consumer is behind: paused");
+        if self.shared {
+            self.cancel_on_server(server_id).await;
+        } else {
+            // Per-call: the connection is the watch's own; resume reopens it.
+            self.conn = None;
+            self.by_server_id.clear();
+        }
+    }
+
+    /// etcd cancelled a watch: compaction, permission, leader loss...
+    async fn canceled(&mut self, id: u64, message: WireResponse) -> Next {
+        let Some(mut sub) = self.subs.remove(&id) else {
+            return Next::Continue;
+        };
+        self.by_server_id.remove(&sub.server_id);
+        sub.server_id = 0;
+        sub.active = false;
+        let endpoint = self.conn.as_ref().map(Conn::endpoint).unwrap_or_default();
+        let reason = message.cancel_reason;
+        let error = if message.compact_revision > 0 {
+            Error::Compacted {
+                compact_revision: message.compact_revision,
+            }
+        } else {
+            let (code, number) = if reason.contains("permission denied") {
+                (Code::PermissionDenied, 7)
+            } else if reason.contains("no leader") {
+                (Code::Unavailable, 14)
+            } else if reason.contains("invalid auth token") {
+                (Code::Unauthenticated, 16)
+            } else {
+                (Code::Unknown, 2)
+            };
+            if code == Code::Unavailable {
+                // Not the watch's fault: move the whole stream.
+                self.subs.insert(id, sub);
+                return Next::Reconnect;
+            }
+            if matches!(code, Code::PermissionDenied | Code::Unauthenticated)
+                && self.backend.uses_auth()
+                && !sub.auth_retried
+            {
+                // etcd reports a watch created with an expired token as "permission
+                // denied": renew the token and try once more.
+                sub.auth_retried = true;
+                let renewed = self.backend.renew_token().await;
+                tracing::debug!(
+                    ok = renewed.is_ok(),
+                    "watch refused; token renewed, retrying once"
+                );
+                self.subs.insert(id, sub);
+                if self.shared {
+                    if let Some(mut sub) = self.subs.remove(&id) {
+                        let sent = self.send_create(&mut sub).await;
+                        self.subs.insert(id, sub);
+                        if sent.is_err() {
+                            return Next::Reconnect;
+                        }
+                    }
+                    return Next::Continue;
+                }
+                // Per-call: reopen at once (no backoff for this one retry).
+                self.conn = None;
+                return Next::Continue;
+            }
+            Error::server(&endpoint, Status::new(number, reason))
+        };
+        finish(sub, error);
+        if !self.shared {
+            self.conn = None;
+        }
+        Next::Continue
+    }
+}
+
+impl Sub {
+    fn create_request(&self, server_id: i64) -> WatchCreateRequest {
+        WatchCreateRequest {
+            start_revision: self.next_revision,
+            watch_id: server_id,
+            ..self.create.clone()
+        }
+    }
+}
+
+/// Ends a watch with a terminal error: its creator learns it, or its consumer gets what was
+/// stashed for it and then the error (from a task of its own: the consumer may be slow).
+fn finish(mut sub: Box<Sub>, error: Error) {
+    if let Some(created) = sub.created.take() {
+        let _ = created.send(Err(error));
+        return;
+    }
+    tokio::spawn(async move {
+        for batch in std::mem::take(&mut sub.stash) {
+            if sub.events.send(Ok(batch)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sub.events.send(Err(error)).await;
+    });
+}
+
+/// Puts stashed responses into a paused watch's channel; true when all went.
+fn flush_stash(sub: &mut Sub) -> bool {
+    while let Some(batch) = sub.stash.pop_front() {
+        match sub.events.try_send(Ok(batch)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Ok(batch))) => {
+                sub.stash.push_front(batch);
+                return false;
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn next_message(conn: &mut Option<Conn>) -> Option<Result<WireResponse>> {
+    match conn {
+        Some(conn) => conn.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The leader check of the probe in flight, if any; pending otherwise.
+async fn poll_check(probe: &mut Option<Probe>) -> Result<()> {
+    match probe.as_mut().and_then(|p| p.check.as_mut()) {
+        Some(check) => {
+            let result = check.await;
+            if let Some(probe) = probe {
+                probe.check = None;
+            }
+            result
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Exponential backoff with jitter: 100 ms doubling to 5 s, ±50 %.
+pub(crate) fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1 << failures.min(6));
+    base.min(Duration::from_secs(5))
+        .mul_f64(0.5 + rand::random::<f64>())
+}

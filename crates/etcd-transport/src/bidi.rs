@@ -1,0 +1,227 @@
+//! Bidirectional streams over the gateway's WebSocket.
+//!
+//! etcd wraps its gateway in a WebSocket proxy: `GET <prefix>/watch` with an upgrade opens
+//! the bidirectional Watch stream, on which every client text message is one request and
+//! every server message one `{"result": ...}` or `{"error": ...}`. One connection then
+//! carries any number of watches (or keep-alives), created and cancelled at any time.
+
+use crate::client::Transport;
+use crate::error::Error;
+use crate::tls::Io;
+use etcd_wire::stream::{parse_message, StreamMessage};
+use etcd_wire::StreamRpc;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// One bidirectional streaming call on its own WebSocket connection.
+///
+/// [`send`](Self::send) writes a request; [`next`](Self::next) reads the next answer. The
+/// connection is closed when the stream is dropped, which ends the call on the server (and
+/// with it every watch or keep-alive it carried).
+pub struct BidiStream<R: StreamRpc> {
+    ws: WebSocketStream<TokioIo<Io>>,
+    endpoint: String,
+    /// The message size limit.
+    limit: usize,
+    done: bool,
+    _rpc: PhantomData<fn(R) -> R::Response>,
+}
+
+impl<R: StreamRpc> std::fmt::Debug for BidiStream<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BidiStream")
+            .field("method", &R::PATH)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: StreamRpc> BidiStream<R> {
+    /// The endpoint this stream is connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one request on the stream.
+    pub async fn send(&mut self, request: &R) -> Result<(), Error> {
+        let text = serde_json::to_string(request).map_err(Error::Encode)?;
+        let endpoint = &self.endpoint;
+        let limit = self.limit;
+        self.ws
+            .send(Message::text(text))
+            .await
+            .map_err(|e| stream_error(endpoint, limit, e))
+    }
+
+    /// The next answer: `None` once the server closed the stream. An in-stream error is
+    /// yielded as [`Error::Server`], a broken connection as [`Error::Io`], an undecodable
+    /// message as [`Error::Decode`]; the stream ends after any of them.
+    ///
+    /// Cancel safe: a message is never lost by dropping the future before it resolves.
+    pub async fn next(&mut self) -> Option<Result<R::Response, Error>> {
+        while !self.done {
+            let message = match self.ws.next().await {
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(stream_error(&self.endpoint, self.limit, e)));
+                }
+                Some(Ok(message)) => message,
+            };
+            let bytes = match &message {
+                Message::Text(text) => text.as_bytes(),
+                Message::Binary(bytes) => bytes,
+                Message::Close(_) => {
+                    self.done = true;
+                    return None;
+                }
+                // Pings are answered by the WebSocket layer itself.
+                _ => continue,
+            };
+            let decoded = match parse_message::<R::Response>(bytes) {
+                Ok(StreamMessage::Result(m)) => Ok(m),
+                Ok(StreamMessage::Error(status)) => Err(Error::Server {
+                    endpoint: self.endpoint.clone(),
+                    status,
+                }),
+                Err(source) => Err(Error::Decode {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }),
+            };
+            self.done = decoded.is_err();
+            return Some(decoded);
+        }
+        None
+    }
+
+    /// Closes the connection politely (a WebSocket close), within a short time.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}
+
+impl Transport {
+    /// Opens a bidirectional streaming call (watch, lease keep-alive) over a WebSocket of
+    /// its own, trying each endpoint once from the current one.
+    ///
+    /// A server that refuses the upgrade gives [`Error::UpgradeRefused`] at once (the caller
+    /// may fall back to one POST per stream). The connection carries no auth token: etcd 3.4
+    /// and 3.5 take none over the WebSocket (see [`Transport::uses_auth`]).
+    pub async fn open_bidi<R: StreamRpc>(&self) -> Result<BidiStream<R>, Error> {
+        if !R::BIDIRECTIONAL {
+            return Err(Error::Config(format!(
+                "{} is not a bidirectional call",
+                R::PATH
+            )));
+        }
+        let n = self.inner.endpoints.len();
+        let start = self.preferred();
+        let mut last = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            match self.open_bidi_on::<R>(idx).await {
+                Ok(stream) => {
+                    self.inner.preferred.store(idx, Ordering::Relaxed);
+                    return Ok(stream);
+                }
+                Err(e @ Error::UpgradeRefused { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "cannot open a WebSocket");
+                    last = Some(e);
+                }
+            }
+        }
+        match last {
+            Some(e) if n == 1 => Err(e),
+            Some(e) => Err(Error::Unavailable {
+                attempts: n as u32,
+                last: Box::new(e),
+            }),
+            None => Err(Error::Config("no endpoint given".into())),
+        }
+    }
+
+    async fn open_bidi_on<R: StreamRpc>(&self, idx: usize) -> Result<BidiStream<R>, Error> {
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoints[idx];
+        let after = inner.request_timeout.unwrap_or(Duration::from_secs(10));
+        let open = async {
+            let prefix = self.prefix(idx).await?;
+            let io = inner
+                .pool
+                .connect_io(&endpoint.origin)
+                .await
+                .map_err(|source| Error::Connect {
+                    endpoint: endpoint.base.clone(),
+                    source,
+                })?;
+            let scheme = if endpoint.is_https() { "wss" } else { "ws" };
+            let host = endpoint.host.to_str().unwrap_or_default();
+            let url = format!("{scheme}://{host}{}{prefix}{}", endpoint.path, R::PATH);
+            let request = (&url)
+                .into_client_request()
+                .map_err(|e| Error::Config(format!("invalid WebSocket URL {url:?}: {e}")))?;
+            let limit = inner.max_response_len;
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(limit))
+                .max_frame_size(Some(limit));
+            let (ws, _) = tokio_tungstenite::client_async_with_config(
+                request,
+                TokioIo::new(io),
+                Some(config),
+            )
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) => Error::UpgradeRefused {
+                    endpoint: endpoint.base.clone(),
+                    status: response.status().as_u16(),
+                },
+                other => Error::Io {
+                    endpoint: endpoint.base.clone(),
+                    outcome_unknown: false,
+                    source: Box::new(other),
+                },
+            })?;
+            Ok(BidiStream {
+                ws,
+                endpoint: endpoint.base.clone(),
+                limit,
+                done: false,
+                _rpc: PhantomData,
+            })
+        };
+        match tokio::time::timeout(after, open).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                endpoint: endpoint.base.clone(),
+                after,
+                outcome_unknown: false,
+            }),
+        }
+    }
+}
+
+fn stream_error(endpoint: &str, limit: usize, e: tungstenite::Error) -> Error {
+    match e {
+        tungstenite::Error::Capacity(_) => Error::ResponseTooLarge {
+            endpoint: endpoint.to_string(),
+            limit,
+        },
+        other => Error::Io {
+            endpoint: endpoint.to_string(),
+            outcome_unknown: false,
+            source: Box::new(other),
+        },
+    }
+}
