@@ -6,6 +6,9 @@
 //! use `concurrency` connections). What must be known of an answer to send the next request
 //! is found by a byte search, not by decoding: the header revision of a transaction (the
 //! key's new mod revision), a lease's ID; a watch counts `"kv":` occurrences.
+//!
+//! watch-many opens one streaming request (so one connection) per key; lease-many
+//! refreshes each lease from a task of its own every TTL/3 with one keep-alive request.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -17,19 +20,22 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// The ceiling client.
 #[derive(Clone)]
 pub struct Ceiling {
     inner: Arc<Inner>,
+    /// Connections not in use; a client made by `another` has its own.
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
 
 struct Inner {
     addr: String,
     host: HeaderValue,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     put: Vec<Bytes>,
     get: Vec<Bytes>,
     range_all: Bytes,
@@ -37,6 +43,8 @@ struct Inner {
     txn_head: Vec<Vec<u8>>,
     txn_tail: Vec<u8>,
     watch: Bytes,
+    /// The watch of key `i` alone.
+    watch_key: Vec<Bytes>,
 }
 
 const PUT: &str = "/v3/kv/put";
@@ -46,6 +54,8 @@ const TXN: &str = "/v3/kv/txn";
 const WATCH: &str = "/v3/watch";
 const GRANT: &str = "/v3/lease/grant";
 const KEEPALIVE: &str = "/v3/lease/keepalive";
+const TIME_TO_LIVE: &str = "/v3/lease/timetolive";
+const REVOKE: &str = "/v3/lease/revoke";
 
 fn b64(data: &[u8]) -> String {
     STANDARD.encode(data)
@@ -77,7 +87,6 @@ impl Ceiling {
             inner: Arc::new(Inner {
                 host: HeaderValue::from_str(&addr)?,
                 addr,
-                idle: Mutex::new(Vec::new()),
                 put: k
                     .iter()
                     .map(|k| format!(r#"{{"key":"{k}","value":"{v}"}}"#).into())
@@ -99,7 +108,12 @@ impl Ceiling {
                 )
                 .into_bytes(),
                 watch: format!(r#"{{"create_request":{range}}}"#).into(),
+                watch_key: k
+                    .iter()
+                    .map(|k| format!(r#"{{"create_request":{{"key":"{k}"}}}}"#).into())
+                    .collect(),
             }),
+            idle: Arc::default(),
         };
         // Fail early when the endpoint is not there.
         ceiling
@@ -109,7 +123,7 @@ impl Ceiling {
     }
 
     async fn connection(&self) -> Res<SendRequest<Full<Bytes>>> {
-        let idle = self.inner.idle.lock().map_err(|_| "poisoned")?.pop();
+        let idle = self.idle.lock().map_err(|_| "poisoned")?.pop();
         if let Some(mut conn) = idle {
             if conn.ready().await.is_ok() {
                 return Ok(conn);
@@ -153,7 +167,7 @@ impl Ceiling {
                 }
             }
         }
-        if let Ok(mut idle) = self.inner.idle.lock() {
+        if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
         Ok(kept)
@@ -161,6 +175,50 @@ impl Ceiling {
 
     async fn post(&self, path: &'static str, body: Bytes) -> Res<()> {
         self.exchange(path, body, false).await.map(drop)
+    }
+}
+
+impl Ceiling {
+    /// Opens a watch stream with the create request `body`; returns once it is created.
+    async fn open_watch(&self, body: Bytes) -> Res<CeilingWatch> {
+        // A stream owns its connection: a fresh one, never returned to the stack.
+        let stream = TcpStream::connect(&self.inner.addr).await?;
+        stream.set_nodelay(true)?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let body = self.send(&mut send, WATCH, body).await?;
+        let mut watch = CeilingWatch {
+            body,
+            tail: Vec::new(),
+            _conn: send,
+        };
+        while !watch.frame().await?.1 {}
+        Ok(watch)
+    }
+
+    /// One keep-alive of lease `id`; false when etcd no longer knows it (TTL -1, which
+    /// has no digits to find).
+    async fn refresh(&self, id: i64) -> Res<bool> {
+        let answer = self
+            .exchange(KEEPALIVE, format!(r#"{{"ID":"{id}"}}"#).into(), true)
+            .await?;
+        Ok(find_int(&answer, "TTL").is_some_and(|ttl| ttl > 0))
+    }
+}
+
+/// Leases refreshed by tasks of their own; dropping this stops them.
+pub struct CeilingLeases {
+    ids: Vec<i64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Leases whose refresh found them gone, or failed.
+    lost: Arc<AtomicUsize>,
+}
+
+impl Drop for CeilingLeases {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -216,6 +274,14 @@ impl Watcher for CeilingWatch {
 
 impl BenchClient for Ceiling {
     type Watcher = CeilingWatch;
+    type Leases = CeilingLeases;
+
+    async fn another(&self) -> Res<Ceiling> {
+        Ok(Ceiling {
+            inner: self.inner.clone(),
+            idle: Arc::default(),
+        })
+    }
 
     async fn put(&self, i: usize) -> Res<()> {
         self.post(PUT, self.inner.put[i].clone()).await
@@ -259,21 +325,7 @@ impl BenchClient for Ceiling {
     }
 
     async fn watch_all(&self) -> Res<CeilingWatch> {
-        // A stream owns its connection: a fresh one, never returned to the stack.
-        let stream = TcpStream::connect(&self.inner.addr).await?;
-        stream.set_nodelay(true)?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let body = self
-            .send(&mut send, WATCH, self.inner.watch.clone())
-            .await?;
-        let mut watch = CeilingWatch {
-            body,
-            tail: Vec::new(),
-            _conn: send,
-        };
-        while !watch.frame().await?.1 {}
-        Ok(watch)
+        self.open_watch(self.inner.watch.clone()).await
     }
 
     async fn lease_grant(&self, ttl: i64) -> Res<i64> {
@@ -285,5 +337,55 @@ impl BenchClient for Ceiling {
     async fn lease_keep_alive(&self, id: i64) -> Res<()> {
         self.post(KEEPALIVE, format!(r#"{{"ID":"{id}"}}"#).into())
             .await
+    }
+
+    async fn watch_key(&self, i: usize) -> Res<CeilingWatch> {
+        self.open_watch(self.inner.watch_key[i].clone()).await
+    }
+
+    async fn keep_leases(&self, n: usize, ttl: i64) -> Res<CeilingLeases> {
+        let lost = Arc::new(AtomicUsize::new(0));
+        let period = Duration::from_secs(ttl.max(1) as u64) / 3;
+        let mut leases = CeilingLeases {
+            ids: Vec::with_capacity(n),
+            tasks: Vec::with_capacity(n),
+            lost: lost.clone(),
+        };
+        for _ in 0..n {
+            let id = self.lease_grant(ttl).await?;
+            let (client, lost) = (self.clone(), lost.clone());
+            leases.ids.push(id);
+            leases.tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    if !matches!(client.refresh(id).await, Ok(true)) {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }));
+        }
+        Ok(leases)
+    }
+
+    async fn end_leases(&self, leases: CeilingLeases) -> Res<usize> {
+        for task in &leases.tasks {
+            task.abort();
+        }
+        let mut gone = 0;
+        for &id in &leases.ids {
+            let answer = self
+                .exchange(TIME_TO_LIVE, format!(r#"{{"ID":"{id}"}}"#).into(), true)
+                .await?;
+            if find_int(&answer, "TTL").is_none_or(|ttl| ttl <= 0) {
+                gone += 1;
+            }
+        }
+        for &id in &leases.ids {
+            self.post(REVOKE, format!(r#"{{"ID":"{id}"}}"#).into())
+                .await?;
+        }
+        // A lease is lost once, whichever way it was noticed.
+        Ok(gone.max(leases.lost.load(Ordering::Relaxed)))
     }
 }

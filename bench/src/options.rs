@@ -21,11 +21,16 @@ pub enum Workload {
     Watch,
     /// n sequential keep-alive round trips of one lease.
     LeaseKeepalive,
+    /// n watches on distinct keys from one client, then one put per key from another;
+    /// ops = events received.
+    WatchMany,
+    /// n leases kept alive by one client for `--lease-seconds`; ops = lease-seconds.
+    LeaseMany,
 }
 
 impl Workload {
     /// Every workload, in the spec's order.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::PutSeq,
         Workload::PutConc,
         Workload::GetSeq,
@@ -34,6 +39,8 @@ impl Workload {
         Workload::TxnSeq,
         Workload::Watch,
         Workload::LeaseKeepalive,
+        Workload::WatchMany,
+        Workload::LeaseMany,
     ];
 
     /// The spec's name, as in the output line.
@@ -47,6 +54,8 @@ impl Workload {
             Workload::TxnSeq => "txn-seq",
             Workload::Watch => "watch",
             Workload::LeaseKeepalive => "lease-keepalive",
+            Workload::WatchMany => "watch-many",
+            Workload::LeaseMany => "lease-many",
         }
     }
 
@@ -61,13 +70,15 @@ impl Workload {
             Workload::PutSeq | Workload::GetSeq | Workload::TxnSeq => 5000,
             Workload::PutConc | Workload::GetConc | Workload::RangeAll | Workload::Watch => 20000,
             Workload::LeaseKeepalive => 2000,
+            Workload::WatchMany => 10000,
+            Workload::LeaseMany => 1000,
         }
     }
 
     /// The spec's default concurrency.
     pub fn default_concurrency(self) -> usize {
         match self {
-            Workload::PutConc | Workload::GetConc | Workload::Watch => 64,
+            Workload::PutConc | Workload::GetConc | Workload::Watch | Workload::WatchMany => 64,
             _ => 1,
         }
     }
@@ -134,6 +145,8 @@ pub struct Options {
     pub runtime: RuntimeKind,
     /// `--server-pid PID`: also report the server's CPU.
     pub server_pid: Option<u32>,
+    /// `--lease-seconds S`: how long lease-many keeps its leases alive (default 30).
+    pub lease_seconds: u64,
 }
 
 /// The usage text of the shared options.
@@ -142,12 +155,16 @@ options:
   --client NAME          the client to run (see the binary's help)
   --endpoint URL         etcd to benchmark (default http://127.0.0.1:2379)
   --workload NAME        one of put-seq put-conc get-seq get-conc range-all txn-seq
-                         watch lease-keepalive (repeatable; default all)
-  --n N                  operations (range-all: keys) instead of the workload's default
-  --concurrency C        requests in flight for put-conc, get-conc, watch (default 64)
+                         watch lease-keepalive watch-many lease-many (repeatable;
+                         default all)
+  --n N                  operations (range-all: keys; watch-many: watches; lease-many:
+                         leases) instead of the workload's default
+  --concurrency C        requests in flight for put-conc, get-conc, watch, watch-many
+                         (default 64)
   --value-size BYTES     value size (default 256)
   --runtime multi|current  tokio runtime (default multi)
-  --server-pid PID       also report the etcd process's CPU";
+  --server-pid PID       also report the etcd process's CPU
+  --lease-seconds S      how long lease-many keeps its leases alive (default 30)";
 
 impl Options {
     /// Parses the arguments (without the program name).
@@ -161,6 +178,7 @@ impl Options {
             value_size: 256,
             runtime: RuntimeKind::Multi,
             server_pid: None,
+            lease_seconds: 30,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -193,6 +211,7 @@ impl Options {
                 "--n" => opts.n = Some(number(&value)?),
                 "--concurrency" => opts.concurrency = Some(number(&value)?),
                 "--value-size" => opts.value_size = number(&value)?,
+                "--lease-seconds" => opts.lease_seconds = number(&value)? as u64,
                 "--runtime" => {
                     opts.runtime = match value.as_str() {
                         "multi" => RuntimeKind::Multi,
@@ -255,6 +274,12 @@ mod tests {
         assert_eq!(o.runtime, RuntimeKind::Current);
         assert!(Options::parse(["--n", "0"].map(String::from)).is_err());
         assert!(Options::parse(["--workload", "nope"].map(String::from)).is_err());
-        assert_eq!(Options::parse([]).unwrap().workloads.len(), 8);
+        assert_eq!(Options::parse([]).unwrap().workloads.len(), 10);
+        let o =
+            Options::parse(["--workload", "lease-many", "--lease-seconds", "5"].map(String::from))
+                .unwrap();
+        assert_eq!(o.lease_seconds, 5);
+        assert_eq!(o.n(Workload::LeaseMany), 1000);
+        assert_eq!(o.concurrency(Workload::WatchMany), 64);
     }
 }

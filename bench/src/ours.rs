@@ -2,13 +2,14 @@
 
 use bytes::Bytes;
 use etcd_bench::{key, value, BenchClient, Options, Res, Watcher, PREFIX};
-use etcd_kv::{Client, Compare, TxnOp, WatchStream};
+use etcd_kv::{Client, Compare, Error, LeaseKeeper, TxnOp, WatchStream};
 use futures_util::StreamExt;
 
 /// etcd-kv's `Client`, as an application would use it.
 #[derive(Clone)]
 pub struct Ours {
     client: Client,
+    endpoint: String,
     value: Bytes,
 }
 
@@ -16,12 +17,13 @@ impl Ours {
     pub async fn connect(opts: &Options) -> Res<Ours> {
         Ok(Ours {
             client: Client::connect(opts.endpoint.clone()).await?,
+            endpoint: opts.endpoint.clone(),
             value: value(opts.value_size),
         })
     }
 }
 
-/// A prefix watch.
+/// A watch.
 pub struct OursWatch(WatchStream);
 
 impl Watcher for OursWatch {
@@ -35,6 +37,15 @@ impl Watcher for OursWatch {
 
 impl BenchClient for Ours {
     type Watcher = OursWatch;
+    type Leases = Vec<LeaseKeeper>;
+
+    async fn another(&self) -> Res<Ours> {
+        Ok(Ours {
+            client: Client::connect(self.endpoint.clone()).await?,
+            endpoint: self.endpoint.clone(),
+            value: self.value.clone(),
+        })
+    }
 
     async fn put(&self, i: usize) -> Res<()> {
         self.client.put(key(i), self.value.clone()).await?;
@@ -81,5 +92,35 @@ impl BenchClient for Ours {
     async fn lease_keep_alive(&self, id: i64) -> Res<()> {
         self.client.lease_keep_alive_once(id).await?;
         Ok(())
+    }
+
+    async fn watch_key(&self, i: usize) -> Res<OursWatch> {
+        Ok(OursWatch(self.client.watch(key(i)).await?))
+    }
+
+    async fn keep_leases(&self, n: usize, ttl: i64) -> Res<Vec<LeaseKeeper>> {
+        let mut keepers = Vec::with_capacity(n);
+        for _ in 0..n {
+            keepers.push(self.client.lease_keeper(ttl).await?);
+        }
+        Ok(keepers)
+    }
+
+    async fn end_leases(&self, keepers: Vec<LeaseKeeper>) -> Res<usize> {
+        let mut lost = 0;
+        for keeper in &keepers {
+            let gone = match self.client.lease_time_to_live(keeper.id()).await {
+                Ok(_) => false,
+                Err(Error::LeaseNotFound { .. }) => true,
+                Err(e) => return Err(e.into()),
+            };
+            if gone || keeper.lost_reason().is_some() {
+                lost += 1;
+            }
+        }
+        for keeper in keepers {
+            keeper.revoke().await?;
+        }
+        Ok(lost)
     }
 }

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 /// The measured result of one workload: printed as one JSON line with exactly the spec's
-/// fields (the `server_*` ones only when the server's pid was given).
+/// fields (the `server_*` ones only when the server's pid was given), then the workload's
+/// extra fields, if any.
 #[derive(Debug, Clone)]
 pub struct Line {
     /// Client name: `ours`, `ceiling`, `etcd-client`.
@@ -25,6 +26,40 @@ pub struct Line {
     pub client_cpu: Duration,
     /// CPU of the server over the measured part, when known.
     pub server_cpu: Option<Duration>,
+    /// Fields the spec allows some workloads to add (`client_conns`, `client_rss_mb`,
+    /// `watches_per_s`, `leases_lost`...), in output order.
+    pub extra: Vec<Extra>,
+}
+
+/// One extra numeric field of a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    /// The JSON field name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: f64,
+    /// Digits after the decimal point (0: printed as an integer).
+    pub decimals: usize,
+}
+
+impl Extra {
+    /// A count, printed as an integer.
+    pub fn count(name: &'static str, value: usize) -> Extra {
+        Extra {
+            name,
+            value: value as f64,
+            decimals: 0,
+        }
+    }
+
+    /// A measure, printed with `decimals` digits.
+    pub fn measure(name: &'static str, value: f64, decimals: usize) -> Extra {
+        Extra {
+            name,
+            value,
+            decimals,
+        }
+    }
 }
 
 impl Line {
@@ -73,6 +108,9 @@ impl Line {
                 server.as_secs_f64() * 1e6 / self.ops.max(1) as f64
             );
         }
+        for extra in &self.extra {
+            let _ = write!(s, ",\"{}\":{:.*}", extra.name, extra.decimals, extra.value);
+        }
         s.push('}');
         s
     }
@@ -94,11 +132,20 @@ mod tests {
             latencies_us: vec![100, 200, 300, 400],
             client_cpu: Duration::from_micros(400),
             server_cpu: None,
+            extra: Vec::new(),
         };
         assert_eq!(
             line.to_json(),
             "{\"client\":\"ours\",\"workload\":\"put-seq\",\"n\":4,\"concurrency\":1,\"wall_s\":0.002,\
              \"ops_per_s\":2000.0,\"p50_us\":200,\"p99_us\":400,\"client_cpu_s\":0.0004,\"cpu_us_per_op\":100.00}"
         );
+        let mut line = line;
+        line.extra = vec![
+            Extra::count("client_conns", 3),
+            Extra::measure("client_rss_mb", 12.345, 1),
+        ];
+        assert!(line
+            .to_json()
+            .ends_with(",\"client_conns\":3,\"client_rss_mb\":12.3}"));
     }
 }

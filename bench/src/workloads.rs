@@ -2,11 +2,12 @@
 
 use super::cpu::{process_cpu, server_cpu};
 use super::options::{Options, Workload};
-use super::report::Line;
+use super::procfs;
+use super::report::{Extra, Line};
 use bytes::Bytes;
 use std::future::Future;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,11 @@ pub const PREFIX: &str = "bench/";
 /// How long one workload may take before the run is abandoned (a lost watch event...).
 const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The TTL of lease-many's leases, in seconds.
+const LEASE_MANY_TTL: i64 = 10;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// Key number `i`: `bench/{i:08}`.
 pub fn key(i: usize) -> String {
     format!("{PREFIX}{i:08}")
@@ -35,8 +41,14 @@ pub fn value(size: usize) -> Bytes {
 /// What a client under test must do. Keys are named by number ([`key`]); the value is the
 /// client's own, of `--value-size` bytes. Every method is one request (one round trip).
 pub trait BenchClient: Clone + Send + Sync + 'static {
-    /// A prefix watch on `bench/`.
+    /// An open watch: on the `bench/` prefix, or on one key.
     type Watcher: Watcher;
+
+    /// Leases kept alive (lease-many); dropping the value stops the keep-alives.
+    type Leases: Send + Sync + 'static;
+
+    /// Another client of the same kind, with connections of its own (watch-many's putter).
+    fn another(&self) -> impl Future<Output = Res<Self>> + Send;
 
     /// Puts the value at key `i`.
     fn put(&self, i: usize) -> impl Future<Output = Res<()>> + Send;
@@ -66,6 +78,17 @@ pub trait BenchClient: Clone + Send + Sync + 'static {
 
     /// One keep-alive round trip of lease `id`.
     fn lease_keep_alive(&self, id: i64) -> impl Future<Output = Res<()>> + Send;
+
+    /// Opens a watch on key `i` alone; returns once etcd confirmed it.
+    fn watch_key(&self, i: usize) -> impl Future<Output = Res<Self::Watcher>> + Send;
+
+    /// Grants `n` leases of `ttl` seconds and keeps each alive the way the client's users
+    /// do (its keeper API, or a refresh every TTL/3), until the value is dropped.
+    fn keep_leases(&self, n: usize, ttl: i64) -> impl Future<Output = Res<Self::Leases>> + Send;
+
+    /// Stops keeping `leases` alive and revokes them; returns how many were lost before:
+    /// reported lost by their keeper, or unknown to etcd (time-to-live).
+    fn end_leases(&self, leases: Self::Leases) -> impl Future<Output = Res<usize>> + Send;
 }
 
 /// An open watch.
@@ -176,89 +199,176 @@ async fn measure<C: BenchClient>(
     client.delete_all().await?;
     let mut ops = n;
     let meter;
-    let mut latencies =
-        match workload {
-            Workload::PutSeq | Workload::PutConc => {
-                meter = Meter::start(opts.server_pid);
-                run_concurrent(
-                    client,
-                    n,
-                    concurrency,
-                    |c: C, i| async move { c.put(i).await },
-                )
-                .await?
-            }
-            Workload::GetSeq | Workload::GetConc => {
-                put_keys(client, n).await?;
-                meter = Meter::start(opts.server_pid);
-                run_concurrent(client, n, concurrency, |c: C, i| async move {
-                    if c.get(i).await? {
-                        Ok(())
-                    } else {
-                        Err(format!("key {} not found", key(i)).into())
-                    }
-                })
-                .await?
-            }
-            Workload::RangeAll => {
-                const RANGES: usize = 20;
-                put_keys(client, n).await?;
-                ops = RANGES;
-                meter = Meter::start(opts.server_pid);
-                run_concurrent(client, RANGES, 1, move |c: C, _| async move {
-                    match c.range_all().await? {
-                        Some(found) if found != n => {
-                            Err(format!("the range returned {found} keys, not {n}").into())
-                        }
-                        _ => Ok(()),
-                    }
-                })
-                .await?
-            }
-            Workload::TxnSeq => {
-                client.put(0).await?;
-                let mut revision = client.mod_revision(0).await?;
-                let mut latencies = Vec::with_capacity(n);
-                meter = Meter::start(opts.server_pid);
-                for _ in 0..n {
-                    let start = Instant::now();
-                    revision = client
-                        .cas(0, revision)
-                        .await?
-                        .ok_or("a compare-and-swap failed: its compare did not hold")?;
-                    latencies.push(start.elapsed().as_micros() as u64);
+    // Set by a workload that stops measuring before its own epilogue.
+    let mut measured = None;
+    let mut extra = Vec::new();
+    // What must outlive the measured part (watch-many's watches).
+    let mut held = Vec::new();
+    let mut latencies = match workload {
+        Workload::PutSeq | Workload::PutConc => {
+            meter = Meter::start(opts.server_pid);
+            run_concurrent(
+                client,
+                n,
+                concurrency,
+                |c: C, i| async move { c.put(i).await },
+            )
+            .await?
+        }
+        Workload::GetSeq | Workload::GetConc => {
+            put_keys(client, n).await?;
+            meter = Meter::start(opts.server_pid);
+            run_concurrent(client, n, concurrency, |c: C, i| async move {
+                if c.get(i).await? {
+                    Ok(())
+                } else {
+                    Err(format!("key {} not found", key(i)).into())
                 }
-                latencies
-            }
-            Workload::Watch => {
-                let mut watcher = client.watch_all().await?;
-                meter = Meter::start(opts.server_pid);
-                let puts =
-                    {
-                        let client = client.clone();
-                        tokio::spawn(async move {
-                            run_concurrent(&client, n, concurrency, |c: C, i| async move {
-                                c.put(i).await
-                            })
-                            .await
-                        })
-                    };
-                let mut events = 0;
-                while events < n {
-                    events += watcher.next_events().await?;
+            })
+            .await?
+        }
+        Workload::RangeAll => {
+            const RANGES: usize = 20;
+            put_keys(client, n).await?;
+            ops = RANGES;
+            meter = Meter::start(opts.server_pid);
+            run_concurrent(client, RANGES, 1, move |c: C, _| async move {
+                match c.range_all().await? {
+                    Some(found) if found != n => {
+                        Err(format!("the range returned {found} keys, not {n}").into())
+                    }
+                    _ => Ok(()),
                 }
-                puts.await??
+            })
+            .await?
+        }
+        Workload::TxnSeq => {
+            client.put(0).await?;
+            let mut revision = client.mod_revision(0).await?;
+            let mut latencies = Vec::with_capacity(n);
+            meter = Meter::start(opts.server_pid);
+            for _ in 0..n {
+                let start = Instant::now();
+                revision = client
+                    .cas(0, revision)
+                    .await?
+                    .ok_or("a compare-and-swap failed: its compare did not hold")?;
+                latencies.push(start.elapsed().as_micros() as u64);
             }
-            Workload::LeaseKeepalive => {
-                let id = client.lease_grant(60).await?;
-                meter = Meter::start(opts.server_pid);
-                run_concurrent(client, n, 1, move |c: C, _| async move {
-                    c.lease_keep_alive(id).await
+            latencies
+        }
+        Workload::Watch => {
+            let mut watcher = client.watch_all().await?;
+            meter = Meter::start(opts.server_pid);
+            let puts = {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    run_concurrent(
+                        &client,
+                        n,
+                        concurrency,
+                        |c: C, i| async move { c.put(i).await },
+                    )
+                    .await
                 })
-                .await?
+            };
+            let mut events = 0;
+            while events < n {
+                events += watcher.next_events().await?;
             }
-        };
-    let (wall, client_cpu, server_cpu) = meter.stop();
+            puts.await??
+        }
+        Workload::LeaseKeepalive => {
+            let id = client.lease_grant(60).await?;
+            meter = Meter::start(opts.server_pid);
+            run_concurrent(client, n, 1, move |c: C, _| async move {
+                c.lease_keep_alive(id).await
+            })
+            .await?
+        }
+        Workload::WatchMany => {
+            let port = etcd_port(opts)?;
+            let limit = procfs::raise_open_files_limit();
+            if limit.is_some_and(|l| l < n as u64 + 256) {
+                eprintln!(
+                    "etcd-bench: watch-many: {n} watches with an open-file limit of {} \
+                         may fail on a client with one connection per watch",
+                    limit.unwrap_or(0)
+                );
+            }
+            // Times are µs since `base`: put starts, and each watch's first event.
+            let base = Instant::now();
+            let rss_before = procfs::rss_bytes();
+            let create = Meter::start(None);
+            let waiters = open_watches(client, n, concurrency, base).await?;
+            let (create_wall, create_cpu, _) = create.stop();
+            let rss_after = procfs::rss_bytes();
+            // Before the putter exists: only the watching client's connections.
+            let conns = procfs::tcp_connections_to(port)?;
+            let putter = client.another().await?;
+            let starts: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+            meter = Meter::start(opts.server_pid);
+            let recorded = starts.clone();
+            run_concurrent(&putter, n, concurrency, move |c: C, i| {
+                recorded[i].store(base.elapsed().as_micros() as u64, Ordering::Relaxed);
+                async move { c.put(i).await }
+            })
+            .await?;
+            // Per event: from the start of its key's put to its arrival.
+            let mut latencies = Vec::with_capacity(n);
+            for (i, waiter) in waiters.into_iter().enumerate() {
+                let (arrived, watcher) = waiter.await??;
+                latencies.push(arrived.saturating_sub(starts[i].load(Ordering::Relaxed)));
+                held.push(watcher);
+            }
+            let stopped = meter.stop();
+            measured = Some(stopped);
+            drop(putter);
+            extra = vec![
+                Extra::measure(
+                    "watches_per_s",
+                    n as f64 / create_wall.as_secs_f64().max(1e-9),
+                    1,
+                ),
+                Extra::measure(
+                    "watch_cpu_us",
+                    create_cpu.as_secs_f64() * 1e6 / n.max(1) as f64,
+                    2,
+                ),
+                Extra::count("client_conns", conns),
+                Extra::measure(
+                    "client_rss_mb",
+                    match (rss_before, rss_after) {
+                        (Some(before), Some(after)) => after.saturating_sub(before) as f64 / MIB,
+                        _ => f64::NAN,
+                    },
+                    1,
+                ),
+            ];
+            latencies
+        }
+        Workload::LeaseMany => {
+            let port = etcd_port(opts)?;
+            let leases = client.keep_leases(n, LEASE_MANY_TTL).await?;
+            // Lease-seconds kept alive: cpu_us_per_op is CPU / n / seconds.
+            ops = n * opts.lease_seconds as usize;
+            meter = Meter::start(opts.server_pid);
+            tokio::time::sleep(Duration::from_secs(opts.lease_seconds)).await;
+            measured = Some(meter.stop());
+            let conns = procfs::tcp_connections_to(port)?;
+            let lost = client.end_leases(leases).await?;
+            if lost > 0 {
+                eprintln!("etcd-bench: {name} lease-many: {lost} of {n} leases were lost");
+            }
+            extra = vec![
+                Extra::count("client_conns", conns),
+                Extra::count("leases_lost", lost),
+            ];
+            Vec::new()
+        }
+    };
+    let (wall, client_cpu, server_cpu) = measured.unwrap_or_else(|| meter.stop());
+    drop(held);
     latencies.sort_unstable();
     Ok(Line {
         client: name.to_string(),
@@ -270,7 +380,58 @@ async fn measure<C: BenchClient>(
         latencies_us: latencies,
         client_cpu,
         server_cpu,
+        extra,
     })
+}
+
+/// The port of `--endpoint`, whose connections watch-many and lease-many count.
+fn etcd_port(opts: &Options) -> Res<u16> {
+    Ok(procfs::endpoint_port(&opts.endpoint)
+        .ok_or_else(|| format!("no port in the endpoint `{}`", opts.endpoint))?)
+}
+
+/// A task holding the watch of one key until its first event; it returns the event's
+/// arrival (µs since `base`) and the watch, so that the watch stays open until the caller
+/// drops it.
+type Waiter<W> = tokio::task::JoinHandle<Res<(u64, W)>>;
+
+/// Opens a watch on each key `0..n` from `client`, `concurrency` creations in flight, and
+/// hands each to a [`Waiter`] as soon as it is created. Returns the waiters by key, once
+/// every watch has been created.
+async fn open_watches<C: BenchClient>(
+    client: &C,
+    n: usize,
+    concurrency: usize,
+    base: Instant,
+) -> Res<Vec<Waiter<C::Watcher>>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let openers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
+        .map(|_| {
+            let (client, next) = (client.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut waiters = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<_, BoxError>(waiters);
+                    }
+                    let mut watcher = client.watch_key(i).await?;
+                    let waiter = tokio::spawn(async move {
+                        while watcher.next_events().await? == 0 {}
+                        Ok((base.elapsed().as_micros() as u64, watcher))
+                    });
+                    waiters.push((i, waiter));
+                }
+            })
+        })
+        .collect();
+    let mut by_key: Vec<Option<Waiter<C::Watcher>>> = (0..n).map(|_| None).collect();
+    for opener in openers {
+        for (i, waiter) in opener.await?? {
+            by_key[i] = Some(waiter);
+        }
+    }
+    Ok(by_key.into_iter().flatten().collect())
 }
 
 /// Runs every workload of `opts` with `client` and prints one JSON line each on stdout

@@ -13,7 +13,7 @@ use xtask::{workspace_root, EtcdBuilder};
 
 use crate::{cargo_cmd, last_option};
 
-pub const OPTIONS: [&str; 10] = [
+pub const OPTIONS: [&str; 11] = [
     "--client",
     "--version",
     "--endpoint",
@@ -24,10 +24,11 @@ pub const OPTIONS: [&str; 10] = [
     "--runtime",
     "--repeat",
     "--server-pid",
+    "--lease-seconds",
 ];
 
 /// Workloads in the spec's order.
-const WORKLOADS: [&str; 8] = [
+const WORKLOADS: [&str; 10] = [
     "put-seq",
     "put-conc",
     "get-seq",
@@ -36,13 +37,20 @@ const WORKLOADS: [&str; 8] = [
     "txn-seq",
     "watch",
     "lease-keepalive",
+    "watch-many",
+    "lease-many",
 ];
+
+/// Workloads with a table of their own (their useful figures are the extra fields), after
+/// the main one.
+const MANY: [&str; 2] = ["watch-many", "lease-many"];
 
 const CLIENTS: [&str; 3] = ["ours", "ceiling", "etcd-client"];
 
 /// Options forwarded to the benchmark binaries as they are.
-const FORWARDED: [&str; 5] = [
+const FORWARDED: [&str; 6] = [
     "--n",
+    "--lease-seconds",
     "--concurrency",
     "--value-size",
     "--runtime",
@@ -296,6 +304,11 @@ struct Row {
     p50_us: f64,
     cpu_us_per_op: f64,
     server_cpu_us_per_op: Option<f64>,
+    /// watch-many and lease-many's extra fields, when present.
+    watches_per_s: Option<f64>,
+    client_conns: Option<f64>,
+    client_rss_mb: Option<f64>,
+    leases_lost: Option<f64>,
 }
 
 impl Row {
@@ -308,6 +321,10 @@ impl Row {
             p50_us: json_num(line, "p50_us")?,
             cpu_us_per_op: json_num(line, "cpu_us_per_op")?,
             server_cpu_us_per_op: json_num(line, "server_cpu_us_per_op"),
+            watches_per_s: json_num(line, "watches_per_s"),
+            client_conns: json_num(line, "client_conns"),
+            client_rss_mb: json_num(line, "client_rss_mb"),
+            leases_lost: json_num(line, "leases_lost"),
         })
     }
 }
@@ -347,17 +364,34 @@ struct Cell {
     p50: f64,
     cpu: f64,
     server_cpu: Option<f64>,
+    watches_per_s: Option<f64>,
+    conns: Option<f64>,
+    rss_mb: Option<f64>,
+    /// The largest over the runs: one run losing a lease is what matters.
+    leases_lost: Option<f64>,
 }
 
 fn cell(rows: &[Row]) -> Cell {
-    let server: Vec<f64> = rows.iter().filter_map(|r| r.server_cpu_us_per_op).collect();
+    let med = |field: fn(&Row) -> Option<f64>| {
+        let values: Vec<f64> = rows.iter().filter_map(field).collect();
+        (!values.is_empty()).then(|| median(values))
+    };
     Cell {
         n: rows.first().map_or(0.0, |r| r.n),
         ops: median(rows.iter().map(|r| r.ops_per_s).collect()),
         p50: median(rows.iter().map(|r| r.p50_us).collect()),
         cpu: median(rows.iter().map(|r| r.cpu_us_per_op).collect()),
-        server_cpu: (!server.is_empty()).then(|| median(server)),
+        server_cpu: med(|r| r.server_cpu_us_per_op),
+        watches_per_s: med(|r| r.watches_per_s),
+        conns: med(|r| r.client_conns),
+        rss_mb: med(|r| r.client_rss_mb),
+        leases_lost: rows.iter().filter_map(|r| r.leases_lost).reduce(f64::max),
     }
+}
+
+/// A number for a table cell, `-` when unknown.
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
 fn table(
@@ -374,9 +408,16 @@ fn table(
     } else {
         format!("medians of {repeat} runs")
     };
-    out += &format!(
-        "bench: etcd {version}, runtime {runtime}, {runs}. Per client: ops/s | p50 µs | client CPU µs/op | server CPU µs/op\n"
-    );
+    // watch-many and lease-many have tables of their own, below.
+    let main: Vec<&String> = workloads
+        .iter()
+        .filter(|w| !MANY.contains(&w.as_str()))
+        .collect();
+    out += &format!("bench: etcd {version}, runtime {runtime}, {runs}.");
+    if !main.is_empty() {
+        out += " Per client: ops/s | p50 µs | client CPU µs/op | server CPU µs/op";
+    }
+    out.push('\n');
     let mut header = format!("{:<16}", "workload");
     for c in clients {
         header += &format!(" | {:^34}", c);
@@ -391,12 +432,14 @@ fn table(
     if compare_grpc {
         header += " | ours vs etcd-client: cpu, p50";
     }
-    out += &header;
-    out.push('\n');
-    out += &"-".repeat(header.chars().count());
-    out.push('\n');
+    if !main.is_empty() {
+        out += &header;
+        out.push('\n');
+        out += &"-".repeat(header.chars().count());
+        out.push('\n');
+    }
     let mut range_notes = Vec::new();
-    for w in workloads {
+    for w in main {
         let cells: Vec<Option<Cell>> = clients
             .iter()
             .map(|c| results.get(&(w.clone(), c.clone())).map(|rows| cell(rows)))
@@ -452,6 +495,101 @@ fn table(
             range_notes.join(", ")
         );
     }
+    let cells = |w: &str| -> Vec<(&String, Option<Cell>)> {
+        clients
+            .iter()
+            .map(|c| {
+                (
+                    c,
+                    results
+                        .get(&(w.to_string(), c.clone()))
+                        .map(|rows| cell(rows)),
+                )
+            })
+            .collect()
+    };
+    if workloads.iter().any(|w| w == "watch-many") {
+        out += &many_table(
+            "watch-many",
+            "watches/s | events/s | p50 µs (put start to event) | client CPU µs/event | server CPU µs/event | conns | RSS MiB",
+            &cells("watch-many"),
+            |c| {
+                [
+                    opt(c.watches_per_s, 0),
+                    format!("{:.0}", c.ops),
+                    format!("{:.0}", c.p50),
+                    format!("{:.1}", c.cpu),
+                    opt(c.server_cpu, 1),
+                    opt(c.conns, 0),
+                    opt(c.rss_mb, 1),
+                ]
+                .to_vec()
+            },
+        );
+    }
+    if workloads.iter().any(|w| w == "lease-many") {
+        out += &many_table(
+            "lease-many",
+            "client CPU µs per lease-second | server CPU µs per lease-second | conns | leases lost",
+            &cells("lease-many"),
+            |c| {
+                [
+                    format!("{:.2}", c.cpu),
+                    opt(c.server_cpu, 2),
+                    opt(c.conns, 0),
+                    opt(c.leases_lost, 0),
+                ]
+                .to_vec()
+            },
+        );
+    }
+    out
+}
+
+/// One workload's own table: a row per client, the columns `columns` (separated by ` | `).
+fn many_table(
+    workload: &str,
+    columns: &str,
+    cells: &[(&String, Option<Cell>)],
+    values: impl Fn(&Cell) -> Vec<String>,
+) -> String {
+    let names: Vec<&str> = columns.split(" | ").collect();
+    let mut out = format!("\n{workload}");
+    if let Some(n) = cells.iter().find_map(|(_, c)| c.map(|c| c.n)) {
+        out += &format!(" (n = {n:.0})");
+    }
+    out += ":\n";
+    let mut rows = vec![std::iter::once("client".to_string())
+        .chain(names.iter().map(|s| s.to_string()))
+        .collect::<Vec<_>>()];
+    for (client, cell) in cells {
+        let mut row = vec![client.to_string()];
+        match cell {
+            Some(c) => row.extend(values(c)),
+            None => row.extend(names.iter().map(|_| "-".to_string())),
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for (k, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (v, w))| {
+                let pad = w - v.chars().count();
+                if i == 0 || k == 0 {
+                    format!("{v}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{v}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out += line.join(" | ").trim_end();
+        out.push('\n');
+    }
     out
 }
 
@@ -485,6 +623,23 @@ mod tests {
             &results,
         );
         assert!(t.contains("81%"), "{t}");
+        let many = r#"{"client":"ours","workload":"watch-many","n":100,"concurrency":64,"wall_s":0.1,"ops_per_s":1000.0,"p50_us":900,"p99_us":2000,"client_cpu_s":0.01,"cpu_us_per_op":100.00,"watches_per_s":2500.0,"watch_cpu_us":80.00,"client_conns":101,"client_rss_mb":3.5}"#;
+        let row = Row::parse(many).unwrap();
+        assert_eq!(row.client_conns, Some(101.0));
+        let mut results = BTreeMap::new();
+        results.insert(("watch-many".to_string(), "ours".to_string()), vec![row]);
+        let t = table(
+            "3.5.1",
+            "multi",
+            1,
+            &["watch-many".to_string()],
+            &["ours".to_string(), "ceiling".to_string()],
+            &results,
+        );
+        assert!(t.contains("watch-many (n = 100)"), "{t}");
+        assert!(t.contains("ours    |      2500 |"), "{t}");
+        assert!(!t.contains("\nwatch-many       |"), "{t}");
+        assert!(!t.contains("Per client"), "{t}");
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(
             clients(&[("--client".into(), "all".into())]).unwrap(),

@@ -30,7 +30,7 @@ commands:
   demo              run the getting_started example against a throwaway etcd
   bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
         [--workload W]... [--n N] [--concurrency C] [--value-size B]
-        [--runtime multi|current] [--repeat R]
+        [--runtime multi|current] [--repeat R] [--lease-seconds S]
                     the workloads of shared/bench-spec.md against a throwaway
                     etcd (or URL), in release mode: one JSON line per workload
                     and client on stdout, then a side-by-side table on stderr
