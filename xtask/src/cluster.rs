@@ -395,6 +395,39 @@ impl Etcd {
         }
     }
 
+    /// Freezes node `i` with SIGSTOP: its connections stay open and its kernel still accepts
+    /// new ones, but it answers nothing (a hung member). [`resume_node`](Self::resume_node)
+    /// thaws it; [`kill_node`](Self::kill_node) ends a frozen node too.
+    pub fn pause_node(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.signal(i, "-STOP")
+    }
+
+    /// Thaws node `i` after [`pause_node`](Self::pause_node).
+    pub fn resume_node(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.signal(i, "-CONT")
+    }
+
+    fn signal(&mut self, i: usize, signal: &str) -> Result<(), LaunchError> {
+        let Some(process) = self.node(i).process.as_ref() else {
+            return Ok(());
+        };
+        // The child is not reaped yet, so its pid cannot have been reused.
+        let pid = process.pid().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| LaunchError::io(format!("signalling etcd node {i}"), e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(LaunchError::InvalidConfig(format!(
+                "kill {signal} {pid} failed for etcd node {i}"
+            )))
+        }
+    }
+
     /// Stops node `i` gracefully (SIGTERM, then SIGKILL after 10 s). Does nothing if the node
     /// is not running.
     pub fn stop_node(&mut self, i: usize) -> Result<(), LaunchError> {

@@ -109,6 +109,12 @@ pub fn cluster3() -> Option<Etcd> {
     start(builder().nodes(3))
 }
 
+/// Whether this run asks the client suites to use one connection per watch and a POST per
+/// keep-alive (`ETCD_TEST_STREAMS=per-call`) instead of the shared streams.
+pub fn per_call_streams() -> bool {
+    std::env::var("ETCD_TEST_STREAMS").as_deref() == Ok("per-call")
+}
+
 /// A key prefix no other test (or test run) uses: `test/<name>/<pid>-<counter>-<nanos>/`.
 pub fn unique_prefix(name: &str) -> String {
     format!("test/{name}/{}/", crate::unique_suffix())

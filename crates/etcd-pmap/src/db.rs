@@ -1,6 +1,6 @@
 //! The database: a client, an optional key prefix, limits, and transactions.
 
-use crate::error::{Error, Result, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS};
+use crate::error::{Error, Result};
 use crate::txn::{ReadTxn, WriteTxn};
 use bytes::Bytes;
 use etcd_kv::{Client, IntoBytes, ServerStatus};
@@ -43,19 +43,21 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// A database at the root of the keyspace, with etcd's default limits.
+    /// A database at the root of the keyspace, with the client's limits (see
+    /// [`etcd_kv::Limits`]).
     pub fn new(client: Client) -> Database {
         Database::builder(client).build()
     }
 
     /// A builder for a database under a key prefix, or with other limits.
     pub fn builder(client: Client) -> DatabaseBuilder {
+        let limits = client.limits();
         DatabaseBuilder {
             client,
             prefix: Bytes::new(),
             limits: Limits {
-                max_txn_ops: DEFAULT_MAX_TXN_OPS,
-                max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+                max_txn_ops: limits.max_txn_ops,
+                max_request_bytes: limits.max_request_bytes,
             },
             retry: ConflictRetry::default(),
         }

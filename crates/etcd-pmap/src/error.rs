@@ -8,11 +8,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// etcd's default `--max-txn-ops`: the most compares, and the most operations, one txn may have.
-pub const DEFAULT_MAX_TXN_OPS: usize = 128;
-
-/// etcd's default `--max-request-bytes`: 1.5 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+pub use etcd_kv::{DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS};
 
 /// Errors of persistent maps and their transactions.
 #[derive(Debug, thiserror::Error)]

@@ -3,20 +3,25 @@
 //! A [`Transport`] holds a keep-alive connection pool to a set of endpoints, detects each
 //! endpoint's API prefix, fails over between endpoints with jittered backoff, renews auth
 //! tokens, and turns the gateway's error bodies into a typed [`Error`] that keeps the gRPC
-//! code and message. Streaming calls (watch, keep-alive, observe) return a
-//! [`MessageStream`] of decoded messages.
+//! code and message. [`Transport::call`] takes any [`etcd_wire::Rpc`]: the request type
+//! says where it goes, whether a retry is safe and whether it needs a leader. Streams:
+//! [`Transport::call_stream`] returns a [`MessageStream`] over one POST;
+//! [`Transport::open_bidi`] a [`BidiStream`] over the gateway's WebSocket, carrying any
+//! number of watches or keep-alives.
 //!
 //! ```no_run
-//! use etcd_transport::{Idempotency, Transport};
-//! use serde_json::{json, Value};
+//! use etcd_transport::Transport;
+//! use etcd_wire::RangeRequest;
 //!
 //! # async fn demo() -> Result<(), etcd_transport::Error> {
 //! let transport = Transport::new("http://127.0.0.1:2379")?;
-//! // "a2V5" is base64 for "key".
-//! let answer: Value = transport
-//!     .unary("kv/range", &json!({"key": "a2V5"}), Idempotency::Idempotent)
+//! let answer = transport
+//!     .call(&RangeRequest {
+//!         key: "config/mode".into(),
+//!         ..RangeRequest::default()
+//!     })
 //!     .await?;
-//! println!("revision {}", answer["header"]["revision"]);
+//! println!("revision {}, {} keys", answer.header.revision, answer.kvs.len());
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]

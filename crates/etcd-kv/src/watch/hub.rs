@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Responses buffered per watch before the watch is paused on the server.
-const BUFFER: usize = 256;
+const BUFFER: usize = 1024;
 
 /// The client's shared watch stream, or the knowledge that there is none.
 pub(crate) struct WatchHub {
@@ -438,6 +438,8 @@ impl Driver {
                     return;
                 }
                 if !flush_stash(sub) {
+                    // Still more than fits: wait for room again.
+                    self.arm_resume(id);
                     return;
                 }
                 sub.paused = false;
@@ -749,6 +751,22 @@ impl Driver {
                 sub.next_revision = sub.next_revision.max(last.revision + 1);
             }
         }
+        self.arm_resume(id);
+        tracing::debug!(watch = id, "watch consumer is behind: paused");
+        if self.shared {
+            self.cancel_on_server(server_id).await;
+        } else {
+            // Per-call: the connection is the watch's own; resume reopens it.
+            self.conn = None;
+            self.by_server_id.clear();
+        }
+    }
+
+    /// Asks to be told (a [`Command::Resume`]) once a paused watch's consumer has room.
+    fn arm_resume(&self, id: u64) {
+        let Some(sub) = self.subs.get(&id) else {
+            return;
+        };
         let events = sub.events.clone();
         let resume = self.resume.clone();
         tokio::spawn(async move {
@@ -759,14 +777,6 @@ impl Driver {
                 }
             }
         });
-        tracing::debug!(watch = id, "watch consumer is behind: paused");
-        if self.shared {
-            self.cancel_on_server(server_id).await;
-        } else {
-            // Per-call: the connection is the watch's own; resume reopens it.
-            self.conn = None;
-            self.by_server_id.clear();
-        }
     }
 
     /// etcd cancelled a watch: compaction, permission, leader loss...

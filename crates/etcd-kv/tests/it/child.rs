@@ -1,7 +1,7 @@
 //! Child processes for crash tests: this test binary, re-executed to run only
 //! [`entry`], takes a lock or campaigns, says so on stdout, then sleeps until killed.
 
-use etcd_kv::{Client, Election};
+use etcd_kv::Election;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -21,7 +21,9 @@ async fn entry() {
         return;
     };
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} unset"));
-    let client = Client::connect(var(ENDPOINT))
+    let client = crate::builder()
+        .endpoint(var(ENDPOINT))
+        .connect()
         .await
         .expect("child connects");
     let name = var(NAME);

@@ -1,7 +1,7 @@
 //! Cluster and maintenance: status, members, alarms, defragmentation; client configuration.
 
 use crate::{key, setup};
-use etcd_kv::{AlarmType, Client, RetryConfig};
+use etcd_kv::{AlarmType, RetryConfig};
 use std::time::Duration;
 
 #[tokio::test]
@@ -54,7 +54,7 @@ async fn builder_options_and_failover() {
     let dead = crate::unreachable_client();
     let dead_url = dead.endpoints()[0].clone();
     // A dead endpoint first: requests fail over to the live one.
-    let client = Client::builder()
+    let client = crate::builder()
         .endpoints([dead_url.clone(), etcd.endpoint(0)])
         .connect_timeout(Duration::from_secs(1))
         .request_timeout(Duration::from_secs(5))
@@ -72,7 +72,7 @@ async fn builder_options_and_failover() {
     assert!(format!("{client:?}").contains(&dead_url));
 
     // Only a dead endpoint: connect fails, as a connection problem.
-    let err = Client::builder()
+    let err = crate::builder()
         .endpoint(dead_url.clone())
         .retry(RetryConfig::none())
         .connect()
@@ -80,11 +80,15 @@ async fn builder_options_and_failover() {
         .unwrap_err();
     assert!(matches!(err, etcd_kv::Error::Unavailable(_)), "{err:?}");
     assert!(!err.is_outcome_unknown());
-    let err = Client::connect(dead_url).await.unwrap_err();
+    let err = crate::builder()
+        .endpoint(dead_url)
+        .connect()
+        .await
+        .unwrap_err();
     assert!(matches!(err, etcd_kv::Error::Unavailable(_)), "{err:?}");
 
     // A bad URL is a configuration error from build().
-    let err = Client::builder().endpoint("not a url").build().unwrap_err();
+    let err = crate::builder().endpoint("not a url").build().unwrap_err();
     assert!(matches!(err, etcd_kv::Error::Transport(_)), "{err:?}");
 }
 
@@ -126,7 +130,7 @@ async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn request_timeouts_are_typed_and_say_whether_a_write_may_have_applied() {
     let (url, server) = silent_server().await;
-    let client = Client::builder()
+    let client = crate::builder()
         .endpoint(url)
         .request_timeout(Duration::from_millis(200))
         .retry(RetryConfig::none())

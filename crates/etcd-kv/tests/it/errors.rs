@@ -2,7 +2,7 @@
 //! revisions (on a server of their own: compaction is global), server codes kept.
 
 use crate::{key, setup, unreachable_client};
-use etcd_kv::{Client, Compare, Error, TxnOp};
+use etcd_kv::{Compare, Error, TxnOp};
 use etcd_wire::Code;
 use futures_util::TryStreamExt;
 
@@ -132,7 +132,11 @@ async fn compacted_revisions() {
     let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
         return;
     };
-    let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .unwrap();
     let r1 = client.put("k", "one").await.unwrap().revision();
     let r2 = client.put("k", "two").await.unwrap().revision();
     let r3 = client.put("k", "three").await.unwrap().revision();

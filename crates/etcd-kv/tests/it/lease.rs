@@ -5,7 +5,11 @@ use std::time::Duration;
 
 async fn client(name: &str) -> Option<Client> {
     let etcd = xtask::testing::shared_etcd()?;
-    let client = Client::connect(etcd.endpoint(0)).await.expect("connect");
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .expect("connect");
     Some(client.with_namespace(xtask::testing::unique_prefix(name)))
 }
 

@@ -96,7 +96,11 @@ async fn thirty_two_tasks_on_four_clients_increment_under_the_lock() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+        let client = crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .connect()
+            .await
+            .unwrap();
         // Half the tasks share their client's session (they take turns locally first),
         // half have sessions of their own.
         let shared = Session::builder(&client).ttl(10).await.unwrap();

@@ -19,17 +19,36 @@ mod range;
 mod scan;
 mod sequence;
 mod session;
+mod streams;
 mod txn;
 mod watch;
+
+/// Socket and memory figures from /proc, shared with the benchmarks.
+#[path = "../../../../bench/src/procfs.rs"]
+#[allow(dead_code)]
+mod procfs;
 
 use bytes::Bytes;
 use etcd_kv::{Client, KeyValue};
 use xtask::Etcd;
 
+/// A client builder in the stream mode the run asks for: `ETCD_TEST_STREAMS=per-call`
+/// runs the suite with one connection per watch and a POST per keep-alive.
+pub fn builder() -> etcd_kv::ClientBuilder {
+    let builder = Client::builder();
+    if xtask::testing::per_call_streams() {
+        builder.stream_mode(etcd_kv::StreamMode::PerCall)
+    } else {
+        builder
+    }
+}
+
 /// The shared server and a connected client, or `None` to skip.
 pub async fn connect() -> Option<(&'static Etcd, Client)> {
     let etcd = xtask::testing::shared_etcd()?;
-    let client = Client::connect(etcd.endpoint(0))
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
         .await
         .expect("connect to the shared etcd");
     Some((etcd, client))
@@ -96,7 +115,7 @@ pub fn unreachable_client() -> Client {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    Client::builder()
+    crate::builder()
         .endpoint(format!("http://127.0.0.1:{port}"))
         .retry(etcd_kv::RetryConfig::none())
         .build()

@@ -2,7 +2,7 @@
 
 use crate::{key, keys, setup};
 use bytes::Bytes;
-use etcd_kv::{Client, Compare, TxnOp};
+use etcd_kv::{Compare, TxnOp};
 use futures_util::TryStreamExt;
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn namespaces_nest_and_come_from_the_builder() {
     );
     assert!(root.get(format!("{p}inner/k")).await.unwrap().is_some());
 
-    let built = Client::builder()
+    let built = crate::builder()
         .endpoint(etcd.endpoint(0))
         .namespace(format!("{p}inner/"))
         .connect()

@@ -2,7 +2,7 @@
 
 use crate::setup;
 use bytes::Bytes;
-use etcd_kv::{Client, Error, Queue};
+use etcd_kv::{Error, Queue};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -110,7 +110,11 @@ async fn four_producers_and_four_consumers_pass_10000_items_each_delivered_once(
     let start = Instant::now();
     let mut producers = Vec::new();
     for (id, count) in ITEMS.into_iter().enumerate() {
-        let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+        let client = crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .connect()
+            .await
+            .unwrap();
         let queue = Queue::new(&client, &name);
         producers.push(tokio::spawn(async move {
             let items: Vec<String> = (0..count).map(|n| format!("{id}:{n}")).collect();
@@ -129,7 +133,11 @@ async fn four_producers_and_four_consumers_pass_10000_items_each_delivered_once(
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut consumers = Vec::new();
     for id in 0..CONSUMERS {
-        let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+        let client = crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .connect()
+            .await
+            .unwrap();
         let queue = Queue::new(&client, &name);
         let delivered = delivered.clone();
         consumers.push(tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! Sequences: unique, strictly increasing numbers across clients.
 
 use crate::setup;
-use etcd_kv::{Client, Error, Sequence};
+use etcd_kv::{Error, Sequence};
 use std::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,7 +12,11 @@ async fn next_is_unique_and_strictly_increasing_across_clients() {
     let mut tasks = Vec::new();
     for _ in 0..4 {
         // One client and one `Sequence` per "process", shared by its tasks.
-        let other = Client::connect(etcd.endpoint(0)).await.unwrap();
+        let other = crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .connect()
+            .await
+            .unwrap();
         let sequence = std::sync::Arc::new(Sequence::new(&other, &key));
         for _ in 0..4 {
             let sequence = sequence.clone();

@@ -458,7 +458,7 @@ async fn a_txn_over_the_op_limit_is_refused_before_sending_and_changes_nothing()
 async fn a_txn_over_the_servers_op_limit_fails_typed_and_changes_nothing() {
     let (etcd, _client, p) = setup!("txn_129_server");
     // A client told the server allows more sends it; the server refuses it whole.
-    let client = Client::builder()
+    let client = crate::builder()
         .endpoint(etcd.endpoint(0))
         .max_txn_ops(1000)
         .build()

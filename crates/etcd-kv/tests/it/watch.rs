@@ -7,7 +7,13 @@ use std::time::Duration;
 
 async fn shared_client() -> Option<Client> {
     let etcd = xtask::testing::shared_etcd()?;
-    Some(Client::connect(etcd.endpoint(0)).await.expect("connect"))
+    Some(
+        crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .connect()
+            .await
+            .expect("connect"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,11 +76,11 @@ async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
     };
     let endpoints = cluster.endpoints();
     // The watcher prefers node 0; the writer writes through node 1 (then 2).
-    let watcher = Client::builder()
+    let watcher = crate::builder()
         .endpoints(endpoints.clone())
         .build()
         .unwrap();
-    let writer = Client::builder()
+    let writer = crate::builder()
         .endpoints([endpoints[1].clone(), endpoints[2].clone()])
         .build()
         .unwrap();
@@ -140,7 +146,11 @@ async fn watch_from_a_compacted_revision_yields_compacted() {
     let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
         return;
     };
-    let client = Client::connect(etcd.endpoint(0)).await.unwrap();
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .unwrap();
     let first = client.put("c/k", "1").await.unwrap().revision();
     client.put("c/k", "2").await.unwrap();
     let last = client.put("c/k", "3").await.unwrap().revision();
@@ -227,7 +237,11 @@ async fn dropping_watches_cancels_them_on_the_server() {
         return;
     };
     let endpoint = etcd.endpoint(0);
-    let client = Client::connect(&endpoint).await.unwrap();
+    let client = crate::builder()
+        .endpoint(&endpoint)
+        .connect()
+        .await
+        .unwrap();
     let before = watcher_total(&endpoint);
     let mut watches = Vec::new();
     for i in 0..50 {

@@ -20,9 +20,11 @@ use etcd_pmap::Database;
 /// A connected client on the shared server, or `None` to skip.
 pub async fn client() -> Option<Client> {
     let etcd = xtask::testing::shared_etcd()?;
-    let client = Client::connect(etcd.endpoint(0))
-        .await
-        .expect("connect to the shared etcd");
+    let mut builder = Client::builder().endpoint(etcd.endpoint(0));
+    if xtask::testing::per_call_streams() {
+        builder = builder.stream_mode(etcd_kv::StreamMode::PerCall);
+    }
+    let client = builder.connect().await.expect("connect to the shared etcd");
     Some(client)
 }
 

@@ -1,0 +1,472 @@
+//! Shared streams: many watches and keep-alives on one connection, liveness (frozen member),
+//! require-leader, permission errors in streams, creation deadlines against a bad server.
+
+use crate::procfs::tcp_connections_to;
+use etcd_kv::{Client, Error};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use xtask::Etcd;
+
+fn per_call() -> bool {
+    xtask::testing::per_call_streams()
+}
+
+fn port(etcd: &Etcd, i: usize) -> u16 {
+    etcd.client_port(i)
+}
+
+/// `etcd_debugging_mvcc_watcher_total` from the member's /metrics.
+async fn watcher_total(etcd: &Etcd) -> i64 {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port(etcd, 0)))
+        .await
+        .expect("connect for /metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("ask /metrics");
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .await
+        .expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as i64)
+        .expect("etcd_debugging_mvcc_watcher_total in /metrics")
+}
+
+async fn wait_watchers(etcd: &Etcd, expected: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = watcher_total(etcd).await;
+        if now == expected || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_watches_share_one_connection_and_cancel_cleanly() {
+    // A server of its own: the watcher count is global.
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let n = if per_call() { 300 } else { 10_000 };
+    let watcher = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .pool_idle_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let baseline = watcher_total(&etcd).await;
+    let conns_before = tcp_connections_to(port(&etcd, 0)).unwrap();
+    let mut watches = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let created = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|i| watcher.watch(format!("many/{i:05}")).send()),
+        )
+        .await;
+        for w in created {
+            watches.push(w.expect("watch created"));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let conns = tcp_connections_to(port(&etcd, 0)).unwrap() - conns_before;
+    if per_call() {
+        // One of them may reuse the pooled connection the client connected with.
+        assert!(
+            conns + 1 >= n,
+            "{conns} connections for {n} per-call watches"
+        );
+    } else {
+        assert_eq!(conns, 1, "{n} watches must share one connection");
+    }
+    eprintln!("{n} watches: {conns} more connection(s) to etcd");
+    assert_eq!(watcher_total(&etcd).await, baseline + n as i64);
+
+    let writer = Client::connect(etcd.endpoint(0)).await.unwrap();
+    let puts = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let writer = writer.clone();
+            async move { writer.put(format!("many/{i:05}"), "v").await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(puts.iter().all(Result::is_ok));
+    for (i, w) in watches.iter_mut().enumerate() {
+        let response = tokio::time::timeout(Duration::from_secs(20), w.next())
+            .await
+            .unwrap_or_else(|_| panic!("watch {i} got no event"))
+            .expect("stream open")
+            .expect("event");
+        assert_eq!(response.events().len(), 1);
+        assert_eq!(
+            response.events()[0].key(),
+            format!("many/{i:05}").as_bytes()
+        );
+    }
+    drop(watches);
+    assert_eq!(wait_watchers(&etcd, baseline).await, baseline);
+
+    // 1,000 create/drop cycles leave the server's watcher count where it started.
+    for i in 0..1000 {
+        let w = watcher.watch(format!("cycle/{i}")).await.unwrap();
+        drop(w);
+    }
+    assert_eq!(wait_watchers(&etcd, baseline).await, baseline);
+}
+
+/// The index of a member that is not the leader, and the leader's.
+async fn follower_and_leader(etcd: &Etcd) -> (usize, usize) {
+    let mut leader = None;
+    for i in 0..3 {
+        let c = Client::connect(etcd.endpoint(i)).await.unwrap();
+        if c.status().await.unwrap().is_leader() {
+            leader = Some(i);
+        }
+    }
+    let leader = leader.expect("a leader");
+    ((leader + 1) % 3, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_member_moves_the_watch_and_no_event_is_lost_or_repeated() {
+    let Some(mut etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let (frozen, _) = follower_and_leader(&etcd).await;
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != frozen)
+        .map(|i| etcd.endpoint(i))
+        .collect();
+    let mut endpoints = vec![etcd.endpoint(frozen)];
+    endpoints.extend(others.clone());
+    let (idle, timeout) = (Duration::from_secs(1), Duration::from_secs(1));
+    let watcher = crate::builder()
+        .endpoints(endpoints.clone())
+        .request_timeout(Duration::from_secs(2))
+        .watch_liveness(idle, timeout)
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = watcher.watch("frozen/").prefix().await.unwrap();
+    assert_eq!(watch.endpoint(), endpoints[0]);
+
+    let (writers, per_writer) = (4, 150);
+    let writer = crate::builder().endpoints(others).connect().await.unwrap();
+    let write = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                for j in 0..per_writer {
+                    writer
+                        .put(format!("frozen/{w}/{j:04}"), "v")
+                        .await
+                        .expect("put on the live members");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    etcd.pause_node(frozen).unwrap();
+    let frozen_at = Instant::now();
+    let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut last: Vec<Option<usize>> = vec![None; writers];
+    let mut moved_after = None;
+    let total = writers * per_writer;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < total && Instant::now() < deadline {
+        if moved_after.is_none() && watch.endpoint() != endpoints[0] {
+            moved_after = Some(frozen_at.elapsed());
+            eprintln!(
+                "moved to {} after {:?} with {} events",
+                watch.endpoint(),
+                frozen_at.elapsed(),
+                seen.len()
+            );
+        }
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(200), watch.next()).await else {
+            continue;
+        };
+        let response = next.expect("stream open").expect("no error");
+        for event in response.events() {
+            let key = event.kv().key_str().unwrap().to_string();
+            let mut parts = key.trim_start_matches("frozen/").split('/');
+            let w: usize = parts.next().unwrap().parse().unwrap();
+            let j: usize = parts.next().unwrap().parse().unwrap();
+            *seen.entry((w, j)).or_default() += 1;
+            assert!(
+                last[w].is_none_or(|l| j > l),
+                "writer {w}: {j} after {:?}",
+                last[w]
+            );
+            last[w] = Some(j);
+        }
+    }
+    etcd.resume_node(frozen).unwrap();
+    write.await.unwrap();
+    assert_eq!(seen.len(), total, "every event delivered");
+    assert!(seen.values().all(|&c| c == 1), "no event repeated");
+    let moved_after = moved_after.expect("the watch left the frozen member");
+    assert!(
+        moved_after < 2 * (idle + timeout) + Duration::from_secs(1),
+        "moved after {moved_after:?}"
+    );
+    eprintln!("watch moved off the frozen member after {moved_after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
+    let Some(mut etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    etcd.pause_node(1).unwrap();
+    etcd.pause_node(2).unwrap();
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .retry(etcd_kv::RetryConfig::none())
+        .connect()
+        .await
+        .unwrap();
+    // Wait until the member has noticed (election timeout 500 ms).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client.status().await.unwrap();
+        if status.leader() == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let err = client.put("leaderless/k", "v").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(!err.is_outcome_unknown(), "{err}");
+    assert!(err.to_string().contains("no leader"), "{err}");
+    eprintln!("leaderless put refused after {took:?}: {err}");
+    etcd.resume_node(1).unwrap();
+    etcd.resume_node(2).unwrap();
+    let all = crate::builder()
+        .endpoints(etcd.endpoints())
+        .connect()
+        .await
+        .unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(None) = all.get("leaderless/k").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_leases_are_kept_alive_over_one_connection() {
+    // A server of its own: connections are counted.
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let etcd = &etcd;
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .pool_idle_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let ttl = 2;
+    let conns_before = tcp_connections_to(port(etcd, 0)).unwrap();
+    let mut keepers = Vec::new();
+    for _ in 0..1000 {
+        keepers.push(client.lease_keeper(ttl).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(3 * ttl as u64)).await;
+    assert!(keepers.iter().all(|k| k.lost_reason().is_none()));
+    let conns = tcp_connections_to(port(etcd, 0)).unwrap() - conns_before;
+    let checker = Client::connect(etcd.endpoint(0)).await.unwrap();
+    for k in &keepers {
+        let left = checker.lease_time_to_live(k.id()).await.unwrap();
+        assert!(left.ttl() > 0, "lease {} lost", k.id());
+    }
+    if !per_call() {
+        // The keep-alive stream, and the pooled connection the grants went over.
+        assert!(conns <= 2, "{conns} connections");
+    }
+    eprintln!(
+        "1000 leases kept for {}s over {conns} new connection(s)",
+        3 * ttl
+    );
+    for k in keepers {
+        k.revoke().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_refused_permission_ends_with_a_typed_auth_error() {
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["role", "add", "reader"],
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "allowed/",
+            "--prefix=true",
+        ],
+        &["user", "add", "alice:alicepw"],
+        &["user", "grant-role", "alice", "reader"],
+        &["auth", "enable"],
+    ] {
+        let out = etcd.etcdctl(args).unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    let alice = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .credentials("alice", "alicepw")
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = alice.watch("secret/").prefix().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_auth(), "{err:?}");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+
+    // Where she may read, her watch works (over its own POST stream: auth is on).
+    let mut watch = alice.watch("allowed/").prefix().await.unwrap();
+    let root = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .credentials("root", "rootpw")
+        .connect()
+        .await
+        .unwrap();
+    root.put("allowed/x", "1").await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.events()[0].key(), b"allowed/x");
+    assert!(matches!(
+        watch.request_progress(),
+        Err(Error::Unsupported(_))
+    ));
+}
+
+/// A fake gateway on loopback: answers `/version`, refuses the WebSocket upgrade, and
+/// answers `POST .../watch` with `behaviour` after the response headers.
+async fn fake_gateway(behaviour: &'static [u8], then_hang: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                if head.starts_with("GET /version") {
+                    let body = r#"{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    let _ = socket.read(&mut buf).await;
+                    return;
+                }
+                if head.starts_with("GET ") {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
+                if !behaviour.is_empty() {
+                    let chunk = format!("{:x}\r\n", behaviour.len());
+                    let _ = socket.write_all(chunk.as_bytes()).await;
+                    let _ = socket.write_all(behaviour).await;
+                    let _ = socket.write_all(b"\r\n").await;
+                }
+                if then_hang {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn creating_a_watch_on_a_bad_server_fails_typed_within_its_deadline() {
+    let request_timeout = Duration::from_millis(500);
+    // The deadline of a watch's creation: twice the request timeout.
+    let bound = 2 * request_timeout + Duration::from_millis(500);
+    for (name, body, hang) in [
+        ("hangs after the headers", &b""[..], true),
+        ("answers garbage", &b"<html>not json</html>\n"[..], true),
+        ("closes mid-body", &b"{\"result\":{\"header\""[..], false),
+    ] {
+        let endpoint = fake_gateway(body, hang).await;
+        let client = Client::builder()
+            .endpoint(&endpoint)
+            .request_timeout(request_timeout)
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let err = client.watch("k").await.unwrap_err();
+        let took = started.elapsed();
+        assert!(took < bound, "{name}: took {took:?}: {err}");
+        assert!(
+            err.endpoint().is_some() || err.is_timeout(),
+            "{name}: {err:?}"
+        );
+        eprintln!("{name}: {took:?}: {err}");
+    }
+    // An endless line: refused at the message size limit, not buffered forever.
+    let endless: &'static [u8] = Box::leak(vec![b'x'; 1 << 20].into_boxed_slice());
+    let endpoint = fake_gateway(endless, true).await;
+    let client = Client::builder()
+        .endpoint(&endpoint)
+        .request_timeout(request_timeout)
+        .max_response_len(64 * 1024)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.watch("k").await.unwrap_err();
+    assert!(started.elapsed() < bound, "{err}");
+    assert!(!err.is_timeout(), "a size error, not a timeout: {err}");
+}
