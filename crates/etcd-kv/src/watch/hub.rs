@@ -632,12 +632,21 @@ impl Driver {
             }
             None => return Next::Reconnect,
         };
-        if message.watch_id == -1 {
-            // A progress notification for the whole stream (answer to a progress request).
-            self.progress_all(message.header.revision);
-            return Next::Continue;
+        let mut server_id = message.watch_id;
+        if server_id == -1 {
+            if !message.created && !message.canceled && message.events.is_empty() {
+                // A progress notification for the whole stream (answer to a progress request).
+                self.progress_all(message.header.revision);
+                return Next::Continue;
+            }
+            // etcd 3.4 answers a create it refuses (permission denied) with ID -1: it is the
+            // oldest create not yet answered.
+            match self.oldest_pending() {
+                Some(pending) => server_id = pending,
+                None => return Next::Continue,
+            }
         }
-        let Some(&id) = self.by_server_id.get(&message.watch_id) else {
+        let Some(&id) = self.by_server_id.get(&server_id) else {
             // An answer for a watch cancelled meanwhile (or an older incarnation).
             return Next::Continue;
         };
@@ -675,6 +684,15 @@ impl Driver {
         let batches = group_by_revision(message.events, &sub.ns);
         self.deliver(id, batches).await;
         Next::Continue
+    }
+
+    /// The server-side ID of the oldest create request not yet answered.
+    fn oldest_pending(&self) -> Option<i64> {
+        self.by_server_id
+            .iter()
+            .filter(|(_, id)| self.subs.get(id).is_some_and(|s| !s.active))
+            .map(|(server_id, _)| *server_id)
+            .min()
     }
 
     /// A progress notification of the stream: every active watch is up to `revision`.

@@ -470,3 +470,115 @@ async fn creating_a_watch_on_a_bad_server_fails_typed_within_its_deadline() {
     assert!(started.elapsed() < bound, "{err}");
     assert!(!err.is_timeout(), "a size error, not a timeout: {err}");
 }
+
+/// Reads `n` events from `watch`; returns their keys.
+async fn collect_keys(watch: &mut etcd_kv::WatchStream, n: usize, within: Duration) -> Vec<String> {
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + within;
+    while keys.len() < n && Instant::now() < deadline {
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(200), watch.next()).await else {
+            continue;
+        };
+        let response = next.expect("stream open").expect("no error");
+        keys.extend(
+            response
+                .events()
+                .iter()
+                .map(|e| e.kv().key_str().unwrap().to_string()),
+        );
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_renews_an_expired_token_after_a_restart_and_loses_nothing() {
+    let builder = xtask::testing::builder().arg("--auth-token-ttl=2");
+    let Some(mut etcd) = xtask::testing::start(builder) else {
+        return;
+    };
+    for args in [&["user", "add", "root:rootpw"][..], &["auth", "enable"]] {
+        let out = etcd.etcdctl(args).unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    let endpoint = etcd.endpoint(0);
+    let connect = || {
+        crate::builder()
+            .endpoint(endpoint.clone())
+            .credentials("root", "rootpw")
+            .connect()
+    };
+    let watcher = connect().await.unwrap();
+    let mut watch = watcher.watch("expiry/").prefix().await.unwrap();
+    let writer = connect().await.unwrap();
+    writer.put("expiry/1", "a").await.unwrap();
+    assert_eq!(
+        collect_keys(&mut watch, 1, Duration::from_secs(5)).await,
+        ["expiry/1"]
+    );
+    // The token expires (2 s), and a restart forgets every token: the watch reconnects
+    // with a stale one, which etcd answers with "permission denied".
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    etcd.restart_node(0).unwrap();
+    let writer = connect().await.unwrap();
+    writer.put("expiry/2", "b").await.unwrap();
+    writer.put("expiry/3", "c").await.unwrap();
+    assert_eq!(
+        collect_keys(&mut watch, 2, Duration::from_secs(20)).await,
+        ["expiry/2", "expiry/3"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_member_that_lost_its_leader_resumes_without_loss() {
+    let Some(mut etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let (member, _) = follower_and_leader(&etcd).await;
+    let peers: Vec<usize> = (0..3).filter(|&i| i != member).collect();
+    // Start on the follower.
+    let mut endpoints = vec![etcd.endpoint(member)];
+    endpoints.extend(peers.iter().map(|&i| etcd.endpoint(i)));
+    let watcher = crate::builder()
+        .endpoints(endpoints)
+        .request_timeout(Duration::from_secs(1))
+        .watch_liveness(Duration::from_millis(500), Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = watcher.watch("leaderless/").prefix().await.unwrap();
+    let writer = crate::builder()
+        .endpoints(etcd.endpoints())
+        .connect()
+        .await
+        .unwrap();
+    for j in 0..20 {
+        writer.put(format!("leaderless/{j:03}"), "v").await.unwrap();
+    }
+    let mut keys = collect_keys(&mut watch, 20, Duration::from_secs(10)).await;
+    for &p in &peers {
+        etcd.pause_node(p).unwrap();
+    }
+    // Long enough for the member to lose its leader and the watch to notice (500 ms idle
+    // + 500 ms probe) and go round the endpoints.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for &p in &peers {
+        etcd.resume_node(p).unwrap();
+    }
+    for j in 20..40 {
+        let key = format!("leaderless/{j:03}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match writer.put(&key, "v").await {
+                Ok(_) => break,
+                // Not applied ("no leader" while the cluster recovers): try again.
+                Err(e) if !e.is_outcome_unknown() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("put {key}: {e}"),
+            }
+        }
+    }
+    keys.extend(collect_keys(&mut watch, 20, Duration::from_secs(30)).await);
+    let expected: Vec<String> = (0..40).map(|j| format!("leaderless/{j:03}")).collect();
+    assert_eq!(keys, expected, "every event once, in order");
+}
