@@ -172,10 +172,10 @@ into_future!(Range, RangeResponse);
 /// The answer to a range request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RangeResponse {
-    header: Header,
-    kvs: Vec<KeyValue>,
-    more: bool,
-    count: i64,
+    pub(crate) header: Header,
+    pub(crate) kvs: Vec<KeyValue>,
+    pub(crate) more: bool,
+    pub(crate) count: i64,
 }
 
 impl RangeResponse {

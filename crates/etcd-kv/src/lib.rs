@@ -41,6 +41,7 @@ mod key;
 mod kv;
 mod lease;
 mod lock;
+mod pager;
 mod queue;
 mod scan;
 mod sequence;
@@ -66,6 +67,7 @@ pub use lease::{
     Lease, LeaseGrant, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
 };
 pub use lock::{Lock, LockGuard};
+pub use pager::{key_after, ClientPages, PageRequest, PageSource, Pager, PROBE_PAGES};
 pub use queue::{Queue, DEFAULT_PRIORITY};
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
 pub use sequence::Sequence;

@@ -1,13 +1,13 @@
 //! Paginated scans: a `Stream` over any range at one fixed revision, memory bounded by the
-//! page size.
+//! page size, read by the one [`Pager`].
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::key::{key_range_setters, IntoBytes, KeyRange};
+use crate::key::{key_range_setters, prefix_end, IntoBytes, KeyRange};
 use crate::kv::{check_key, BoxFuture};
+use crate::pager::{key_after, ClientPages, Pager};
 use crate::types::KeyValue;
 use bytes::Bytes;
-use etcd_wire::kv as wire;
 use futures_core::Stream;
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -67,51 +67,56 @@ impl Scan {
 
     /// The key-values page by page.
     pub fn pages(self) -> PageStream {
-        let start = if self.page_size <= 0 {
+        let checked = if self.page_size <= 0 {
             Err(Error::invalid("the page size must be positive"))
         } else {
             check_key(&self.key, &self.range)
         };
-        let (key, end) = self.client.namespace.range(&self.key, &self.range);
-        let done = start.is_err();
+        let end = match &self.range {
+            KeyRange::Single => key_after(&self.key),
+            KeyRange::End(end) => end.clone(),
+            KeyRange::Prefix if self.key.is_empty() => Bytes::from_static(b"\0"),
+            KeyRange::Prefix => prefix_end(&self.key),
+            KeyRange::FromKey => Bytes::from_static(b"\0"),
+        };
+        let mut source = ClientPages::new(&self.client);
+        if self.serializable {
+            source = source.serializable();
+        }
+        let mut pager = Pager::new(source, self.key, end)
+            .page_size(self.page_size)
+            .revision(self.revision);
+        if self.keys_only {
+            pager = pager.keys_only();
+        }
         PageStream {
-            next_key: key,
-            end,
-            revision: self.revision,
-            page_size: self.page_size,
-            keys_only: self.keys_only,
-            serializable: self.serializable,
-            client: self.client,
+            revision: pager.pinned_revision(),
+            pager: checked.is_ok().then_some(pager),
             pending: None,
-            error: start.err(),
-            done,
+            error: checked.err(),
         }
     }
 }
 
-/// Pages of a scan, each a `Vec<KeyValue>` in key order. See [`Scan::pages`].
+type NextPage = (Pager<ClientPages>, Result<Option<Vec<KeyValue>>>);
+
+/// Pages of a scan, each a `Vec<KeyValue>` in key order. See [`Scan::pages`]; the pages come
+/// from a [`Pager`], which spares the server the counting of open-ended page requests.
 ///
 /// Dropping the stream abandons the request in flight, if any.
 #[must_use = "streams do nothing unless polled"]
 pub struct PageStream {
-    client: Client,
-    next_key: Bytes,
-    end: Bytes,
-    revision: i64,
-    page_size: i64,
-    keys_only: bool,
-    serializable: bool,
-    pending: Option<BoxFuture<'static, Result<wire::RangeResponse>>>,
+    pager: Option<Pager<ClientPages>>,
+    pending: Option<BoxFuture<'static, NextPage>>,
+    revision: Option<i64>,
     error: Option<Error>,
-    done: bool,
 }
 
 impl std::fmt::Debug for PageStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PageStream")
-            .field("next_key", &self.next_key)
             .field("revision", &self.revision)
-            .field("done", &self.done)
+            .field("in_flight", &self.pending.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -119,28 +124,7 @@ impl std::fmt::Debug for PageStream {
 impl PageStream {
     /// The revision the scan reads at, once the first page has pinned it (or as given).
     pub fn revision(&self) -> Option<i64> {
-        (self.revision > 0).then_some(self.revision)
-    }
-
-    fn request(&self) -> BoxFuture<'static, Result<wire::RangeResponse>> {
-        let client = self.client.clone();
-        let request = wire::RangeRequest {
-            key: self.next_key.clone(),
-            range_end: self.end.clone(),
-            limit: self.page_size,
-            revision: self.revision,
-            keys_only: self.keys_only,
-            serializable: self.serializable,
-            ..wire::RangeRequest::default()
-        };
-        Box::pin(async move {
-            match client.call(&request).await {
-                Err(Error::Compacted { .. }) => {
-                    Err(client.compacted_error(&request.key, request.revision).await)
-                }
-                other => other,
-            }
-        })
+        self.revision
     }
 }
 
@@ -152,41 +136,25 @@ impl Stream for PageStream {
         if let Some(e) = this.error.take() {
             return Poll::Ready(Some(Err(e)));
         }
-        if this.done {
-            return Poll::Ready(None);
-        }
         let pending = match &mut this.pending {
             Some(p) => p,
-            None => this.pending.insert(this.request()),
+            None => {
+                let Some(mut pager) = this.pager.take() else {
+                    return Poll::Ready(None);
+                };
+                this.pending.insert(Box::pin(async move {
+                    let page = pager.next_page().await;
+                    (pager, page)
+                }))
+            }
         };
-        let result = ready!(pending.as_mut().poll(cx));
+        let (pager, page) = ready!(pending.as_mut().poll(cx));
         this.pending = None;
-        let page = match result {
-            Ok(page) => page,
-            Err(e) => {
-                this.done = true;
-                return Poll::Ready(Some(Err(e)));
-            }
-        };
-        if this.revision == 0 {
-            this.revision = page.header.revision;
+        this.revision = pager.pinned_revision();
+        if !pager.is_done() {
+            this.pager = Some(pager);
         }
-        match page.kvs.last() {
-            Some(last) if page.more => {
-                let mut next = Vec::with_capacity(last.key.len() + 1);
-                next.extend_from_slice(&last.key);
-                next.push(0);
-                this.next_key = next.into();
-            }
-            _ => this.done = true,
-        }
-        let ns = &this.client.namespace;
-        let kvs = page
-            .kvs
-            .into_iter()
-            .map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k)))
-            .collect();
-        Poll::Ready(Some(Ok(kvs)))
+        Poll::Ready(page.transpose())
     }
 }
 

@@ -7,7 +7,7 @@ use crate::index::{Index, IndexHook};
 use crate::txn::sealed::Sealed;
 use crate::txn::{RangeReq, Transaction, TxnCore, WriteTxn};
 use bytes::Bytes;
-use etcd_kv::{prefix_end, BoxFuture, KeyValue, RangeResponse};
+use etcd_kv::{prefix_end, BoxFuture, KeyValue, PageRequest, PageSource, Pager, RangeResponse};
 use futures_core::Stream;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -441,12 +441,12 @@ pub(crate) struct RawRows<'t> {
     error: Option<Error>,
     started: bool,
     done: bool,
-    /// Forward: the next page starts here. Reverse: the next page ends here.
-    cursor: Bytes,
+    /// The snapshot's pages: etcd-kv's one paginator over the transaction's reads; `None`
+    /// once it has returned its last page (or while a page is in flight).
+    pager: Option<Pager<TxnPages<'t>>>,
     page: VecDeque<KeyValue>,
-    etcd_done: bool,
     buffered: VecDeque<(Bytes, Option<Bytes>)>,
-    pending: Option<BoxFuture<'t, Result<RangeResponse>>>,
+    pending: Option<BoxFuture<'t, NextPage<'t>>>,
     yielded: u64,
     range_id: Option<usize>,
 }
@@ -463,6 +463,34 @@ impl fmt::Debug for RawRows<'_> {
     }
 }
 
+/// A page of the snapshot, with the pager it came from.
+type NextPage<'t> = (Pager<TxnPages<'t>>, Result<Option<Vec<KeyValue>>>);
+
+/// A transaction's reads as pages: each read pins (or reads at) the transaction's revision.
+#[derive(Debug)]
+pub(crate) struct TxnPages<'t>(&'t TxnCore);
+
+impl PageSource for TxnPages<'_> {
+    type Error = Error;
+
+    fn fetch(&self, request: PageRequest) -> BoxFuture<'_, Result<RangeResponse>> {
+        let req = RangeReq {
+            key: request.key,
+            end: Some(request.end),
+            limit: request.limit,
+            reverse: request.descending,
+            keys_only: request.keys_only,
+            count_only: false,
+        };
+        let core = self.0;
+        Box::pin(async move { core.read(&req).await })
+    }
+
+    fn is_too_large(error: &Error) -> bool {
+        matches!(error, Error::Kv(e) if e.is_response_too_large())
+    }
+}
+
 /// Orders two keys in scan direction.
 fn scan_order(a: &[u8], b: &[u8], reverse: bool) -> Ordering {
     if reverse {
@@ -476,7 +504,7 @@ impl<'t> RawRows<'t> {
     pub(crate) fn new(core: &'t TxnCore, start: Bytes, end: Bytes, error: Option<Error>) -> Self {
         RawRows {
             core,
-            cursor: Bytes::new(),
+            pager: None,
             start,
             end,
             reverse: false,
@@ -487,7 +515,6 @@ impl<'t> RawRows<'t> {
             started: false,
             done: false,
             page: VecDeque::new(),
-            etcd_done: false,
             buffered: VecDeque::new(),
             pending: None,
             yielded: 0,
@@ -506,11 +533,15 @@ impl<'t> RawRows<'t> {
             self.done = true;
             return;
         }
-        self.cursor = if self.reverse {
-            self.end.clone()
-        } else {
-            self.start.clone()
-        };
+        let mut pager = Pager::new(TxnPages(self.core), self.start.clone(), self.end.clone())
+            .page_size(self.page_size);
+        if self.reverse {
+            pager = pager.descending();
+        }
+        if self.keys_only {
+            pager = pager.keys_only();
+        }
+        self.pager = Some(pager);
         self.buffered = self
             .core
             .buffered_range(&self.start, &self.end, self.reverse)
@@ -536,7 +567,8 @@ impl<'t> RawRows<'t> {
         }
     }
 
-    fn page_request(&self) -> BoxFuture<'t, Result<RangeResponse>> {
+    /// The next page of the snapshot, fetching no more than the limit still needs.
+    fn page_request(&mut self, mut pager: Pager<TxnPages<'t>>) -> BoxFuture<'t, NextPage<'t>> {
         let remaining = self
             .limit
             .map(|l| l.saturating_sub(self.yielded) + self.buffered.len() as u64);
@@ -547,43 +579,11 @@ impl<'t> RawRows<'t> {
                 .max(1),
             None => self.page_size,
         };
-        let req = if self.reverse {
-            RangeReq {
-                key: self.start.clone(),
-                end: Some(self.cursor.clone()),
-                limit,
-                reverse: true,
-                keys_only: self.keys_only,
-                count_only: false,
-            }
-        } else {
-            RangeReq {
-                key: self.cursor.clone(),
-                end: Some(self.end.clone()),
-                limit,
-                reverse: false,
-                keys_only: self.keys_only,
-                count_only: false,
-            }
-        };
-        let core = self.core;
-        Box::pin(async move { core.read(&req).await })
-    }
-
-    fn take_page(&mut self, response: RangeResponse) {
-        let more = response.more();
-        let kvs = response.into_kvs();
-        match kvs.last() {
-            Some(last) if more => {
-                self.cursor = if self.reverse {
-                    last.key_bytes()
-                } else {
-                    successor(last.key_bytes())
-                };
-            }
-            _ => self.etcd_done = true,
-        }
-        self.page = kvs.into();
+        pager.set_page_size(limit);
+        Box::pin(async move {
+            let page = pager.next_page().await;
+            (pager, page)
+        })
     }
 
     /// Counts what the stream would return.
@@ -640,15 +640,25 @@ impl Stream for RawRows<'_> {
                 this.done = true;
                 return Poll::Ready(None);
             }
-            if this.page.is_empty() && !this.etcd_done {
+            if this.page.is_empty() && (this.pager.is_some() || this.pending.is_some()) {
                 let pending = match &mut this.pending {
                     Some(p) => p,
-                    None => this.pending.insert(this.page_request()),
+                    None => {
+                        let Some(pager) = this.pager.take() else {
+                            continue;
+                        };
+                        let request = this.page_request(pager);
+                        this.pending.insert(request)
+                    }
                 };
-                let result = ready!(pending.as_mut().poll(cx));
+                let (pager, result) = ready!(pending.as_mut().poll(cx));
                 this.pending = None;
+                if !pager.is_done() {
+                    this.pager = Some(pager);
+                }
                 match result {
-                    Ok(response) => this.take_page(response),
+                    Ok(Some(kvs)) => this.page = kvs.into(),
+                    Ok(None) => {}
                     Err(e) => {
                         this.done = true;
                         return Poll::Ready(Some(Err(e)));
