@@ -11,10 +11,13 @@ use crate::backend::{Backend, BidiConn};
 use crate::client::StreamMode;
 use crate::error::{Error, Result};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+/// The most POST keep-alives in flight at once (per-call mode): each holds a connection.
+const MAX_POSTS: usize = 32;
 
 /// The client's keep-alive driver.
 pub(crate) struct KeepAliveHub {
@@ -47,6 +50,8 @@ impl KeepAliveHub {
             answers_tx,
             answers: answers_rx,
             failures: 0,
+            post_queue: VecDeque::new(),
+            posts_in_flight: 0,
             reconnect_at: None,
         };
         tokio::spawn(driver.run());
@@ -86,6 +91,9 @@ struct Driver {
     answers_tx: mpsc::UnboundedSender<Answer>,
     answers: mpsc::UnboundedReceiver<Answer>,
     failures: u32,
+    /// POST keep-alives waiting for a slot, and how many are in flight.
+    post_queue: VecDeque<i64>,
+    posts_in_flight: usize,
     /// No connection attempt before this (backoff).
     reconnect_at: Option<Instant>,
 }
@@ -115,7 +123,11 @@ impl Driver {
                     Some(Err(e)) => self.lost_conn(e),
                     None => self.lost_conn(Error::Protocol("the keep-alive stream ended".into())),
                 },
-                Some((id, sent, result)) = self.answers.recv() => self.answered(id, sent, result),
+                Some((id, sent, result)) = self.answers.recv() => {
+                    self.posts_in_flight -= 1;
+                    self.answered(id, sent, result);
+                    self.pump_posts();
+                }
                 _ = sleep_until(wake) => self.due().await,
             }
         }
@@ -210,18 +222,8 @@ impl Driver {
             return;
         }
         if self.post {
-            for id in send {
-                let backend = self.backend.clone();
-                let answers = self.answers_tx.clone();
-                tokio::spawn(async move {
-                    let result = backend
-                        .call_stream_once(&LeaseKeepAliveRequest { id })
-                        .await
-                        .map(|a: LeaseKeepAliveResponse| a.ttl)
-                        .map_err(|e| crate::kv::lease_error(e, id));
-                    let _ = answers.send((id, now, result));
-                });
-            }
+            self.post_queue.extend(send);
+            self.pump_posts();
             return;
         }
         if self.conn.is_none() && !self.connect().await {
@@ -235,6 +237,30 @@ impl Driver {
                 self.lost_conn(e);
                 return;
             }
+        }
+    }
+
+    /// Sends queued POST keep-alives, at most [`MAX_POSTS`] at a time.
+    fn pump_posts(&mut self) {
+        while self.posts_in_flight < MAX_POSTS {
+            let Some(id) = self.post_queue.pop_front() else {
+                return;
+            };
+            if !self.leases.contains_key(&id) {
+                continue;
+            }
+            self.posts_in_flight += 1;
+            let backend = self.backend.clone();
+            let answers = self.answers_tx.clone();
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let result = backend
+                    .call_stream_once(&LeaseKeepAliveRequest { id })
+                    .await
+                    .map(|a: LeaseKeepAliveResponse| a.ttl)
+                    .map_err(|e| crate::kv::lease_error(e, id));
+                let _ = answers.send((id, sent, result));
+            });
         }
     }
 
