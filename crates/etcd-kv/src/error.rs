@@ -208,12 +208,6 @@ impl Error {
     }
 }
 
-impl From<TransportError> for Error {
-    fn from(e: TransportError) -> Error {
-        Error::from_transport(e)
-    }
-}
-
 impl Error {
     /// A timeout of something other than one request (a watch not confirmed in time...).
     pub(crate) fn timeout(endpoint: &str, after: std::time::Duration, what: &str) -> Error {

@@ -110,7 +110,7 @@ impl ConnectionArgs {
             .endpoints(endpoints.clone())
             .max_txn_ops(max_txn_ops);
         if self.tls_wanted() {
-            let tls_error = |e| Error::etcd("invalid TLS options", etcd_kv::Error::from(e));
+            let tls_error = |e| Error::io("invalid TLS options", e);
             let mut tls = TlsConfig::default();
             if let Some(ca) = &self.cacert {
                 tls = tls.ca_file(ca).map_err(tls_error)?;

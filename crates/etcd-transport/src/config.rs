@@ -88,8 +88,9 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 impl TlsConfig {
-    /// Trusts the CA certificates of this PEM file.
-    pub fn ca_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
+    /// Trusts the CA certificates of this PEM file (read now; its certificates are checked
+    /// when the client is built).
+    pub fn ca_file(mut self, path: impl AsRef<Path>) -> std::io::Result<Self> {
         self.ca_pem = Some(read(path.as_ref())?);
         Ok(self)
     }
@@ -99,14 +100,16 @@ impl TlsConfig {
         mut self,
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
-    ) -> Result<Self, Error> {
+    ) -> std::io::Result<Self> {
         self.identity_pem = Some((read(cert.as_ref())?, read(key.as_ref())?));
         Ok(self)
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))
+/// Reads a file; the error names it.
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
 }
 
 /// User name and password for etcd's auth; the transport authenticates and renews the token.

@@ -39,6 +39,16 @@ async fn empty_keys_are_refused_before_sending() {
     let err = c.get("k").await.unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("unavailable"));
+    // The message names the cause and the endpoint; the predicates say what happened.
+    let text = err.to_string();
+    let endpoint = c.endpoints()[0].clone();
+    assert!(
+        text.contains(&format!("cannot connect to {endpoint}")),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    assert!(err.is_connect() && !err.is_outcome_unknown() && !err.is_timeout());
+    assert_eq!(err.endpoint(), Some(endpoint.as_str()));
 
     // And a connected client refuses the same way.
     let (_etcd, client, _p) = setup!("empty_key");
