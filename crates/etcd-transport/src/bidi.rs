@@ -30,6 +30,8 @@ pub struct BidiStream<R: StreamRpc> {
     endpoint: String,
     /// The message size limit.
     limit: usize,
+    /// How long a send may wait for the server to take it (a frozen server stops reading).
+    send_timeout: Duration,
     done: bool,
     _rpc: PhantomData<fn(R) -> R::Response>,
 }
@@ -49,15 +51,23 @@ impl<R: StreamRpc> BidiStream<R> {
         &self.endpoint
     }
 
-    /// Sends one request on the stream.
+    /// Sends one request on the stream; fails with [`Error::Timeout`] when the server has
+    /// not taken it within the request timeout (it stopped reading).
     pub async fn send(&mut self, request: &R) -> Result<(), Error> {
         let text = serde_json::to_string(request).map_err(Error::Encode)?;
         let endpoint = &self.endpoint;
         let limit = self.limit;
-        self.ws
-            .send(Message::text(text))
-            .await
-            .map_err(|e| stream_error(endpoint, limit, e))
+        match tokio::time::timeout(self.send_timeout, self.ws.send(Message::text(text))).await {
+            Ok(sent) => sent.map_err(|e| stream_error(endpoint, limit, e)),
+            Err(_) => {
+                self.done = true;
+                Err(Error::Timeout {
+                    endpoint: endpoint.clone(),
+                    after: self.send_timeout,
+                    outcome_unknown: true,
+                })
+            }
+        }
     }
 
     /// The next answer: `None` once the server closed the stream. An in-stream error is
@@ -197,6 +207,7 @@ impl Transport {
                 ws,
                 endpoint: endpoint.base.clone(),
                 limit,
+                send_timeout: after,
                 done: false,
                 _rpc: PhantomData,
             })

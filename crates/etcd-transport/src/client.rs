@@ -128,13 +128,16 @@ impl Transport {
         let any_https = endpoints.iter().any(Endpoint::is_https);
         let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https)?;
         let pool = Pool::new(connector, b.pool_idle_timeout, endpoints.len());
-        let token =
-            match b.token {
-                Some(t) => Some(HeaderValue::from_str(&t).map_err(|_| {
+        let token = match b.token {
+            Some(t) => {
+                let mut value = HeaderValue::from_str(&t.0).map_err(|_| {
                     Error::Config("the auth token is not a valid header value".into())
-                })?),
-                None => None,
-            };
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         Ok(Transport {
             inner: Arc::new(Inner {
                 endpoints,
@@ -755,11 +758,13 @@ impl Transport {
                 endpoint: self.inner.endpoints[idx].base.clone(),
                 source,
             })?;
-        let value = HeaderValue::from_str(&auth.token).map_err(|_| Error::Http {
+        let mut value = HeaderValue::from_str(&auth.token).map_err(|_| Error::Http {
             endpoint: self.inner.endpoints[idx].base.clone(),
             status: 200,
             body: "authenticate returned a token that is not a valid header value".into(),
         })?;
+        // Never shown by hyper's or http's Debug.
+        value.set_sensitive(true);
         match self.inner.token.write() {
             Ok(mut guard) => *guard = Some(value),
             Err(poisoned) => *poisoned.into_inner() = Some(value),

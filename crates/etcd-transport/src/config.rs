@@ -112,6 +112,16 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
 }
 
+/// A secret (an auth token) that no `Debug` output shows.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// User name and password for etcd's auth; the transport authenticates and renews the token.
 #[derive(Clone)]
 pub(crate) struct Credentials {
@@ -149,7 +159,7 @@ pub struct TransportBuilder {
     pub(crate) api_prefix: Option<String>,
     pub(crate) max_response_len: usize,
     pub(crate) credentials: Option<Credentials>,
-    pub(crate) token: Option<String>,
+    pub(crate) token: Option<Secret>,
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) require_leader: bool,
 }
@@ -249,7 +259,7 @@ impl TransportBuilder {
 
     /// Sends this auth token with every request (no renewal).
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.token = Some(Secret(token.into()));
         self
     }
 
@@ -278,6 +288,19 @@ impl TransportBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_secret_in_debug() {
+        let b = TransportBuilder::default()
+            .token("tok-123")
+            .credentials("alice", "pw-456");
+        let text = format!("{b:?}");
+        assert!(
+            !text.contains("tok-123") && !text.contains("pw-456"),
+            "{text}"
+        );
+        assert!(text.contains("alice"));
+    }
 
     #[test]
     fn delays() {
