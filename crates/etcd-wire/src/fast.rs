@@ -139,7 +139,7 @@ impl<'a> Parser<'a> {
     fn u64(&mut self) -> Option<u64> {
         match self.integer()? {
             (false, n) => Some(n),
-            (true, 0) => Some(0),
+            // Even "-0": serde refuses a sign on an unsigned field, and so must we.
             (true, _) => None,
         }
     }
@@ -349,6 +349,8 @@ mod tests {
             r#"{"header":{"member_id":"18446744073709551616"}}"#,
             r#"{"count":"9223372036854775808"}"#,
             r#"{"header":{"member_id":"-1"}}"#,
+            r#"{"header":{"member_id":"-0"}}"#,
+            r#"{"header":{"raft_term":-0}}"#,
             r#"{"kvs":[{"key":"Zm\u0039v"}]}"#,
             r#"{"kvs":[{"key":"!!!!"}]}"#,
             r#"{"kvs":[{"key":"Zm9v"},]}"#,
@@ -358,6 +360,9 @@ mod tests {
             r#"{"count":"1",}"#,
         ] {
             assert_eq!(range_response(body.as_bytes()), None, "{body}");
+            // And the whole decoder (fast path, then serde) agrees with serde.
+            let whole = RangeResponse::from_slice(body.as_bytes()).ok();
+            assert_eq!(whole, serde_json::from_str(body).ok(), "{body}");
         }
     }
 }
