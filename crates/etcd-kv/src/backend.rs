@@ -30,10 +30,18 @@ pub(crate) enum BidiConn<R: StreamRpc> {
 }
 
 impl Backend {
-    /// Sends a request and decodes its answer.
-    pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
+    /// Sends a request and decodes its answer, within `deadline` (`None`: the default).
+    pub(crate) async fn call<R: Rpc>(
+        &self,
+        request: &R,
+        deadline: Option<Duration>,
+    ) -> Result<R::Response> {
         match self {
-            Backend::Gateway(t) => t.call(request).await.map_err(Error::from_transport),
+            Backend::Gateway(t) => match deadline {
+                None => t.call(request).await,
+                Some(d) => t.call_within(request, Some(d)).await,
+            }
+            .map_err(Error::from_transport),
         }
     }
 

@@ -88,6 +88,8 @@ impl Default for Liveness {
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
     pub(crate) namespace: Namespace,
+    /// This view's deadline for each call, retries included; `None`: the client's.
+    pub(crate) deadline: Option<Duration>,
 }
 
 pub(crate) struct Inner {
@@ -135,6 +137,19 @@ impl Client {
         Client {
             inner: self.inner.clone(),
             namespace: Namespace(combined),
+            deadline: self.deadline,
+        }
+    }
+
+    /// A view of this client whose calls each have `deadline`, retries across endpoints
+    /// included (instead of the client's, 30 s by default; see
+    /// [`ClientBuilder::deadline`]): `client.with_deadline(Duration::from_secs(2)).get(k)`.
+    /// Watches and keepers are not calls: their own rules apply.
+    pub fn with_deadline(&self, deadline: Duration) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            namespace: self.namespace.clone(),
+            deadline: Some(deadline),
         }
     }
 
@@ -165,7 +180,7 @@ impl Client {
 
     /// Sends a request and decodes its answer: what travels and how is the backend's.
     pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
-        self.inner.backend.call(request).await
+        self.inner.backend.call(request, self.deadline).await
     }
 }
 
@@ -278,6 +293,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The deadline of every call, retries across endpoints included (default 30 s): a
+    /// read that keeps failing over ends there, whatever retries the policy still allows.
+    /// Per call: [`Client::with_deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.transport = self.transport.deadline(deadline);
+        self
+    }
+
     /// Removes the per-attempt request timeout.
     pub fn no_request_timeout(mut self) -> Self {
         self.transport = self.transport.no_request_timeout();
@@ -325,6 +348,7 @@ impl ClientBuilder {
                 keep_alive_hub: OnceLock::new(),
             }),
             namespace: Namespace(self.namespace.unwrap_or_default()),
+            deadline: None,
         })
     }
 

@@ -21,6 +21,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 /// A client for etcd's gRPC-JSON gateway over HTTP/1.1: cheap to clone, shared by many tasks.
@@ -37,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) preferred: AtomicUsize,
     pub(crate) request_timeout: Option<Duration>,
+    /// The default deadline of a whole call, retries included.
+    deadline: Option<Duration>,
     retry: RetryConfig,
     pub(crate) max_response_len: usize,
     credentials: Option<Credentials>,
@@ -96,6 +99,8 @@ struct Route<'a> {
     idempotency: Idempotency,
     /// Whether to send the require-leader header (when the transport is configured to).
     require_leader: bool,
+    /// The whole call's deadline, retries included (`None`: none).
+    deadline: Option<Duration>,
 }
 
 /// What one attempt got.
@@ -144,6 +149,7 @@ impl Transport {
                 pool,
                 preferred: AtomicUsize::new(0),
                 request_timeout: b.request_timeout,
+                deadline: b.deadline,
                 retry: b.retry,
                 max_response_len: b.max_response_len,
                 credentials: b.credentials,
@@ -193,10 +199,21 @@ impl Transport {
     /// Cancel safety: dropping the future abandons the request; its connection is closed,
     /// not reused. A write abandoned this way may or may not have been applied.
     pub async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response, Error> {
+        self.call_within(request, self.inner.deadline).await
+    }
+
+    /// [`call`](Self::call) with a deadline of its own for the whole call, retries included
+    /// (`None`: none), instead of the transport's default.
+    pub async fn call_within<R: Rpc>(
+        &self,
+        request: &R,
+        deadline: Option<Duration>,
+    ) -> Result<R::Response, Error> {
         let route = Route {
             method: R::PATH,
             idempotency: request.idempotency(),
             require_leader: R::REQUIRE_LEADER,
+            deadline,
         };
         let (endpoint, bytes) = self.call_unary(route, request).await?;
         let decoded = R::decode(&bytes).map_err(|source| Error::Decode {
@@ -222,6 +239,7 @@ impl Transport {
         let route = Route {
             method,
             idempotency,
+            deadline: self.inner.deadline,
             require_leader: true,
         };
         let (endpoint, bytes) = self.call_unary(route, request).await?;
@@ -259,6 +277,7 @@ impl Transport {
         let route = Route {
             method: R::PATH,
             idempotency: Idempotency::Idempotent,
+            deadline: self.inner.deadline,
             require_leader: R::REQUIRE_LEADER,
         };
         let (endpoint, bytes) = self.call_unary(route, request).await?;
@@ -297,6 +316,7 @@ impl Transport {
         let route = Route {
             method: R::PATH,
             idempotency: Idempotency::Idempotent,
+            deadline: self.inner.deadline,
             require_leader: R::REQUIRE_LEADER,
         };
         self.open_stream(route, request).await
@@ -315,6 +335,7 @@ impl Transport {
         let route = Route {
             method,
             idempotency: Idempotency::Idempotent,
+            deadline: self.inner.deadline,
             require_leader: true,
         };
         self.open_stream(route, request).await
@@ -365,11 +386,13 @@ impl Transport {
         let route = Route {
             method: <etcd_wire::RangeRequest as Rpc>::PATH,
             idempotency: Idempotency::Idempotent,
+            deadline: self.inner.deadline,
             require_leader: true,
         };
         let probe = async {
             let token = self.token_for_request(idx).await?;
-            self.attempt(idx, route, body, token, Call::Unary).await
+            self.attempt(idx, route, body, token, Call::Unary, None)
+                .await
         };
         match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(_)) => Ok(()),
@@ -413,6 +436,9 @@ impl Transport {
     /// current one until one answers; later requests start at that endpoint.
     pub async fn server_version(&self) -> Result<String, Error> {
         let n = self.inner.endpoints.len();
+        if n > 1 && !self.inner.endpoints[self.preferred()].prefix_known() {
+            Box::pin(self.find_live(None)).await;
+        }
         let start = self.preferred();
         let mut last = None;
         for i in 0..n {
@@ -435,6 +461,46 @@ impl Transport {
         }
     }
 
+    /// Asks every endpoint whose API prefix is unknown for its version at once and makes
+    /// the first that answers the preferred one; returns when one has, all have failed, or
+    /// the deadline (or the request timeout) has passed. The other answers are kept as they
+    /// come, by tasks of their own.
+    async fn find_live(&self, until: Option<Instant>) -> Option<usize> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(self.inner.endpoints.len());
+        let mut asked = 0;
+        for idx in 0..self.inner.endpoints.len() {
+            let transport = self.clone();
+            let tx = tx.clone();
+            asked += 1;
+            tokio::spawn(async move {
+                let ok = transport.prefix(idx).await.is_ok();
+                let _ = tx.send((idx, ok)).await;
+            });
+        }
+        drop(tx);
+        let wait = until
+            .map(|u| u.saturating_duration_since(Instant::now()))
+            .or(self.inner.request_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        let first = tokio::time::timeout(wait, async {
+            for _ in 0..asked {
+                match rx.recv().await {
+                    Some((idx, true)) => return Some(idx),
+                    Some((_, false)) => continue,
+                    None => return None,
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(idx) = first {
+            self.inner.preferred.store(idx, Ordering::Relaxed);
+        }
+        first
+    }
+
     /// Tries endpoints in turn from the preferred one, within the retry policy.
     async fn exchange(
         &self,
@@ -444,6 +510,12 @@ impl Transport {
     ) -> Result<(usize, Answer), Error> {
         let inner = &*self.inner;
         let n = inner.endpoints.len();
+        let until = route.deadline.map(|d| Instant::now() + d);
+        if n > 1 && !inner.endpoints[self.preferred()].prefix_known() {
+            // A fresh client: ask every endpoint at once and start with the first that
+            // answers, rather than wait out a hung one.
+            Box::pin(self.find_live(until)).await;
+        }
         let mut idx = self.preferred();
         let mut reauthenticated = false;
         let mut retry = 0u32;
@@ -451,7 +523,7 @@ impl Transport {
             let token = self.token_for_request(idx).await;
             let result = match token {
                 Ok(token) => self
-                    .attempt(idx, route, body.clone(), token.clone(), call)
+                    .attempt(idx, route, body.clone(), token.clone(), call, until)
                     .await
                     .map_err(|e| (e, token)),
                 Err(e) => Err((e, None)),
@@ -481,14 +553,18 @@ impl Transport {
             }
             tracing::debug!(endpoint = %inner.endpoints[idx].base, error = %err, "etcd request failed");
             retry += 1;
-            if retry > inner.retry.max_retries {
+            let past_deadline = until.is_some_and(|u| Instant::now() >= u);
+            if retry > inner.retry.max_retries || past_deadline {
                 return Err(Error::Unavailable {
                     attempts: retry,
                     last: Box::new(err),
                 });
             }
             idx = (idx + 1) % n;
-            let delay = inner.retry.delay(retry, n);
+            let mut delay = inner.retry.delay(retry, n);
+            if let Some(u) = until {
+                delay = delay.min(u.saturating_duration_since(Instant::now()));
+            }
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -503,10 +579,32 @@ impl Transport {
         body: Bytes,
         token: Option<HeaderValue>,
         call: Call,
+        until: Option<Instant>,
     ) -> Result<Answer, Error> {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
-        let prefix = self.prefix(idx).await?;
+        // What is left of the call's deadline, and of this attempt's timeout.
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        let timeout = match (inner.request_timeout, left) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        };
+        // When the call's deadline is what ends the attempt, the error names the deadline.
+        let reported = |after: Duration| match (left, route.deadline) {
+            (Some(l), Some(d)) if l <= after => d,
+            _ => after,
+        };
+        let prefix = match timeout {
+            _ if endpoint.prefix_known() => self.prefix(idx).await?,
+            Some(after) => tokio::time::timeout(after, self.prefix(idx))
+                .await
+                .map_err(|_| Error::Timeout {
+                    endpoint: endpoint.base.clone(),
+                    after: reported(after),
+                    outcome_unknown: false,
+                })??,
+            None => self.prefix(idx).await?,
+        };
         let uri = endpoint.method_uri(prefix, route.method)?;
         let mut request = Request::builder()
             .method(Method::POST)
@@ -547,13 +645,13 @@ impl Transport {
             }
         };
         let exchange = std::pin::pin!(exchange);
-        match inner.request_timeout {
+        match timeout {
             Some(after) => {
                 tokio::time::timeout(after, exchange)
                     .await
                     .map_err(|_| Error::Timeout {
                         endpoint: endpoint.base.clone(),
-                        after,
+                        after: reported(after),
                         outcome_unknown: true,
                     })?
             }
@@ -741,11 +839,13 @@ impl Transport {
                 Route {
                     method: <AuthenticateRequest as Rpc>::PATH,
                     idempotency: Idempotency::Idempotent,
+                    deadline: self.inner.deadline,
                     require_leader: false,
                 },
                 body,
                 None,
                 Call::Unary,
+                None,
             )
             .await?;
         let Answer::Body(bytes) = answer else {

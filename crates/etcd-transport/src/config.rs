@@ -154,6 +154,7 @@ pub struct TransportBuilder {
     pub(crate) endpoints: Vec<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
     pub(crate) retry: RetryConfig,
     pub(crate) tls: Option<TlsConfig>,
     pub(crate) api_prefix: Option<String>,
@@ -163,6 +164,9 @@ pub struct TransportBuilder {
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) require_leader: bool,
 }
+
+/// The default deadline of a whole call, retries included: 30 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The default response limit: 64 MiB, far above etcd's 1.5 MiB request limit, so that
 /// ranges of tens of thousands of keys fit; page anything larger.
@@ -174,6 +178,7 @@ impl Default for TransportBuilder {
             endpoints: Vec::new(),
             connect_timeout: Duration::from_secs(3),
             request_timeout: Some(Duration::from_secs(10)),
+            deadline: Some(DEFAULT_DEADLINE),
             retry: RetryConfig::default(),
             tls: None,
             api_prefix: None,
@@ -213,6 +218,21 @@ impl TransportBuilder {
     /// for streams, until the response headers. Default 10 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// The deadline of a whole call, retries across endpoints included: past it the call
+    /// fails (with the last attempt's error), however many retries the policy still allows.
+    /// Each attempt gets what is left of it, at most the request timeout. Default
+    /// [`DEFAULT_DEADLINE`]; per call, see [`Transport::call_within`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Removes the deadline of whole calls: only the retry policy bounds them.
+    pub fn no_deadline(mut self) -> Self {
+        self.deadline = None;
         self
     }
 

@@ -71,6 +71,11 @@ impl Endpoint {
         })
     }
 
+    /// Whether the API prefix is known (configured, or detected).
+    pub(crate) fn prefix_known(&self) -> bool {
+        self.prefix.initialized()
+    }
+
     pub(crate) fn is_https(&self) -> bool {
         self.base.starts_with("https://")
     }

@@ -38,7 +38,9 @@ mod tls;
 
 pub use bidi::BidiStream;
 pub use client::Transport;
-pub use config::{RetryConfig, TlsConfig, TransportBuilder, DEFAULT_MAX_RESPONSE_LEN};
+pub use config::{
+    RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
+};
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;
 pub use stream::MessageStream;

@@ -207,3 +207,87 @@ async fn compacted_revisions() {
     assert!(matches!(err, Error::FutureRevision(_)), "{err:?}");
     assert!(client.status().await.unwrap().revision() >= r3);
 }
+
+/// A loopback listener that accepts connections and never answers.
+async fn hung_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn hung_endpoints_are_passed_by_within_one_attempt_and_all_hung_fails_at_the_deadline() {
+    let Some((etcd, _, prefix)) = (async {
+        let (etcd, client) = crate::connect().await?;
+        Some((etcd, client, xtask::testing::unique_prefix("hung")))
+    })
+    .await
+    else {
+        return;
+    };
+    let request_timeout = std::time::Duration::from_secs(2);
+    let endpoints = [
+        hung_endpoint().await,
+        hung_endpoint().await,
+        etcd.endpoint(0),
+    ];
+    for op in ["get", "put"] {
+        // A fresh client each time: nothing known about any endpoint yet.
+        let client = crate::builder()
+            .endpoints(endpoints.clone())
+            .request_timeout(request_timeout)
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        match op {
+            "get" => drop(client.get(format!("{prefix}k")).await.unwrap()),
+            _ => drop(client.put(format!("{prefix}k"), "v").await.unwrap()),
+        }
+        let took = started.elapsed();
+        assert!(
+            took < request_timeout + std::time::Duration::from_millis(500),
+            "{op} took {took:?}"
+        );
+        eprintln!("{op} past two hung endpoints in {took:?}");
+    }
+
+    let deadline = std::time::Duration::from_secs(3);
+    let all_hung = crate::builder()
+        .endpoints([hung_endpoint().await, hung_endpoint().await])
+        .request_timeout(std::time::Duration::from_secs(10))
+        .deadline(deadline)
+        .build()
+        .unwrap();
+    for op in ["get", "put"] {
+        let started = std::time::Instant::now();
+        let err = match op {
+            "get" => all_hung.get("k").await.map(drop).unwrap_err(),
+            _ => all_hung.put("k", "v").await.map(drop).unwrap_err(),
+        };
+        let took = started.elapsed();
+        assert!(
+            took >= deadline.mul_f64(0.9) && took <= deadline.mul_f64(1.1),
+            "{op} failed after {took:?}: {err}"
+        );
+        assert!(err.is_timeout(), "{op}: {err:?}");
+        eprintln!("all hung: {op} failed after {took:?}: {err}");
+    }
+    // A view with a shorter deadline of its own.
+    let started = std::time::Instant::now();
+    let err = all_hung
+        .with_deadline(std::time::Duration::from_secs(1))
+        .get("k")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1300),
+        "{took:?}: {err}"
+    );
+}
