@@ -337,3 +337,21 @@ async fn ignore_value_with_a_value_and_ignore_lease_with_a_lease_are_refused() {
     assert_eq!((kv.value(), kv.lease(), kv.version()), (&b"v"[..], 0, 1));
     revoke_lease(&client, lease).await;
 }
+
+#[tokio::test]
+async fn connect_takes_host_and_port_without_a_scheme() {
+    let Some(etcd) = xtask::testing::shared_etcd() else {
+        return;
+    };
+    let p = xtask::testing::unique_prefix("no_scheme");
+    let endpoint = etcd.endpoint(0);
+    let bare = endpoint
+        .strip_prefix("http://")
+        .expect("test servers listen on http");
+    let client = etcd_kv::Client::connect(bare)
+        .await
+        .expect("host:port means http://host:port");
+    client.put(format!("{p}k"), "v").await.unwrap();
+    let kv = client.get(format!("{p}k")).await.unwrap().expect("the key");
+    assert_eq!(kv.value(), b"v");
+}
