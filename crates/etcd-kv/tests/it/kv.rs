@@ -355,3 +355,29 @@ async fn connect_takes_host_and_port_without_a_scheme() {
     let kv = client.get(format!("{p}k")).await.unwrap().expect("the key");
     assert_eq!(kv.value(), b"v");
 }
+
+#[tokio::test]
+async fn get_prefix_returns_every_key_under_it_across_pages() {
+    let (_etcd, client, p) = setup!("get_prefix");
+    // More than one page (DEFAULT_PAGE_SIZE), and a neighbour outside the prefix.
+    let n = etcd_kv::DEFAULT_PAGE_SIZE as usize + 5;
+    let ops: Vec<etcd_kv::TxnOp> = (0..n)
+        .map(|i| etcd_kv::TxnOp::put(format!("{p}in/{i:05}"), i.to_string()))
+        .collect();
+    for chunk in ops.chunks(100) {
+        client.txn().and_then(chunk.to_vec()).await.unwrap();
+    }
+    client.put(format!("{p}io"), "outside").await.unwrap();
+    let kvs = client.get_prefix(format!("{p}in/")).await.unwrap();
+    assert_eq!(kvs.len(), n);
+    for (i, kv) in kvs.iter().enumerate() {
+        assert_eq!(kv.key_str().unwrap(), format!("{p}in/{i:05}"));
+        assert_eq!(kv.value_str().unwrap(), i.to_string());
+    }
+    assert_eq!(kvs[0].to_string(), format!("{p}in/00000 = 0"));
+    assert!(client
+        .get_prefix(format!("{p}none/"))
+        .await
+        .unwrap()
+        .is_empty());
+}
