@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! {
-//!   "config/a": {"port": 80},
+//!   "config/a": {"port":80},
 //!   "config/b": "text"
 //! }
 //! ```

@@ -2,7 +2,7 @@
 //! with etcd's metadata; streamable both ways.
 //!
 //! ```text
-//! {"key":"config/a","value":{"port": 80}}
+//! {"key":"config/a","value":{"port":80}}
 //! {"key":"config/b","value":"text","create_revision":4,"mod_revision":9,"version":2,"lease":0}
 //! ```
 
