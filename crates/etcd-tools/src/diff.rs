@@ -371,6 +371,18 @@ mod tests {
         assert_eq!(m.records, 2);
     }
 
+    #[tokio::test]
+    async fn the_progress_moves_with_every_record_read() {
+        let records = vec![Record::new("a", "1"), Record::new("b", "2")];
+        let progress = Progress::hidden();
+        let mut m = Merger::new(Source::Sorted(records.into_iter()), None, false)
+            .progress(progress.clone());
+        assert!(m.next().await.unwrap().is_some());
+        assert_eq!(progress.position(), 1);
+        while m.next().await.unwrap().is_some() {}
+        assert_eq!(progress.position(), 2);
+    }
+
     #[test]
     fn summary_counts_keys_the_file_lacks() {
         let mut out = Vec::new();

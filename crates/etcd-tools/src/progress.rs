@@ -81,6 +81,11 @@ impl Progress {
         self.bar.set_position(n);
     }
 
+    /// The current step (kept by a hidden bar too).
+    pub fn position(&self) -> u64 {
+        self.bar.position()
+    }
+
     /// Removes the bar from the terminal.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
