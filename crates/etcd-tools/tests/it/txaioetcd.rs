@@ -60,7 +60,11 @@ fn install() -> Result<Option<PathBuf>, String> {
     let venv = tmp.join("txaioetcd-18.10.2-venv");
     let python = venv.join("bin").join("python");
     if venv.join("ready").exists() {
-        return Ok(Some(python));
+        // Still usable (the system's Python may have changed under it)?
+        if checked(&python, &["-c", "import txaioetcd.cli.importer"]).is_ok() {
+            return Ok(Some(python));
+        }
+        let _ = std::fs::remove_dir_all(&venv);
     }
     let building = tmp.join(format!("txaioetcd-venv-building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
