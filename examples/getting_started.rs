@@ -1,6 +1,6 @@
 //! Typed persistent maps: the seed's User example. A `User` with a name and a UUID `oid`
-//! is stored in a `MapUuidCbor` at slot 1, written in a write transaction and read back in
-//! a read transaction.
+//! is stored in a `MapUuidCbor` at slot 1, written with `db.transact` (which commits) and
+//! read back in a read transaction.
 //!
 //! Run against a throwaway etcd: `cargo xtask demo`, or
 //! `ETCD_ENDPOINTS=http://127.0.0.1:2379 cargo run -p etcd-examples --example getting_started`
@@ -41,20 +41,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users: MapUuidCbor<User> = Table::new(1, "users").with_description("the app's users");
     db.attach_table(&users).await?;
 
-    // Write in a write transaction: buffered, then sent as one etcd txn.
+    // Write with `db.transact`: the body's writes are buffered and sent as one etcd txn
+    // when it returns Ok. (A `db.begin_write()` transaction is committed by hand, with
+    // `txn.commit().await`: dropped without it, its writes are discarded.)
     let homer = User {
         name: "Homer".into(),
         oid: Uuid::new_v4(),
     };
-    let txn = db.begin_write();
-    users.put(&txn, &homer.oid, &homer).await?;
-    let committed = txn.commit().await?;
-    println!(
-        "stored user {} ({}) at revision {}",
-        homer.name,
-        homer.oid,
-        committed.revision()
-    );
+    let users_ref = &users;
+    let new = &homer;
+    db.transact(|txn| async move { users_ref.put(&txn, &new.oid, new).await })
+        .await?;
+    println!("stored user {} ({})", homer.name, homer.oid);
 
     // Read back in a read transaction: one consistent snapshot.
     let txn = db.begin_read();
@@ -72,7 +70,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Read-modify-write, retried automatically if another writer gets in between.
-    let users_ref = &users;
     let oid = homer.oid;
     let renamed = db
         .transact(|txn| async move {

@@ -55,15 +55,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 client
                     .lock("counter")
                     .session(&session)
-                    .run(async {
+                    .try_run(async {
                         let n: u64 = match client.get("count").await? {
                             Some(kv) => kv.value_str().unwrap_or("0").parse().unwrap_or(0),
                             None => 0,
                         };
                         client.put("count", (n + 1).to_string()).await?;
-                        Ok::<_, Error>(())
+                        Ok(())
                     })
-                    .await??;
+                    .await?;
             }
             Ok::<_, Error>(())
         }));
@@ -77,9 +77,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("lost an update".into());
     }
 
-    // 5. with_lock: the short form for "run this under the lock".
-    let answer = client.with_lock("report", async { 42 }).await?;
+    // 5. with_lock: the short form for "run this under the lock" (kept alive while the
+    //    work runs); `?` works inside.
+    let answer = client
+        .with_lock("report", async {
+            client.put("report-status", "42").await?;
+            Ok(42)
+        })
+        .await?;
     println!("with_lock returned {answer}");
+
+    // 6. A lock held at most 3 s, even if this process hangs (etcetra's
+    //    `with_lock(name, ttl=3)`): its lease is no longer refreshed once taken.
+    let guard = client
+        .lock("report")
+        .max_hold(Duration::from_secs(3))
+        .await?;
+    println!(
+        "{} held for at most 3 s",
+        String::from_utf8_lossy(guard.key())
+    );
+    guard.release().await?;
 
     session.close().await?; // revokes the lease: anything still held is released
     client.delete("").prefix().await?;

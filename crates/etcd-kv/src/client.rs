@@ -114,6 +114,9 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Connects to one endpoint with default settings and checks that it answers.
+    ///
+    /// `endpoint` is a URL (`http://127.0.0.1:2379`, `https://etcd.example:2379`) or a bare
+    /// `host:port`, which means `http://host:port`.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Client> {
         Client::builder().endpoint(endpoint).connect().await
     }
@@ -208,7 +211,8 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Adds an endpoint URL (`http://host:port` or `https://host:port`).
+    /// Adds an endpoint URL (`http://host:port` or `https://host:port`; a bare `host:port`
+    /// means `http://host:port`).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.transport = self.transport.endpoint(url);
         self

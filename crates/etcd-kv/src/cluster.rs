@@ -77,6 +77,39 @@ impl ServerStatus {
     }
 }
 
+/// Shows one line, like a row of `etcdctl endpoint status` (IDs in hex): `member
+/// 8e9e05c52164694d (leader): etcd 3.5.1, raft term 2, index 12, revision 5, db 20480
+/// bytes (16384 in use)`.
+impl std::fmt::Display for ServerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "member {:x}", self.member_id())?;
+        if self.is_leader() {
+            f.write_str(" (leader)")?;
+        } else if self.leader == 0 {
+            f.write_str(" (no leader)")?;
+        } else {
+            write!(f, " (leader {:x})", self.leader)?;
+        }
+        if self.is_learner {
+            f.write_str(" (learner)")?;
+        }
+        write!(
+            f,
+            ": etcd {}, raft term {}, index {}, revision {}, db {} bytes ({} in use)",
+            self.version,
+            self.raft_term,
+            self.raft_index,
+            self.revision(),
+            self.db_size,
+            self.db_size_in_use
+        )?;
+        if !self.errors.is_empty() {
+            write!(f, ", errors: {}", self.errors.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
 /// A member of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -151,6 +184,31 @@ impl Client {
             is_learner: s.is_learner,
             errors: s.errors,
         })
+    }
+
+    /// The client URL of the cluster's leader, in one call: asks the current endpoint's
+    /// member for the leader's ID, then the member list for its first client URL. `None`
+    /// when that member knows no leader (an election is under way, or it is cut off).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// if let Some(url) = client.leader_endpoint().await? {
+    ///     let leader = etcd_kv::Client::connect(url).await?;
+    ///     println!("{}", leader.status().await?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "leader")]
+    pub async fn leader_endpoint(&self) -> Result<Option<String>> {
+        let leader = self.status().await?.leader();
+        if leader == 0 {
+            return Ok(None);
+        }
+        let members = self.member_list().await?;
+        Ok(members
+            .into_iter()
+            .find(|m| m.id == leader)
+            .and_then(|m| m.client_urls.into_iter().next()))
     }
 
     /// The members of the cluster.

@@ -515,12 +515,34 @@ impl Client {
         Ok(self.range(key).send().await?.kvs.into_iter().next())
     }
 
+    /// Every key-value under `prefix`, in key order, in one call (etcetra's `get_prefix`).
+    ///
+    /// Read as one consistent snapshot: the first page pins a revision and the next pages
+    /// are read at it, [`DEFAULT_PAGE_SIZE`](crate::DEFAULT_PAGE_SIZE) keys per request. The
+    /// whole result is held in memory: for large prefixes, stream with
+    /// [`scan`](Client::scan) instead. An empty prefix means every key.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// for kv in client.get_prefix("config/").await? {
+    ///     println!("{kv}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "get_all")]
+    #[doc(alias = "list")]
+    pub async fn get_prefix(&self, prefix: impl IntoBytes) -> Result<Vec<KeyValue>> {
+        use futures_util::TryStreamExt;
+        self.scan(prefix).prefix().into_stream().try_collect().await
+    }
+
     /// A range request starting at `key`; options on the returned builder.
     pub fn range(&self, key: impl IntoBytes) -> Range<'_> {
         Range::new(self, key.into_bytes())
     }
 
     /// A put of `value` at `key`; options on the returned builder.
+    #[doc(alias = "set")]
     pub fn put(&self, key: impl IntoBytes, value: impl IntoBytes) -> Put<'_> {
         Put::new(self, key.into_bytes(), value.into_bytes())
     }

@@ -31,6 +31,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The repository's README, compiled as doctests (its example is a whole program).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
 mod backend;
 mod claim;
 mod client;

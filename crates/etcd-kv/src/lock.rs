@@ -6,6 +6,15 @@
 //! waiter, not all of them.
 //!
 //! Every key under `<name>/` counts as a contender: keep other keys out of that prefix.
+//!
+//! Two kinds of hold, never to be mistaken for one another:
+//!
+//! - **kept alive** (the default, Go's `concurrency.Mutex`): the lock's lease is refreshed
+//!   while the holder lives, so the lock is held as long as the holder wants it;
+//!   [`Lock::ttl`] only says how soon etcd frees it after the holder *dies*.
+//! - **at most for a time** ([`Lock::max_hold`], etcetra's `with_lock(name, ttl=N)`): the
+//!   lease is not refreshed once the lock is taken, so etcd frees the lock that long after
+//!   it was taken, even if the holder hangs.
 
 use crate::claim::Claim;
 use crate::client::Client;
@@ -32,11 +41,17 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// let guard = client
 ///     .lock("locks/report")
-///     .ttl(10)                           // released by etcd 10 s after we die
+///     .ttl(10)                           // held while we live; freed 10 s after we die
 ///     .timeout(Duration::from_secs(5))   // or give up waiting: Error::LockTimeout
 ///     .await?;
 /// // ... exclusive work ...
 /// guard.release().await?;
+///
+/// // At most 5 s, even if this process hangs (etcetra's `with_lock(name, ttl=5)`).
+/// let guard = client
+///     .lock("locks/report")
+///     .max_hold(Duration::from_secs(5))
+///     .await?;
 /// # Ok(()) }
 /// ```
 ///
@@ -53,14 +68,31 @@ pub struct Lock<'a> {
     ttl: i64,
     timeout: Option<Duration>,
     session: Option<Session>,
+    max_hold: Option<Duration>,
 }
 
 impl<'a> Lock<'a> {
-    /// The TTL in seconds of the session made for this lock (default 60): if the holder
-    /// dies, etcd releases the lock this long after its last refresh. Ignored with
-    /// [`Lock::session`], whose TTL applies.
+    /// The keep-alive TTL in seconds of the session made for this lock (default 60). The
+    /// lock stays held as long as this process lives and reaches etcd; if it dies, etcd
+    /// frees the lock this long after the last refresh. **Not** a limit on how long the
+    /// lock is held: that is [`Lock::max_hold`]. Ignored with [`Lock::session`], whose TTL
+    /// applies.
     pub fn ttl(mut self, seconds: i64) -> Self {
         self.ttl = seconds;
+        self
+    }
+
+    /// Holds the lock at most this long (whole seconds, rounded up): once the lock is
+    /// taken, its lease gets one last refresh and is no longer kept alive, so etcd frees
+    /// the lock this long after it was taken, **even if the holder hangs**, like etcetra's
+    /// `with_lock(name, ttl=N)`. While waiting, the lease is kept alive (waiting does not
+    /// eat into the hold time). etcd raises very short TTLs to its minimum (about 2 s).
+    ///
+    /// The guard's [`LockGuard::lost`] resolves at the deadline, and [`Lock::run`] then
+    /// cancels the work. Uses a session of its own: with [`Lock::session`] too, awaiting
+    /// fails with [`Error::InvalidInput`].
+    pub fn max_hold(mut self, hold: Duration) -> Self {
+        self.max_hold = Some(hold);
         self
     }
 
@@ -86,6 +118,18 @@ impl<'a> Lock<'a> {
     /// Fails with [`Error::LockTimeout`] after the [`Lock::timeout`], and with
     /// [`Error::SessionLost`] if the session's lease is lost while waiting.
     pub async fn send(self) -> Result<LockGuard> {
+        if self.max_hold.is_some() && self.session.is_some() {
+            return Err(Error::InvalidInput {
+                reason: "a lock with max_hold makes its own session: do not give one".into(),
+                source: None,
+            });
+        }
+        let ttl = match self.max_hold {
+            Some(hold) => i64::try_from(hold.as_secs() + u64::from(hold.subsec_nanos() > 0))
+                .unwrap_or(i64::MAX)
+                .max(1),
+            None => self.ttl,
+        };
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         let timed_out = || Error::LockTimeout {
             name: String::from_utf8_lossy(&self.name).into_owned(),
@@ -93,7 +137,7 @@ impl<'a> Lock<'a> {
         let (session, owns_session) = match &self.session {
             Some(session) => (session.clone(), false),
             None => {
-                let make = Session::builder(self.client).ttl(self.ttl).send();
+                let make = Session::builder(self.client).ttl(ttl).send();
                 let session = match deadline {
                     Some(deadline) => tokio::time::timeout_at(deadline, make)
                         .await
@@ -110,21 +154,27 @@ impl<'a> Lock<'a> {
                 .map_err(|_| timed_out()),
             None => Ok(claim.acquire(&Bytes::new()).await),
         };
+        let acquired = match acquired {
+            Ok(Ok(())) if self.max_hold.is_some() => claim.session.expire_in_full_ttl().await,
+            Ok(result) => result,
+            Err(e) => Err(e),
+        };
         match acquired {
-            Ok(Ok(_)) => Ok(LockGuard { claim }),
-            Ok(Err(e)) | Err(e) => {
+            Ok(()) => Ok(LockGuard { claim }),
+            Err(e) => {
                 claim.abandon().await;
                 Err(e)
             }
         }
     }
 
-    /// Takes the lock, runs `work`, and releases the lock.
+    /// Takes the lock, runs `work`, and releases the lock; for work that returns a
+    /// [`Result`] of this crate, [`Lock::try_run`] gives one `Result` instead of two.
     ///
-    /// If the session is lost while `work` runs, `work` is dropped (cancelled) and the call
-    /// fails with [`Error::SessionLost`]: the lock is no longer held, so the work must not go
-    /// on. If releasing fails, the lock is released in the background (or by its TTL) and
-    /// the output is still returned.
+    /// If the session is lost while `work` runs (or the [`Lock::max_hold`] time is up),
+    /// `work` is dropped (cancelled) and the call fails with [`Error::SessionLost`]: the
+    /// lock is no longer held, so the work must not go on. If releasing fails, the lock is
+    /// released in the background (or by its TTL) and the output is still returned.
     pub async fn run<F: Future>(self, work: F) -> Result<F::Output> {
         let guard = self.send().await?;
         let lost = guard.lost();
@@ -137,6 +187,29 @@ impl<'a> Lock<'a> {
             }
             reason = lost => Err(Error::SessionLost(reason)),
         }
+    }
+}
+
+impl Lock<'_> {
+    /// [`Lock::run`] for work that returns this crate's [`Result`]: `?` works inside on
+    /// etcd calls, and the error of the work and of the lock come out as one.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use std::time::Duration;
+    /// let n = client
+    ///     .lock("locks/counter")
+    ///     .max_hold(Duration::from_secs(5))
+    ///     .try_run(async {
+    ///         let n = client.get("counter").await?.map_or(0, |kv| kv.value().len());
+    ///         client.put("counter", "x".repeat(n + 1)).await?;
+    ///         Ok(n + 1)
+    ///     })
+    ///     .await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn try_run<T, F: Future<Output = Result<T>>>(self, work: F) -> Result<T> {
+        self.run(work).await?
     }
 }
 
@@ -243,23 +316,34 @@ impl Client {
             ttl: DEFAULT_SESSION_TTL,
             timeout: None,
             session: None,
+            max_hold: None,
         }
     }
 
-    /// Runs `work` under the lock `name` (a session of its own, TTL 60 s; see
-    /// [`Lock::run`] for other options and for what happens when the lock is lost).
+    /// Runs `work` under the lock `name`, kept alive while the work runs (a session of its
+    /// own, keep-alive TTL 60 s), and releases it. `work` returns this crate's [`Result`],
+    /// so `?` works inside and the outcome is one `Result`.
+    ///
+    /// For a lock held at most for a time, for work with another output or error type, or
+    /// for other options: `client.lock(name)` with [`Lock::max_hold`], [`Lock::run`],
+    /// [`Lock::try_run`]. See [`Lock::run`] for what happens when the lock is lost.
     ///
     /// ```no_run
     /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
     /// let total = client
     ///     .with_lock("locks/report", async {
+    ///         client.put("report/status", "running").await?;
     ///         // ... exclusive work ...
-    ///         42
+    ///         Ok(42)
     ///     })
     ///     .await?;
     /// # let _ = total; Ok(()) }
     /// ```
-    pub async fn with_lock<F: Future>(&self, name: impl IntoBytes, work: F) -> Result<F::Output> {
-        self.lock(name).run(work).await
+    pub async fn with_lock<T, F: Future<Output = Result<T>>>(
+        &self,
+        name: impl IntoBytes,
+        work: F,
+    ) -> Result<T> {
+        self.lock(name).try_run(work).await
     }
 }

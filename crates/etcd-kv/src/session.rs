@@ -55,6 +55,14 @@ struct Inner {
     /// One local queue per wire key prefix (lock name or election), so that tasks sharing
     /// the session never use its one key per name at the same time.
     local: Mutex<HashMap<Bytes, Weak<tokio::sync::Mutex<()>>>>,
+    /// The task passing the keeper's verdict on to `state`.
+    forward: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -114,11 +122,12 @@ impl Session {
         let (state, _) = watch::channel(keeper.lost_reason());
         // Forward the keeper's verdict; the task ends when the keeper does.
         let lost = keeper.lost();
-        let forward = state.clone();
-        tokio::spawn(async move {
+        let verdict = state.clone();
+        let forward = tokio::spawn(async move {
             let reason = lost.await;
-            forward.send_if_modified(|s| set_once(s, reason));
-        });
+            verdict.send_if_modified(|s| set_once(s, reason));
+        })
+        .abort_handle();
         Session {
             inner: Arc::new(Inner {
                 client: client.clone(),
@@ -127,6 +136,7 @@ impl Session {
                 keeper: Mutex::new(Some(keeper)),
                 state,
                 local: Mutex::new(HashMap::new()),
+                forward,
             }),
         }
     }
@@ -176,11 +186,57 @@ impl Session {
     /// [`Error::SessionLost`]. If revoking fails, the refreshes have stopped all the same:
     /// the lease expires after its TTL.
     pub async fn close(&self) -> Result<()> {
+        let was_lost = self.is_lost();
         let keeper = self.take_keeper(LeaseLost::Expired);
         match keeper {
             Some(keeper) => keeper.revoke().await,
+            // No longer refreshed but not yet expired (see `expire_in_full_ttl`).
+            None if !was_lost => match self.inner.client.lease_revoke(self.inner.lease_id).await {
+                Err(Error::LeaseNotFound { .. }) | Ok(()) => Ok(()),
+                Err(e) => Err(e),
+            },
             None => Ok(()),
         }
+    }
+
+    /// Refreshes the lease one last time and stops refreshing it: the lease, and all the
+    /// session holds, ends one full TTL from now whatever the holder does (a maximum hold
+    /// time). The session counts as lost from that deadline on; [`Session::close`] still
+    /// revokes the lease at once before it.
+    pub(crate) async fn expire_in_full_ttl(&self) -> Result<()> {
+        self.check()?;
+        let sent = tokio::time::Instant::now();
+        let ttl = match self
+            .inner
+            .client
+            .lease_keep_alive_once(self.inner.lease_id)
+            .await
+        {
+            Ok(ttl) => ttl,
+            Err(Error::LeaseNotFound { .. }) => {
+                drop(self.take_keeper(LeaseLost::Expired));
+                return Err(Error::SessionLost(LeaseLost::Expired));
+            }
+            Err(e) => return Err(e),
+        };
+        // Counted from before the refresh was sent: the lease ends no earlier than this.
+        let deadline = sent + std::time::Duration::from_secs(ttl.max(0) as u64);
+        // The keeper's end is not the session's: the lease lives on until the deadline.
+        self.inner.forward.abort();
+        drop(
+            self.inner
+                .keeper
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let state = self.inner.state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            // A no-op if the session was closed or orphaned before.
+            state.send_if_modified(|s| set_once(s, LeaseLost::Expired));
+        });
+        Ok(())
     }
 
     /// Stops refreshing the lease without revoking it, like Go's `Session.Orphan`: what

@@ -7,7 +7,7 @@ use crate::kv::{
     check_key, into_future, lease_error, BoxFuture, Delete, DeleteResponse, DeleteSpec, Put,
     PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
 };
-use crate::types::Header;
+use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::txn::{self as wire, CompareResult, TargetUnion};
 use std::future::IntoFuture;
@@ -480,6 +480,40 @@ impl TxnResponse {
     /// The answers of the branch that ran, in order.
     pub fn responses(&self) -> &[TxnOpResponse] {
         &self.responses
+    }
+
+    /// The value each operation of the branch that ran read, in order, in one call (as
+    /// etcetra's `txn` returns them): for a read, the value of its first key (`None`
+    /// when it matched nothing); `None` for a put, a delete or a nested transaction.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use etcd_kv::TxnOp;
+    /// let answer = client
+    ///     .txn()
+    ///     .and_then([TxnOp::put("a", "1"), TxnOp::get("a"), TxnOp::get("missing")])
+    ///     .await?;
+    /// assert_eq!(answer.values(), [None, Some(&b"1"[..]), None]);
+    /// # Ok(()) }
+    /// ```
+    pub fn values(&self) -> Vec<Option<&[u8]>> {
+        self.responses
+            .iter()
+            .map(|r| {
+                r.as_range()
+                    .and_then(|r| r.kvs().first())
+                    .map(KeyValue::value)
+            })
+            .collect()
+    }
+
+    /// Every key-value the reads of the branch that ran returned, in order (all the keys
+    /// of a prefix read included).
+    pub fn kvs(&self) -> impl Iterator<Item = &KeyValue> {
+        self.responses
+            .iter()
+            .filter_map(TxnOpResponse::as_range)
+            .flat_map(RangeResponse::kvs)
     }
 
     /// Takes the answers.

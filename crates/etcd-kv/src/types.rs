@@ -14,6 +14,30 @@ pub struct KeyValue {
     pub(crate) lease: i64,
 }
 
+/// Shows `key = value`: each as text when it is UTF-8, else as escaped bytes
+/// (`b"\xff\x00"`). `{:#}` adds the metadata: `(rev 12, created 3, version 4, lease 0)`.
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn show(f: &mut std::fmt::Formatter<'_>, bytes: &Bytes) -> std::fmt::Result {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => f.write_str(text),
+                Err(_) => write!(f, "{bytes:?}"),
+            }
+        }
+        show(f, &self.key)?;
+        f.write_str(" = ")?;
+        show(f, &self.value)?;
+        if f.alternate() {
+            write!(
+                f,
+                " (rev {}, created {}, version {}, lease {})",
+                self.mod_revision, self.create_revision, self.version, self.lease
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl KeyValue {
     pub(crate) fn from_wire(kv: wire::KeyValue, strip: impl Fn(Bytes) -> Bytes) -> KeyValue {
         KeyValue {
@@ -121,5 +145,33 @@ impl Header {
     /// The raft term when the request was served.
     pub fn raft_term(&self) -> u64 {
         self.raft_term
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_display_as_text_or_escaped_bytes() {
+        let kv = KeyValue {
+            key: Bytes::from_static(b"config/mode"),
+            value: Bytes::from_static(b"active"),
+            create_revision: 3,
+            mod_revision: 12,
+            version: 4,
+            lease: 0,
+        };
+        assert_eq!(kv.to_string(), "config/mode = active");
+        assert_eq!(
+            format!("{kv:#}"),
+            "config/mode = active (rev 12, created 3, version 4, lease 0)"
+        );
+        let kv = KeyValue {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"\xff\x00"),
+            ..KeyValue::default()
+        };
+        assert_eq!(kv.to_string(), "k = b\"\\xff\\0\"");
     }
 }

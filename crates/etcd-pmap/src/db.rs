@@ -87,12 +87,17 @@ impl Database {
         ReadTxn::new(self.clone())
     }
 
-    /// Starts a read-write transaction. Nothing is sent until its first read or its commit.
+    /// Starts a read-write transaction that you commit yourself: nothing is sent until its
+    /// first read or its commit, and **nothing is written without
+    /// [`commit`](WriteTxn::commit)** (a dropped transaction discards its writes, with a
+    /// `tracing` warning). [`Database::transact`] commits for you.
+    #[must_use = "a write transaction applies nothing until `.commit().await`"]
     pub fn begin_write(&self) -> WriteTxn {
         WriteTxn::new(self.clone())
     }
 
-    /// Runs `body` in a write transaction and commits it; on [`Error::Conflict`] (or a
+    /// Runs `body` in a write transaction and commits it when `body` returns `Ok`: the way
+    /// to write (txaioetcd's `async with db.begin(write=True)`). On [`Error::Conflict`] (or a
     /// snapshot compacted away while the body read, `etcd_kv::Error::Compacted`), waits a
     /// jittered, growing delay and runs it again on a fresh snapshot, at most
     /// [`ConflictRetry::max_attempts`] times in all (then returns the last error).

@@ -6,6 +6,7 @@
 //! FlatBuffers, your own functions). Slot 0 is the [catalog](Database::tables). A
 //! [`Database`] may put everything under a key prefix.
 //!
+//! Write with [`Database::transact`], which commits (and retries conflicts) for you.
 //! Transactions read one snapshot (pinned by their first read) and buffer their writes;
 //! [`WriteTxn::commit`] sends everything as **one** etcd txn guarded by compares on all it
 //! read, so a concurrent change makes it fail with [`Error::Conflict`] with nothing applied,
@@ -28,19 +29,15 @@
 //! let db = Database::builder(client).prefix("myapp/").build();
 //! let users: MapUuidCbor<User> = Table::new(1, "users");
 //! db.attach_table(&users).await?;
+//! let users = &users;
 //!
+//! // Write in `db.transact`: it commits when the body returns Ok (and retries conflicts),
+//! // like txaioetcd's `async with db.begin(write=True)`.
 //! let user = User { name: "homer".into(), oid: uuid::Uuid::new_v4() };
-//! let txn = db.begin_write();
-//! users.put(&txn, &user.oid, &user).await?;
-//! txn.commit().await?;
-//!
-//! let txn = db.begin_read();
-//! assert_eq!(users.get(&txn, &user.oid).await?, Some(user));
-//! let all: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
-//! println!("{} users", all.len());
+//! let homer = &user;
+//! db.transact(|txn| async move { users.put(&txn, &homer.oid, homer).await }).await?;
 //!
 //! // Read-modify-write, retried on conflict.
-//! let users = &users;
 //! db.transact(|txn| async move {
 //!     let rows: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
 //!     for (oid, mut user) in rows {
@@ -50,6 +47,16 @@
 //!     Ok(())
 //! })
 //! .await?;
+//!
+//! let txn = db.begin_read();
+//! let all: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
+//! println!("{} users", all.len());
+//!
+//! // By hand: nothing is written without `commit()` (a dropped WriteTxn discards its
+//! // writes, with a `tracing` warning).
+//! let txn = db.begin_write();
+//! users.remove(&txn, &user.oid).await?;
+//! txn.commit().await?;
 //! # Ok(()) }
 //! ```
 //!

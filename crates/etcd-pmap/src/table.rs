@@ -91,6 +91,39 @@ impl<K: KeyCodec, V: ValueCodec + Default> Table<K, V> {
 
 impl<K: KeyCodec, V: ValueCodec> Table<K, V> {
     /// The table at `slot` with a given value codec (marshal functions, FlatBuffers...).
+    ///
+    /// The codec says the value type, but nothing in the call says the key type: name the
+    /// table's type, by the binding's annotation or by calling through an alias
+    /// (`Table::with_codec(..)` alone fails with E0283, "type annotations needed"):
+    ///
+    /// ```
+    /// use etcd_pmap::{Cbor, MapUuidCbor, Table, UuidKey};
+    /// use std::collections::BTreeMap;
+    ///
+    /// /// A type without serde of its own, stored through a map.
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// struct User {
+    ///     name: String,
+    /// }
+    /// let codec = || {
+    ///     Cbor::with_marshal(
+    ///         |u: &User| BTreeMap::from([("name".to_string(), u.name.clone())]),
+    ///         |m: BTreeMap<String, String>| {
+    ///             m.get("name")
+    ///                 .map(|name| User { name: name.clone() })
+    ///                 .ok_or("no name")
+    ///         },
+    ///     )
+    /// };
+    ///
+    /// // Through an alias: the key type is the alias's.
+    /// let users = MapUuidCbor::with_codec(1, "users", codec());
+    /// // Or annotate the binding.
+    /// let same: MapUuidCbor<User> = Table::with_codec(1, "users", codec());
+    /// // Or name the key codec and let the value codec be inferred.
+    /// let also = Table::<UuidKey, _>::with_codec(1, "users", codec());
+    /// # let _ = (users, same, also);
+    /// ```
     pub fn with_codec(slot: u16, name: impl Into<String>, codec: V) -> Self {
         Table {
             slot,

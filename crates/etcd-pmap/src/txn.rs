@@ -308,6 +308,21 @@ impl TxnCore {
     }
 }
 
+impl Drop for TxnCore {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if self.mode == Mode::Write && !state.finished && !state.writes.is_empty() {
+            tracing::warn!(
+                writes = state.writes.len(),
+                "a WriteTxn with {} pending writes was dropped without commit(): they are \
+                 discarded (call `.commit().await`, use `Database::transact`, or `abort()` \
+                 to discard on purpose)",
+                state.writes.len()
+            );
+        }
+    }
+}
+
 impl fmt::Debug for TxnCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
@@ -350,10 +365,21 @@ pub struct ReadTxn {
 /// writes are buffered until [`commit`](WriteTxn::commit) sends them as one etcd txn,
 /// guarded by compares on everything read (see [Conflicts](crate#conflicts)).
 ///
-/// Dropping it without committing discards the writes: nothing was sent. Clones are handles
-/// on the same transaction (so a closure can own one); after a commit or abort through any
-/// handle, the others fail with [`Error::Finished`].
+/// Prefer [`Database::transact`](crate::Database::transact), which commits for you (and
+/// retries conflicts), like txaioetcd's `async with db.begin(write=True)`. A `WriteTxn`
+/// from [`Database::begin_write`](crate::Database::begin_write) must be committed by hand:
+///
+/// # Drop
+///
+/// Dropping the last handle without [`commit`](WriteTxn::commit) or
+/// [`abort`](WriteTxn::abort) discards the buffered writes: nothing was sent, and reads
+/// see none of them. When there were writes, a `tracing` warning says so (target
+/// `etcd_pmap::txn`); call [`abort`](WriteTxn::abort) to discard them on purpose.
+///
+/// Clones are handles on the same transaction (so a closure can own one); after a commit
+/// or abort through any handle, the others fail with [`Error::Finished`].
 #[derive(Clone)]
+#[must_use = "a write transaction applies nothing until `.commit().await`"]
 pub struct WriteTxn {
     core: Arc<TxnCore>,
 }

@@ -164,6 +164,10 @@ pub struct ExportArgs {
     )]
     pub format: Format,
 
+    /// With -f csv, start with the header record `key,value` (txaioetcd writes none)
+    #[arg(long)]
+    pub csv_header: bool,
+
     /// Write to this file (replaced only when the export succeeds) instead of stdout
     #[arg(short = 'o', long = "output-file", value_name = "OUTPUT_FILE")]
     pub output_file: Option<PathBuf>,
@@ -173,7 +177,8 @@ pub struct ExportArgs {
     pub prefix: Option<OsString>,
 
     /// Export the keyspace as of this past revision (default: the current one)
-    #[arg(long, value_name = "REVISION", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, value_name = "REVISION", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..))]
     pub revision: Option<i64>,
 
     /// Add create_revision, mod_revision, version and lease to each record (-f jsonl only)
@@ -181,7 +186,7 @@ pub struct ExportArgs {
     pub with_metadata: bool,
 
     /// Keys read per request; memory use is bounded by one page
-    #[arg(long, value_name = "N", default_value_t = 1000,
+    #[arg(long, value_name = "N", default_value_t = 1000, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub page_size: i64,
 
@@ -222,6 +227,11 @@ pub struct ImportArgs {
     )]
     pub format: Format,
 
+    /// With -f csv, the file starts with the header record `key,value` (txaioetcd's files
+    /// have none)
+    #[arg(long)]
+    pub csv_header: bool,
+
     /// Write nothing: report what would be added, changed and deleted
     #[arg(short = 'd', long)]
     pub dry_run: bool,
@@ -241,30 +251,33 @@ pub struct ImportArgs {
     pub prefix: Option<OsString>,
 
     /// Also delete keys under the prefix (all keys without --prefix) that are not in the
-    /// file
+    /// file. txaioetcd's etcd-import always does this; without --replace they are kept and
+    /// the summary counts them
     #[arg(long)]
     pub replace: bool,
 
     /// Abort, writing nothing more, if any key under the prefix was created, changed or
     /// deleted after this revision of the target (e.g. the one a dry run reported)
-    #[arg(long, value_name = "REVISION", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, value_name = "REVISION", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..))]
     pub unchanged_since: Option<i64>,
 
     /// The most operations per transaction (the server's --max-txn-ops)
-    #[arg(long, value_name = "N", default_value_t = 128,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_txn_ops: u32,
+    #[arg(long, value_name = "N", default_value_t = 128, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub max_txn_ops: i64,
 
     /// The most bytes of keys and values per transaction (under the server's
     /// --max-request-bytes, 1.5 MiB by default)
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_TXN_BYTES,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+          allow_negative_numbers = true,
+          value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(1..))]
     pub max_txn_bytes: usize,
 
     /// Transactions in flight at once (1 with --unchanged-since)
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub concurrency: u32,
+    #[arg(long, value_name = "N", default_value_t = 4, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=64))]
+    pub concurrency: i64,
 
     /// The file to import; `-` reads stdin
     #[arg(value_name = "INPUT_FILE")]
@@ -280,6 +293,12 @@ fn bytes_of(os: &Option<OsString>) -> Bytes {
 impl ExportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
+        if self.csv_header && self.format != Format::Csv {
+            return Err(ExportArgs::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--csv-header needs -f csv",
+            ));
+        }
         if self.with_metadata && self.format != Format::Jsonl {
             return Err(ExportArgs::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -294,8 +313,10 @@ impl ExportArgs {
 
     /// The export options these arguments mean.
     pub fn options(&self) -> ExportOptions {
-        let mut options =
-            ExportOptions::new(Encoding::new(self.format, self.key_type, self.value_type));
+        let mut options = ExportOptions::new(
+            Encoding::new(self.format, self.key_type, self.value_type)
+                .with_csv_header(self.csv_header),
+        );
         options.prefix = bytes_of(&self.prefix);
         options.revision = self.revision;
         options.with_metadata = self.with_metadata;
@@ -308,6 +329,12 @@ impl ExportArgs {
 impl ImportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
+        if self.csv_header && self.format != Format::Csv {
+            return Err(ImportArgs::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--csv-header needs -f csv",
+            ));
+        }
         if self.unchanged_since.is_some() && self.max_txn_ops < 2 {
             return Err(ImportArgs::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -319,8 +346,10 @@ impl ImportArgs {
 
     /// The import options these arguments mean.
     pub fn options(&self) -> ImportOptions {
-        let mut options =
-            ImportOptions::new(Encoding::new(self.format, self.key_type, self.value_type));
+        let mut options = ImportOptions::new(
+            Encoding::new(self.format, self.key_type, self.value_type)
+                .with_csv_header(self.csv_header),
+        );
         options.prefix = bytes_of(&self.prefix);
         options.replace = self.replace;
         options.dry_run = self.dry_run;
@@ -512,6 +541,28 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
         let e = ExportArgs::try_parse_from(["etcd-export", "--revision", "0"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        // A negative number is a bad value, not an unknown flag.
+        let e = ExportArgs::try_parse_from(["etcd-export", "--page-size", "-5"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(
+            e.to_string().contains("-5 is not in 1..=100000"),
+            "{}",
+            e.to_string()
+        );
+        for flag in [
+            "--max-txn-ops",
+            "--max-txn-bytes",
+            "--concurrency",
+            "--unchanged-since",
+        ] {
+            let e = ImportArgs::try_parse_from(["etcd-import", flag, "-1", "in"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{flag}: {e}");
+        }
+        let a = ExportArgs::try_parse_from(["etcd-export", "--csv-header"]).unwrap();
+        assert_eq!(a.check().unwrap_err().exit_code(), 2);
+        let i =
+            ImportArgs::try_parse_from(["etcd-import", "--csv-header", "-f", "csv", "in"]).unwrap();
+        assert!(i.check().is_ok() && i.options().encoding.csv_header);
     }
 
     #[test]

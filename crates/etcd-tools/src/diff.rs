@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::pages::Pager;
-use crate::record::{display_key, KeyType, Record};
+use crate::progress::Progress;
+use crate::record::{display_key, same_json, KeyType, Record};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
@@ -62,6 +63,9 @@ pub struct DiffCounts {
     pub unchanged: u64,
     /// Keys of the file outside `--prefix`: ignored.
     pub skipped: u64,
+    /// Keys in etcd under the prefix that the file lacks, left alone (without `--replace`;
+    /// with it they are `deleted`). txaioetcd's import would delete them.
+    pub not_in_file: u64,
 }
 
 impl DiffCounts {
@@ -126,7 +130,8 @@ impl<W: Write> Report<W> {
     ///
     /// `dry run at revision R: A added, C changed, D deleted, U unchanged` or
     /// `imported at revision R in T transactions: ...`, then `, S skipped (outside
-    /// --prefix)` when some were.
+    /// --prefix)` when some were, and `, K kept that the file lacks (--replace deletes
+    /// them)` when etcd has keys under the prefix that the file lacks.
     pub fn summary(&mut self, dry_run: bool, revision: i64, transactions: u64) -> Result<()> {
         if self.verbosity != Verbosity::Silent {
             let c = self.counts;
@@ -145,6 +150,14 @@ impl<W: Write> Report<W> {
             if c.skipped > 0 {
                 write!(self.out, ", {} skipped (outside --prefix)", c.skipped)
                     .map_err(report_error)?;
+            }
+            if c.not_in_file > 0 {
+                write!(
+                    self.out,
+                    ", {} kept that the file lacks (--replace deletes them)",
+                    c.not_in_file
+                )
+                .map_err(report_error)?;
             }
             writeln!(self.out).map_err(report_error)?;
         }
@@ -180,6 +193,10 @@ pub(crate) struct Merger {
     source: Source,
     pager: Option<Pager>,
     replace: bool,
+    /// Values are JSON documents (`-v json`): compare them by meaning.
+    json_values: bool,
+    /// Moved to the count of records read as they are read.
+    progress: Progress,
     file: Option<Record>,
     file_done: bool,
     etcd: VecDeque<KeyValue>,
@@ -197,6 +214,8 @@ impl Merger {
             source,
             pager,
             replace,
+            json_values: false,
+            progress: Progress::hidden(),
             file: None,
             file_done: false,
             etcd: VecDeque::new(),
@@ -205,13 +224,30 @@ impl Merger {
         }
     }
 
+    /// Compares values as JSON documents (`-v json`): a value with the same meaning as the
+    /// file's, whatever its spacing, member order or escapes, is unchanged.
+    pub(crate) fn json_values(mut self, json: bool) -> Merger {
+        self.json_values = json;
+        self
+    }
+
+    /// Shows the count of records read on `progress`, record by record (unchanged records
+    /// included, so that an import with nothing to write still moves).
+    pub(crate) fn progress(mut self, progress: Progress) -> Merger {
+        self.progress = progress;
+        self
+    }
+
     /// The next change, in key order.
     pub(crate) async fn next(&mut self) -> Result<Option<Change>> {
         loop {
             if self.file.is_none() && !self.file_done {
                 self.file = self.source.next().await?;
                 match self.file {
-                    Some(_) => self.records += 1,
+                    Some(_) => {
+                        self.records += 1;
+                        self.progress.set_position(self.records);
+                    }
                     None => self.file_done = true,
                 }
             }
@@ -248,7 +284,12 @@ impl Merger {
                 }
                 Ordering::Equal => {
                     if let (Some(f), Some(e)) = (self.file.take(), self.etcd.pop_front()) {
-                        if f.value.as_ref() == e.value() {
+                        let same = if self.json_values {
+                            same_json(&f.value, e.value())
+                        } else {
+                            f.value.as_ref() == e.value()
+                        };
+                        if same {
                             self.unchanged += 1;
                         } else {
                             return Ok(Some(Change {
@@ -328,5 +369,31 @@ mod tests {
             ]
         );
         assert_eq!(m.records, 2);
+    }
+
+    #[tokio::test]
+    async fn the_progress_moves_with_every_record_read() {
+        let records = vec![Record::new("a", "1"), Record::new("b", "2")];
+        let progress = Progress::hidden();
+        let mut m = Merger::new(Source::Sorted(records.into_iter()), None, false)
+            .progress(progress.clone());
+        assert!(m.next().await.unwrap().is_some());
+        assert_eq!(progress.position(), 1);
+        while m.next().await.unwrap().is_some() {}
+        assert_eq!(progress.position(), 2);
+    }
+
+    #[test]
+    fn summary_counts_keys_the_file_lacks() {
+        let mut out = Vec::new();
+        let mut r = Report::new(&mut out, Verbosity::Compact, KeyType::Utf8);
+        r.counts.unchanged = 2;
+        r.counts.not_in_file = 3;
+        r.summary(true, 9, 0).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "dry run at revision 9: 0 added, 0 changed, 0 deleted, 2 unchanged, \
+             3 kept that the file lacks (--replace deletes them)\n"
+        );
     }
 }

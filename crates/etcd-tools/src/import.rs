@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, Encoding};
 use crate::pages::{key_after, prefix_range, Pager};
 use crate::progress::Progress;
-use crate::record::{display_key, Record};
+use crate::record::{display_key, Record, ValueType};
 use bytes::Bytes;
 use etcd_kv::{Client, Compare, TxnOp};
 use std::collections::VecDeque;
@@ -150,7 +150,7 @@ pub struct Validated {
 /// duplicate key of a file in key order) with its file, line and reason.
 pub fn validate(input: &Input, options: &ImportOptions) -> Result<Validated> {
     let (reader, len) = input.open()?;
-    let progress = Progress::new(options.progress, "checking", Some(len));
+    let progress = Progress::bytes(options.progress, "checking", len);
     let reader = Counted {
         inner: reader,
         progress: &progress,
@@ -291,7 +291,6 @@ pub async fn import<W: std::io::Write>(
             etcd_kv::DEFAULT_PAGE_SIZE,
         )
     });
-    let mut merger = Merger::new(source, pager, options.replace);
     let progress = Progress::new(
         options.progress && options.verbosity != Verbosity::Silent,
         if options.dry_run {
@@ -301,6 +300,9 @@ pub async fn import<W: std::io::Write>(
         },
         Some(validated.records),
     );
+    let mut merger = Merger::new(source, pager, options.replace)
+        .json_values(options.encoding.value_type == ValueType::Json)
+        .progress(progress.clone());
     let mut batcher = Batcher::new(client, options, snapshot_revision);
     loop {
         let change = match merger.next().await {
@@ -309,7 +311,6 @@ pub async fn import<W: std::io::Write>(
             // Reading the file or the keyspace failed: say what was written before.
             Err(e) => return Err(batcher.abandon(e, &mut report).await),
         };
-        progress.set_position(merger.records);
         if options.dry_run {
             report.change(change.kind, &change.key)?;
         } else {
@@ -319,6 +320,14 @@ pub async fn import<W: std::io::Write>(
     batcher.finish(&mut report).await?;
     progress.finish();
     report.counts.unchanged = merger.unchanged;
+    if !options.replace {
+        // Keys under the prefix at the snapshot that the file does not name: each key of
+        // the file found in etcd is either changed or unchanged.
+        let found = report.counts.changed + report.counts.unchanged;
+        report.counts.not_in_file = u64::try_from(snapshot.count())
+            .unwrap_or(0)
+            .saturating_sub(found);
+    }
     report.summary(options.dry_run, batcher.revision, batcher.transactions)?;
     Ok(ImportSummary {
         counts: report.counts,

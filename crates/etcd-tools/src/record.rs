@@ -4,11 +4,10 @@
 //! |------|---------------|--------------|
 //! | `-k utf8` | the key as a string (must be UTF-8) | a string |
 //! | `-k binary` | standard padded base64 of the key | base64, strictly decoded |
-//! | `-v json` | the value's own JSON text, embedded unchanged (must be JSON) | any JSON value, kept byte for byte |
+//! | `-v json` | the value's JSON text without insignificant whitespace (must be JSON) | any JSON value, stored without insignificant whitespace |
 //! | `-v utf8` | the value as a string (must be UTF-8) | a string |
 //! | `-v binary` | standard padded base64 of the value | base64, strictly decoded |
 
-use crate::format::Format;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
@@ -95,8 +94,8 @@ pub enum ValueType {
 /// An encoded value: how a writer embeds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoded<'a> {
-    /// A JSON text, embedded as is (a CSV cell holds the text).
-    Json(&'a str),
+    /// A compact JSON text, embedded as is (a CSV cell holds the text).
+    Json(Cow<'a, str>),
     /// A string (a JSON string in JSON formats, the cell's text in CSV).
     Text(Cow<'a, str>),
 }
@@ -144,8 +143,9 @@ impl KeyType {
 }
 
 impl ValueType {
-    /// The value as written in `format`, or why it cannot be written losslessly.
-    pub fn encode(self, value: &[u8], format: Format) -> Result<Encoded<'_>, String> {
+    /// The value as a file carries it, or why it cannot be carried losslessly (with `-v json`:
+    /// up to insignificant whitespace).
+    pub fn encode(self, value: &[u8]) -> Result<Encoded<'_>, String> {
         match self {
             ValueType::Binary => Ok(Encoded::Text(Cow::Owned(B64.encode(value)))),
             ValueType::Utf8 => std::str::from_utf8(value)
@@ -171,34 +171,16 @@ impl ValueType {
                 check_json(text).map_err(|e| {
                     format!("the value is not JSON ({e}); use -v utf8 or -v binary")
                 })?;
-                if format != Format::Csv {
-                    let bytes = text.as_bytes();
-                    if bytes.first().copied().is_some_and(is_json_space)
-                        || bytes.last().copied().is_some_and(is_json_space)
-                    {
-                        return Err(format!(
-                            "the value has whitespace around its JSON, which -f {} cannot keep; \
-                             use -v utf8 or -v binary (or -f csv)",
-                            format.name()
-                        ));
-                    }
-                    if format == Format::Jsonl && bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
-                        return Err(
-                            "the value is JSON on several lines, which -f jsonl cannot keep on \
-                             one line; use -v utf8 or -v binary (or -f json or csv)"
-                                .into(),
-                        );
-                    }
-                }
-                Ok(Encoded::Json(text))
+                Ok(Encoded::Json(compact_json(text)))
             }
         }
     }
 
-    /// The value's bytes from a JSON value of a JSON file (its exact text).
+    /// The value's bytes from a JSON value of a JSON file: with `-v json` its text
+    /// without insignificant whitespace, else the contents of a JSON string.
     pub fn decode_json(self, raw: &str) -> Result<Bytes, String> {
         match self {
-            ValueType::Json => Ok(Bytes::copy_from_slice(raw.as_bytes())),
+            ValueType::Json => Ok(Bytes::from(compact_json(raw).into_owned())),
             ValueType::Utf8 | ValueType::Binary => {
                 let text: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| {
                     format!(
@@ -212,14 +194,30 @@ impl ValueType {
         }
     }
 
-    /// The value's bytes from text: a CSV cell, or the contents of a JSON string.
+    /// The value's bytes from a CSV cell: with `-v utf8` the cell's text; with `-v json` a
+    /// JSON text, stored without insignificant whitespace; with `-v binary` a JSON string
+    /// holding base64 (as txaioetcd writes it), or bare base64.
+    pub fn decode_cell(self, cell: &str) -> Result<Bytes, String> {
+        match self {
+            ValueType::Binary if cell.starts_with('"') => {
+                let text: String = serde_json::from_str(cell).map_err(|e| {
+                    format!("the value must be a JSON string of base64 with -v binary ({e})")
+                })?;
+                self.decode_text(&text)
+            }
+            ValueType::Json => {
+                check_json(cell)
+                    .map_err(|e| format!("the value is not JSON ({e}), as -v json requires"))?;
+                Ok(Bytes::from(compact_json(cell).into_owned()))
+            }
+            _ => self.decode_text(cell),
+        }
+    }
+
+    /// The value's bytes from text: the contents of a JSON string, or a CSV cell.
     pub fn decode_text(self, text: &str) -> Result<Bytes, String> {
         match self {
-            ValueType::Json => {
-                check_json(text)
-                    .map_err(|e| format!("the value is not JSON ({e}), as -v json requires"))?;
-                Ok(Bytes::copy_from_slice(text.as_bytes()))
-            }
+            ValueType::Json => self.decode_cell(text),
             ValueType::Utf8 => Ok(Bytes::copy_from_slice(text.as_bytes())),
             ValueType::Binary => B64
                 .decode(text)
@@ -249,6 +247,92 @@ fn check_json(text: &str) -> Result<(), String> {
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// `text` (one JSON value) without the whitespace outside its strings: numbers, escapes
+/// and member order stay as written.
+pub fn compact_json(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut first_space = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if is_json_space(b) {
+            first_space = Some(i);
+            break;
+        }
+    }
+    let Some(start) = first_space else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    for c in text[start..].chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !(c.is_ascii() && is_json_space(c as u8)) {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether two values are the same JSON document: equal bytes, or both JSON texts with
+/// equal meaning (member order, whitespace, escapes and number spelling aside: `1.0`
+/// equals `1`, as in JavaScript and Python).
+pub fn same_json(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_slice::<serde_json::Value>(a),
+        serde_json::from_slice::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => same_value(&a, &b),
+        _ => false,
+    }
+}
+
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 fn json_kind(raw: &str) -> &'static str {
@@ -285,55 +369,76 @@ mod tests {
     }
 
     #[test]
-    fn json_values_are_kept_verbatim_when_lossless() {
-        let f = Format::Json;
+    fn json_values_are_written_compact() {
         assert_eq!(
-            ValueType::Json.encode(br#"{"a": [1, 2.50]}"#, f).unwrap(),
-            Encoded::Json(r#"{"a": [1, 2.50]}"#)
+            ValueType::Json.encode(br#"{"a": [1, 2.50]}"#).unwrap(),
+            Encoded::Json(r#"{"a":[1,2.50]}"#.into())
         );
-        let err = ValueType::Json.encode(b"not json", f).unwrap_err();
+        assert_eq!(
+            ValueType::Json
+                .encode(b" {\n  \"s p\\\"\": \"x \\u00e9\" }\n")
+                .unwrap(),
+            Encoded::Json(r#"{"s p\"":"x \u00e9"}"#.into())
+        );
+        let err = ValueType::Json.encode(b"not json").unwrap_err();
         assert!(err.contains("not JSON") && err.contains("-v utf8"), "{err}");
+        assert!(ValueType::Json.encode(b"").unwrap_err().contains("empty"));
         assert!(ValueType::Json
-            .encode(b"", f)
-            .unwrap_err()
-            .contains("empty"));
-        assert!(ValueType::Json
-            .encode(b"\xff", f)
+            .encode(b"\xff")
             .unwrap_err()
             .contains("-v binary"));
-        assert!(ValueType::Json
-            .encode(b"1 ", f)
-            .unwrap_err()
-            .contains("whitespace"));
-        assert!(ValueType::Json.encode(b"1 ", Format::Csv).is_ok());
-        assert!(ValueType::Json.encode(b"[1,\n2]", f).is_ok());
-        assert!(ValueType::Json
-            .encode(b"[1,\n2]", Format::Jsonl)
-            .unwrap_err()
-            .contains("several lines"));
-        assert!(ValueType::Json.encode(b"[1] [2]", f).is_err());
+        assert!(ValueType::Json.encode(b"[1] [2]").is_err());
+    }
+
+    #[test]
+    fn compacting_keeps_strings_and_numbers() {
+        assert!(matches!(compact_json("[1,2]"), Cow::Borrowed("[1,2]")));
+        assert_eq!(compact_json(" [ 1.0e2 ,\t\"a b\" ]\r\n"), "[1.0e2,\"a b\"]");
+        assert_eq!(compact_json(r#"["\\", " "]"#), r#"["\\"," "]"#);
+        assert_eq!(compact_json("\"é ✓\" "), "\"é ✓\"");
+    }
+
+    #[test]
+    fn json_values_compare_by_meaning() {
+        assert!(same_json(
+            br#"{"a": 1, "b": [true]}"#,
+            br#"{"b":[true],"a":1}"#
+        ));
+        assert!(same_json(br#""\u00e9""#, "\"é\"".as_bytes()));
+        assert!(same_json(b"100", b"1.0e2"));
+        assert!(same_json(b"1", b"1.0"));
+        assert!(!same_json(b"1", b"2"));
+        assert!(!same_json(br#"{"a": 1}"#, br#"{"a": 1, "b": 2}"#));
+        assert!(!same_json(b"[1, 2]", b"[2, 1]"));
+        assert!(!same_json(b"not json", b"\"not json\""));
+        assert!(same_json(b"not json", b"not json"));
     }
 
     #[test]
     fn text_and_binary_values() {
-        let f = Format::Jsonl;
         assert_eq!(
-            ValueType::Utf8.encode(b"", f).unwrap(),
+            ValueType::Utf8.encode(b"").unwrap(),
             Encoded::Text("".into())
         );
         assert!(ValueType::Utf8
-            .encode(b"a\xffb", f)
+            .encode(b"a\xffb")
             .unwrap_err()
             .contains("byte 1"));
         assert_eq!(
-            ValueType::Binary.encode(b"\x00\x01", f).unwrap(),
+            ValueType::Binary.encode(b"\x00\x01").unwrap(),
             Encoded::Text("AAE=".into())
         );
     }
 
     #[test]
     fn decoding_values() {
-        assert_eq!(ValueType::Json.decode_json(" 1").unwrap(), &b" 1"[..]);
+        assert_eq!(ValueType::Json.decode_json(" 1").unwrap(), &b"1"[..]);
+        assert_eq!(
+            ValueType::Json
+                .decode_json("{\n    \"a\": [\n        1\n    ]\n}")
+                .unwrap(),
+            &br#"{"a":[1]}"#[..]
+        );
         assert_eq!(
             ValueType::Utf8.decode_json(r#""h\u00e9""#).unwrap(),
             "hé".as_bytes()
@@ -345,9 +450,24 @@ mod tests {
             &b"\0\x01"[..]
         );
         assert!(ValueType::Binary.decode_json(r#""AAE""#).is_err());
-        assert!(ValueType::Json.decode_text("{").is_err());
-        assert!(ValueType::Json.decode_text("").is_err());
-        assert_eq!(ValueType::Json.decode_text(" [1] ").unwrap(), &b" [1] "[..]);
+        assert!(ValueType::Json.decode_cell("{").is_err());
+        assert!(ValueType::Json.decode_cell("").is_err());
+        assert_eq!(
+            ValueType::Json.decode_cell(" [1, 2] ").unwrap(),
+            &b"[1,2]"[..]
+        );
+        assert_eq!(ValueType::Utf8.decode_cell(" [1] ").unwrap(), &b" [1] "[..]);
+        // A binary cell: a JSON string of base64 (txaioetcd), or bare base64.
+        assert_eq!(
+            ValueType::Binary.decode_cell(r#""AAE=""#).unwrap(),
+            &b"\0\x01"[..]
+        );
+        assert_eq!(
+            ValueType::Binary.decode_cell("AAE=").unwrap(),
+            &b"\0\x01"[..]
+        );
+        assert!(ValueType::Binary.decode_cell(r#""AAE=" x"#).is_err());
+        assert!(ValueType::Binary.decode_cell(r#""AAE""#).is_err());
     }
 
     #[test]

@@ -192,7 +192,8 @@ impl Default for TransportBuilder {
 }
 
 impl TransportBuilder {
-    /// Adds one endpoint URL (`http://host:port` or `https://host:port`).
+    /// Adds one endpoint URL (`http://host:port` or `https://host:port`; a bare `host:port`
+    /// means `http://host:port`).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints.push(url.into());
         self

@@ -27,8 +27,17 @@ pub(crate) struct Endpoint {
 const MAX_CACHED_URIS: usize = 64;
 
 impl Endpoint {
+    /// Parses `url`: `http://host:port[/path]`, `https://...`, or `host:port` alone, which
+    /// means `http://host:port` (as etcdctl takes it).
     pub(crate) fn parse(url: &str, prefix: Option<&str>) -> Result<Endpoint, Error> {
         let trimmed = url.trim().trim_end_matches('/');
+        let with_scheme;
+        let trimmed = if url.contains("://") || trimmed.is_empty() {
+            trimmed
+        } else {
+            with_scheme = format!("http://{trimmed}");
+            with_scheme.as_str()
+        };
         let uri: Uri = trimmed
             .parse()
             .map_err(|e| Error::Config(format!("invalid endpoint URL {url:?}: {e}")))?;
@@ -138,7 +147,19 @@ mod tests {
             e.method_uri("/v3", "/kv/put").unwrap().to_string(),
             "/proxy/v3/kv/put"
         );
-        assert!(Endpoint::parse("127.0.0.1:2379", None).is_err());
+        let e = Endpoint::parse("127.0.0.1:2379", None).unwrap();
+        assert_eq!(e.base, "http://127.0.0.1:2379");
+        assert_eq!(e.origin.to_string(), "http://127.0.0.1:2379/");
+        let e = Endpoint::parse(" localhost:2379/ ", None).unwrap();
+        assert_eq!(e.base, "http://localhost:2379");
+        assert_eq!(e.host, "localhost:2379");
+        let e = Endpoint::parse("[::1]:2379/gw", None).unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.path.as_str()),
+            ("http://[::1]:2379/gw", "/gw")
+        );
+        assert!(Endpoint::parse("", None).is_err());
+        assert!(Endpoint::parse("127.0.0.1:2379?x=1", None).is_err());
         assert!(Endpoint::parse("ftp://x", None).is_err());
         assert!(Endpoint::parse("http://", None).is_err());
     }

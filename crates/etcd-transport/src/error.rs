@@ -18,8 +18,10 @@ pub enum Error {
         /// The decoded error body.
         status: Status,
     },
-    /// The endpoint answered with an HTTP error that is not a gateway error body.
-    #[error("HTTP {status} from {endpoint}: {body}")]
+    /// The endpoint answered with an HTTP error that is not a gateway error body. Shown
+    /// with a short excerpt of the body (an HTML page by its title): the whole start of
+    /// the body is in `body`.
+    #[error("HTTP {status} from {endpoint}: {}", excerpt(body))]
     Http {
         /// The endpoint that answered.
         endpoint: String,
@@ -104,6 +106,43 @@ pub enum Error {
     /// The TLS configuration could not be built.
     #[error("invalid TLS configuration: {}", chain(.0.as_ref()))]
     Tls(#[source] BoxError),
+}
+
+/// A one-line excerpt of an HTTP error body that is not the gateway's: an HTML page's
+/// title, or the first non-blank line cut to 100 characters, saying that the server does
+/// not look like etcd.
+fn excerpt(body: &str) -> String {
+    const MAX: usize = 100;
+    let cut = |text: &str| -> String {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        match text.char_indices().nth(MAX) {
+            Some((i, _)) => format!("{}...", &text[..i]),
+            None => text,
+        }
+    };
+    let trimmed = body.trim_start();
+    let lower = trimmed
+        .get(..trimmed.len().min(512))
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") || lower.contains("<html")
+    {
+        let title = lower.find("<title>").and_then(|start| {
+            let start = start + "<title>".len();
+            let end = start + lower[start..].find("</title>")?;
+            trimmed.get(start..end)
+        });
+        return match title.map(cut).filter(|t| !t.is_empty()) {
+            Some(title) => format!("an HTML page ({title:?}), not an etcd gateway answer"),
+            None => "an HTML page, not an etcd gateway answer".to_string(),
+        };
+    }
+    let line = trimmed.lines().next().unwrap_or("");
+    if line.is_empty() {
+        "(empty body; not an etcd gateway answer)".to_string()
+    } else {
+        format!("{:?} (not an etcd gateway answer)", cut(line))
+    }
 }
 
 /// An error and its sources, as one line: `a: b: c` (a source whose text the previous one
@@ -245,6 +284,39 @@ fn is_unknown_outcome_status(status: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_bodies_are_shown_short() {
+        let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <title>Error \
+                    response</title>\n    </head>\n    <body>\n<h1>Error response</h1>\n</body>\n</html>\n";
+        let e = Error::Http {
+            endpoint: "http://127.0.0.1:8000".into(),
+            status: 501,
+            body: page.into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "HTTP 501 from http://127.0.0.1:8000: an HTML page (\"Error response\"), \
+             not an etcd gateway answer"
+        );
+        assert_eq!(
+            excerpt("<html><body>nothing</body></html>"),
+            "an HTML page, not an etcd gateway answer"
+        );
+        assert_eq!(
+            excerpt("404 page not found\nmore"),
+            "\"404 page not found\" (not an etcd gateway answer)"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(
+            excerpt(&long),
+            format!(
+                "{:?} (not an etcd gateway answer)",
+                format!("{}...", "x".repeat(100))
+            )
+        );
+        assert_eq!(excerpt(""), "(empty body; not an etcd gateway answer)");
+    }
 
     #[test]
     fn classification() {

@@ -26,6 +26,58 @@ async fn status_of_the_member() {
 }
 
 #[tokio::test]
+async fn status_displays_as_one_line() {
+    let (etcd, client, _p) = setup!("status_display");
+    let status = client.status().await.unwrap();
+    let line = status.to_string();
+    let expected = format!(
+        "member {:x} (leader): etcd {}, raft term {}, ",
+        status.member_id(),
+        etcd.version(),
+        status.raft_term()
+    );
+    assert!(line.starts_with(&expected), "{line}");
+    assert!(
+        line.contains(&format!("db {} bytes", status.db_size())),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn leader_endpoint_in_one_call() {
+    let (etcd, client, _p) = setup!("leader_endpoint");
+    assert_eq!(
+        client.leader_endpoint().await.unwrap(),
+        Some(etcd.endpoint(0))
+    );
+}
+
+#[tokio::test]
+async fn leader_endpoint_from_any_member_of_three() {
+    let Some(etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let client = crate::builder()
+            .endpoint(etcd.endpoint(i))
+            .connect()
+            .await
+            .unwrap();
+        seen.push(client.leader_endpoint().await.unwrap().expect("a leader"));
+    }
+    assert!(seen.iter().all(|url| *url == seen[0]), "{seen:?}");
+    assert!(etcd.endpoints().contains(&seen[0]), "{seen:?}");
+    let leader = crate::builder()
+        .endpoint(seen[0].clone())
+        .connect()
+        .await
+        .unwrap();
+    assert!(leader.status().await.unwrap().is_leader());
+}
+
+#[tokio::test]
 async fn member_list() {
     let (etcd, client, _p) = setup!("member_list");
     let members = client.member_list().await.unwrap();

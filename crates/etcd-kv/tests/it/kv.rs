@@ -337,3 +337,47 @@ async fn ignore_value_with_a_value_and_ignore_lease_with_a_lease_are_refused() {
     assert_eq!((kv.value(), kv.lease(), kv.version()), (&b"v"[..], 0, 1));
     revoke_lease(&client, lease).await;
 }
+
+#[tokio::test]
+async fn connect_takes_host_and_port_without_a_scheme() {
+    let Some(etcd) = xtask::testing::shared_etcd() else {
+        return;
+    };
+    let p = xtask::testing::unique_prefix("no_scheme");
+    let endpoint = etcd.endpoint(0);
+    let bare = endpoint
+        .strip_prefix("http://")
+        .expect("test servers listen on http");
+    let client = etcd_kv::Client::connect(bare)
+        .await
+        .expect("host:port means http://host:port");
+    client.put(format!("{p}k"), "v").await.unwrap();
+    let kv = client.get(format!("{p}k")).await.unwrap().expect("the key");
+    assert_eq!(kv.value(), b"v");
+}
+
+#[tokio::test]
+async fn get_prefix_returns_every_key_under_it_across_pages() {
+    let (_etcd, client, p) = setup!("get_prefix");
+    // More than one page (DEFAULT_PAGE_SIZE), and a neighbour outside the prefix.
+    let n = etcd_kv::DEFAULT_PAGE_SIZE as usize + 5;
+    let ops: Vec<etcd_kv::TxnOp> = (0..n)
+        .map(|i| etcd_kv::TxnOp::put(format!("{p}in/{i:05}"), i.to_string()))
+        .collect();
+    for chunk in ops.chunks(100) {
+        client.txn().and_then(chunk.to_vec()).await.unwrap();
+    }
+    client.put(format!("{p}io"), "outside").await.unwrap();
+    let kvs = client.get_prefix(format!("{p}in/")).await.unwrap();
+    assert_eq!(kvs.len(), n);
+    for (i, kv) in kvs.iter().enumerate() {
+        assert_eq!(kv.key_str().unwrap(), format!("{p}in/{i:05}"));
+        assert_eq!(kv.value_str().unwrap(), i.to_string());
+    }
+    assert_eq!(kvs[0].to_string(), format!("{p}in/00000 = 0"));
+    assert!(client
+        .get_prefix(format!("{p}none/"))
+        .await
+        .unwrap()
+        .is_empty());
+}

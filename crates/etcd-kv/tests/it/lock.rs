@@ -76,15 +76,102 @@ async fn key_layout_fencing_release_drop_and_with_lock() {
     drop(guard);
     wait_contenders(&client, &name, 0, Duration::from_secs(2)).await;
 
-    // with_lock runs the work under the lock and releases it.
+    // with_lock runs the work under the lock and releases it; `?` works inside and the
+    // outcome is one Result.
     let inside = client
         .with_lock(&name, async {
-            contenders(&client, &name).await // our own key, nothing else
+            client.put(format!("{p}under-lock"), "1").await?;
+            Ok(contenders(&client, &name).await) // our own key, nothing else
         })
         .await
         .unwrap();
     assert_eq!(inside, 1);
     assert_eq!(contenders(&client, &name).await, 0);
+    let failed = client
+        .with_lock(&name, async {
+            client.put("", "an empty key is refused").await?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, Error::InvalidInput { .. }), "{failed:?}");
+    wait_contenders(&client, &name, 0, Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_hold_lock_is_freed_in_time_even_if_the_holder_hangs() {
+    let (_etcd, client, p) = setup!("lock_max_hold");
+    let name = format!("{p}mutex");
+    let hold = Duration::from_secs(2);
+    // Waiting is not counted: the holder waits 1.5 s for the lock first.
+    let first = client.lock(&name).await.unwrap();
+    let taking = tokio::spawn({
+        let (client, name) = (client.clone(), name.clone());
+        async move { client.lock(&name).max_hold(hold).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.release().await.unwrap();
+    let guard = taking.await.unwrap().unwrap();
+    let taken = Instant::now();
+    let lost = guard.lost();
+    // The holder hangs: it never releases, never drops its guard.
+    std::mem::forget(guard);
+    let next = client
+        .lock(&name)
+        .timeout(Duration::from_secs(10))
+        .await
+        .expect("freed by etcd");
+    let waited = taken.elapsed();
+    assert!(
+        waited >= hold - Duration::from_millis(300) && waited < hold + Duration::from_secs(3),
+        "freed after {waited:?}, for a max hold of {hold:?}"
+    );
+    let reason = tokio::time::timeout(Duration::from_secs(2), lost)
+        .await
+        .expect("the guard learns that the hold time is up");
+    assert_eq!(reason, LeaseLost::Expired);
+    next.release().await.unwrap();
+
+    // run() cancels the work when the hold time is up; release() frees it at once before.
+    let result = client
+        .lock(&name)
+        .max_hold(hold)
+        .run(std::future::pending::<()>())
+        .await;
+    assert!(matches!(result, Err(Error::SessionLost(_))), "{result:?}");
+    let guard = client.lock(&name).max_hold(hold).await.unwrap();
+    guard.release().await.unwrap();
+    assert_eq!(contenders(&client, &name).await, 0);
+
+    // A max hold and a session of one's own exclude each other.
+    let session = Session::builder(&client).ttl(5).await.unwrap();
+    let err = client
+        .lock(&name)
+        .session(&session)
+        .max_hold(hold)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    session.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_lock_outlives_its_ttl() {
+    let (_etcd, client, p) = setup!("lock_kept_alive");
+    let name = format!("{p}mutex");
+    let guard = client.lock(&name).ttl(2).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        guard.is_owner().await.unwrap(),
+        "still held after twice its TTL"
+    );
+    let err = client
+        .lock(&name)
+        .timeout(Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err:?}");
+    guard.release().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

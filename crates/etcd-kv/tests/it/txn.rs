@@ -530,3 +530,28 @@ async fn a_txn_over_the_request_size_limit_fails_typed_and_changes_nothing() {
     assert!(kvs.iter().all(|kv| kv.value() == big.as_ref()));
     assert_eq!(keys(&kvs), [key(&p, "ok/0"), key(&p, "ok/1")]);
 }
+
+#[tokio::test]
+async fn the_values_a_txn_read_in_one_call() {
+    let (_etcd, client, p) = setup!("txn_values");
+    client.put(key(&p, "a"), "1").await.unwrap();
+    client.put(key(&p, "r/1"), "x").await.unwrap();
+    client.put(key(&p, "r/2"), "y").await.unwrap();
+    let answer = client
+        .txn()
+        .and_then([
+            TxnOp::get(key(&p, "a")),
+            TxnOp::put(key(&p, "b"), "2"),
+            TxnOp::get(key(&p, "missing")),
+            TxnOp::get_prefix(key(&p, "r/")),
+            TxnOp::delete(key(&p, "a")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.values(),
+        [Some(&b"1"[..]), None, None, Some(&b"x"[..]), None]
+    );
+    let read: Vec<&[u8]> = answer.kvs().map(|kv| kv.value()).collect();
+    assert_eq!(read, [&b"1"[..], b"x", b"y"]);
+}

@@ -455,3 +455,76 @@ async fn too_large_transactions_fail_before_sending() {
     assert_eq!(txn.commit().await.unwrap().ops(), 128);
     assert_eq!(t.count(&db.begin_read()).await.unwrap(), 128);
 }
+
+/// A `tracing` subscriber that keeps the messages of warning events.
+#[derive(Default)]
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut text = String::new();
+            event.record(&mut Message(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn a_write_transaction_dropped_with_writes_warns_and_writes_nothing() {
+    let db = setup!("dropped_write");
+    let t: MapStringString = Table::new(1, "t");
+    let warnings = Arc::new(Warnings::default());
+    let dispatch = tracing::Dispatch::from(warnings.clone());
+
+    let txn = db.begin_write();
+    t.put(&txn, &s("a"), &s("1")).await.unwrap();
+    tracing::dispatcher::with_default(&dispatch, || drop(txn));
+    assert_eq!(t.get(&db.begin_read(), &s("a")).await.unwrap(), None);
+    {
+        let seen = warnings.0.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].contains("a WriteTxn with 1 pending writes was dropped without commit()"),
+            "{seen:?}"
+        );
+    }
+
+    // Committed, aborted, or without writes: no warning.
+    tracing::dispatcher::with_default(&dispatch, || {
+        drop(db.begin_write());
+        let txn = db.begin_write();
+        txn.abort();
+    });
+    let txn = db.begin_write();
+    t.put(&txn, &s("a"), &s("2")).await.unwrap();
+    let committed = txn.commit();
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    committed.await.unwrap();
+    db.transact(|txn| {
+        let t = &t;
+        async move { t.put(&txn, &s("b"), &s("3")).await }
+    })
+    .await
+    .unwrap();
+    assert_eq!(warnings.0.lock().unwrap().len(), 1);
+    assert_eq!(all(&db, &t).await, pairs(&[("a", "2"), ("b", "3")]));
+}

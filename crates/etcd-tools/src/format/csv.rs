@@ -1,12 +1,17 @@
-//! The CSV format: RFC 4180, header `key,value`, one record per key-value.
+//! The CSV format: RFC 4180, one record `key,value` per key-value, as txaioetcd writes it.
+//!
+//! No header record unless asked for (`--csv-header`: the first record is `key,value`).
+//! The key cell holds the key per `-k`; the value cell holds, with `-v utf8`, the text
+//! itself, and otherwise the value JSON-encoded compactly: the JSON document with `-v json`,
+//! a JSON string of base64 with `-v binary` (a bare base64 cell is read too).
 //!
 //! Fields are quoted (with `"` doubled inside) only when they contain a comma, a quote,
 //! CR or LF; lines end with CRLF. Reading accepts CRLF or LF line ends and quoted or bare
-//! fields, and requires the header and exactly two fields per record.
+//! fields, and requires exactly two fields per record.
 
 use super::{write_error, Encoding, RecordWriter};
 use crate::error::{Error, Result};
-use crate::record::{display_key, Encoded, Record};
+use crate::record::{display_key, Encoded, Record, ValueType};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, Read, Write};
@@ -30,7 +35,7 @@ impl<W: Write> CsvWriter<W> {
         CsvWriter {
             out,
             encoding,
-            header_written: false,
+            header_written: !encoding.csv_header,
         }
     }
 
@@ -56,9 +61,13 @@ impl<W: Write> RecordWriter for CsvWriter<W> {
     fn write(&mut self, record: &Record) -> Result<()> {
         self.header()?;
         let (key, value) = self.encoding.encode(record)?;
-        let value = match &value {
-            Encoded::Json(raw) => *raw,
-            Encoded::Text(text) => text.as_ref(),
+        let value = match value {
+            Encoded::Json(raw) => raw,
+            // base64 in a JSON string, as txaioetcd writes binary values.
+            Encoded::Text(text) if self.encoding.value_type == ValueType::Binary => {
+                std::borrow::Cow::Owned(format!("\"{text}\""))
+            }
+            Encoded::Text(text) => text,
         };
         self.out
             .write_record([key.as_bytes(), value.as_bytes()])
@@ -131,10 +140,15 @@ impl<R: Read> Read for Tracked<R> {
 /// Reads the CSV format record by record.
 pub(crate) fn read<R: BufRead>(
     encoding: Encoding,
-    input: R,
+    mut input: R,
     file: &str,
     sink: &mut dyn FnMut(Record, u64) -> Result<()>,
 ) -> Result<()> {
+    let hint = super::format_hint(encoding.format, file, &super::head(&mut input, file)?);
+    let with_hint = |e: Error| match &e {
+        Error::Input { line: 1, .. } => super::with_hint(e, hint),
+        _ => e,
+    };
     // The csv crate does not count the blank lines it skips: count lines ourselves.
     let newlines = Rc::new(RefCell::new(Newlines::default()));
     let tracked = Tracked {
@@ -147,7 +161,8 @@ pub(crate) fn read<R: BufRead>(
         .flexible(true)
         .from_reader(tracked);
     let mut record = csv::ByteRecord::new();
-    let mut header = true;
+    let mut header = encoding.csv_header;
+    let mut first = true;
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|e| {
             let line = e.position().map_or(0, |p| line_at(p.byte()));
@@ -160,6 +175,9 @@ pub(crate) fn read<R: BufRead>(
             break;
         }
         let line = record.position().map_or(0, |p| line_at(p.byte()));
+        let looks_like_header =
+            first && record.len() == 2 && &record[0] == b"key" && &record[1] == b"value";
+        first = false;
         if header {
             header = false;
             if record.len() != 2 || &record[0] != b"key" || &record[1] != b"value" {
@@ -168,7 +186,7 @@ pub(crate) fn read<R: BufRead>(
                     file,
                     line,
                     format!(
-                        "the header must be `key,value`, found `{}`",
+                        "the header must be `key,value` (--csv-header), found `{}`",
                         found.join(",")
                     ),
                 ));
@@ -176,11 +194,11 @@ pub(crate) fn read<R: BufRead>(
             continue;
         }
         if record.len() != 2 {
-            return Err(Error::input(
+            return Err(with_hint(Error::input(
                 file,
                 line,
                 format!("expected 2 fields (key,value), found {}", record.len()),
-            ));
+            )));
         }
         let text = |i: usize, what: &str| {
             std::str::from_utf8(&record[i]).map_err(|e| {
@@ -197,21 +215,26 @@ pub(crate) fn read<R: BufRead>(
         let key_text = text(0, "key")?;
         let value_text = text(1, "value")?;
         let key = encoding.key_type.decode(key_text).map_err(|reason| {
-            Error::input(
+            with_hint(Error::input(
                 file,
                 line,
                 format!("key {}: {reason}", display_key(key_text.as_bytes())),
-            )
+            ))
         })?;
         let value = encoding
             .value_type
-            .decode_text(value_text)
+            .decode_cell(value_text)
             .map_err(|reason| {
-                Error::input(
+                let hint = if looks_like_header {
+                    "; this looks like a header record: pass --csv-header"
+                } else {
+                    ""
+                };
+                with_hint(Error::input(
                     file,
                     line,
-                    format!("key {}: {reason}", display_key(key_text.as_bytes())),
-                )
+                    format!("key {}: {reason}{hint}", display_key(key_text.as_bytes())),
+                ))
             })?;
         sink(Record::new(key, value), line)?;
     }
@@ -219,7 +242,7 @@ pub(crate) fn read<R: BufRead>(
         return Err(Error::input(
             file,
             1,
-            "the file is empty; a CSV dump starts with the header `key,value`",
+            "the file is empty, but --csv-header expects the header `key,value`",
         ));
     }
     Ok(())
@@ -229,90 +252,139 @@ pub(crate) fn read<R: BufRead>(
 mod tests {
     use super::*;
     use crate::format::Format;
-    use crate::record::{KeyType, ValueType};
+    use crate::record::KeyType;
 
     fn enc(v: ValueType) -> Encoding {
         Encoding::new(Format::Csv, KeyType::Utf8, v)
     }
 
-    fn read_str(v: ValueType, text: &str) -> Result<Vec<(Record, u64)>> {
+    fn read_enc(e: Encoding, text: &str) -> Result<Vec<(Record, u64)>> {
         let mut got = Vec::new();
-        read(enc(v), text.as_bytes(), "d.csv", &mut |r, l| {
+        read(e, text.as_bytes(), "d.csv", &mut |r, l| {
             got.push((r, l));
             Ok(())
         })?;
         Ok(got)
     }
 
-    #[test]
-    fn rfc4180_quoting() {
+    fn read_str(v: ValueType, text: &str) -> Result<Vec<(Record, u64)>> {
+        read_enc(enc(v), text)
+    }
+
+    fn write_str(e: Encoding, records: &[Record]) -> String {
         let mut out = Vec::new();
-        let mut w: Box<dyn RecordWriter> = Box::new(CsvWriter::new(&mut out, enc(ValueType::Utf8)));
-        w.write(&Record::new("a", "plain")).unwrap();
-        w.write(&Record::new("b,c", "say \"hi\"\nbye")).unwrap();
-        w.write(&Record::new("d", "")).unwrap();
+        let mut w: Box<dyn RecordWriter> = Box::new(CsvWriter::new(&mut out, e));
+        for r in records {
+            w.write(r).unwrap();
+        }
         w.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rfc4180_quoting_without_header() {
+        let records = [
+            Record::new("a", "plain"),
+            Record::new("b,c", "say \"hi\"\nbye"),
+            Record::new("d", ""),
+        ];
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "key,value\r\na,plain\r\n\"b,c\",\"say \"\"hi\"\"\nbye\"\r\nd,\r\n"
+            write_str(enc(ValueType::Utf8), &records),
+            "a,plain\r\n\"b,c\",\"say \"\"hi\"\"\nbye\"\r\nd,\r\n"
         );
-        let mut out = Vec::new();
-        Box::new(CsvWriter::new(&mut out, enc(ValueType::Utf8)))
-            .finish()
-            .unwrap();
-        assert_eq!(out, b"key,value\r\n");
+        assert_eq!(write_str(enc(ValueType::Utf8), &[]), "");
+        assert_eq!(
+            write_str(enc(ValueType::Utf8).with_csv_header(true), &records[..1]),
+            "key,value\r\na,plain\r\n"
+        );
+        assert_eq!(
+            write_str(enc(ValueType::Utf8).with_csv_header(true), &[]),
+            "key,value\r\n"
+        );
+    }
+
+    #[test]
+    fn cells_are_compact_json_except_utf8() {
+        // What txaioetcd writes: json.dumps(value, separators=(',', ':')).
+        let records = [
+            Record::new("j", "{\"a\": [1, \"x y\"]}"),
+            Record::new("s", "\"text\""),
+        ];
+        assert_eq!(
+            write_str(enc(ValueType::Json), &records),
+            "j,\"{\"\"a\"\":[1,\"\"x y\"\"]}\"\r\ns,\"\"\"text\"\"\"\r\n"
+        );
+        let binary = [Record::new("b", &b"\x00\x01"[..])];
+        assert_eq!(
+            write_str(enc(ValueType::Binary), &binary),
+            "b,\"\"\"AAE=\"\"\"\r\n"
+        );
+        let back = read_str(ValueType::Binary, "b,\"\"\"AAE=\"\"\"\r\n").unwrap();
+        assert_eq!(back, vec![(binary[0].clone(), 1)]);
+        // Bare base64, as this tool wrote it before.
+        let back = read_str(ValueType::Binary, "b,AAE=\n").unwrap();
+        assert_eq!(back, vec![(binary[0].clone(), 1)]);
+        // JSON cells are stored compact.
+        let back = read_str(ValueType::Json, "j,\"{ \"\"a\"\" : 1 }\"\n").unwrap();
+        assert_eq!(back, vec![(Record::new("j", "{\"a\":1}"), 1)]);
     }
 
     #[test]
     fn reads_records_with_lines() {
-        let got = read_str(ValueType::Utf8, "key,value\na,1\n\"b\nc\",2\n\r\n\nd,\n").unwrap();
+        let got = read_str(ValueType::Utf8, "a,1\n\"b\nc\",2\n\r\n\nd,\n").unwrap();
         assert_eq!(
             got,
             vec![
-                (Record::new("a", "1"), 2),
-                (Record::new("b\nc", "2"), 3),
-                (Record::new("d", ""), 7)
+                (Record::new("a", "1"), 1),
+                (Record::new("b\nc", "2"), 2),
+                (Record::new("d", ""), 6)
             ]
         );
-        assert!(read_str(ValueType::Utf8, "key,value\r\n")
-            .unwrap()
-            .is_empty());
+        assert!(read_str(ValueType::Utf8, "").unwrap().is_empty());
+        let with_header = enc(ValueType::Utf8).with_csv_header(true);
+        let got = read_enc(with_header, "key,value\na,1\n").unwrap();
+        assert_eq!(got, vec![(Record::new("a", "1"), 2)]);
+        assert!(read_enc(with_header, "key,value\r\n").unwrap().is_empty());
+        // Without --csv-header, a first record `key,value` is data for -v utf8.
+        let got = read_str(ValueType::Utf8, "key,value\n").unwrap();
+        assert_eq!(got, vec![(Record::new("key", "value"), 1)]);
     }
 
     #[test]
     fn wrong_columns_are_rejected() {
-        let e = read_str(ValueType::Utf8, "k,v\na,1\n").unwrap_err();
+        let with_header = enc(ValueType::Utf8).with_csv_header(true);
+        let e = read_enc(with_header, "k,v\na,1\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "d.csv:1: the header must be `key,value`, found `k,v`"
+            "d.csv:1: the header must be `key,value` (--csv-header), found `k,v`"
         );
-        let e = read_str(ValueType::Utf8, "key,value\na,1\nb,2,3\n").unwrap_err();
+        let e = read_str(ValueType::Utf8, "a,1\nb,2,3\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "d.csv:3: expected 2 fields (key,value), found 3"
+            "d.csv:2: expected 2 fields (key,value), found 3"
         );
-        let e = read_str(ValueType::Utf8, "key,value\n\n\nb,1\r\n\r\nc\r\n").unwrap_err();
+        let e = read_str(ValueType::Utf8, "a,1\n\n\nb,1\r\n\r\nc\r\n").unwrap_err();
         assert_eq!(
             e.to_string(),
             "d.csv:6: expected 2 fields (key,value), found 1"
         );
-        let e = read_str(ValueType::Utf8, "key,value\nb\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "d.csv:2: expected 2 fields (key,value), found 1"
-        );
-        let e = read_str(ValueType::Json, "key,value\na,{\n").unwrap_err();
+        let e = read_str(ValueType::Json, "a,{\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("d.csv:2: key \"a\": the value is not JSON"),
+                .starts_with("d.csv:1: key \"a\": the value is not JSON"),
             "{e}"
         );
-        let e = read_str(ValueType::Utf8, "").unwrap_err();
+        let e = read_enc(with_header, "").unwrap_err();
         assert!(
             e.to_string().starts_with("d.csv:1: the file is empty"),
             "{e}"
         );
-        let e = read_str(ValueType::Utf8, "key,value\n,1\n").unwrap_err();
+        let e = read_str(ValueType::Utf8, ",1\n").unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
+        // A header given without --csv-header: the way out is named.
+        for v in [ValueType::Json, ValueType::Binary] {
+            let e = read_str(v, "key,value\na,1\n").unwrap_err();
+            assert!(e.to_string().ends_with("pass --csv-header"), "{e}");
+        }
     }
 }

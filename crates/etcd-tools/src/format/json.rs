@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! {
-//!   "config/a": {"port": 80},
+//!   "config/a": {"port":80},
 //!   "config/b": "text"
 //! }
 //! ```
@@ -99,6 +99,11 @@ type EntrySink<'s> = dyn FnMut(String, &RawValue) -> Result<()> + 's;
 struct Entries<'s, 'f> {
     sink: &'s mut EntrySink<'f>,
     failed: &'s mut Option<Error>,
+    /// The member being read: its key and the line the key is on.
+    current: &'s mut Option<(String, u64)>,
+    /// The last member read: its key, and the lines of its key and of its value's end.
+    last: &'s mut Option<(String, u64, u64)>,
+    newlines: Rc<Cell<u64>>,
 }
 
 impl<'de> Visitor<'de> for Entries<'_, '_> {
@@ -110,7 +115,11 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
+            *self.current = Some((key.clone(), self.newlines.get() + 1));
             let value: Box<RawValue> = map.next_value()?;
+            if let Some((key, line)) = self.current.take() {
+                *self.last = Some((key, line, self.newlines.get() + 1));
+            }
             if let Err(e) = (self.sink)(key, &value) {
                 *self.failed = Some(e);
                 return Err(A::Error::custom("stopped"));
@@ -131,10 +140,11 @@ impl<'de> DeserializeSeed<'de> for Entries<'_, '_> {
 /// Reads the JSON object format entry by entry.
 pub(crate) fn read<R: BufRead>(
     encoding: Encoding,
-    input: R,
+    mut input: R,
     file: &str,
     sink: &mut dyn FnMut(Record, u64) -> Result<()>,
 ) -> Result<()> {
+    let head = super::head(&mut input, file)?;
     let newlines = Rc::new(Cell::new(0));
     let last = Rc::new(Cell::new(0));
     let reader = LineCount {
@@ -144,6 +154,8 @@ pub(crate) fn read<R: BufRead>(
     };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut failed = None;
+    let mut current = None;
+    let mut last_member = None;
     let mut entry = |key: String, raw: &RawValue| -> Result<()> {
         // serde_json reads one byte past a number to find its end: a newline read that
         // way belongs to the next line.
@@ -172,13 +184,46 @@ pub(crate) fn read<R: BufRead>(
     let result = Entries {
         sink: &mut entry,
         failed: &mut failed,
+        current: &mut current,
+        last: &mut last_member,
+        newlines: newlines.clone(),
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
     if let Some(e) = failed {
         return Err(e);
     }
-    result.map_err(|e| json_error(file, 0, &e))
+    result.map_err(|e| {
+        if let (true, None, Some((key, start, end))) = (e.is_eof(), &current, &last_member) {
+            if start < end {
+                // The object never closes: most likely the last value swallowed its `}`.
+                return Error::input(
+                    file,
+                    *start,
+                    format!(
+                        "the file ends before the object's closing `}}`; the value of key {} \
+                         runs from here to line {end}: is a `]` or `}}` missing in it?",
+                        display_key(key.as_bytes())
+                    ),
+                );
+            }
+        }
+        if let (true, Some((key, line))) = (e.is_eof(), current) {
+            // The end of the file is not where the mistake is: the value that never ends
+            // is.
+            return Error::input(
+                file,
+                line,
+                format!(
+                    "the value of key {} starts here and is not closed before the end of \
+                     the file (a missing `]`, `}}` or `\"`?)",
+                    display_key(key.as_bytes())
+                ),
+            );
+        }
+        let hint = super::format_hint(encoding.format, file, &head);
+        super::with_hint(json_error(file, 0, &e), hint)
+    })
 }
 
 #[cfg(test)]
@@ -210,7 +255,7 @@ mod tests {
         w.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\n  \"a\": 1,\n  \"b\\n\": {\"x\": [true]}\n}\n"
+            "{\n  \"a\": 1,\n  \"b\\n\": {\"x\":[true]}\n}\n"
         );
         let mut out = Vec::new();
         Box::new(JsonWriter::new(&mut out, enc(ValueType::Json)))
@@ -230,7 +275,7 @@ mod tests {
             got,
             vec![
                 (Record::new("a", "1"), 2),
-                (Record::new("b", "{\"x\" : 2}"), 3)
+                (Record::new("b", "{\"x\":2}"), 3)
             ]
         );
         assert!(read_str(enc(ValueType::Json), "{}").unwrap().is_empty());
@@ -261,5 +306,36 @@ mod tests {
         assert!(e.to_string().contains("trailing characters"), "{e}");
         let e = read_str(enc(ValueType::Json), "").unwrap_err();
         assert!(e.to_string().starts_with("dump.json:1: EOF"), "{e}");
+    }
+
+    #[test]
+    fn errors_point_at_the_mistake_not_the_end() {
+        // A value never closed: the line of its key, not of the end of the file.
+        let text = "{\n  \"z\": 0,\n  \"a\": [1,\n  2,\n  3\n\n";
+        let e = read_str(enc(ValueType::Json), text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dump.json:3: the value of key \"a\" starts here and is not closed before the end \
+             of the file (a missing `]`, `}` or `\"`?)"
+        );
+        // A value that swallowed the object's `}`: the line where it starts.
+        let text = "{\n  \"a\": {\"x\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n";
+        let e = read_str(enc(ValueType::Json), text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dump.json:2: the file ends before the object's closing `}`; the value of key \"a\" \
+             runs from here to line 5: is a `]` or `}` missing in it?"
+        );
+        // A string running past its line: the line it is on.
+        let text = "{\n  \"a\": \"x\n  \"b\": 2\n}\n";
+        let e = read_str(enc(ValueType::Json), text).unwrap_err();
+        assert!(
+            e.to_string().starts_with("dump.json:2: control character"),
+            "{e}"
+        );
+        // A missing comma: the line of the next member.
+        let text = "{\n  \"a\": 1\n  \"b\": 2,\n  \"c\": 3\n}\n";
+        let e = read_str(enc(ValueType::Json), text).unwrap_err();
+        assert_eq!(e.to_string(), "dump.json:3: expected `,` or `}` (column 3)");
     }
 }

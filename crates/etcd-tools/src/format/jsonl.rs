@@ -2,7 +2,7 @@
 //! with etcd's metadata; streamable both ways.
 //!
 //! ```text
-//! {"key":"config/a","value":{"port": 80}}
+//! {"key":"config/a","value":{"port":80}}
 //! {"key":"config/b","value":"text","create_revision":4,"mod_revision":9,"version":2,"lease":0}
 //! ```
 
@@ -89,6 +89,7 @@ pub(crate) fn read<R: BufRead>(
     file: &str,
     sink: &mut dyn FnMut(Record, u64) -> Result<()>,
 ) -> Result<()> {
+    let head = super::head(&mut input, file)?;
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
@@ -107,8 +108,10 @@ pub(crate) fn read<R: BufRead>(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed: Line<'_> =
-            serde_json::from_slice(text).map_err(|e| json_error(file, line - 1, &e))?;
+        let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| {
+            let hint = super::format_hint(encoding.format, file, &head);
+            super::with_hint(json_error(file, line - 1, &e), hint)
+        })?;
         let key = encoding.key_type.decode(&parsed.key).map_err(|reason| {
             Error::input(
                 file,
@@ -160,7 +163,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (Record::new("a", "[1, 2]"), 1),
+                (Record::new("a", "[1,2]"), 1),
                 (Record::new("b", "null"), 3)
             ]
         );

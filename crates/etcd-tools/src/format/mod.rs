@@ -17,7 +17,7 @@ pub enum Format {
     /// One JSON object mapping each key to its value, in key order.
     #[default]
     Json,
-    /// RFC 4180 CSV with the header `key,value`.
+    /// RFC 4180 CSV, one `key,value` record per key (a header only with `--csv-header`).
     Csv,
     /// JSON lines: one object `{"key":...,"value":...}` per line.
     Jsonl,
@@ -54,6 +54,9 @@ pub struct Encoding {
     pub key_type: KeyType,
     /// How values are written.
     pub value_type: ValueType,
+    /// CSV only: the file starts with the header record `key,value` (txaioetcd's files
+    /// have none).
+    pub csv_header: bool,
 }
 
 impl Encoding {
@@ -63,7 +66,14 @@ impl Encoding {
             format,
             key_type,
             value_type,
+            csv_header: false,
         }
+    }
+
+    /// The same encoding, with (for CSV) or without the header record `key,value`.
+    pub fn with_csv_header(mut self, header: bool) -> Encoding {
+        self.csv_header = header;
+        self
     }
 
     /// Encodes a record's key and value.
@@ -76,10 +86,7 @@ impl Encoding {
             reason,
         };
         let key = self.key_type.encode(&record.key).map_err(fail)?;
-        let value = self
-            .value_type
-            .encode(&record.value, self.format)
-            .map_err(fail)?;
+        let value = self.value_type.encode(&record.value).map_err(fail)?;
         Ok((key, value))
     }
 }
@@ -121,12 +128,66 @@ pub(crate) fn json_error(file: &str, line_offset: u64, e: &serde_json::Error) ->
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     let reason = text.strip_suffix(&position).unwrap_or(&text);
-    let line = line_offset + e.line().max(1) as u64;
+    // Column 0 is the newline that ends the line before (a string running past its line).
+    let line = e.line().max(1) - usize::from(e.column() == 0 && e.line() > 1);
+    let line = line_offset + line as u64;
     if e.column() > 0 {
         Error::input(file, line, format!("{reason} (column {})", e.column()))
     } else {
         Error::input(file, line, reason.to_string())
     }
+}
+
+/// How much of a file's start [`format_hint`] looks at.
+pub(crate) const HEAD: usize = 4096;
+
+/// A hint for a file whose start (`head`) suggests another format than `format`: the
+/// way out, appended to the reason of an error on its first records.
+pub(crate) fn format_hint(format: Format, file: &str, head: &[u8]) -> Option<&'static str> {
+    let start = head
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(head)
+        .trim_ascii_start();
+    let first_line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let csv_named = file.to_ascii_lowercase().ends_with(".csv");
+    match format {
+        Format::Json | Format::Jsonl if !start.starts_with(b"{") => {
+            (csv_named || first_line.contains(&b',')).then_some("this looks like CSV: use -f csv")
+        }
+        Format::Json => {
+            let two_objects = start.starts_with(b"{\"key\"")
+                && first_line.trim_ascii_end().ends_with(b"}")
+                && start[first_line.len()..]
+                    .trim_ascii_start()
+                    .starts_with(b"{");
+            two_objects.then_some("this looks like JSON lines: use -f jsonl")
+        }
+        Format::Jsonl => (first_line.trim_ascii_end() == b"{")
+            .then_some("this looks like one JSON object: use -f json"),
+        Format::Csv => start
+            .starts_with(b"{")
+            .then_some("this looks like JSON: use -f json or -f jsonl"),
+    }
+}
+
+/// `error` with `hint` added to its reason, when it is an input error and there is one.
+pub(crate) fn with_hint(error: Error, hint: Option<&str>) -> Error {
+    match (error, hint) {
+        (Error::Input { file, line, reason }, Some(hint)) => Error::Input {
+            file,
+            line,
+            reason: format!("{reason}; {hint}"),
+        },
+        (error, _) => error,
+    }
+}
+
+/// The first [`HEAD`] bytes of `input` (fewer at its end), without consuming them.
+pub(crate) fn head<R: BufRead>(input: &mut R, file: &str) -> Result<Vec<u8>> {
+    let buf = input
+        .fill_buf()
+        .map_err(|e| Error::io(format!("cannot read {file}"), e))?;
+    Ok(buf[..buf.len().min(HEAD)].to_vec())
 }
 
 pub(crate) fn write_error(e: std::io::Error) -> Error {
@@ -176,9 +237,6 @@ mod tests {
                 for value_type in [ValueType::Json, ValueType::Utf8, ValueType::Binary] {
                     let encoding = Encoding::new(format, key_type, value_type);
                     let mut data = records();
-                    if format == Format::Jsonl && value_type == ValueType::Json {
-                        data[1].value = "[1, 2]".into();
-                    }
                     if key_type == KeyType::Binary && value_type == ValueType::Binary {
                         data.extend(binary.clone());
                     }
@@ -189,6 +247,13 @@ mod tests {
                         .into_iter()
                         .map(|(r, _)| r)
                         .collect();
+                    if value_type == ValueType::Json {
+                        // JSON documents come back without insignificant whitespace.
+                        for r in &mut data {
+                            let text = std::str::from_utf8(&r.value).unwrap();
+                            r.value = crate::record::compact_json(text).into_owned().into();
+                        }
+                    }
                     assert_eq!(back, data, "{encoding:?}");
                 }
             }
@@ -213,6 +278,44 @@ mod tests {
             let err = write_all(e, &[Record::new("k", "plain")], false).unwrap_err();
             assert!(err.to_string().contains("not JSON"), "{err}");
         }
+    }
+
+    #[test]
+    fn files_of_another_format_get_a_hint() {
+        let json = Encoding::new(Format::Json, KeyType::Utf8, ValueType::Json);
+        let jsonl = Encoding::new(Format::Jsonl, KeyType::Utf8, ValueType::Json);
+        let csv = Encoding::new(Format::Csv, KeyType::Utf8, ValueType::Json);
+        let csv_text = b"a,1\r\nb,2\r\n";
+        let e = read_all(json, csv_text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("f:1: ") && e.ends_with("; this looks like CSV: use -f csv"),
+            "{e}"
+        );
+        let e = read_all(jsonl, csv_text).unwrap_err().to_string();
+        assert!(e.ends_with("; this looks like CSV: use -f csv"), "{e}");
+        let lines = b"{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":2}\n";
+        let e = read_all(json, lines).unwrap_err().to_string();
+        assert!(
+            e.ends_with("; this looks like JSON lines: use -f jsonl"),
+            "{e}"
+        );
+        let e = read_all(csv, lines).unwrap_err().to_string();
+        assert!(
+            e.ends_with("; this looks like JSON: use -f json or -f jsonl"),
+            "{e}"
+        );
+        let e = read_all(jsonl, b"{\n  \"a\": 1\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("; this looks like one JSON object: use -f json"),
+            "{e}"
+        );
+        // A JSON file with a mistake gets no hint.
+        let e = read_all(json, b"{\n  \"a\": 1,\n  \"b\" 2\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("looks like"), "{e}");
     }
 
     #[test]

@@ -53,10 +53,94 @@ fn help_lists_the_seed_flags() {
         "--dry-output",
         "--verbosity",
         "--replace",
+        "--csv-header",
         "<INPUT_FILE>",
     ] {
         assert!(out.stdout_str().contains(flag), "{flag}");
     }
+    // A txaioetcd user learns that its import deleted what ours keeps.
+    let help = out
+        .stdout_str()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("txaioetcd's etcd-import always does this"),
+        "{help}"
+    );
+}
+
+#[test]
+fn bad_numbers_say_what_is_wrong() {
+    let out = run(EXPORT, ["--page-size", "-5"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("invalid value '-5' for '--page-size <N>': -5 is not in 1..=100000"),
+        "{}",
+        out.stderr
+    );
+    let out = run(IMPORT, ["--concurrency", "-1", "f"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("-1 is not in 1..=64"), "{}", out.stderr);
+}
+
+/// A loopback web server that answers every request with 404 and an HTML page, for the
+/// rest of the test process; returns its `host:port`.
+fn html_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let page = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n\
+                    </head>\n<body>\n<h1>Welcome</h1>\n<p>a long page</p>\n</body>\n</html>\n";
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    address
+}
+
+#[test]
+fn a_web_server_that_is_not_etcd_is_named_in_one_line() {
+    let address = html_server();
+    let out = run(EXPORT, ["-a", &address], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("HTTP 404")
+            && out
+                .stderr
+                .contains("an HTML page (\"Welcome to nginx!\"), not an etcd gateway"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("<body>"), "{}", out.stderr);
+}
+
+#[test]
+fn a_csv_file_read_as_json_gets_a_hint() {
+    let Some(etcd) = shared_etcd() else { return };
+    let dir = temp_dir();
+    let file = dir.path().join("dump.csv");
+    std::fs::write(&file, "a,1\r\nb,2\r\n").unwrap();
+    let out = import(etcd, &[p(&file)]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with("; this looks like CSV: use -f csv"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -88,6 +88,29 @@ fn upsert_by_default_and_replace_deletes_what_the_file_lacks() {
         owned(&[("a", "new"), ("b", "same"), ("c", "added"), ("extra", "x")])
     );
 
+    // What txaioetcd's import would have deleted is kept, and counted.
+    let out = import(
+        etcd,
+        &[
+            os(b"-v"),
+            "utf8".into(),
+            "-f".into(),
+            "jsonl".into(),
+            "--prefix".into(),
+            prefix.clone().into(),
+            p(&file),
+        ],
+    )
+    .ok();
+    assert!(
+        out.stdout_str().ends_with(
+            "in 0 transactions: 0 added, 0 changed, 0 deleted, 3 unchanged, 1 kept that the \
+             file lacks (--replace deletes them)\n"
+        ),
+        "{}",
+        out.stdout_str()
+    );
+
     let out = import(
         etcd,
         &[
@@ -171,12 +194,7 @@ fn dry_run_reports_the_diff_and_writes_nothing() {
     let file = write(
         &dir,
         "in.csv",
-        &format!(
-            "key,value\r\n{},1\r\n{},changed\r\n{},new\r\n",
-            k("a"),
-            k("b"),
-            k("c")
-        ),
+        &format!("{},1\r\n{},changed\r\n{},new\r\n", k("a"), k("b"), k("c")),
     );
     let common = |extra: &[&str]| {
         let mut a: Vec<OsString> = ["-v", "utf8", "-f", "csv", "--replace", "--prefix"]
@@ -286,25 +304,25 @@ fn invalid_files_are_rejected_with_line_and_reason_before_any_write() {
         etcd,
         &prefix,
         "columns.csv",
-        &format!("key,value\n{},1\n{},2,3\n", k(1), k(2)),
+        &format!("{},1\n{},2,3\n", k(1), k(2)),
         &["-f", "csv", "-v", "utf8"],
-        "columns.csv:3: expected 2 fields (key,value), found 3",
+        "columns.csv:2: expected 2 fields (key,value), found 3",
     );
     rejected(
         etcd,
         &prefix,
         "header.csv",
         &format!("k,v\n{},1\n", k(1)),
-        &["-f", "csv"],
-        "header.csv:1: the header must be `key,value`, found `k,v`",
+        &["-f", "csv", "--csv-header"],
+        "header.csv:1: the header must be `key,value` (--csv-header), found `k,v`",
     );
     rejected(
         etcd,
         &prefix,
         "json-cell.csv",
-        &format!("key,value\n{},1\n{},{{oops\n", k(1), k(2)),
+        &format!("{},1\n{},{{oops\n", k(1), k(2)),
         &["-f", "csv", "-v", "json"],
-        "json-cell.csv:3: key",
+        "json-cell.csv:2: key",
     );
     rejected(
         etcd,
@@ -364,6 +382,7 @@ fn files_out_of_key_order_are_sorted() {
         &[
             os(b"-f"),
             "csv".into(),
+            "--csv-header".into(),
             "-v".into(),
             "utf8".into(),
             "--replace".into(),

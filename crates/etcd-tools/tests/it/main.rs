@@ -7,6 +7,7 @@ mod import;
 mod matrix;
 mod memory;
 mod roundtrip;
+mod txaioetcd;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

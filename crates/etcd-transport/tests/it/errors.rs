@@ -94,10 +94,12 @@ async fn response_limit_is_enforced() {
 
 #[tokio::test]
 async fn bad_endpoint_urls_are_config_errors() {
-    for bad in ["127.0.0.1:2379", "ftp://x:1", "http://", ""] {
+    for bad in ["ftp://x:1", "http://", "", "127.0.0.1:2379?q=1"] {
         let err = Transport::new(bad).unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
     }
+    // A bare host:port is not an error: it means http://host:port.
+    assert!(Transport::new("127.0.0.1:2379").is_ok());
     assert!(matches!(
         Transport::builder().build(),
         Err(Error::Config(_))
