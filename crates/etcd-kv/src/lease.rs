@@ -286,6 +286,7 @@ impl Client {
     }
 
     /// Refreshes a lease once; returns its new TTL in seconds.
+    #[doc(alias = "refresh")]
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
         let answer: wire::LeaseKeepAliveResponse = self
             .inner
