@@ -461,17 +461,20 @@ impl Transport {
         }
     }
 
-    /// Asks every endpoint whose API prefix is unknown for its version at once and makes
-    /// the first that answers the preferred one; returns when one has, all have failed, or
-    /// the deadline (or the request timeout) has passed. The other answers are kept as they
-    /// come, by tasks of their own.
+    /// Asks every endpoint for its version at once (its API prefix, when unknown) and makes
+    /// the first in configured order among those that answer within a short grace of the
+    /// first answer the preferred one; returns when one is chosen, all have failed, or the
+    /// deadline (or the request timeout) has passed. Slower answers are still kept (the
+    /// prefix), by tasks of their own.
     async fn find_live(&self, until: Option<Instant>) -> Option<usize> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(self.inner.endpoints.len());
-        let mut asked = 0;
-        for idx in 0..self.inner.endpoints.len() {
+        /// How long a later answer from an endpoint earlier in the order may take.
+        const GRACE: Duration = Duration::from_millis(50);
+        let n = self.inner.endpoints.len();
+        let start = self.preferred();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(n);
+        for idx in 0..n {
             let transport = self.clone();
             let tx = tx.clone();
-            asked += 1;
             tokio::spawn(async move {
                 let ok = transport.prefix(idx).await.is_ok();
                 let _ = tx.send((idx, ok)).await;
@@ -482,23 +485,30 @@ impl Transport {
             .map(|u| u.saturating_duration_since(Instant::now()))
             .or(self.inner.request_timeout)
             .unwrap_or(Duration::from_secs(10));
-        let first = tokio::time::timeout(wait, async {
-            for _ in 0..asked {
-                match rx.recv().await {
-                    Some((idx, true)) => return Some(idx),
-                    Some((_, false)) => continue,
-                    None => return None,
-                }
+        let mut stop = Instant::now() + wait;
+        let rank = |idx: usize| (idx + n - start) % n;
+        let mut best: Option<usize> = None;
+        let mut answered = 0;
+        while answered < n {
+            let Ok(Some((idx, ok))) = tokio::time::timeout_at(stop, rx.recv()).await else {
+                break;
+            };
+            answered += 1;
+            if !ok || best.is_some_and(|b| rank(b) < rank(idx)) {
+                continue;
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(idx) = first {
+            if best.is_none() {
+                stop = stop.min(Instant::now() + GRACE);
+            }
+            best = Some(idx);
+            if rank(idx) == 0 {
+                break;
+            }
+        }
+        if let Some(idx) = best {
             self.inner.preferred.store(idx, Ordering::Relaxed);
         }
-        first
+        best
     }
 
     /// Tries endpoints in turn from the preferred one, within the retry policy.
