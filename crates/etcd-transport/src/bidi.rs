@@ -152,14 +152,7 @@ impl Transport {
                 }
             }
         }
-        match last {
-            Some(e) if n == 1 => Err(e),
-            Some(e) => Err(Error::Unavailable {
-                attempts: n as u32,
-                last: Box::new(e),
-            }),
-            None => Err(Error::Config("no endpoint given".into())),
-        }
+        Err(Error::all_failed(n, last))
     }
 
     async fn open_bidi_on<R: StreamRpc>(&self, idx: usize) -> Result<BidiStream<R>, Error> {

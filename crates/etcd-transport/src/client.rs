@@ -451,14 +451,7 @@ impl Transport {
                 Err(e) => last = Some(e),
             }
         }
-        match last {
-            Some(e) if n == 1 => Err(e),
-            Some(e) => Err(Error::Unavailable {
-                attempts: n as u32,
-                last: Box::new(e),
-            }),
-            None => Err(Error::Config("no endpoint given".into())),
-        }
+        Err(Error::all_failed(n, last))
     }
 
     /// Asks every endpoint for its version at once (its API prefix, when unknown) and makes

@@ -170,6 +170,19 @@ fn unknown_suffix(unknown: bool) -> &'static str {
 }
 
 impl Error {
+    /// The error after trying each of `n` endpoints once: the last one's, wrapped in
+    /// [`Error::Unavailable`] when there were several.
+    pub(crate) fn all_failed(n: usize, last: Option<Error>) -> Error {
+        match last {
+            Some(e) if n == 1 => e,
+            Some(e) => Error::Unavailable {
+                attempts: n as u32,
+                last: Box::new(e),
+            },
+            None => Error::Config("no endpoint given".into()),
+        }
+    }
+
     /// The endpoint the error came from, when one is known.
     pub fn endpoint(&self) -> Option<&str> {
         match self {

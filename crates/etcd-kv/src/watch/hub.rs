@@ -459,20 +459,29 @@ impl Driver {
 
     /// Sends a sub's create request on the shared stream under a fresh server-side ID.
     async fn send_create(&mut self, sub: &mut Sub) -> Result<()> {
+        if !matches!(self.conn, Some(Conn::Shared(_))) {
+            return Ok(());
+        }
+        let request = self.incarnate(sub);
         let Some(Conn::Shared(conn)) = &mut self.conn else {
             return Ok(());
         };
+        *lock(&sub.endpoint) = conn.endpoint().to_string();
+        conn.send(&request).await
+    }
+
+    /// A new incarnation of a watch: a fresh server-side ID, and the create request that
+    /// resumes it from its next revision.
+    fn incarnate(&mut self, sub: &mut Sub) -> WatchRequest {
         let server_id = self.next_server_id;
         self.next_server_id += 1;
         sub.server_id = server_id;
         sub.active = false;
         self.by_server_id.insert(server_id, sub.id);
-        *lock(&sub.endpoint) = conn.endpoint().to_string();
-        let request = WatchRequest {
+        WatchRequest {
             create_request: Some(sub.create_request(server_id)),
             ..WatchRequest::default()
-        };
-        conn.send(&request).await
+        }
     }
 
     async fn cancel_on_server(&mut self, server_id: i64) {
@@ -521,18 +530,14 @@ impl Driver {
                 Err(e) => Err(e),
             }
         } else {
-            let Some(sub) = self.subs.values_mut().find(|s| !s.paused) else {
+            let Some(id) = self.subs.values().find(|s| !s.paused).map(|s| s.id) else {
                 return;
             };
-            let server_id = self.next_server_id;
-            self.next_server_id += 1;
-            sub.server_id = server_id;
-            sub.active = false;
-            self.by_server_id.insert(server_id, sub.id);
-            let request = WatchRequest {
-                create_request: Some(sub.create_request(server_id)),
-                ..WatchRequest::default()
+            let Some(mut sub) = self.subs.remove(&id) else {
+                return;
             };
+            let request = self.incarnate(&mut sub);
+            self.subs.insert(id, sub);
             self.backend.call_stream(&request).await.map(Conn::Own)
         };
         self.last_message = Instant::now();
