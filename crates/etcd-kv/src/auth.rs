@@ -443,7 +443,7 @@ impl Client {
         Ok(())
     }
 
-    /// Changes a user's password. Tokens the user already holds stay valid until they expire.
+    /// Changes a user's password; an unknown user fails with [`Error::NotFound`].
     pub async fn user_change_password(
         &self,
         name: impl Into<String>,
