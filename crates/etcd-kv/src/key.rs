@@ -168,7 +168,7 @@ impl Namespace {
     }
 
     /// The end of "every key from here on" inside the namespace.
-    fn all_end(&self) -> Bytes {
+    pub(crate) fn all_end(&self) -> Bytes {
         if self.0.is_empty() {
             Bytes::from_static(b"\0")
         } else {

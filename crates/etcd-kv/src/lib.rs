@@ -28,6 +28,18 @@
 //! assert!(swapped);
 //! # Ok(()) }
 //! ```
+//!
+//! Beyond keys: transactions ([`Client::txn`]), paginated scans ([`Client::scan`]), watches
+//! ([`Client::watch`]), leases ([`Client::lease_grant`], [`LeaseKeeper`]), locks, elections,
+//! sessions, sequences and queues; cluster and maintenance calls ([`Client::status`],
+//! [`Client::member_list`], [`Client::alarms`], [`Client::defragment`], [`Client::hash`],
+//! [`Client::hash_kv`], [`Client::snapshot_to`] with its checksum verified); and auth
+//! administration: [`Client::auth_enable`], [`Client::auth_disable`], [`Client::auth_status`],
+//! users ([`Client::user_add`], [`Client::user_get`], [`Client::user_list`],
+//! [`Client::user_delete`], [`Client::user_change_password`], [`Client::user_grant_role`],
+//! [`Client::user_revoke_role`]) and roles ([`Client::role_add`], [`Client::role_get`],
+//! [`Client::role_list`], [`Client::role_delete`], [`Client::role_grant_permission`],
+//! [`Client::role_revoke_permission`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -36,6 +48,7 @@
 #[doc = include_str!("../../../README.md")]
 mod readme {}
 
+mod auth;
 mod backend;
 mod claim;
 mod client;
@@ -46,6 +59,7 @@ mod key;
 mod kv;
 mod lease;
 mod lock;
+mod maintenance;
 mod pager;
 mod queue;
 mod scan;
@@ -55,6 +69,9 @@ mod txn;
 mod types;
 mod watch;
 
+pub use auth::{
+    AuthStatus, GrantPermission, Permission, PermissionType, RevokePermission, Role, User, UserAdd,
+};
 pub use client::{
     Client, ClientBuilder, Limits, Liveness, StreamMode, DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -72,6 +89,9 @@ pub use lease::{
     Lease, LeaseGrant, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
 };
 pub use lock::{Lock, LockGuard};
+pub use maintenance::{
+    verify_snapshot, KvHash, SnapshotError, SnapshotInfo, StoreHash, SNAPSHOT_CHECKSUM_LEN,
+};
 pub use pager::{key_after, ClientPages, PageRequest, PageSource, Pager, PROBE_PAGES};
 pub use queue::{Queue, DEFAULT_PRIORITY};
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};

@@ -2,9 +2,10 @@
 //!
 //! Every test shares one server per test binary ([`xtask::testing::shared_etcd`]) and works
 //! under a key prefix of its own, or in a client namespace, so tests run in parallel. Tests
-//! that change something global to a server (compaction) start a server of their own.
+//! that change something global to a server (compaction, auth, snapshots under load) start a server of their own.
 //! Without etcd (and without `CI` set) the tests return early after a notice.
 
+mod auth;
 mod child;
 mod cluster;
 mod election;
@@ -13,6 +14,7 @@ mod etcdctl;
 mod kv;
 mod lease;
 mod lock;
+mod maintenance;
 mod namespace;
 mod queue;
 mod range;

@@ -1,0 +1,240 @@
+//! Auth administration on a server of its own (enabling auth is global): a read-only role on
+//! a prefix, users and roles round-trips, password change, role revocation.
+
+use crate::key;
+use etcd_kv::{Client, Error, PermissionType};
+
+const ROOT_PASSWORD: &str = "root-secret";
+
+async fn login(endpoint: &str, user: &str, password: &str) -> etcd_kv::Result<Client> {
+    crate::builder()
+        .endpoint(endpoint)
+        .credentials(user, password)
+        .connect()
+        .await
+}
+
+fn assert_auth<T: std::fmt::Debug>(what: &str, result: etcd_kv::Result<T>) {
+    match result {
+        Err(e) => assert!(e.is_auth(), "{what}: expected an auth error, got {e:?}"),
+        Ok(v) => panic!("{what}: expected an auth error, got {v:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(what: &str, result: etcd_kv::Result<T>) {
+    match result {
+        Err(Error::NotFound(_)) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_role_on_a_prefix_reads_there_and_nothing_else() {
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let endpoint = etcd.endpoint(0);
+    let p = xtask::testing::unique_prefix("auth");
+    let app = format!("{p}app/");
+    let admin = Client::connect(&endpoint).await.expect("connect");
+    let v35 = etcd.version().starts_with("3.5");
+
+    // Data first, while auth is off.
+    admin.put(key(&app, "a"), "1").await.unwrap();
+    admin.put(key(&app, "b"), "2").await.unwrap();
+    admin.put(key(&p, "other"), "3").await.unwrap();
+
+    match admin.auth_status().await {
+        Ok(status) => assert!(v35 && !status.enabled(), "{status:?}"),
+        Err(e) => assert!(
+            !v35 && matches!(e, Error::Unsupported(_)),
+            "auth status on {}: {e:?}",
+            etcd.version()
+        ),
+    }
+
+    admin.role_add("root").await.unwrap();
+    admin
+        .user_add("root")
+        .password(ROOT_PASSWORD)
+        .await
+        .unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.role_add("reader").await.unwrap();
+    admin
+        .role_grant_permission("reader")
+        .prefix(app.as_str())
+        .read()
+        .await
+        .unwrap();
+    admin.user_add("alice").password("pw1").await.unwrap();
+    admin.user_grant_role("alice", "reader").await.unwrap();
+    admin.auth_enable().await.unwrap();
+
+    // The old client has no token now. etcd says so with code 3 "user name is empty", which
+    // error.rs maps to InvalidInput, not Auth (a fix there is proposed, not made here).
+    let err = admin.put(key(&p, "x"), "v").await.unwrap_err();
+    assert!(
+        err.is_auth()
+            || err
+                .status()
+                .is_some_and(|s| s.message.contains("user name is empty")),
+        "a put without credentials: {err:?}"
+    );
+    let root = login(&endpoint, "root", ROOT_PASSWORD).await.unwrap();
+    if v35 {
+        let status = root.auth_status().await.unwrap();
+        assert!(status.enabled() && status.auth_revision() > 0, "{status:?}");
+    }
+
+    // Listing and getting round-trip.
+    assert_eq!(root.user_list().await.unwrap(), ["alice", "root"]);
+    assert_eq!(root.role_list().await.unwrap(), ["reader", "root"]);
+    let alice_user = root.user_get("alice").await.unwrap();
+    assert_eq!(
+        (alice_user.name(), alice_user.roles()),
+        ("alice", &["reader".to_string()][..])
+    );
+    assert!(alice_user.has_role("reader") && !alice_user.has_role("root"));
+    let reader = root.role_get("reader").await.unwrap();
+    assert_eq!(reader.name(), "reader");
+    let [perm] = reader.permissions() else {
+        panic!("one permission expected: {reader:?}");
+    };
+    assert_eq!(perm.key(), app.as_bytes());
+    assert_eq!(
+        perm.range_end(),
+        etcd_kv::prefix_end(app.as_bytes()).as_ref()
+    );
+    assert_eq!(perm.perm_type(), PermissionType::Read);
+    assert!(perm.can_read() && !perm.can_write() && perm.is_range());
+    assert_not_found("an unknown user", root.user_get("nobody").await);
+    assert_not_found("an unknown role", root.role_get("nobody").await);
+
+    // Alice reads under the prefix...
+    let alice = login(&endpoint, "alice", "pw1").await.unwrap();
+    let a = alice.get(key(&app, "a")).await.unwrap().expect("app/a");
+    assert_eq!(a.value(), b"1");
+    let page = alice.range(app.as_str()).prefix().await.unwrap();
+    assert_eq!(page.count(), 2);
+    let watch = alice.watch(key(&app, "a")).await;
+    drop(watch.expect("a watch where alice may read"));
+
+    // ...and nowhere else; writes are refused everywhere.
+    assert_auth("a get outside", alice.get(key(&p, "other")).await);
+    assert_auth("a wider range", alice.range(p.as_str()).prefix().await);
+    assert_auth("a put inside", alice.put(key(&app, "a"), "x").await);
+    assert_auth("a put outside", alice.put(key(&p, "other"), "x").await);
+    assert_auth("a delete inside", alice.delete(key(&app, "a")).await);
+    assert_auth(
+        "a watch outside",
+        alice.watch(key(&p, "other")).await.map(drop),
+    );
+    assert_auth("user listing", alice.user_list().await);
+    assert_auth(
+        "granting herself more",
+        alice
+            .role_grant_permission("reader")
+            .prefix(p.as_str())
+            .read_write()
+            .await,
+    );
+    assert_eq!(
+        root.get(key(&app, "a")).await.unwrap().unwrap().value(),
+        b"1",
+        "nothing written"
+    );
+
+    // Through a namespace, permission keys are the namespace's.
+    let ns = root.with_namespace(p.as_str());
+    ns.role_grant_permission("reader")
+        .key("one")
+        .write()
+        .await
+        .unwrap();
+    let perms = ns.role_get("reader").await.unwrap().permissions().to_vec();
+    assert!(
+        perms.iter().any(|q| q.key() == b"one"
+            && q.range_end().is_empty()
+            && q.perm_type() == PermissionType::Write),
+        "{perms:?}"
+    );
+    alice
+        .put(key(&p, "one"), "w")
+        .await
+        .expect("a write alice may now do");
+    ns.role_revoke_permission("reader")
+        .key("one")
+        .await
+        .unwrap();
+    assert_auth(
+        "a put after the revoke",
+        alice.put(key(&p, "one"), "w").await,
+    );
+    assert_not_found(
+        "revoking it again",
+        ns.role_revoke_permission("reader").key("one").await,
+    );
+    assert_eq!(
+        root.role_get("reader").await.unwrap().permissions().len(),
+        1
+    );
+
+    // A new password: the old one no longer logs in, the new one does.
+    root.user_change_password("alice", "pw2").await.unwrap();
+    let old = match login(&endpoint, "alice", "pw1").await {
+        Ok(client) => client.get(key(&app, "a")).await.map(drop),
+        Err(e) => Err(e),
+    };
+    assert_auth("the old password", old);
+    let alice = login(&endpoint, "alice", "pw2").await.unwrap();
+    assert!(alice.get(key(&app, "a")).await.unwrap().is_some());
+
+    // Revoking the role takes the access away.
+    root.user_revoke_role("alice", "reader").await.unwrap();
+    assert!(root.user_get("alice").await.unwrap().roles().is_empty());
+    assert_auth("a read after the revoke", alice.get(key(&app, "a")).await);
+    assert_auth(
+        "a watch after the revoke",
+        alice.watch(key(&app, "a")).await.map(drop),
+    );
+    finish(&root, v35).await;
+}
+
+/// Deletes the user and role, disables auth, checks the status.
+async fn finish(root: &Client, v35: bool) {
+    assert_not_found(
+        "revoking a role not held",
+        root.user_revoke_role("alice", "reader").await,
+    );
+    root.user_delete("alice").await.unwrap();
+    root.role_delete("reader").await.unwrap();
+    assert_eq!(root.user_list().await.unwrap(), ["root"]);
+    assert_eq!(root.role_list().await.unwrap(), ["root"]);
+    assert_not_found("deleting it again", root.user_delete("alice").await);
+    root.auth_disable().await.unwrap();
+    // A client without credentials works again. (One with credentials now fails: its token
+    // renewal gets "authentication is not enabled"; see the transport.)
+    let plain = Client::connect(root.current_endpoint()).await.unwrap();
+    plain.put("after-auth", "v").await.unwrap();
+    if v35 {
+        assert!(!plain.auth_status().await.unwrap().enabled());
+    }
+}
+
+#[tokio::test]
+async fn permission_builders_refuse_a_missing_key_before_sending() {
+    let c = crate::unreachable_client();
+    for result in [
+        c.role_grant_permission("r").read().await,
+        c.role_revoke_permission("r").await,
+        c.role_grant_permission("r").key("").await,
+        c.user_add("").password("p").await,
+        c.role_add("").await,
+    ] {
+        match result {
+            Err(Error::InvalidInput { source: None, .. }) => {}
+            other => panic!("expected InvalidInput raised by the client, got {other:?}"),
+        }
+    }
+}
