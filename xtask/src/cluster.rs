@@ -235,7 +235,7 @@ impl Node {
 /// A running etcd cluster of one or more nodes, started by [`EtcdBuilder::start`].
 ///
 /// Every node listens on free loopback ports (client and peer) and keeps its data in a directory
-/// under [`scratch_root`] (tmpfs when there is one), next to its log file. Dropping the `Etcd` kills every node
+/// under `scratch_root()` (tmpfs when there is one), next to its log file. Dropping the `Etcd` kills every node
 /// (SIGKILL) and removes that directory. If the owning process ends without running destructors
 /// (e.g. a `static`), a watchdog does the same (see the crate documentation).
 ///

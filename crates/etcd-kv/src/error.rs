@@ -273,7 +273,13 @@ impl Error {
             Code::DeadlineExceeded => Error::Timeout(e),
             Code::Unauthenticated | Code::PermissionDenied => Error::Auth(e),
             Code::FailedPrecondition if message.contains("auth") => Error::Auth(e),
-            Code::InvalidArgument if message.contains("authentication failed") => Error::Auth(e),
+            // No token where auth is on: etcd says the (token's) user name is empty.
+            Code::InvalidArgument
+                if message.contains("authentication failed")
+                    || message.contains("user name is empty") =>
+            {
+                Error::Auth(e)
+            }
             Code::InvalidArgument => Error::InvalidInput {
                 reason: status.message.clone(),
                 source: Some(e),

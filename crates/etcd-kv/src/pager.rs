@@ -106,8 +106,11 @@ impl PageSource for ClientPages {
     }
 }
 
-/// A key range read page by page at one revision, with memory bounded by a page; see the
-/// [module docs](self) for how it spares the server's counting.
+/// A key range read page by page at one revision, with memory bounded by a page. etcd
+/// counts a request's whole range whatever its limit: once more than [`PROBE_PAGES`] pages
+/// remain, the pager reads the next pages' keys in one request and bounds each page request
+/// by them, so that it counts only its page. A page whose answer is too large is asked
+/// again with half as many keys.
 #[derive(Debug)]
 pub struct Pager<S> {
     source: S,

@@ -184,7 +184,7 @@ impl<'a> IntoFuture for Watch<'a> {
 /// It survives connection loss, a frozen member and a member that lost its leader: the
 /// watch moves to another endpoint and resumes after the last revision it delivered whole,
 /// so no event is lost or repeated. It ends after yielding a terminal error:
-/// [`Error::Compacted`] when the revision to resume from was compacted, [`Error::Auth`]
+/// [`Error::Compacted`](crate::Error::Compacted) when the revision to resume from was compacted, [`Error::Auth`](crate::Error::Auth)
 /// when etcd refuses it permission, or the server's reason when etcd cancels it.
 ///
 /// All watches of a client share one connection per endpoint where the server allows it
@@ -203,7 +203,7 @@ impl WatchStream {
     /// learn that a quiet watch is up to date (e.g. before a consistent read from a cache).
     ///
     /// Needs the shared (WebSocket) stream: in [`StreamMode::PerCall`](crate::StreamMode)
-    /// it fails with [`Error::Unsupported`].
+    /// it fails with [`Error::Unsupported`](crate::Error::Unsupported).
     pub fn request_progress(&self) -> Result<()> {
         self.handle.request_progress()
     }
