@@ -5,6 +5,7 @@
 mod admin;
 mod fast;
 mod fixtures;
+mod fuzz;
 mod kv;
 mod lease;
 mod perf;
