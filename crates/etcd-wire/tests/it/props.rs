@@ -72,7 +72,7 @@ proptest! {
 
     #[test]
     fn key_value_roundtrip(
-        key in any::<Vec<u8>>(),
+        key in proptest::collection::vec(any::<u8>(), 1..64),
         value in any::<Vec<u8>>(),
         revs in any::<(i64, i64, i64, i64)>(),
     ) {
@@ -93,7 +93,7 @@ proptest! {
     }
 
     #[test]
-    fn base64_without_padding_is_accepted(data in any::<Vec<u8>>()) {
+    fn base64_without_padding_is_accepted(data in proptest::collection::vec(any::<u8>(), 1..64)) {
         let unpadded = base64_std(&data).trim_end_matches('=').to_string();
         let kv: KeyValue = serde_json::from_value(json!({"key": unpadded, "value": base64_std(&data)})).unwrap();
         prop_assert_eq!(&kv.key[..], &data[..]);
@@ -183,13 +183,38 @@ fn integer_edge_cases() {
 #[test]
 fn null_fields_decode_to_defaults() {
     let r: RangeResponse = serde_json::from_value(json!({
-        "header": {"revision": null}, "kvs": [{"key": null, "value": null}], "more": null, "count": null
+        "header": {"revision": null}, "kvs": [{"key": "YQ==", "value": null}], "more": null, "count": null
     }))
     .unwrap();
-    assert_eq!(r.kvs, vec![KeyValue::default()]);
+    assert_eq!(r.kvs[0].value, Bytes::new());
     assert!(!r.more);
     let t: LeaseTimeToLiveResponse = serde_json::from_value(json!({ "keys": null })).unwrap();
     assert!(t.keys.is_empty());
+}
+
+#[test]
+fn a_key_value_needs_a_key() {
+    // etcd never sends one without: refusing it bounds what a hostile answer costs decoded.
+    for body in [
+        r#"{"kvs":[{}]}"#,
+        r#"{"kvs":[{"key":""}]}"#,
+        r#"{"kvs":[{"key":null}]}"#,
+    ] {
+        assert!(
+            from_slice::<RangeResponse>(body.as_bytes()).is_err(),
+            "{body}"
+        );
+        assert!(
+            RangeResponse::from_slice(body.as_bytes()).is_err(),
+            "{body}"
+        );
+    }
+    for body in [r#"{"events":[{}]}"#, r#"{"events":[{"kv":{}}]}"#] {
+        assert!(
+            from_slice::<WatchResponse>(body.as_bytes()).is_err(),
+            "{body}"
+        );
+    }
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn defaults_are_omitted() {
     assert_eq!(to_json(&StatusRequest {}), "{}");
     assert_eq!(to_json(&RangeResponse::default()), "{}");
     assert_eq!(to_json(&WatchResponse::default()), "{}");
-    assert_eq!(to_json(&Event::default()), "{}");
+    assert_eq!(to_json(&Event::default()), r#"{"kv":{}}"#);
 }
 
 #[test]
