@@ -25,6 +25,11 @@ mod streams;
 mod txn;
 mod watch;
 
+/// The fake gateway (also used by `tests/hostile.rs`).
+#[path = "../support/fake.rs"]
+#[allow(dead_code)]
+mod fake;
+
 /// Socket and memory figures from /proc, shared with the benchmarks.
 #[path = "../../../../bench/src/procfs.rs"]
 #[allow(dead_code)]

@@ -1,6 +1,7 @@
 //! Shared streams: many watches and keep-alives on one connection, liveness (frozen member),
 //! require-leader, permission errors in streams, creation deadlines against a bad server.
 
+use crate::fake::{fake_gateway, Fake};
 use crate::procfs::tcp_connections_to;
 use etcd_kv::{Client, Error};
 use futures_util::StreamExt;
@@ -395,60 +396,6 @@ async fn a_watch_refused_permission_ends_with_a_typed_auth_error() {
     ));
 }
 
-/// A fake gateway on loopback: answers `/version`, refuses the WebSocket upgrade, and
-/// answers `POST .../watch` with `behaviour` after the response headers.
-async fn fake_gateway(behaviour: &'static [u8], then_hang: bool) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                if head.starts_with("GET /version") {
-                    let body = r#"{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}"#;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                    let _ = socket.read(&mut buf).await;
-                    return;
-                }
-                if head.starts_with("GET ") {
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                        .await;
-                    return;
-                }
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    .await;
-                if !behaviour.is_empty() {
-                    let chunk = format!("{:x}\r\n", behaviour.len());
-                    let _ = socket.write_all(chunk.as_bytes()).await;
-                    let _ = socket.write_all(behaviour).await;
-                    let _ = socket.write_all(b"\r\n").await;
-                }
-                if then_hang {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn creating_a_watch_on_a_bad_server_fails_typed_within_its_deadline() {
     let request_timeout = Duration::from_millis(500);
@@ -459,7 +406,7 @@ async fn creating_a_watch_on_a_bad_server_fails_typed_within_its_deadline() {
         ("answers garbage", &b"<html>not json</html>\n"[..], true),
         ("closes mid-body", &b"{\"result\":{\"header\""[..], false),
     ] {
-        let endpoint = fake_gateway(body, hang).await;
+        let endpoint = fake_gateway(true, Fake::Partial { body, close: !hang }).await;
         let client = Client::builder()
             .endpoint(&endpoint)
             .request_timeout(request_timeout)
@@ -477,7 +424,14 @@ async fn creating_a_watch_on_a_bad_server_fails_typed_within_its_deadline() {
     }
     // An endless line: refused at the message size limit, not buffered forever.
     let endless: &'static [u8] = Box::leak(vec![b'x'; 1 << 20].into_boxed_slice());
-    let endpoint = fake_gateway(endless, true).await;
+    let endpoint = fake_gateway(
+        true,
+        Fake::Partial {
+            body: endless,
+            close: false,
+        },
+    )
+    .await;
     let client = Client::builder()
         .endpoint(&endpoint)
         .request_timeout(request_timeout)
