@@ -31,6 +31,15 @@ pub struct EtcdBuilder {
     args: Vec<OsString>,
     startup_timeout: Duration,
     snapshot: Option<PathBuf>,
+    tls: Option<ClientTls>,
+}
+
+/// A TLS client listener beside the plain one (see [`EtcdBuilder::client_tls`]).
+#[derive(Debug, Clone)]
+struct ClientTls {
+    cert: PathBuf,
+    key: PathBuf,
+    trusted_ca: Option<PathBuf>,
 }
 
 impl Default for EtcdBuilder {
@@ -49,6 +58,7 @@ impl EtcdBuilder {
             args: Vec::new(),
             startup_timeout: Duration::from_secs(20),
             snapshot: None,
+            tls: None,
         }
     }
 
@@ -79,6 +89,24 @@ impl EtcdBuilder {
     /// [`version`](Self::version)).
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.binary = Some(path.into());
+        self
+    }
+
+    /// Gives every node a second client listener, `https://127.0.0.1:PORT` (see
+    /// [`Etcd::tls_endpoint`]), serving the PEM certificate `cert` with key `key`; with
+    /// `trusted_ca`, clients must present a certificate signed by it (mutual TLS). The plain
+    /// listener stays, for the launcher's health checks.
+    pub fn client_tls(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+        trusted_ca: Option<PathBuf>,
+    ) -> Self {
+        self.tls = Some(ClientTls {
+            cert: cert.into(),
+            key: key.into(),
+            trusted_ca,
+        });
         self
     }
 
@@ -149,17 +177,19 @@ impl EtcdBuilder {
     }
 
     fn try_start(&self, binary: &EtcdBinary) -> Result<Etcd, LaunchError> {
-        let ports = free_ports(self.nodes * 2)?;
+        let per_node = if self.tls.is_some() { 3 } else { 2 };
+        let ports = free_ports(self.nodes * per_node)?;
         let base_dir = scratch_root().join(format!("xtask-etcd-{}", unique_suffix()));
         fs::create_dir_all(&base_dir)
             .map_err(|e| LaunchError::io(format!("creating {}", base_dir.display()), e))?;
         let nodes: Vec<Node> = ports
-            .chunks(2)
+            .chunks(per_node)
             .enumerate()
             .map(|(i, pair)| Node {
                 name: format!("node{i}"),
                 client_port: pair[0],
                 peer_port: pair[1],
+                tls_port: pair.get(2).copied(),
                 data_dir: base_dir.join(format!("node{i}")),
                 log_path: base_dir.join(format!("node{i}.log")),
                 process: None,
@@ -178,6 +208,7 @@ impl EtcdBuilder {
             initial_cluster,
             token: format!("xtask-{}", unique_suffix()),
             extra_args: self.args.clone(),
+            tls: self.tls.clone(),
             startup_timeout: self.startup_timeout,
         };
         if let Some(snapshot) = &self.snapshot {
@@ -217,6 +248,8 @@ struct Node {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// The TLS client listener's port, when there is one.
+    tls_port: Option<u16>,
     data_dir: PathBuf,
     log_path: PathBuf,
     process: Option<Guarded>,
@@ -249,10 +282,19 @@ pub struct Etcd {
     initial_cluster: String,
     token: String,
     extra_args: Vec<OsString>,
+    tls: Option<ClientTls>,
     startup_timeout: Duration,
 }
 
 impl Etcd {
+    /// The TLS client URL of node `i`, `https://127.0.0.1:PORT`, when the cluster was built
+    /// with [`EtcdBuilder::client_tls`].
+    pub fn tls_endpoint(&self, i: usize) -> Option<String> {
+        self.node(i)
+            .tls_port
+            .map(|port| format!("https://127.0.0.1:{port}"))
+    }
+
     fn node(&self, i: usize) -> &Node {
         match self.nodes.get(i) {
             Some(node) => node,
@@ -559,7 +601,10 @@ impl Etcd {
     }
 
     fn node_args(&self, node: &Node) -> Vec<OsString> {
-        let client = node.client_url();
+        let client = match node.tls_port {
+            Some(port) => format!("{},https://127.0.0.1:{port}", node.client_url()),
+            None => node.client_url(),
+        };
         let peer = node.peer_url();
         let mut args: Vec<OsString> = [
             format!("--name={}", node.name),
@@ -582,6 +627,18 @@ impl Etcd {
         // Tests do not survive power loss anyway; a killed process loses nothing (page cache).
         if version_at_least(self.binary.version(), &[3, 5]) {
             args.push("--unsafe-no-fsync".into());
+        }
+        if let Some(tls) = &self.tls {
+            let mut cert = OsString::from("--cert-file=");
+            cert.push(&tls.cert);
+            let mut key = OsString::from("--key-file=");
+            key.push(&tls.key);
+            args.extend([cert, key]);
+            if let Some(ca) = &tls.trusted_ca {
+                let mut trusted = OsString::from("--trusted-ca-file=");
+                trusted.push(ca);
+                args.extend([OsString::from("--client-cert-auth"), trusted]);
+            }
         }
         args.extend(self.extra_args.iter().cloned());
         args

@@ -105,6 +105,11 @@ pub enum Error {
     /// Another error answered by the server; its gRPC code and message are in the source.
     #[error("etcd server error: {0}")]
     Server(Cause),
+    /// TLS failed with every endpoint tried: a server certificate this client does not
+    /// trust (unknown CA, expired, another host name) or a client certificate the server
+    /// refused. Not retried; nothing was applied.
+    #[error("TLS error: {0}")]
+    Tls(Cause),
     /// A connection, decoding or configuration problem.
     #[error("{0}")]
     Transport(Cause),
@@ -146,6 +151,7 @@ impl Error {
     pub fn cause(&self) -> Option<&Cause> {
         match self {
             Error::FutureRevision(e)
+            | Error::Tls(e)
             | Error::NotFound(e)
             | Error::Unavailable(e)
             | Error::Timeout(e)
@@ -202,6 +208,11 @@ impl Error {
         false
     }
 
+    /// True for a certificate problem (see [`Error::Tls`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls(_))
+    }
+
     /// True for a permission or authentication error (the same for unary calls and watches).
     pub fn is_auth(&self) -> bool {
         matches!(self, Error::Auth(_))
@@ -253,6 +264,9 @@ impl Error {
         let e = Cause(std::sync::Arc::new(e));
         if e.is_timeout() {
             return Error::Timeout(e);
+        }
+        if e.transport().is_tls() {
+            return Error::Tls(e);
         }
         let Some(status) = e.status() else {
             return match e.transport() {

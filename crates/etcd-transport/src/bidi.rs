@@ -165,10 +165,7 @@ impl Transport {
                 .pool
                 .connect_io(&endpoint.origin)
                 .await
-                .map_err(|source| Error::Connect {
-                    endpoint: endpoint.base.clone(),
-                    source,
-                })?;
+                .map_err(|source| crate::error::connect_error(&endpoint.base, source))?;
             let scheme = if endpoint.is_https() { "wss" } else { "ws" };
             let host = endpoint.host.to_str().unwrap_or_default();
             let url = format!("{scheme}://{host}{}{prefix}{}", endpoint.path, R::PATH);

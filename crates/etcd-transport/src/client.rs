@@ -522,6 +522,7 @@ impl Transport {
         let mut idx = self.preferred();
         let mut reauthenticated = false;
         let mut retry = 0u32;
+        let mut tls_failures = 0;
         loop {
             let token = self.token_for_request(idx).await;
             let result = match token {
@@ -543,6 +544,15 @@ impl Transport {
                 reauthenticated = true;
                 // Rare: boxed so that its future does not grow every request's.
                 Box::pin(self.renew_token_unless_replaced(idx, token)).await?;
+                continue;
+            }
+            if err.is_tls() {
+                // A certificate problem does not go away: each endpoint once, no backoff.
+                tls_failures += 1;
+                if tls_failures >= n {
+                    return Err(Error::all_failed(n, Some(err)));
+                }
+                idx = (idx + 1) % n;
                 continue;
             }
             let again = err.is_unsent()
@@ -884,10 +894,17 @@ fn encode<T: Serialize + ?Sized>(request: &T) -> Result<Bytes, Error> {
 
 fn send_error(endpoint: &str, e: SendError) -> Error {
     match e {
-        SendError::Connect(source) => Error::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        },
+        SendError::Connect(source) => crate::error::connect_error(endpoint, source),
+        // A certificate refused by the server shows (TLS 1.3) as its alert on the first
+        // read, before it handled the request.
+        SendError::NotSent(source) | SendError::Io(source)
+            if crate::error::tls_cause(&source).is_some() =>
+        {
+            Error::TlsHandshake {
+                endpoint: endpoint.to_string(),
+                source: Box::new(source),
+            }
+        }
         SendError::NotSent(source) => Error::Io {
             endpoint: endpoint.to_string(),
             outcome_unknown: false,

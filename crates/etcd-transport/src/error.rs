@@ -39,6 +39,18 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The TLS handshake failed: a server certificate this client does not trust (unknown
+    /// CA, expired, issued for another name), or the server refused this client's
+    /// certificate (missing, untrusted). Permanent: each endpoint is tried once, without
+    /// backoff; nothing was applied.
+    #[error("TLS with {endpoint} failed: {}", chain(source.as_ref()))]
+    TlsHandshake {
+        /// The endpoint of the handshake.
+        endpoint: String,
+        /// What went wrong (a rustls error, e.g. `invalid peer certificate: UnknownIssuer`).
+        #[source]
+        source: BoxError,
+    },
     /// No answer in time.
     #[error("request to {endpoint} timed out after {after:?}{}", unknown_suffix(*.outcome_unknown))]
     Timeout {
@@ -145,6 +157,42 @@ fn excerpt(body: &str) -> String {
     }
 }
 
+/// The error of a failed connection attempt: [`Error::TlsHandshake`] for a certificate
+/// problem, [`Error::Connect`] otherwise.
+pub(crate) fn connect_error(endpoint: &str, source: BoxError) -> Error {
+    if tls_cause(source.as_ref()).is_some() {
+        Error::TlsHandshake {
+            endpoint: endpoint.to_string(),
+            source,
+        }
+    } else {
+        Error::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        }
+    }
+}
+
+/// The rustls error in an error's source chain, if there is one (an `io::Error` carries it
+/// as its inner error, which `source()` skips).
+pub(crate) fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's `source()` skips the error it wraps: walk into that one.
+        current = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 /// An error and its sources, as one line: `a: b: c` (a source whose text the previous one
 /// already ends with is left out).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -193,6 +241,7 @@ impl Error {
             | Error::Io { endpoint, .. }
             | Error::Decode { endpoint, .. }
             | Error::ResponseTooLarge { endpoint, .. }
+            | Error::TlsHandshake { endpoint, .. }
             | Error::UpgradeRefused { endpoint, .. } => Some(endpoint),
             Error::Unavailable { last, .. } => last.endpoint(),
             Error::Encode(_) | Error::Config(_) | Error::Tls(_) => None,
@@ -218,6 +267,15 @@ impl Error {
         match self {
             Error::Timeout { .. } => true,
             Error::Unavailable { last, .. } => last.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// True for a failed TLS handshake (a certificate problem), on every endpoint tried.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Error::TlsHandshake { .. } => true,
+            Error::Unavailable { last, .. } => last.is_tls(),
             _ => false,
         }
     }

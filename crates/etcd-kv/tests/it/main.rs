@@ -22,6 +22,7 @@ mod scan;
 mod sequence;
 mod session;
 mod streams;
+mod tls;
 mod txn;
 mod watch;
 
