@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     /// Whether calls that need a leader say so (`Grpc-Metadata-hasleader: true`).
     require_leader: bool,
     token: RwLock<Option<HeaderValue>>,
+    /// The server said auth is not enabled: send no token until it asks for one.
+    auth_off: std::sync::atomic::AtomicBool,
     auth_lock: tokio::sync::Mutex<()>,
     /// The buffer the last large multi-frame answer was joined in, kept for the next one:
     /// a fresh buffer of megabytes costs a page fault per 4 KiB written.
@@ -155,6 +157,7 @@ impl Transport {
                 credentials: b.credentials,
                 require_leader: b.require_leader,
                 token: RwLock::new(token),
+                auth_off: std::sync::atomic::AtomicBool::new(false),
                 auth_lock: tokio::sync::Mutex::new(()),
                 spare: std::sync::Mutex::new(Vec::new()),
             }),
@@ -539,9 +542,14 @@ impl Transport {
                 }
                 Err(e) => e,
             };
-            if err.is_invalid_token() && inner.credentials.is_some() && !reauthenticated {
-                // The server rejected the token before doing anything: renew it and repeat.
+            if (err.is_invalid_token() || err.is_missing_token())
+                && inner.credentials.is_some()
+                && !reauthenticated
+            {
+                // The server rejected the token (or its absence: auth was enabled again)
+                // before doing anything: renew it and repeat.
                 reauthenticated = true;
+                inner.auth_off.store(false, Ordering::Relaxed);
                 // Rare: boxed so that its future does not grow every request's.
                 Box::pin(self.renew_token_unless_replaced(idx, token)).await?;
                 continue;
@@ -814,7 +822,7 @@ impl Transport {
         if let Some(t) = self.current_token() {
             return Ok(Some(t));
         }
-        if self.inner.credentials.is_none() {
+        if self.inner.credentials.is_none() || self.inner.auth_off.load(Ordering::Relaxed) {
             return Ok(None);
         }
         Box::pin(self.renew_token_unless_replaced(idx, None)).await?;
@@ -860,7 +868,20 @@ impl Transport {
                 Call::Unary,
                 None,
             )
-            .await?;
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) if e.is_auth_not_enabled() => {
+                // Auth was disabled: go on without a token until the server asks for one.
+                self.inner.auth_off.store(true, Ordering::Relaxed);
+                match self.inner.token.write() {
+                    Ok(mut guard) => *guard = None,
+                    Err(poisoned) => *poisoned.into_inner() = None,
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let Answer::Body(bytes) = answer else {
             return Err(Error::Config(
                 "internal: stream answer to authenticate".into(),

@@ -338,6 +338,19 @@ impl Error {
             if matches!(status.grpc_code(), Code::Unavailable | Code::DeadlineExceeded))
     }
 
+    /// True when the server wants a token and got none ("user name is empty": auth was
+    /// enabled since this client learned it was off).
+    pub fn is_missing_token(&self) -> bool {
+        matches!(self, Error::Server { status, .. }
+            if status.grpc_code() == Code::InvalidArgument && status.message.contains("user name is empty"))
+    }
+
+    /// True when the server says auth is not enabled (to an authentication).
+    pub fn is_auth_not_enabled(&self) -> bool {
+        matches!(self, Error::Server { status, .. }
+            if status.message.contains("authentication is not enabled"))
+    }
+
     /// True when the auth token was rejected as invalid or expired.
     pub fn is_invalid_token(&self) -> bool {
         matches!(self, Error::Server { status, .. }

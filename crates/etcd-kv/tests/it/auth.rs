@@ -206,8 +206,12 @@ async fn finish(root: &Client, v35: bool) {
     assert_eq!(root.role_list().await.unwrap(), ["root"]);
     assert_not_found("deleting it again", root.user_delete("alice").await);
     root.auth_disable().await.unwrap();
-    // A client without credentials works again. (One with credentials now fails: its token
-    // renewal gets "authentication is not enabled"; see the transport.)
+    // The client with credentials goes on without a token; one without works again.
+    root.put("after-auth", "root").await.unwrap();
+    // Enabled again: it authenticates again by itself.
+    root.auth_enable().await.unwrap();
+    root.put("after-auth", "root again").await.unwrap();
+    root.auth_disable().await.unwrap();
     let plain = Client::connect(root.current_endpoint()).await.unwrap();
     plain.put("after-auth", "v").await.unwrap();
     if v35 {
