@@ -51,12 +51,7 @@ async fn serve(mut socket: tokio::net::TcpStream, version_ok: bool, post: Fake) 
             } else {
                 b"\x00\xffnot a version"
             };
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(answer.as_bytes()).await;
-            let _ = socket.write_all(body).await;
+            answer(&mut socket, body).await;
             continue;
         }
         if head.starts_with("GET ") {
@@ -70,12 +65,7 @@ async fn serve(mut socket: tokio::net::TcpStream, version_ok: bool, post: Fake) 
         // A POST: its body (Content-Length) is not needed to misbehave.
         match post {
             Fake::Answer(body) => {
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-                let _ = socket.write_all(body).await;
+                answer(&mut socket, body).await;
                 continue;
             }
             Fake::Partial { body, close } => {
@@ -120,6 +110,16 @@ async fn serve(mut socket: tokio::net::TcpStream, version_ok: bool, post: Fake) 
             }
         }
     }
+}
+
+/// A whole 200 answer with `body`.
+async fn answer(socket: &mut tokio::net::TcpStream, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(body).await;
 }
 
 const CHUNKED: &[u8] =
