@@ -105,6 +105,10 @@ pub enum Error {
     /// Another error answered by the server; its gRPC code and message are in the source.
     #[error("etcd server error: {0}")]
     Server(Cause),
+    /// A snapshot failed its checksum, ended early, or could not be written (see
+    /// [`Client::snapshot_to`](crate::Client::snapshot_to)).
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] crate::maintenance::SnapshotError),
     /// TLS failed with every endpoint tried: a server certificate this client does not
     /// trust (unknown CA, expired, another host name) or a client certificate the server
     /// refused. Not retried; nothing was applied.

@@ -33,17 +33,15 @@ pub(crate) fn is_missing_route(e: &Error) -> bool {
     false
 }
 
-/// Why [`Client::snapshot_to`] failed. On any error the writer holds an incomplete or
-/// corrupt snapshot: discard it.
-#[derive(Debug, thiserror::Error)]
+/// What is wrong with a snapshot ([`Error::Snapshot`] from [`Client::snapshot_to`], or
+/// from [`verify_snapshot`]). On any error the writer holds an incomplete or corrupt
+/// snapshot: discard it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
-    /// The request failed, or the server ended the stream with an error.
-    #[error(transparent)]
-    Etcd(#[from] Error),
     /// Writing to the writer failed.
     #[error("writing the snapshot failed: {0}")]
-    Write(#[source] std::io::Error),
+    Write(#[source] std::sync::Arc<std::io::Error>),
     /// The stream ended before the whole snapshot and its checksum arrived.
     #[error("the snapshot stream ended early: {received} bytes of {}", expected_text(*.expected))]
     Truncated {
@@ -81,14 +79,11 @@ impl SnapshotError {
     pub fn is_truncated(&self) -> bool {
         matches!(self, SnapshotError::Truncated { .. })
     }
+}
 
-    /// The client error, when the request or the server failed.
-    pub fn etcd(&self) -> Option<&Error> {
-        match self {
-            SnapshotError::Etcd(e) => Some(e),
-            _ => None,
-        }
-    }
+/// A write error of the snapshot's writer.
+fn write_error(e: std::io::Error) -> Error {
+    Error::Snapshot(SnapshotError::Write(std::sync::Arc::new(e)))
 }
 
 /// What [`Client::snapshot_to`] wrote.
@@ -285,9 +280,10 @@ impl Client {
     /// not shut it down). Memory is one message (32 KiB of snapshot) at a time.
     ///
     /// Returns the size and the revision (see [`SnapshotInfo::revision`]); fails with
-    /// [`SnapshotError::Checksum`] when the checksum does not match, and
-    /// [`SnapshotError::Truncated`] when the stream ended early. A member that sends
-    /// nothing for the request timeout fails it with a timeout.
+    /// [`Error::Snapshot`] holding [`SnapshotError::Checksum`] when the checksum does not
+    /// match, [`SnapshotError::Truncated`] when the stream ended early, or
+    /// [`SnapshotError::Write`] when the writer failed. A member that sends nothing for the
+    /// request timeout fails it with a timeout.
     ///
     /// Cancel safety: dropping the future closes the stream; the writer keeps what was
     /// written, an incomplete snapshot.
@@ -300,7 +296,7 @@ impl Client {
     /// println!("{} bytes at revision {}", info.size(), info.revision());
     /// # Ok(()) }
     /// ```
-    pub async fn snapshot_to<W>(&self, mut writer: W) -> Result<SnapshotInfo, SnapshotError>
+    pub async fn snapshot_to<W>(&self, mut writer: W) -> Result<SnapshotInfo>
     where
         W: AsyncWrite + Unpin,
     {
@@ -319,7 +315,7 @@ impl Client {
                 Ok(next) => next,
                 Err(_) => {
                     let e = Error::timeout(stream.endpoint(), idle, "snapshot message");
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
             let Some(message) = next else { break };
@@ -334,18 +330,15 @@ impl Client {
                 version = message.version.clone();
             }
             verifier.update(&message.blob);
-            writer
-                .write_all(&message.blob)
-                .await
-                .map_err(SnapshotError::Write)?;
+            writer.write_all(&message.blob).await.map_err(write_error)?;
             // One message at a time: its blob is dropped here.
         }
-        writer.flush().await.map_err(SnapshotError::Write)?;
+        writer.flush().await.map_err(write_error)?;
         if verifier.size() < expected.unwrap_or(u64::MAX) {
-            return Err(SnapshotError::Truncated {
+            return Err(Error::Snapshot(SnapshotError::Truncated {
                 received: verifier.size(),
                 expected,
-            });
+            }));
         }
         let size = verifier.finish()?;
         let after = self.status().await?;
