@@ -1,5 +1,6 @@
-//! `etcd-bench`: the workloads of `shared/bench-spec.md` with our client (`--client ours`,
-//! the default) or the raw-gateway ceiling (`--client ceiling`). Run through
+//! `etcd-bench`: the workloads of `shared/bench-spec.md` with our client over the gateway
+//! (`--client ours`, the default) or native gRPC (`--client ours-grpc`), or the raw-gateway
+//! ceiling (`--client ceiling`). Run through
 //! `cargo xtask bench`, which starts a throwaway etcd and prints the side-by-side table.
 #![forbid(unsafe_code)]
 
@@ -12,10 +13,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     main_with("ours", |name, opts| async move {
         match name.as_str() {
-            "ours" => run_all(ours::Ours::connect(&opts).await?, &name, &opts).await,
+            "ours" => {
+                let client = ours::Ours::connect(&opts, etcd_kv::Protocol::Gateway).await?;
+                run_all(client, &name, &opts).await
+            }
+            "ours-grpc" => {
+                let client = ours::Ours::connect(&opts, etcd_kv::Protocol::Grpc).await?;
+                run_all(client, &name, &opts).await
+            }
             "ceiling" => run_all(ceiling::Ceiling::connect(&opts).await?, &name, &opts).await,
             other => Err(format!(
-                "unknown client `{other}`: this binary runs `ours` and `ceiling` \
+                "unknown client `{other}`: this binary runs `ours`, `ours-grpc` and `ceiling` \
                  (etcd-client is bench/grpc)\n\n{USAGE}"
             )
             .into()),

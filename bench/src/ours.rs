@@ -2,25 +2,36 @@
 
 use bytes::Bytes;
 use etcd_bench::{key, value, BenchClient, Options, Res, Watcher, PREFIX};
-use etcd_kv::{Client, Compare, Error, LeaseKeeper, TxnOp, WatchStream};
+use etcd_kv::{Client, Compare, Error, LeaseKeeper, Protocol, TxnOp, WatchStream};
 use futures_util::StreamExt;
 
-/// etcd-kv's `Client`, as an application would use it.
+/// etcd-kv's `Client`, as an application would use it, over the gateway (`ours`) or
+/// native gRPC (`ours-grpc`).
 #[derive(Clone)]
 pub struct Ours {
     client: Client,
     endpoint: String,
+    protocol: Protocol,
     value: Bytes,
 }
 
 impl Ours {
-    pub async fn connect(opts: &Options) -> Res<Ours> {
+    pub async fn connect(opts: &Options, protocol: Protocol) -> Res<Ours> {
         Ok(Ours {
-            client: Client::connect(opts.endpoint.clone()).await?,
+            client: client(&opts.endpoint, protocol).await?,
             endpoint: opts.endpoint.clone(),
+            protocol,
             value: value(opts.value_size),
         })
     }
+}
+
+async fn client(endpoint: &str, protocol: Protocol) -> Result<Client, Error> {
+    Client::builder()
+        .endpoint(endpoint)
+        .protocol(protocol)
+        .connect()
+        .await
 }
 
 /// A watch.
@@ -41,8 +52,9 @@ impl BenchClient for Ours {
 
     async fn another(&self) -> Res<Ours> {
         Ok(Ours {
-            client: Client::connect(self.endpoint.clone()).await?,
+            client: client(&self.endpoint, self.protocol).await?,
             endpoint: self.endpoint.clone(),
+            protocol: self.protocol,
             value: self.value.clone(),
         })
     }

@@ -45,7 +45,7 @@ const WORKLOADS: [&str; 10] = [
 /// the main one.
 const MANY: [&str; 2] = ["watch-many", "lease-many"];
 
-const CLIENTS: [&str; 3] = ["ours", "ceiling", "etcd-client"];
+const CLIENTS: [&str; 4] = ["ours", "ours-grpc", "ceiling", "etcd-client"];
 
 /// Options forwarded to the benchmark binaries as they are.
 const FORWARDED: [&str; 6] = [
@@ -168,7 +168,7 @@ pub fn run(opts: &[(String, String)]) -> Result<(), String> {
     Ok(())
 }
 
-/// The clients named by `--client` (repeatable, comma-separated; `all` for the three).
+/// The clients named by `--client` (repeatable, comma-separated; `all` for the four).
 /// Default: ours and the ceiling (etcd-client is slow to build and needs protoc).
 fn clients(opts: &[(String, String)]) -> Result<Vec<String>, String> {
     let mut clients: Vec<String> = Vec::new();
@@ -180,7 +180,7 @@ fn clients(opts: &[(String, String)]) -> Result<Vec<String>, String> {
                 vec![name]
             } else {
                 return Err(format!(
-                    "unknown client `{name}` (ours, ceiling, etcd-client or all)"
+                    "unknown client `{name}` (ours, ours-grpc, ceiling, etcd-client or all)"
                 ));
             };
             for n in names {
@@ -202,7 +202,10 @@ fn build(root: &Path, clients: &[String]) -> Result<BTreeMap<&'static str, PathB
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let mut binaries = BTreeMap::new();
-    if clients.iter().any(|c| c == "ours" || c == "ceiling") {
+    if clients
+        .iter()
+        .any(|c| c == "ours" || c == "ours-grpc" || c == "ceiling")
+    {
         eprintln!("bench: cargo build --release -p etcd-bench");
         let status = cargo_cmd(&["build", "--release", "-q", "-p", "etcd-bench"])
             .status()
@@ -212,6 +215,7 @@ fn build(root: &Path, clients: &[String]) -> Result<BTreeMap<&'static str, PathB
         }
         let bin = target.join("release").join("etcd-bench");
         binaries.insert("ours", bin.clone());
+        binaries.insert("ours-grpc", bin.clone());
         binaries.insert("ceiling", bin);
     }
     if clients.iter().any(|c| c == "etcd-client") {
@@ -426,11 +430,16 @@ fn table(
         clients.iter().any(|c| c == "ours") && clients.iter().any(|c| c == "ceiling");
     let compare_grpc =
         clients.iter().any(|c| c == "ours") && clients.iter().any(|c| c == "etcd-client");
+    let compare_native =
+        clients.iter().any(|c| c == "ours-grpc") && clients.iter().any(|c| c == "etcd-client");
     if compare_ceiling {
         header += " | ours/ceiling";
     }
     if compare_grpc {
         header += " | ours vs etcd-client: cpu, p50";
+    }
+    if compare_native {
+        header += " | ours-grpc vs etcd-client: ops, cpu, p50";
     }
     if !main.is_empty() {
         out += &header;
@@ -476,6 +485,17 @@ fn table(
                 (Some(o), Some(g)) => {
                     format!(" | {:>5.2}x, {:>5.2}x", o.cpu / g.cpu, o.p50 / g.p50)
                 }
+                _ => " | -".to_string(),
+            };
+        }
+        if compare_native {
+            line += &match (get("ours-grpc"), get("etcd-client")) {
+                (Some(o), Some(g)) => format!(
+                    " | {:>5.2}x, {:>5.2}x, {:>5.2}x",
+                    o.ops / g.ops,
+                    o.cpu / g.cpu,
+                    o.p50 / g.p50
+                ),
                 _ => " | -".to_string(),
             };
         }

@@ -115,6 +115,17 @@ pub fn per_call_streams() -> bool {
     std::env::var("ETCD_TEST_STREAMS").as_deref() == Ok("per-call")
 }
 
+/// Whether this run asks the client suites to speak native gRPC (`ETCD_TEST_TRANSPORT=grpc`;
+/// the suites must then be built with their `grpc` feature) instead of the gateway
+/// (`ETCD_TEST_TRANSPORT=gateway`, or unset). Any other value is a mistake, and panics.
+pub fn grpc_transport() -> bool {
+    match std::env::var("ETCD_TEST_TRANSPORT").as_deref() {
+        Ok("grpc") => true,
+        Ok("gateway") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("ETCD_TEST_TRANSPORT={other:?}: expected gateway or grpc"),
+    }
+}
+
 /// A key prefix no other test (or test run) uses: `test/<name>/<pid>-<counter>-<nanos>/`.
 pub fn unique_prefix(name: &str) -> String {
     format!("test/{name}/{}/", crate::unique_suffix())

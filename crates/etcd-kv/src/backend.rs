@@ -1,9 +1,11 @@
 //! The one seam between the client API and the wire: each transport is one arm here.
 //!
 //! The API modules (kv, txn, lease, watch...) name request types ([`Rpc`], [`StreamRpc`])
-//! and call these methods; which bytes go where is the arm's business. The gateway over
-//! HTTP/1.1 (+ WebSocket) is the only arm today; a native gRPC transport is one more arm of
-//! each `match`, with nothing to change above.
+//! and call these methods; which bytes go where is the arm's business. One arm today:
+//! etcd-transport's [`Transport`], which speaks the gateway (HTTP/1.1 + JSON, WebSocket)
+//! or, with the `grpc` feature, native gRPC (HTTP/2 + protobuf) behind the same methods,
+//! so that failover, deadlines and auth are one implementation for both. A transport with
+//! nothing in common with these (an in-process fake, say) would be one more arm.
 
 use crate::error::{Error, Result};
 use etcd_transport::{BidiStream, MessageStream, Transport};
@@ -14,19 +16,19 @@ use std::time::Duration;
 /// How a client reaches etcd.
 #[derive(Clone)]
 pub(crate) enum Backend {
-    /// etcd's gRPC-JSON gateway.
-    Gateway(Transport),
+    /// etcd-transport: the gateway, or native gRPC.
+    Transport(Transport),
 }
 
 /// The answers of a streaming call with one request (observe, snapshot; watches and
 /// keep-alives in the fallback mode).
 pub(crate) enum ServerStream<T> {
-    Gateway(MessageStream<T>),
+    Transport(MessageStream<T>),
 }
 
 /// A bidirectional streaming call (watch, keep-alive) carrying many requests.
 pub(crate) enum BidiConn<R: StreamRpc> {
-    Gateway(BidiStream<R>),
+    Transport(BidiStream<R>),
 }
 
 impl Backend {
@@ -37,7 +39,7 @@ impl Backend {
         deadline: Option<Duration>,
     ) -> Result<R::Response> {
         match self {
-            Backend::Gateway(t) => match deadline {
+            Backend::Transport(t) => match deadline {
                 None => t.call(request).await,
                 Some(d) => t.call_within(request, Some(d)).await,
             }
@@ -48,7 +50,7 @@ impl Backend {
     /// The one answer of a streaming method that answers once per request (a keep-alive).
     pub(crate) async fn call_stream_once<R: StreamRpc>(&self, request: &R) -> Result<R::Response> {
         match self {
-            Backend::Gateway(t) => t
+            Backend::Transport(t) => t
                 .call_stream_once(request)
                 .await
                 .map_err(Error::from_transport),
@@ -61,10 +63,10 @@ impl Backend {
         request: &R,
     ) -> Result<ServerStream<R::Response>> {
         match self {
-            Backend::Gateway(t) => t
+            Backend::Transport(t) => t
                 .call_stream(request)
                 .await
-                .map(ServerStream::Gateway)
+                .map(ServerStream::Transport)
                 .map_err(Error::from_transport),
         }
     }
@@ -74,8 +76,8 @@ impl Backend {
     /// the caller falls back to one [`call_stream`](Self::call_stream) per stream.
     pub(crate) async fn open_bidi<R: StreamRpc>(&self) -> Result<Option<BidiConn<R>>> {
         match self {
-            Backend::Gateway(t) => {
-                if t.uses_auth() {
+            Backend::Transport(t) => {
+                if t.uses_auth() && t.protocol() == etcd_transport::Protocol::Gateway {
                     // etcd 3.4 and 3.5 refuse the token the WebSocket proxy forwards
                     // ("Bearer <token>"): a watch would be cancelled, permission denied.
                     tracing::info!(
@@ -85,7 +87,7 @@ impl Backend {
                     return Ok(None);
                 }
                 match t.open_bidi::<R>().await {
-                    Ok(stream) => Ok(Some(BidiConn::Gateway(stream))),
+                    Ok(stream) => Ok(Some(BidiConn::Transport(stream))),
                     Err(e @ etcd_transport::Error::UpgradeRefused { .. }) => {
                         tracing::info!(method = R::PATH, error = %e, "no WebSocket: each stream uses its own POST");
                         Ok(None)
@@ -99,35 +101,35 @@ impl Backend {
     /// The endpoint URLs, in configured order.
     pub(crate) fn endpoints(&self) -> Vec<String> {
         match self {
-            Backend::Gateway(t) => t.endpoints(),
+            Backend::Transport(t) => t.endpoints(),
         }
     }
 
     /// The endpoint the next request goes to first.
     pub(crate) fn current_endpoint(&self) -> String {
         match self {
-            Backend::Gateway(t) => t.current_endpoint().to_string(),
+            Backend::Transport(t) => t.current_endpoint().to_string(),
         }
     }
 
     /// Makes the next requests start after `endpoint` (a stream from it failed).
     pub(crate) fn demote(&self, endpoint: &str) {
         match self {
-            Backend::Gateway(t) => t.demote(endpoint),
+            Backend::Transport(t) => t.demote(endpoint),
         }
     }
 
     /// The server version of the first endpoint that answers.
     pub(crate) async fn server_version(&self) -> Result<String> {
         match self {
-            Backend::Gateway(t) => t.server_version().await.map_err(Error::from_transport),
+            Backend::Transport(t) => t.server_version().await.map_err(Error::from_transport),
         }
     }
 
     /// Whether `endpoint` alone answers within `timeout` and has a leader.
     pub(crate) async fn check_leader(&self, endpoint: &str, timeout: Duration) -> Result<()> {
         match self {
-            Backend::Gateway(t) => t
+            Backend::Transport(t) => t
                 .check_leader(endpoint, timeout)
                 .await
                 .map_err(Error::from_transport),
@@ -137,21 +139,21 @@ impl Backend {
     /// Renews the auth token (when the client has credentials).
     pub(crate) async fn renew_token(&self) -> Result<()> {
         match self {
-            Backend::Gateway(t) => t.renew_token().await.map_err(Error::from_transport),
+            Backend::Transport(t) => t.renew_token().await.map_err(Error::from_transport),
         }
     }
 
     /// Whether the client authenticates.
     pub(crate) fn uses_auth(&self) -> bool {
         match self {
-            Backend::Gateway(t) => t.uses_auth(),
+            Backend::Transport(t) => t.uses_auth(),
         }
     }
 
     /// How long one attempt of a request may take.
     pub(crate) fn request_timeout(&self) -> Duration {
         match self {
-            Backend::Gateway(t) => t.request_timeout(),
+            Backend::Transport(t) => t.request_timeout(),
         }
     }
 }
@@ -160,14 +162,14 @@ impl<T: serde::de::DeserializeOwned> ServerStream<T> {
     /// The endpoint the stream is connected to.
     pub(crate) fn endpoint(&self) -> &str {
         match self {
-            ServerStream::Gateway(s) => s.endpoint(),
+            ServerStream::Transport(s) => s.endpoint(),
         }
     }
 
     /// The next answer; `None` once the server ended the stream. Cancel safe.
     pub(crate) async fn next(&mut self) -> Option<Result<T>> {
         match self {
-            ServerStream::Gateway(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+            ServerStream::Transport(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
         }
     }
 }
@@ -176,28 +178,28 @@ impl<R: StreamRpc> BidiConn<R> {
     /// The endpoint the stream is connected to.
     pub(crate) fn endpoint(&self) -> &str {
         match self {
-            BidiConn::Gateway(s) => s.endpoint(),
+            BidiConn::Transport(s) => s.endpoint(),
         }
     }
 
     /// Sends one request.
     pub(crate) async fn send(&mut self, request: &R) -> Result<()> {
         match self {
-            BidiConn::Gateway(s) => s.send(request).await.map_err(Error::from_transport),
+            BidiConn::Transport(s) => s.send(request).await.map_err(Error::from_transport),
         }
     }
 
     /// The next answer; `None` once the server ended the stream. Cancel safe.
     pub(crate) async fn next(&mut self) -> Option<Result<R::Response>> {
         match self {
-            BidiConn::Gateway(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+            BidiConn::Transport(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
         }
     }
 
     /// Closes the stream politely.
     pub(crate) async fn close(self) {
         match self {
-            BidiConn::Gateway(s) => s.close().await,
+            BidiConn::Transport(s) => s.close().await,
         }
     }
 }

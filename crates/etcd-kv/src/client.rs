@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::key::{IntoBytes, Namespace};
 use crate::lease::KeepAliveHub;
 use crate::watch::WatchHub;
-use etcd_transport::{RetryConfig, TlsConfig, Transport, TransportBuilder};
+use etcd_transport::{Protocol, RetryConfig, TlsConfig, Transport, TransportBuilder};
 use etcd_wire::Rpc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -326,6 +326,25 @@ impl ClientBuilder {
         self
     }
 
+    /// The protocol to speak: etcd's gRPC-JSON gateway (default), or native gRPC with the
+    /// `grpc` cargo feature. The API, its types and its errors are the same over either.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "grpc")]
+    /// # async fn demo() -> etcd_kv::Result<()> {
+    /// let client = etcd_kv::Client::builder()
+    ///     .endpoint("http://127.0.0.1:2379")
+    ///     .protocol(etcd_kv::Protocol::Grpc)
+    ///     .connect()
+    ///     .await?;
+    /// client.put("greeting", "hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.transport = self.transport.protocol(protocol);
+        self
+    }
+
     /// How watches and keep-alives travel (default [`StreamMode::Auto`]).
     pub fn stream_mode(mut self, mode: StreamMode) -> Self {
         self.stream_mode = mode;
@@ -344,7 +363,7 @@ impl ClientBuilder {
         let transport = self.transport.build().map_err(Error::from_transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                backend: Backend::Gateway(transport),
+                backend: Backend::Transport(transport),
                 limits: self.limits,
                 stream_mode: self.stream_mode,
                 liveness: self.liveness,

@@ -16,8 +16,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Length of the checksum etcd appends to a snapshot (a SHA-256).
 pub const SNAPSHOT_CHECKSUM_LEN: usize = 32;
 
-/// True when the gateway has no route for the call (HTTP 404 `Not Found`): the server is
-/// older than the call.
+/// True when the server has no such call: the gateway has no route for it (HTTP 404 `Not
+/// Found`), or over gRPC the method is `Unimplemented`. The server is older than the call.
 pub(crate) fn is_missing_route(e: &Error) -> bool {
     let (Error::Transport(cause) | Error::Unavailable(cause)) = e else {
         return false;
@@ -26,6 +26,8 @@ pub(crate) fn is_missing_route(e: &Error) -> bool {
     while let Some(t) = current {
         match t {
             TransportError::Http { status: 404, .. } => return true,
+            // Over native gRPC: a method the server does not have.
+            TransportError::Server { status, .. } => return status.code == 12,
             TransportError::Unavailable { last, .. } => current = Some(last),
             _ => return false,
         }

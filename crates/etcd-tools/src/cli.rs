@@ -58,6 +58,11 @@ pub struct ConnectionArgs {
         hide_env_values = true
     )]
     pub password: Option<String>,
+
+    /// Speak native gRPC to etcd instead of its JSON gateway (faster; same files)
+    #[cfg(feature = "grpc")]
+    #[arg(long, env = "ETCD_TOOLS_GRPC", value_parser = clap::builder::FalseyValueParser::new())]
+    pub grpc: bool,
 }
 
 impl ConnectionArgs {
@@ -122,6 +127,10 @@ impl ConnectionArgs {
         }
         if let Some((name, password)) = self.credentials()? {
             builder = builder.credentials(name, password);
+        }
+        #[cfg(feature = "grpc")]
+        if self.grpc {
+            builder = builder.protocol(etcd_kv::Protocol::Grpc);
         }
         builder.connect().await.map_err(|e| {
             Error::etcd(

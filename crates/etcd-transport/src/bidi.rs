@@ -25,7 +25,24 @@ use tokio_tungstenite::WebSocketStream;
 /// [`send`](Self::send) writes a request; [`next`](Self::next) reads the next answer. The
 /// connection is closed when the stream is dropped, which ends the call on the server (and
 /// with it every watch or keep-alive it carried).
+///
+/// Over native gRPC (feature `grpc`) the call is one HTTP/2 stream on the endpoint's shared
+/// connection instead; dropping it resets that stream.
 pub struct BidiStream<R: StreamRpc> {
+    kind: Kind<R>,
+}
+
+enum Kind<R: StreamRpc> {
+    WebSocket(WsStream<R>),
+    #[cfg(feature = "grpc")]
+    Grpc {
+        stream: crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>,
+        endpoint: String,
+    },
+}
+
+/// A bidirectional call over the gateway's WebSocket.
+struct WsStream<R: StreamRpc> {
     ws: WebSocketStream<TokioIo<Io>>,
     endpoint: String,
     /// The message size limit.
@@ -40,7 +57,7 @@ impl<R: StreamRpc> std::fmt::Debug for BidiStream<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BidiStream")
             .field("method", &R::PATH)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint())
             .finish_non_exhaustive()
     }
 }
@@ -48,12 +65,62 @@ impl<R: StreamRpc> std::fmt::Debug for BidiStream<R> {
 impl<R: StreamRpc> BidiStream<R> {
     /// The endpoint this stream is connected to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        match &self.kind {
+            Kind::WebSocket(ws) => &ws.endpoint,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { endpoint, .. } => endpoint,
+        }
     }
 
     /// Sends one request on the stream; fails with [`Error::Timeout`] when the server has
     /// not taken it within the request timeout (it stopped reading).
     pub async fn send(&mut self, request: &R) -> Result<(), Error> {
+        match &mut self.kind {
+            Kind::WebSocket(ws) => ws.send(request).await,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { stream, .. } => stream.send(request.to_proto()).await,
+        }
+    }
+
+    /// The next answer: `None` once the server closed the stream. An in-stream error is
+    /// yielded as [`Error::Server`], a broken connection as [`Error::Io`], an undecodable
+    /// message as [`Error::Decode`]; the stream ends after any of them.
+    ///
+    /// Cancel safe: a message is never lost by dropping the future before it resolves.
+    pub async fn next(&mut self) -> Option<Result<R::Response, Error>> {
+        match &mut self.kind {
+            Kind::WebSocket(ws) => ws.next().await,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { stream, endpoint } => Some(stream.next().await?.and_then(|answer| {
+                R::from_proto(answer).map_err(|source| Error::Decode {
+                    endpoint: endpoint.clone(),
+                    source,
+                })
+            })),
+        }
+    }
+
+    /// Closes the stream politely (a WebSocket close, within a short time; over gRPC, the
+    /// end of the requests).
+    pub async fn close(self) {
+        match self.kind {
+            Kind::WebSocket(ws) => ws.close().await,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { .. } => {}
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc(stream: crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>) -> Self {
+        let endpoint = stream.endpoint().to_string();
+        BidiStream {
+            kind: Kind::Grpc { stream, endpoint },
+        }
+    }
+}
+
+impl<R: StreamRpc> WsStream<R> {
+    async fn send(&mut self, request: &R) -> Result<(), Error> {
         let text = serde_json::to_string(request).map_err(Error::Encode)?;
         let endpoint = &self.endpoint;
         let limit = self.limit;
@@ -70,12 +137,7 @@ impl<R: StreamRpc> BidiStream<R> {
         }
     }
 
-    /// The next answer: `None` once the server closed the stream. An in-stream error is
-    /// yielded as [`Error::Server`], a broken connection as [`Error::Io`], an undecodable
-    /// message as [`Error::Decode`]; the stream ends after any of them.
-    ///
-    /// Cancel safe: a message is never lost by dropping the future before it resolves.
-    pub async fn next(&mut self) -> Option<Result<R::Response, Error>> {
+    async fn next(&mut self) -> Option<Result<R::Response, Error>> {
         while !self.done {
             let message = match self.ws.next().await {
                 None => {
@@ -115,8 +177,7 @@ impl<R: StreamRpc> BidiStream<R> {
         None
     }
 
-    /// Closes the connection politely (a WebSocket close), within a short time.
-    pub async fn close(mut self) {
+    async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
     }
 }
@@ -134,6 +195,10 @@ impl Transport {
                 "{} is not a bidirectional call",
                 R::PATH
             )));
+        }
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            return self.open_bidi_grpc(grpc).await;
         }
         let n = self.inner.endpoints.len();
         let start = self.preferred();
@@ -194,12 +259,14 @@ impl Transport {
                 },
             })?;
             Ok(BidiStream {
-                ws,
-                endpoint: endpoint.base.clone(),
-                limit,
-                send_timeout: after,
-                done: false,
-                _rpc: PhantomData,
+                kind: Kind::WebSocket(WsStream {
+                    ws,
+                    endpoint: endpoint.base.clone(),
+                    limit,
+                    send_timeout: after,
+                    done: false,
+                    _rpc: PhantomData,
+                }),
             })
         };
         match tokio::time::timeout(after, open).await {

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     /// The buffer the last large multi-frame answer was joined in, kept for the next one:
     /// a fresh buffer of megabytes costs a page fault per 4 KiB written.
     spare: std::sync::Mutex<Vec<u8>>,
+    /// The native gRPC side, when the transport speaks gRPC instead of the gateway's JSON.
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc: Option<crate::grpc::Grpc>,
 }
 
 /// Keep a joined-answer buffer for reuse up to this capacity.
@@ -84,7 +87,7 @@ impl std::fmt::Debug for Transport {
 
 /// What one attempt asks for.
 #[derive(Clone, Copy)]
-enum Call {
+pub(crate) enum Call {
     Unary,
     Stream,
 }
@@ -95,14 +98,44 @@ const REQUIRE_LEADER: http::HeaderName = http::HeaderName::from_static("grpc-met
 
 /// Where a request goes and how it may be retried.
 #[derive(Clone, Copy)]
-struct Route<'a> {
+pub(crate) struct Route<'a> {
     /// The method path after the API prefix.
-    method: &'a str,
-    idempotency: Idempotency,
+    pub(crate) method: &'a str,
+    pub(crate) idempotency: Idempotency,
     /// Whether to send the require-leader header (when the transport is configured to).
-    require_leader: bool,
+    pub(crate) require_leader: bool,
     /// The whole call's deadline, retries included (`None`: none).
-    deadline: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+}
+
+/// The time limit of one attempt (see [`Transport::attempt_limit`]).
+#[derive(Clone, Copy)]
+pub(crate) struct AttemptLimit {
+    timeout: Option<Duration>,
+    /// What an expiry reports: the call's deadline when that is what ended it.
+    reported: Option<Duration>,
+}
+
+impl AttemptLimit {
+    /// Runs `work` within the limit; on expiry, a timeout of `endpoint` whose outcome is
+    /// unknown when `sent` (the request may have reached the server).
+    pub(crate) async fn run<T>(
+        self,
+        endpoint: &str,
+        sent: bool,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match self.timeout {
+            Some(after) => tokio::time::timeout(after, work)
+                .await
+                .map_err(|_| Error::Timeout {
+                    endpoint: endpoint.to_string(),
+                    after: self.reported.unwrap_or(after),
+                    outcome_unknown: sent,
+                })?,
+            None => work.await,
+        }
+    }
 }
 
 /// What one attempt got.
@@ -133,8 +166,17 @@ impl Transport {
             .map(|url| Endpoint::parse(url, b.api_prefix.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         let any_https = endpoints.iter().any(Endpoint::is_https);
-        let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https)?;
+        let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, false)?;
         let pool = Pool::new(connector, b.pool_idle_timeout, endpoints.len());
+        #[cfg(feature = "grpc")]
+        let grpc = match b.protocol {
+            crate::Protocol::Grpc => Some(crate::grpc::Grpc::new(
+                tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, true)?,
+                endpoints.len(),
+                b.max_response_len,
+            )),
+            crate::Protocol::Gateway => None,
+        };
         let token = match b.token {
             Some(t) => {
                 let mut value = HeaderValue::from_str(&t.0).map_err(|_| {
@@ -160,6 +202,8 @@ impl Transport {
                 auth_off: std::sync::atomic::AtomicBool::new(false),
                 auth_lock: tokio::sync::Mutex::new(()),
                 spare: std::sync::Mutex::new(Vec::new()),
+                #[cfg(feature = "grpc")]
+                grpc,
             }),
         })
     }
@@ -218,6 +262,15 @@ impl Transport {
             require_leader: R::REQUIRE_LEADER,
             deadline,
         };
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            let (_, answer) = self
+                .failover(route, |idx, token, until| {
+                    self.grpc_attempt(grpc, idx, route, request, token, until)
+                })
+                .await?;
+            return Ok(answer);
+        }
         let (endpoint, bytes) = self.call_unary(route, request).await?;
         let decoded = R::decode(&bytes).map_err(|source| Error::Decode {
             endpoint: self.inner.endpoints[endpoint].base.clone(),
@@ -259,6 +312,7 @@ impl Transport {
     where
         Req: Serialize + ?Sized,
     {
+        self.gateway_only(route.method)?;
         let body = encode(request)?;
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
         let call = std::pin::pin!(self.exchange(route, body, Call::Unary));
@@ -283,6 +337,10 @@ impl Transport {
             deadline: self.inner.deadline,
             require_leader: R::REQUIRE_LEADER,
         };
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            return self.grpc_call_stream_once(grpc, route, request).await;
+        }
         let (endpoint, bytes) = self.call_unary(route, request).await?;
         let endpoint = &self.inner.endpoints[endpoint].base;
         let decode_error = |source| Error::Decode {
@@ -322,6 +380,10 @@ impl Transport {
             deadline: self.inner.deadline,
             require_leader: R::REQUIRE_LEADER,
         };
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            return self.grpc_call_stream(grpc, route, request).await;
+        }
         self.open_stream(route, request).await
     }
 
@@ -353,6 +415,7 @@ impl Transport {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        self.gateway_only(route.method)?;
         let body = encode(request)?;
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
         let call = std::pin::pin!(self.exchange(route, body, Call::Stream));
@@ -385,7 +448,6 @@ impl Transport {
             count_only: true,
             ..etcd_wire::RangeRequest::default()
         };
-        let body = encode(&request)?;
         let route = Route {
             method: <etcd_wire::RangeRequest as Rpc>::PATH,
             idempotency: Idempotency::Idempotent,
@@ -394,8 +456,7 @@ impl Transport {
         };
         let probe = async {
             let token = self.token_for_request(idx).await?;
-            self.attempt(idx, route, body, token, Call::Unary, None)
-                .await
+            self.attempt_rpc(idx, route, &request, token).await
         };
         match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(_)) => Ok(()),
@@ -514,6 +575,25 @@ impl Transport {
         body: Bytes,
         call: Call,
     ) -> Result<(usize, Answer), Error> {
+        self.failover(route, |idx, token, until| {
+            self.attempt(idx, route, body.clone(), token, call, until)
+        })
+        .await
+    }
+
+    /// Runs `attempt(endpoint index, token, deadline)` on endpoints in turn from the
+    /// preferred one, within the retry policy: what is safe to repeat is repeated on the
+    /// next endpoint, a rejected token is renewed once, a certificate problem tries each
+    /// endpoint once. The one loop of every call, whatever the protocol.
+    pub(crate) async fn failover<A, F, Fut>(
+        &self,
+        route: Route<'_>,
+        mut attempt: F,
+    ) -> Result<(usize, A), Error>
+    where
+        F: FnMut(usize, Option<HeaderValue>, Option<Instant>) -> Fut,
+        Fut: std::future::Future<Output = Result<A, Error>>,
+    {
         let inner = &*self.inner;
         let n = inner.endpoints.len();
         let until = route.deadline.map(|d| Instant::now() + d);
@@ -529,8 +609,7 @@ impl Transport {
         loop {
             let token = self.token_for_request(idx).await;
             let result = match token {
-                Ok(token) => self
-                    .attempt(idx, route, body.clone(), token.clone(), call, until)
+                Ok(token) => attempt(idx, token.clone(), until)
                     .await
                     .map_err(|e| (e, token)),
                 Err(e) => Err((e, None)),
@@ -604,27 +683,11 @@ impl Transport {
     ) -> Result<Answer, Error> {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
-        // What is left of the call's deadline, and of this attempt's timeout.
-        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-        let timeout = match (inner.request_timeout, left) {
-            (Some(t), Some(l)) => Some(t.min(l)),
-            (t, l) => t.or(l),
-        };
-        // When the call's deadline is what ends the attempt, the error names the deadline.
-        let reported = |after: Duration| match (left, route.deadline) {
-            (Some(l), Some(d)) if l <= after => d,
-            _ => after,
-        };
-        let prefix = match timeout {
-            _ if endpoint.prefix_known() => self.prefix(idx).await?,
-            Some(after) => tokio::time::timeout(after, self.prefix(idx))
-                .await
-                .map_err(|_| Error::Timeout {
-                    endpoint: endpoint.base.clone(),
-                    after: reported(after),
-                    outcome_unknown: false,
-                })??,
-            None => self.prefix(idx).await?,
+        let limit = self.attempt_limit(route, until);
+        let prefix = if endpoint.prefix_known() {
+            self.prefix(idx).await?
+        } else {
+            limit.run(&endpoint.base, false, self.prefix(idx)).await?
         };
         let uri = endpoint.method_uri(prefix, route.method)?;
         let mut request = Request::builder()
@@ -665,19 +728,25 @@ impl Transport {
                 Err(server_error(&endpoint.base, status, &bytes))
             }
         };
-        let exchange = std::pin::pin!(exchange);
-        match timeout {
-            Some(after) => {
-                tokio::time::timeout(after, exchange)
-                    .await
-                    .map_err(|_| Error::Timeout {
-                        endpoint: endpoint.base.clone(),
-                        after: reported(after),
-                        outcome_unknown: true,
-                    })?
-            }
-            None => exchange.await,
-        }
+        limit
+            .run(&endpoint.base, true, std::pin::pin!(exchange))
+            .await
+    }
+
+    /// How long one attempt may take: the request timeout, or what is left of the call's
+    /// deadline when that is sooner.
+    pub(crate) fn attempt_limit(&self, route: Route<'_>, until: Option<Instant>) -> AttemptLimit {
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        let timeout = match (self.inner.request_timeout, left) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        };
+        // When the call's deadline is what ends the attempt, the error names the deadline.
+        let reported = match (timeout, left, route.deadline) {
+            (Some(t), Some(l), Some(d)) if l <= t => Some(d),
+            (t, ..) => t,
+        };
+        AttemptLimit { timeout, reported }
     }
 
     /// Reads a whole body, within the response limit.
@@ -757,6 +826,58 @@ impl Transport {
         }
     }
 
+    /// One attempt of `request` on endpoint `idx`, whatever the protocol, within the
+    /// request timeout.
+    async fn attempt_rpc<R: Rpc>(
+        &self,
+        idx: usize,
+        route: Route<'_>,
+        request: &R,
+        token: Option<HeaderValue>,
+    ) -> Result<R::Response, Error> {
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            return self
+                .grpc_attempt(grpc, idx, route, request, token, None)
+                .await;
+        }
+        let answer = self
+            .attempt(idx, route, encode(request)?, token, Call::Unary, None)
+            .await?;
+        let Answer::Body(bytes) = answer else {
+            return Err(Error::Config(
+                "internal: stream answer to a unary call".into(),
+            ));
+        };
+        let decoded = R::decode(&bytes).map_err(|source| Error::Decode {
+            endpoint: self.inner.endpoints[idx].base.clone(),
+            source,
+        });
+        self.recycle(bytes);
+        decoded
+    }
+
+    /// Untyped calls name gateway paths and carry JSON: they have no gRPC form.
+    fn gateway_only(&self, method: &str) -> Result<(), Error> {
+        #[cfg(feature = "grpc")]
+        if self.inner.grpc.is_some() {
+            return Err(Error::Config(format!(
+                "{method}: untyped calls need the gateway protocol; over gRPC use a typed request (etcd_wire::Rpc)"
+            )));
+        }
+        let _ = method;
+        Ok(())
+    }
+
+    /// The protocol this transport speaks.
+    pub fn protocol(&self) -> crate::Protocol {
+        #[cfg(feature = "grpc")]
+        if self.inner.grpc.is_some() {
+            return crate::Protocol::Grpc;
+        }
+        crate::Protocol::Gateway
+    }
+
     /// The API prefix of an endpoint, asking `GET /version` the first time.
     pub(crate) async fn prefix(&self, idx: usize) -> Result<&str, Error> {
         let endpoint = &self.inner.endpoints[idx];
@@ -775,6 +896,10 @@ impl Transport {
     }
 
     async fn fetch_version(&self, idx: usize) -> Result<VersionResponse, Error> {
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.inner.grpc {
+            return self.grpc_version(grpc, idx).await;
+        }
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
         let request = Request::builder()
@@ -818,7 +943,7 @@ impl Transport {
     }
 
     /// The token to send: the configured one, or one fetched with the credentials.
-    async fn token_for_request(&self, idx: usize) -> Result<Option<HeaderValue>, Error> {
+    pub(crate) async fn token_for_request(&self, idx: usize) -> Result<Option<HeaderValue>, Error> {
         if let Some(t) = self.current_token() {
             return Ok(Some(t));
         }
@@ -850,25 +975,17 @@ impl Transport {
         if current.is_some() && current != stale {
             return Ok(());
         }
-        let body = encode(&AuthenticateRequest {
+        let request = AuthenticateRequest {
             name: credentials.user.clone(),
             password: credentials.password.clone(),
-        })?;
-        let answer = self
-            .attempt(
-                idx,
-                Route {
-                    method: <AuthenticateRequest as Rpc>::PATH,
-                    idempotency: Idempotency::Idempotent,
-                    deadline: self.inner.deadline,
-                    require_leader: false,
-                },
-                body,
-                None,
-                Call::Unary,
-                None,
-            )
-            .await;
+        };
+        let route = Route {
+            method: <AuthenticateRequest as Rpc>::PATH,
+            idempotency: Idempotency::Idempotent,
+            deadline: self.inner.deadline,
+            require_leader: false,
+        };
+        let answer = self.attempt_rpc(idx, route, &request, None).await;
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) if e.is_auth_not_enabled() => {
@@ -882,16 +999,7 @@ impl Transport {
             }
             Err(e) => return Err(e),
         };
-        let Answer::Body(bytes) = answer else {
-            return Err(Error::Config(
-                "internal: stream answer to authenticate".into(),
-            ));
-        };
-        let auth: AuthenticateResponse =
-            etcd_wire::from_slice(&bytes).map_err(|source| Error::Decode {
-                endpoint: self.inner.endpoints[idx].base.clone(),
-                source,
-            })?;
+        let auth: AuthenticateResponse = answer;
         let mut value = HeaderValue::from_str(&auth.token).map_err(|_| Error::Http {
             endpoint: self.inner.endpoints[idx].base.clone(),
             status: 200,

@@ -163,6 +163,21 @@ pub struct TransportBuilder {
     pub(crate) token: Option<Secret>,
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) require_leader: bool,
+    pub(crate) protocol: Protocol,
+}
+
+/// The protocol a transport speaks to etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// etcd's gRPC-JSON gateway: HTTP/1.1 and JSON, the gateway's WebSocket for
+    /// bidirectional streams (the default).
+    #[default]
+    Gateway,
+    /// Native gRPC: HTTP/2 and protobuf, every call and stream of the transport on one
+    /// connection per endpoint (cargo feature `grpc`).
+    #[cfg(feature = "grpc")]
+    Grpc,
 }
 
 /// The default deadline of a whole call, retries included: 30 s.
@@ -187,6 +202,7 @@ impl Default for TransportBuilder {
             token: None,
             pool_idle_timeout: Duration::from_secs(60),
             require_leader: true,
+            protocol: Protocol::Gateway,
         }
     }
 }
@@ -297,6 +313,13 @@ impl TransportBuilder {
     /// calls never require a leader.
     pub fn require_leader(mut self, on: bool) -> Self {
         self.require_leader = on;
+        self
+    }
+
+    /// The protocol to speak: the gateway (default) or, with the `grpc` feature, native
+    /// gRPC. Everything else (endpoints, failover, deadlines, TLS, auth) is the same.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
         self
     }
 

@@ -32,6 +32,8 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod pool;
 mod stream;
 mod tls;
@@ -39,7 +41,7 @@ mod tls;
 pub use bidi::BidiStream;
 pub use client::Transport;
 pub use config::{
-    RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
+    Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
 };
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;

@@ -17,8 +17,23 @@ use std::task::{ready, Context, Poll};
 /// [`Error::Server`] and ends the stream; a broken connection is yielded as [`Error::Io`] and
 /// ends it. The stream ends (`None`) when the server closes the response.
 ///
-/// Dropping the stream closes its connection, which cancels the call on the server.
+/// Dropping the stream closes its connection, which cancels the call on the server (over
+/// gRPC: resets its HTTP/2 stream; the connection stays).
 pub struct MessageStream<T> {
+    kind: Kind<T>,
+}
+
+enum Kind<T> {
+    Json(JsonStream<T>),
+    #[cfg(feature = "grpc")]
+    Grpc {
+        messages: Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>>,
+        endpoint: String,
+    },
+}
+
+/// A streamed gateway answer: JSON messages, one per line.
+struct JsonStream<T> {
     body: Incoming,
     /// The connection the stream arrived on, closed when the stream is dropped.
     _conn: Conn,
@@ -31,8 +46,7 @@ pub struct MessageStream<T> {
 impl<T> std::fmt::Debug for MessageStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageStream")
-            .field("endpoint", &self.endpoint)
-            .field("done", &self.done)
+            .field("endpoint", &self.endpoint())
             .finish_non_exhaustive()
     }
 }
@@ -45,22 +59,51 @@ impl<T> MessageStream<T> {
         max_message_len: usize,
     ) -> Self {
         MessageStream {
-            body,
-            _conn: conn,
-            decoder: StreamDecoder::new(max_message_len),
-            endpoint,
-            done: false,
-            _message: PhantomData,
+            kind: Kind::Json(JsonStream {
+                body,
+                _conn: conn,
+                decoder: StreamDecoder::new(max_message_len),
+                endpoint,
+                done: false,
+                _message: PhantomData,
+            }),
+        }
+    }
+
+    /// The answers of a gRPC streaming call, decoded.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc(
+        messages: Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>>,
+        endpoint: String,
+    ) -> Self {
+        MessageStream {
+            kind: Kind::Grpc { messages, endpoint },
         }
     }
 
     /// The endpoint this stream is connected to.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        match &self.kind {
+            Kind::Json(s) => &s.endpoint,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { endpoint, .. } => endpoint,
+        }
     }
 }
 
-impl<T: DeserializeOwned> MessageStream<T> {
+impl<T: DeserializeOwned> Stream for MessageStream<T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.get_mut().kind {
+            Kind::Json(s) => s.poll_next(cx),
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { messages, .. } => messages.as_mut().poll_next(cx),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> JsonStream<T> {
     fn decode(&mut self, line: &[u8]) -> Result<T, Error> {
         match parse_message::<T>(line) {
             Ok(StreamMessage::Result(m)) => Ok(m),
@@ -90,11 +133,9 @@ impl<T: DeserializeOwned> MessageStream<T> {
     }
 }
 
-impl<T: DeserializeOwned> Stream for MessageStream<T> {
-    type Item = Result<T, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
+impl<T: DeserializeOwned> JsonStream<T> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        let this = self;
         loop {
             if this.done {
                 return Poll::Ready(None);

@@ -14,10 +14,13 @@ pub(crate) type Connector = HttpsConnector<HttpConnector>;
 /// A connection the connector opened: TCP, with TLS for `https://`.
 pub(crate) type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 
+/// The connector of HTTP/1.1 connections (the gateway), or with `h2` of HTTP/2 ones
+/// (native gRPC: ALPN `h2` over TLS, prior knowledge over plain TCP).
 pub(crate) fn connector(
     connect_timeout: Duration,
     tls: Option<&TlsConfig>,
     any_https: bool,
+    h2: bool,
 ) -> Result<Connector, Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -25,11 +28,17 @@ pub(crate) fn connector(
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(30)));
     let config = client_config(tls, any_https)?;
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
+        .https_or_http();
+    #[cfg(feature = "grpc")]
+    if h2 {
+        // ALPN h2 only: etcd's gRPC server takes nothing else over TLS.
+        return Ok(builder.enable_http2().wrap_connector(http));
+    }
+    #[cfg(not(feature = "grpc"))]
+    let _ = h2;
+    Ok(builder.enable_http1().wrap_connector(http))
 }
 
 fn client_config(tls: Option<&TlsConfig>, any_https: bool) -> Result<rustls::ClientConfig, Error> {

@@ -11,6 +11,8 @@ mod cluster;
 mod election;
 mod errors;
 mod etcdctl;
+#[cfg(feature = "grpc")]
+mod interop;
 mod kv;
 mod lease;
 mod lock;
@@ -40,15 +42,23 @@ use bytes::Bytes;
 use etcd_kv::{Client, KeyValue};
 use xtask::Etcd;
 
-/// A client builder in the stream mode the run asks for: `ETCD_TEST_STREAMS=per-call`
-/// runs the suite with one connection per watch and a POST per keep-alive.
+/// A client builder in the protocol and stream mode the run asks for:
+/// `ETCD_TEST_TRANSPORT=grpc` runs the suite over native gRPC, `ETCD_TEST_STREAMS=per-call`
+/// with one stream per watch and one call per keep-alive.
 pub fn builder() -> etcd_kv::ClientBuilder {
-    let builder = Client::builder();
-    if xtask::testing::per_call_streams() {
-        builder.stream_mode(etcd_kv::StreamMode::PerCall)
-    } else {
-        builder
+    let mut builder = Client::builder();
+    if xtask::testing::grpc_transport() {
+        #[cfg(feature = "grpc")]
+        {
+            builder = builder.protocol(etcd_kv::Protocol::Grpc);
+        }
+        #[cfg(not(feature = "grpc"))]
+        panic!("ETCD_TEST_TRANSPORT=grpc needs the suite built with --features grpc");
     }
+    if xtask::testing::per_call_streams() {
+        builder = builder.stream_mode(etcd_kv::StreamMode::PerCall);
+    }
+    builder
 }
 
 /// The shared server and a connected client, or `None` to skip.

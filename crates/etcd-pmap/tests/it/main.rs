@@ -21,6 +21,14 @@ use etcd_pmap::Database;
 pub async fn client() -> Option<Client> {
     let etcd = xtask::testing::shared_etcd()?;
     let mut builder = Client::builder().endpoint(etcd.endpoint(0));
+    if xtask::testing::grpc_transport() {
+        #[cfg(feature = "grpc")]
+        {
+            builder = builder.protocol(etcd_kv::Protocol::Grpc);
+        }
+        #[cfg(not(feature = "grpc"))]
+        panic!("ETCD_TEST_TRANSPORT=grpc needs the suite built with --features grpc");
+    }
     if xtask::testing::per_call_streams() {
         builder = builder.stream_mode(etcd_kv::StreamMode::PerCall);
     }

@@ -72,6 +72,16 @@ where
     S: AsRef<OsStr>,
 {
     let mut cmd = Command::new(bin);
+    if xtask::testing::grpc_transport() {
+        // The tools speak the protocol of the run.
+        assert!(
+            cfg!(feature = "grpc"),
+            "ETCD_TEST_TRANSPORT=grpc needs the suite built with --features grpc"
+        );
+        cmd.env("ETCD_TOOLS_GRPC", "1");
+    } else {
+        cmd.env_remove("ETCD_TOOLS_GRPC");
+    }
     cmd.args(args)
         .env_remove("ETCD_PASSWORD")
         .stdout(Stdio::piped())

@@ -1,0 +1,684 @@
+//! Native gRPC (feature `grpc`): HTTP/2 and protobuf to etcd's gRPC services.
+//!
+//! One HTTP/2 connection per endpoint carries every call and stream of the transport,
+//! multiplexed. The connection is ours (TCP and rustls from [`tls`](crate::tls), ALPN `h2`),
+//! driven by hyper's HTTP/2 client; gRPC framing, status trailers and the prost codec are
+//! tonic's client core. Endpoint choice, failover, deadlines and auth stay in
+//! [`Transport`](crate::Transport), shared with the gateway: this module only carries one
+//! attempt to one endpoint.
+
+use crate::client::{Route, Transport};
+use crate::endpoint::Endpoint;
+use crate::error::{connect_error, tls_cause, Error};
+use crate::tls::Connector;
+use etcd_wire::{Rpc, StreamRpc, VersionResponse};
+use futures_util::StreamExt;
+use http::uri::PathAndQuery;
+use http::HeaderValue;
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::body::Body;
+use tonic::metadata::MetadataValue;
+use tower_service::Service;
+
+/// HTTP/2 flow-control windows: large enough that a big range answer is not throttled
+/// by window updates on a fast link (the default 64 KiB stream window costs round trips).
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// Requests a stream holds before a send waits for the server to take them.
+const SEND_QUEUE: usize = 64;
+
+/// The gRPC side of a transport: one HTTP/2 connection per endpoint.
+pub(crate) struct Grpc {
+    connector: Connector,
+    /// The connection of each endpoint, with the generation it was opened as.
+    conns: Vec<Mutex<Option<(u64, SendRequest<Body>)>>>,
+    /// Held while connecting, so that concurrent first calls open one connection.
+    connecting: Vec<tokio::sync::Mutex<()>>,
+    generation: std::sync::atomic::AtomicU64,
+    max_message: usize,
+}
+
+/// What every request carries besides its message.
+#[derive(Clone, Default)]
+pub(crate) struct Metadata {
+    /// The auth token (`token` metadata).
+    pub(crate) token: Option<HeaderValue>,
+    /// Whether a member without a leader must refuse at once (`hasleader` metadata).
+    pub(crate) require_leader: bool,
+}
+
+impl Metadata {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let map = request.metadata_mut();
+        if let Some(token) = &self.token {
+            if let Ok(text) = token.to_str() {
+                if let Ok(mut value) = MetadataValue::try_from(text) {
+                    value.set_sensitive(true);
+                    map.insert("token", value);
+                }
+            }
+        }
+        if self.require_leader {
+            map.insert("hasleader", MetadataValue::from_static("true"));
+        }
+        request
+    }
+}
+
+/// A connection as the tower service tonic's client core calls.
+#[derive(Clone)]
+struct Channel(SendRequest<Body>);
+
+type ResponseFuture = Pin<
+    Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>> + Send>,
+>;
+
+impl Service<http::Request<Body>> for Channel {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> ResponseFuture {
+        Box::pin(self.0.send_request(request))
+    }
+}
+
+type Client = tonic::client::Grpc<Channel>;
+
+impl Grpc {
+    pub(crate) fn new(connector: Connector, endpoints: usize, max_message: usize) -> Grpc {
+        Grpc {
+            connector,
+            conns: (0..endpoints).map(|_| Mutex::new(None)).collect(),
+            connecting: (0..endpoints)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            max_message,
+        }
+    }
+
+    fn cached(&self, idx: usize) -> Option<(u64, SendRequest<Body>)> {
+        let slot = match self.conns[idx].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slot.as_ref()
+            .filter(|(_, send)| !send.is_closed())
+            .map(|(g, send)| (*g, send.clone()))
+    }
+
+    /// Forgets the connection of endpoint `idx` if it is still generation `generation`
+    /// (a call on it timed out: the next call opens a fresh one).
+    fn forget(&self, idx: usize, generation: u64) {
+        let mut slot = match self.conns[idx].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *slot = None;
+        }
+    }
+
+    /// Forgets the connection of endpoint `idx`, whichever it is.
+    pub(crate) fn forget_current(&self, idx: usize) {
+        let mut slot = match self.conns[idx].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = None;
+    }
+
+    /// The connection to endpoint `idx`, opened (and its driving task spawned) if needed.
+    async fn connection(
+        &self,
+        idx: usize,
+        endpoint: &Endpoint,
+    ) -> Result<(u64, SendRequest<Body>), Error> {
+        if let Some(conn) = self.cached(idx) {
+            return Ok(conn);
+        }
+        let _connecting = self.connecting[idx].lock().await;
+        if let Some(conn) = self.cached(idx) {
+            return Ok(conn);
+        }
+        let mut connector = self.connector.clone();
+        let io = async {
+            poll_fn(|cx| connector.poll_ready(cx)).await?;
+            connector.call(endpoint.origin.clone()).await
+        }
+        .await
+        .map_err(|source| connect_error(&endpoint.base, source))?;
+        let (send, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(1 << 20)
+            .handshake(io)
+            .await
+            .map_err(|e| connect_error(&endpoint.base, Box::new(e)))?;
+        let base = endpoint.base.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(endpoint = %base, error = %e, "HTTP/2 connection ended");
+            }
+        });
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut slot = match self.conns[idx].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some((generation, send.clone()));
+        Ok((generation, send))
+    }
+
+    /// A ready client on endpoint `idx`'s connection.
+    async fn client(&self, idx: usize, endpoint: &Endpoint) -> Result<(u64, Client), Error> {
+        let (generation, send) = self.connection(idx, endpoint).await?;
+        let mut client = tonic::client::Grpc::with_origin(Channel(send), endpoint.origin.clone())
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(usize::MAX);
+        if let Err(e) = client.ready().await {
+            // The connection closed before this call used it: nothing was sent.
+            self.forget(idx, generation);
+            return Err(Error::Io {
+                endpoint: endpoint.base.clone(),
+                outcome_unknown: false,
+                source: Box::new(e),
+            });
+        }
+        Ok((generation, client))
+    }
+
+    /// One unary call to endpoint `idx`.
+    pub(crate) async fn unary<M, A>(
+        &self,
+        idx: usize,
+        endpoint: &Endpoint,
+        method: &'static str,
+        message: M,
+        metadata: &Metadata,
+    ) -> Result<A, Error>
+    where
+        M: prost::Message + Send + Sync + 'static,
+        A: prost::Message + Default + Send + Sync + 'static,
+    {
+        let (generation, mut client) = self.client(idx, endpoint).await?;
+        let codec = tonic_prost::ProstCodec::<M, A>::default();
+        let call = client.unary(
+            metadata.request(message),
+            PathAndQuery::from_static(method),
+            codec,
+        );
+        match call.await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) => Err(self.status_error(idx, generation, endpoint, status)),
+        }
+    }
+
+    /// Opens a streaming call on endpoint `idx` that first sends `first`; the request
+    /// side stays open for [`GrpcStream::send`] when `bidirectional`, else it ends after
+    /// `first`. Returns once the call is on its way: answers (and the call's own errors)
+    /// come from [`GrpcStream::next`], since etcd sends no headers before its first answer.
+    pub(crate) async fn open<M, A>(
+        &self,
+        idx: usize,
+        endpoint: &Endpoint,
+        method: &'static str,
+        first: Option<M>,
+        bidirectional: bool,
+        metadata: &Metadata,
+        send_timeout: Duration,
+    ) -> Result<GrpcStream<M, A>, Error>
+    where
+        M: prost::Message + Send + Sync + 'static,
+        A: prost::Message + Default + Send + Sync + 'static,
+    {
+        let (_, mut client) = self.client(idx, endpoint).await?;
+        let (tx, mut rx) = mpsc::channel::<M>(SEND_QUEUE);
+        if let Some(first) = first {
+            // A fresh channel has room.
+            let _ = tx.try_send(first);
+        }
+        let requests = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let request = metadata.request(requests);
+        let codec = tonic_prost::ProstCodec::<M, A>::default();
+        let opening = tokio::spawn(async move {
+            client
+                .streaming(request, PathAndQuery::from_static(method), codec)
+                .await
+                .map(tonic::Response::into_inner)
+        });
+        Ok(GrpcStream {
+            tx: bidirectional.then_some(tx),
+            state: State::Opening(opening),
+            endpoint: endpoint.base.clone(),
+            send_timeout,
+            limit: self.max_message,
+        })
+    }
+
+    /// The error of a failed call: the server's status, or what broke on the way.
+    fn status_error(
+        &self,
+        idx: usize,
+        generation: u64,
+        endpoint: &Endpoint,
+        status: tonic::Status,
+    ) -> Error {
+        status_error(&endpoint.base, self.max_message, status, || {
+            self.forget(idx, generation)
+        })
+    }
+}
+
+/// Maps a tonic status: a status from the server keeps its code and message; a local
+/// one with a source is a broken connection (`forget` is called), whose request may have
+/// been applied unless HTTP/2 says the server refused the stream before processing it.
+fn status_error(
+    endpoint: &str,
+    limit: usize,
+    status: tonic::Status,
+    forget: impl FnOnce(),
+) -> Error {
+    use std::error::Error as _;
+    if let Some(source) = status.source() {
+        if tls_cause(source).is_some() {
+            forget();
+            return Error::TlsHandshake {
+                endpoint: endpoint.to_string(),
+                source: Box::new(status),
+            };
+        }
+        let refused = h2_reason(source) == Some(h2::Reason::REFUSED_STREAM);
+        forget();
+        return Error::Io {
+            endpoint: endpoint.to_string(),
+            outcome_unknown: !refused,
+            source: Box::new(status),
+        };
+    }
+    if status.code() == tonic::Code::OutOfRange
+        && status
+            .message()
+            .contains("decoded message length too large")
+    {
+        return Error::ResponseTooLarge {
+            endpoint: endpoint.to_string(),
+            limit,
+        };
+    }
+    Error::Server {
+        endpoint: endpoint.to_string(),
+        status: etcd_wire::Status::new(status.code() as i32, status.message()),
+    }
+}
+
+/// The HTTP/2 error code in an error's chain, if any.
+fn h2_reason(e: &(dyn std::error::Error + 'static)) -> Option<h2::Reason> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason();
+        }
+        current = err.source();
+    }
+    None
+}
+
+enum State<A> {
+    Opening(JoinHandle<Result<tonic::Streaming<A>, tonic::Status>>),
+    Open(tonic::Streaming<A>),
+    Done,
+}
+
+/// One streaming gRPC call: requests out through [`send`](Self::send), answers in through
+/// [`next`](Self::next). Dropping it cancels the call (an HTTP/2 reset), not the connection.
+pub(crate) struct GrpcStream<M, A> {
+    tx: Option<mpsc::Sender<M>>,
+    state: State<A>,
+    endpoint: String,
+    send_timeout: Duration,
+    /// The message size limit, for errors.
+    limit: usize,
+}
+
+impl<M, A> Drop for GrpcStream<M, A> {
+    fn drop(&mut self) {
+        if let State::Opening(handle) = &self.state {
+            handle.abort();
+        }
+    }
+}
+
+impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> {
+    /// The endpoint the call is on.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one request; fails with [`Error::Timeout`] when the call has not taken it
+    /// within the send timeout (the server stopped reading).
+    pub(crate) async fn send(&mut self, message: M) -> Result<(), Error> {
+        let Some(tx) = &self.tx else {
+            return Err(Error::Config(
+                "this stream takes no further requests".into(),
+            ));
+        };
+        match tokio::time::timeout(self.send_timeout, tx.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Io {
+                endpoint: self.endpoint.clone(),
+                outcome_unknown: false,
+                source: "the stream has ended".into(),
+            }),
+            Err(_) => Err(Error::Timeout {
+                endpoint: self.endpoint.clone(),
+                after: self.send_timeout,
+                outcome_unknown: true,
+            }),
+        }
+    }
+
+    /// The next answer: `None` once the server ended the call with status OK; an error
+    /// ends the stream. Cancel safe.
+    pub(crate) async fn next(&mut self) -> Option<Result<A, Error>> {
+        let limit = self.limit;
+        loop {
+            match &mut self.state {
+                State::Opening(handle) => match handle.await {
+                    Ok(Ok(stream)) => self.state = State::Open(stream),
+                    Ok(Err(status)) => {
+                        self.state = State::Done;
+                        return Some(Err(status_error(&self.endpoint, limit, status, || ())));
+                    }
+                    Err(e) => {
+                        self.state = State::Done;
+                        return Some(Err(Error::Io {
+                            endpoint: self.endpoint.clone(),
+                            outcome_unknown: false,
+                            source: Box::new(e),
+                        }));
+                    }
+                },
+                State::Open(stream) => {
+                    return match stream.message().await {
+                        Ok(Some(message)) => Some(Ok(message)),
+                        Ok(None) => {
+                            self.state = State::Done;
+                            None
+                        }
+                        Err(status) => {
+                            self.state = State::Done;
+                            Some(Err(status_error(&self.endpoint, limit, status, || ())))
+                        }
+                    };
+                }
+                State::Done => return None,
+            }
+        }
+    }
+}
+
+impl Transport {
+    fn metadata(&self, route: Route<'_>, token: Option<HeaderValue>) -> Metadata {
+        Metadata {
+            token,
+            require_leader: route.require_leader && self.inner.require_leader,
+        }
+    }
+
+    /// One attempt of a unary call over gRPC: the endpoint is probed first when it has not
+    /// answered yet (an unanswered probe means nothing was sent), then the call is made
+    /// within the attempt's time limit. A timeout forgets the connection: a frozen server
+    /// is not asked again on it.
+    pub(crate) async fn grpc_attempt<R: Rpc>(
+        &self,
+        grpc: &Grpc,
+        idx: usize,
+        route: Route<'_>,
+        request: &R,
+        token: Option<HeaderValue>,
+        until: Option<Instant>,
+    ) -> Result<R::Response, Error> {
+        let endpoint = &self.inner.endpoints[idx];
+        let limit = self.attempt_limit(route, until);
+        if !endpoint.prefix_known() {
+            limit.run(&endpoint.base, false, self.prefix(idx)).await?;
+        }
+        let metadata = self.metadata(route, token);
+        let call = grpc.unary::<R::Proto, R::ProtoResponse>(
+            idx,
+            endpoint,
+            R::GRPC_METHOD,
+            request.to_proto(),
+            &metadata,
+        );
+        let answer = limit.run(&endpoint.base, true, call).await;
+        if matches!(answer, Err(Error::Timeout { .. })) {
+            grpc.forget_current(idx);
+        }
+        R::from_proto(answer?).map_err(|source| Error::Decode {
+            endpoint: endpoint.base.clone(),
+            source,
+        })
+    }
+
+    /// The version of endpoint `idx` from its Maintenance/Status (gRPC has no `/version`).
+    pub(crate) async fn grpc_version(
+        &self,
+        grpc: &Grpc,
+        idx: usize,
+    ) -> Result<VersionResponse, Error> {
+        let endpoint = &self.inner.endpoints[idx];
+        let request = etcd_wire::StatusRequest::default();
+        let call = grpc.unary::<<etcd_wire::StatusRequest as Rpc>::Proto, <etcd_wire::StatusRequest as Rpc>::ProtoResponse>(
+            idx,
+            endpoint,
+            <etcd_wire::StatusRequest as Rpc>::GRPC_METHOD,
+            request.to_proto(),
+            &Metadata::default(),
+        );
+        let after = self.request_timeout();
+        let answer = tokio::time::timeout(after, call).await.map_err(|_| {
+            grpc.forget_current(idx);
+            Error::Timeout {
+                endpoint: endpoint.base.clone(),
+                after,
+                outcome_unknown: false,
+            }
+        })??;
+        let status = <etcd_wire::StatusRequest as Rpc>::from_proto(answer).map_err(|source| {
+            Error::Decode {
+                endpoint: endpoint.base.clone(),
+                source,
+            }
+        })?;
+        Ok(VersionResponse {
+            etcdserver: status.version,
+            ..VersionResponse::default()
+        })
+    }
+
+    /// Opens a streaming call over gRPC that starts with `request`, on the first endpoint
+    /// that takes it.
+    pub(crate) async fn grpc_stream<R: StreamRpc>(
+        &self,
+        grpc: &Grpc,
+        route: Route<'_>,
+        request: &R,
+    ) -> Result<crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>, Error> {
+        let send_timeout = self.request_timeout();
+        let (_, stream) = self
+            .failover(route, |idx, token, until| {
+                let endpoint = &self.inner.endpoints[idx];
+                let metadata = self.metadata(route, token);
+                let limit = self.attempt_limit(route, until);
+                async move {
+                    if !endpoint.prefix_known() {
+                        limit.run(&endpoint.base, false, self.prefix(idx)).await?;
+                    }
+                    let open = grpc.open::<R::Proto, R::ProtoResponse>(
+                        idx,
+                        endpoint,
+                        R::GRPC_METHOD,
+                        Some(request.to_proto()),
+                        R::BIDIRECTIONAL,
+                        &metadata,
+                        send_timeout,
+                    );
+                    limit.run(&endpoint.base, false, open).await
+                }
+            })
+            .await?;
+        Ok(stream)
+    }
+
+    /// [`call_stream`](Transport::call_stream) over gRPC.
+    pub(crate) async fn grpc_call_stream<R: StreamRpc>(
+        &self,
+        grpc: &Grpc,
+        route: Route<'_>,
+        request: &R,
+    ) -> Result<crate::MessageStream<R::Response>, Error> {
+        let stream = self.grpc_stream(grpc, route, request).await?;
+        let endpoint = stream.endpoint().to_string();
+        let decode_endpoint = endpoint.clone();
+        let messages = futures_util::stream::unfold(stream, |mut stream| async move {
+            let next = stream.next().await?;
+            Some((next, stream))
+        })
+        .map(move |answer| {
+            answer.and_then(|a| {
+                R::from_proto(a).map_err(|source| Error::Decode {
+                    endpoint: decode_endpoint.clone(),
+                    source,
+                })
+            })
+        });
+        Ok(crate::MessageStream::grpc(Box::pin(messages), endpoint))
+    }
+
+    /// [`call_stream_once`](Transport::call_stream_once) over gRPC: the first answer of a
+    /// stream opened with `request`, within the request timeout.
+    pub(crate) async fn grpc_call_stream_once<R: StreamRpc>(
+        &self,
+        grpc: &Grpc,
+        route: Route<'_>,
+        request: &R,
+    ) -> Result<R::Response, Error> {
+        let (idx, answer) = self
+            .failover(route, |idx, token, until| {
+                let endpoint = &self.inner.endpoints[idx];
+                let metadata = self.metadata(route, token);
+                let limit = self.attempt_limit(route, until);
+                let send_timeout = self.request_timeout();
+                async move {
+                    if !endpoint.prefix_known() {
+                        limit.run(&endpoint.base, false, self.prefix(idx)).await?;
+                    }
+                    let exchange = async {
+                        let mut stream = grpc
+                            .open::<R::Proto, R::ProtoResponse>(
+                                idx,
+                                endpoint,
+                                R::GRPC_METHOD,
+                                Some(request.to_proto()),
+                                false,
+                                &metadata,
+                                send_timeout,
+                            )
+                            .await?;
+                        match stream.next().await {
+                            Some(answer) => answer,
+                            None => Err(Error::Io {
+                                endpoint: endpoint.base.clone(),
+                                outcome_unknown: false,
+                                source: "the stream ended without an answer".into(),
+                            }),
+                        }
+                    };
+                    limit.run(&endpoint.base, true, exchange).await
+                }
+            })
+            .await?;
+        R::from_proto(answer).map_err(|source| Error::Decode {
+            endpoint: self.inner.endpoints[idx].base.clone(),
+            source,
+        })
+    }
+
+    /// [`open_bidi`](Transport::open_bidi) over gRPC: an HTTP/2 stream on the first
+    /// endpoint whose connection opens, from the current one.
+    pub(crate) async fn open_bidi_grpc<R: StreamRpc>(
+        &self,
+        grpc: &Grpc,
+    ) -> Result<crate::BidiStream<R>, Error> {
+        let n = self.inner.endpoints.len();
+        let start = self.preferred();
+        let after = self.request_timeout();
+        let route = Route {
+            method: R::PATH,
+            idempotency: etcd_wire::Idempotency::Idempotent,
+            require_leader: R::REQUIRE_LEADER,
+            deadline: None,
+        };
+        let mut last = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let endpoint = &self.inner.endpoints[idx];
+            let open = async {
+                self.prefix(idx).await?;
+                let token = self.token_for_request(idx).await?;
+                grpc.open::<R::Proto, R::ProtoResponse>(
+                    idx,
+                    endpoint,
+                    R::GRPC_METHOD,
+                    None,
+                    true,
+                    &self.metadata(route, token),
+                    after,
+                )
+                .await
+            };
+            let opened = match tokio::time::timeout(after, open).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout {
+                    endpoint: endpoint.base.clone(),
+                    after,
+                    outcome_unknown: false,
+                }),
+            };
+            match opened {
+                Ok(stream) => {
+                    self.inner
+                        .preferred
+                        .store(idx, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(crate::BidiStream::grpc(stream));
+                }
+                Err(e) => {
+                    tracing::debug!(endpoint = %endpoint.base, error = %e, "cannot open a gRPC stream");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(Error::all_failed(n, last))
+    }
+}
