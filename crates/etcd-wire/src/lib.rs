@@ -68,6 +68,8 @@ pub(crate) use header_response;
 
 pub mod codec;
 mod fast;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod status;
 pub mod stream;
 
