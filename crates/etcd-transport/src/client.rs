@@ -44,7 +44,7 @@ pub(crate) struct Inner {
     pub(crate) max_response_len: usize,
     credentials: Option<Credentials>,
     /// Whether calls that need a leader say so (`Grpc-Metadata-hasleader: true`).
-    require_leader: bool,
+    pub(crate) require_leader: bool,
     token: RwLock<Option<HeaderValue>>,
     /// The server said auth is not enabled: send no token until it asks for one.
     auth_off: std::sync::atomic::AtomicBool,

@@ -489,12 +489,13 @@ impl Transport {
     ) -> Result<VersionResponse, Error> {
         let endpoint = &self.inner.endpoints[idx];
         let request = etcd_wire::StatusRequest::default();
+        let metadata = Metadata::default();
         let call = grpc.unary::<<etcd_wire::StatusRequest as Rpc>::Proto, <etcd_wire::StatusRequest as Rpc>::ProtoResponse>(
             idx,
             endpoint,
             <etcd_wire::StatusRequest as Rpc>::GRPC_METHOD,
             request.to_proto(),
-            &Metadata::default(),
+            &metadata,
         );
         let after = self.request_timeout();
         let answer = tokio::time::timeout(after, call).await.map_err(|_| {

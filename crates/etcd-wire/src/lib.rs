@@ -68,6 +68,8 @@ pub(crate) use header_response;
 
 pub mod codec;
 mod fast;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod status;
 pub mod stream;
 
@@ -114,6 +116,30 @@ pub enum DecodeError {
     /// A streamed message has neither `result` nor `error`.
     #[error("streamed message has neither \"result\" nor \"error\"")]
     NotAMessage,
+    /// A protobuf message breaks a rule that the JSON decoder enforces too: a key-value with
+    /// an empty key, an event without its key-value.
+    #[error("invalid protobuf {message}: {field} {problem}")]
+    Invalid {
+        /// The message type, e.g. `mvccpb.KeyValue`.
+        message: &'static str,
+        /// The field, e.g. `key`.
+        field: &'static str,
+        /// What is wrong with it, e.g. `is empty`.
+        problem: &'static str,
+    },
+    /// A protobuf enum field holds a number this crate does not know; the JSON decoder
+    /// rejects an unknown enum name or number the same way.
+    #[error("unknown {enum_name} {value} in protobuf {message}.{field}")]
+    UnknownEnum {
+        /// The enum type, e.g. `SortOrder`.
+        enum_name: &'static str,
+        /// The number received.
+        value: i32,
+        /// The message type holding it.
+        message: &'static str,
+        /// The field holding it.
+        field: &'static str,
+    },
 }
 
 /// Decodes a unary response body.

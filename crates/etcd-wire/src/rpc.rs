@@ -37,6 +37,8 @@ pub enum Idempotency {
 pub trait Rpc: Serialize {
     /// Path after the API prefix, starting with `/`.
     const PATH: &'static str;
+    /// The gRPC method path, e.g. `"/etcdserverpb.KV/Range"` (always present).
+    const GRPC_METHOD: &'static str;
     /// Whether every request of this type may be repeated (see [`Rpc::idempotency`]).
     const IDEMPOTENCY: Idempotency;
     /// Whether a member without a leader must refuse it at once ("no leader", not applied)
@@ -45,6 +47,12 @@ pub trait Rpc: Serialize {
     const REQUIRE_LEADER: bool = true;
     /// The answer's message type.
     type Response: DeserializeOwned;
+    /// The protobuf request message.
+    #[cfg(feature = "grpc")]
+    type Proto: prost::Message + Default + Send + Sync + 'static;
+    /// The protobuf answer message.
+    #[cfg(feature = "grpc")]
+    type ProtoResponse: prost::Message + Default + Send + Sync + 'static;
 
     /// Whether this request may be repeated; a transaction with only reads may.
     fn idempotency(&self) -> Idempotency {
@@ -55,6 +63,15 @@ pub trait Rpc: Serialize {
     fn decode(body: &[u8]) -> Result<Self::Response, DecodeError> {
         crate::from_slice(body)
     }
+
+    /// This request as protobuf.
+    #[cfg(feature = "grpc")]
+    fn to_proto(&self) -> Self::Proto;
+
+    /// The answer from protobuf, checked like the JSON decoder checks it (see
+    /// [`grpc`](crate::grpc)).
+    #[cfg(feature = "grpc")]
+    fn from_proto(answer: Self::ProtoResponse) -> Result<Self::Response, DecodeError>;
 }
 
 /// A streaming call: requests go out as a stream of messages (bidirectional calls) or as
@@ -62,6 +79,8 @@ pub trait Rpc: Serialize {
 pub trait StreamRpc: Serialize {
     /// Path after the API prefix, starting with `/`.
     const PATH: &'static str;
+    /// The gRPC method path, e.g. `"/etcdserverpb.Watch/Watch"` (always present).
+    const GRPC_METHOD: &'static str;
     /// Whether the call takes further requests after the first (watch, keep-alive).
     const BIDIRECTIONAL: bool;
     /// Whether a member without a leader must refuse (or end) it: see
@@ -69,6 +88,21 @@ pub trait StreamRpc: Serialize {
     const REQUIRE_LEADER: bool = true;
     /// The message type of the answer stream.
     type Response: DeserializeOwned;
+    /// The protobuf request message (for observe, the election's `LeaderRequest`).
+    #[cfg(feature = "grpc")]
+    type Proto: prost::Message + Default + Send + Sync + 'static;
+    /// The protobuf message of the answer stream.
+    #[cfg(feature = "grpc")]
+    type ProtoResponse: prost::Message + Default + Send + Sync + 'static;
+
+    /// This request as protobuf.
+    #[cfg(feature = "grpc")]
+    fn to_proto(&self) -> Self::Proto;
+
+    /// One answer of the stream from protobuf, checked like the JSON decoder checks it (see
+    /// [`grpc`](crate::grpc)).
+    #[cfg(feature = "grpc")]
+    fn from_proto(answer: Self::ProtoResponse) -> Result<Self::Response, DecodeError>;
 }
 
 /// `GET` path of [`VersionResponse`](crate::version::VersionResponse); outside the prefix.
@@ -89,93 +123,138 @@ pub const SNAPSHOT: &str = <SnapshotRequest as StreamRpc>::PATH;
 pub struct ObserveRequest(pub LeaderRequest);
 
 macro_rules! streams {
-    ($($req:ty => $resp:ty, $path:literal, $bidi:literal $(, leader $leader:literal)?;)+) => {
+    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $bidi:literal $(, leader $leader:literal)?;)+) => {
         $(
             impl StreamRpc for $req {
                 const PATH: &'static str = $path;
+                const GRPC_METHOD: &'static str = $grpc;
                 const BIDIRECTIONAL: bool = $bidi;
                 $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
+            #[cfg(feature = "grpc")]
+            type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
+            #[cfg(feature = "grpc")]
+            type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
+
+            #[cfg(feature = "grpc")]
+            fn to_proto(&self) -> Self::Proto {
+                self.into()
+            }
+
+            #[cfg(feature = "grpc")]
+            fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
+                answer.try_into()
+            }
             }
         )+
     };
 }
 
 streams! {
-    WatchRequest => WatchResponse, "/watch", true;
-    LeaseKeepAliveRequest => LeaseKeepAliveResponse, "/lease/keepalive", true;
-    ObserveRequest => LeaderResponse, "/election/observe", false;
-    SnapshotRequest => SnapshotResponse, "/maintenance/snapshot", false, leader false;
+    WatchRequest => WatchResponse, "/watch", "/etcdserverpb.Watch/Watch", true;
+    LeaseKeepAliveRequest => LeaseKeepAliveResponse, "/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive", true;
+    ObserveRequest => LeaderResponse, "/election/observe", "/v3electionpb.Election/Observe", false;
+    SnapshotRequest => SnapshotResponse, "/maintenance/snapshot", "/etcdserverpb.Maintenance/Snapshot", false, leader false;
 }
 
 macro_rules! rpcs {
-    ($($req:ty => $resp:ty, $path:literal, $idem:ident $(, leader $leader:literal)?;)+) => {
+    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $idem:ident $(, leader $leader:literal)?;)+) => {
         $(
             impl Rpc for $req {
                 const PATH: &'static str = $path;
+                const GRPC_METHOD: &'static str = $grpc;
                 const IDEMPOTENCY: Idempotency = Idempotency::$idem;
                 $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
+            #[cfg(feature = "grpc")]
+            type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
+            #[cfg(feature = "grpc")]
+            type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
+
+            #[cfg(feature = "grpc")]
+            fn to_proto(&self) -> Self::Proto {
+                self.into()
+            }
+
+            #[cfg(feature = "grpc")]
+            fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
+                answer.try_into()
+            }
             }
         )+
     };
 }
 
 rpcs! {
-    PutRequest => PutResponse, "/kv/put", NotIdempotent;
-    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", NotIdempotent;
-    CompactionRequest => CompactionResponse, "/kv/compaction", Idempotent;
+    PutRequest => PutResponse, "/kv/put", "/etcdserverpb.KV/Put", NotIdempotent;
+    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", "/etcdserverpb.KV/DeleteRange", NotIdempotent;
+    CompactionRequest => CompactionResponse, "/kv/compaction", "/etcdserverpb.KV/Compact", Idempotent;
 
-    LeaseGrantRequest => LeaseGrantResponse, "/lease/grant", NotIdempotent;
-    LeaseRevokeRequest => LeaseRevokeResponse, "/lease/revoke", Idempotent;
-    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive", Idempotent;
-    LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases", Idempotent;
+    LeaseGrantRequest => LeaseGrantResponse, "/lease/grant", "/etcdserverpb.Lease/LeaseGrant", NotIdempotent;
+    LeaseRevokeRequest => LeaseRevokeResponse, "/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke", Idempotent;
+    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive", Idempotent;
+    LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases", "/etcdserverpb.Lease/LeaseLeases", Idempotent;
 
-    LockRequest => LockResponse, "/lock/lock", NotIdempotent;
-    UnlockRequest => UnlockResponse, "/lock/unlock", Idempotent;
+    LockRequest => LockResponse, "/lock/lock", "/v3lockpb.Lock/Lock", NotIdempotent;
+    UnlockRequest => UnlockResponse, "/lock/unlock", "/v3lockpb.Lock/Unlock", Idempotent;
 
-    CampaignRequest => CampaignResponse, "/election/campaign", NotIdempotent;
-    ProclaimRequest => ProclaimResponse, "/election/proclaim", NotIdempotent;
-    LeaderRequest => LeaderResponse, "/election/leader", Idempotent;
-    ResignRequest => ResignResponse, "/election/resign", Idempotent;
+    CampaignRequest => CampaignResponse, "/election/campaign", "/v3electionpb.Election/Campaign", NotIdempotent;
+    ProclaimRequest => ProclaimResponse, "/election/proclaim", "/v3electionpb.Election/Proclaim", NotIdempotent;
+    LeaderRequest => LeaderResponse, "/election/leader", "/v3electionpb.Election/Leader", Idempotent;
+    ResignRequest => ResignResponse, "/election/resign", "/v3electionpb.Election/Resign", Idempotent;
 
-    AuthEnableRequest => AuthEnableResponse, "/auth/enable", Idempotent;
-    AuthDisableRequest => AuthDisableResponse, "/auth/disable", Idempotent;
-    AuthStatusRequest => AuthStatusResponse, "/auth/status", Idempotent;
-    AuthenticateRequest => AuthenticateResponse, "/auth/authenticate", Idempotent;
-    AuthUserAddRequest => AuthUserAddResponse, "/auth/user/add", NotIdempotent;
-    AuthUserGetRequest => AuthUserGetResponse, "/auth/user/get", Idempotent;
-    AuthUserListRequest => AuthUserListResponse, "/auth/user/list", Idempotent;
-    AuthUserDeleteRequest => AuthUserDeleteResponse, "/auth/user/delete", NotIdempotent;
-    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/auth/user/changepw", Idempotent;
-    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/auth/user/grant", Idempotent;
-    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/auth/user/revoke", NotIdempotent;
-    AuthRoleAddRequest => AuthRoleAddResponse, "/auth/role/add", NotIdempotent;
-    AuthRoleGetRequest => AuthRoleGetResponse, "/auth/role/get", Idempotent;
-    AuthRoleListRequest => AuthRoleListResponse, "/auth/role/list", Idempotent;
-    AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/auth/role/delete", NotIdempotent;
-    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/auth/role/grant", Idempotent;
-    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/auth/role/revoke", NotIdempotent;
+    AuthEnableRequest => AuthEnableResponse, "/auth/enable", "/etcdserverpb.Auth/AuthEnable", Idempotent;
+    AuthDisableRequest => AuthDisableResponse, "/auth/disable", "/etcdserverpb.Auth/AuthDisable", Idempotent;
+    AuthStatusRequest => AuthStatusResponse, "/auth/status", "/etcdserverpb.Auth/AuthStatus", Idempotent;
+    AuthenticateRequest => AuthenticateResponse, "/auth/authenticate", "/etcdserverpb.Auth/Authenticate", Idempotent;
+    AuthUserAddRequest => AuthUserAddResponse, "/auth/user/add", "/etcdserverpb.Auth/UserAdd", NotIdempotent;
+    AuthUserGetRequest => AuthUserGetResponse, "/auth/user/get", "/etcdserverpb.Auth/UserGet", Idempotent;
+    AuthUserListRequest => AuthUserListResponse, "/auth/user/list", "/etcdserverpb.Auth/UserList", Idempotent;
+    AuthUserDeleteRequest => AuthUserDeleteResponse, "/auth/user/delete", "/etcdserverpb.Auth/UserDelete", NotIdempotent;
+    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/auth/user/changepw", "/etcdserverpb.Auth/UserChangePassword", Idempotent;
+    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/auth/user/grant", "/etcdserverpb.Auth/UserGrantRole", Idempotent;
+    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/auth/user/revoke", "/etcdserverpb.Auth/UserRevokeRole", NotIdempotent;
+    AuthRoleAddRequest => AuthRoleAddResponse, "/auth/role/add", "/etcdserverpb.Auth/RoleAdd", NotIdempotent;
+    AuthRoleGetRequest => AuthRoleGetResponse, "/auth/role/get", "/etcdserverpb.Auth/RoleGet", Idempotent;
+    AuthRoleListRequest => AuthRoleListResponse, "/auth/role/list", "/etcdserverpb.Auth/RoleList", Idempotent;
+    AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/auth/role/delete", "/etcdserverpb.Auth/RoleDelete", NotIdempotent;
+    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/auth/role/grant", "/etcdserverpb.Auth/RoleGrantPermission", Idempotent;
+    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/auth/role/revoke", "/etcdserverpb.Auth/RoleRevokePermission", NotIdempotent;
 
-    MemberAddRequest => MemberAddResponse, "/cluster/member/add", NotIdempotent;
-    MemberRemoveRequest => MemberRemoveResponse, "/cluster/member/remove", NotIdempotent;
-    MemberUpdateRequest => MemberUpdateResponse, "/cluster/member/update", Idempotent;
-    MemberListRequest => MemberListResponse, "/cluster/member/list", Idempotent;
-    MemberPromoteRequest => MemberPromoteResponse, "/cluster/member/promote", NotIdempotent;
+    MemberAddRequest => MemberAddResponse, "/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd", NotIdempotent;
+    MemberRemoveRequest => MemberRemoveResponse, "/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove", NotIdempotent;
+    MemberUpdateRequest => MemberUpdateResponse, "/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate", Idempotent;
+    MemberListRequest => MemberListResponse, "/cluster/member/list", "/etcdserverpb.Cluster/MemberList", Idempotent;
+    MemberPromoteRequest => MemberPromoteResponse, "/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote", NotIdempotent;
 
-    StatusRequest => StatusResponse, "/maintenance/status", Idempotent, leader false;
-    AlarmRequest => AlarmResponse, "/maintenance/alarm", Idempotent, leader false;
-    DefragmentRequest => DefragmentResponse, "/maintenance/defragment", Idempotent, leader false;
-    HashRequest => HashResponse, "/maintenance/hash", Idempotent, leader false;
-    HashKvRequest => HashKvResponse, "/maintenance/hashkv", Idempotent, leader false;
-    MoveLeaderRequest => MoveLeaderResponse, "/maintenance/transfer-leadership", NotIdempotent, leader false;
-    DowngradeRequest => DowngradeResponse, "/maintenance/downgrade", NotIdempotent, leader false;
+    StatusRequest => StatusResponse, "/maintenance/status", "/etcdserverpb.Maintenance/Status", Idempotent, leader false;
+    AlarmRequest => AlarmResponse, "/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm", Idempotent, leader false;
+    DefragmentRequest => DefragmentResponse, "/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment", Idempotent, leader false;
+    HashRequest => HashResponse, "/maintenance/hash", "/etcdserverpb.Maintenance/Hash", Idempotent, leader false;
+    HashKvRequest => HashKvResponse, "/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV", Idempotent, leader false;
+    MoveLeaderRequest => MoveLeaderResponse, "/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader", NotIdempotent, leader false;
+    DowngradeRequest => DowngradeResponse, "/maintenance/downgrade", "/etcdserverpb.Maintenance/Downgrade", NotIdempotent, leader false;
 }
 
 impl Rpc for RangeRequest {
     const PATH: &'static str = "/kv/range";
+    const GRPC_METHOD: &'static str = "/etcdserverpb.KV/Range";
     const IDEMPOTENCY: Idempotency = Idempotency::Idempotent;
     type Response = RangeResponse;
+    #[cfg(feature = "grpc")]
+    type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
+    #[cfg(feature = "grpc")]
+    type ProtoResponse = <RangeResponse as crate::grpc::ProtoMessage>::Proto;
+
+    #[cfg(feature = "grpc")]
+    fn to_proto(&self) -> Self::Proto {
+        self.into()
+    }
+
+    #[cfg(feature = "grpc")]
+    fn from_proto(answer: Self::ProtoResponse) -> Result<RangeResponse, DecodeError> {
+        answer.try_into()
+    }
 
     /// The fast decoder of the gateway's own answers (serde for anything else).
     fn decode(body: &[u8]) -> Result<RangeResponse, DecodeError> {
@@ -185,8 +264,23 @@ impl Rpc for RangeRequest {
 
 impl Rpc for TxnRequest {
     const PATH: &'static str = "/kv/txn";
+    const GRPC_METHOD: &'static str = "/etcdserverpb.KV/Txn";
     const IDEMPOTENCY: Idempotency = Idempotency::NotIdempotent;
     type Response = TxnResponse;
+    #[cfg(feature = "grpc")]
+    type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
+    #[cfg(feature = "grpc")]
+    type ProtoResponse = <TxnResponse as crate::grpc::ProtoMessage>::Proto;
+
+    #[cfg(feature = "grpc")]
+    fn to_proto(&self) -> Self::Proto {
+        self.into()
+    }
+
+    #[cfg(feature = "grpc")]
+    fn from_proto(answer: Self::ProtoResponse) -> Result<TxnResponse, DecodeError> {
+        answer.try_into()
+    }
 
     /// A transaction that only reads may be repeated.
     fn idempotency(&self) -> Idempotency {
