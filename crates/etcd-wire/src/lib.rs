@@ -37,6 +37,17 @@
 //!     StreamMessage::Error(status) => panic!("server error: {status}"),
 //! }
 //! ```
+//!
+//! # Feature `grpc`
+//!
+//! With the `grpc` feature, `grpc::pb` holds the protobuf messages of etcd's native gRPC
+//! API (prost types generated from etcd's own `.proto` files, committed: building needs no
+//! `protoc`), and every type here converts to and from its protobuf counterpart
+//! (module `grpc`). [`Rpc`] and [`StreamRpc`] gain `Proto`, `ProtoResponse`, `to_proto` and
+//! `from_proto`, so a gRPC transport can send any request; their `GRPC_METHOD`
+//! (`"/etcdserverpb.KV/Range"`) is there with or without the feature. Answers decoded from
+//! protobuf are checked as the JSON decoder checks them. Without the feature, nothing of this
+//! is compiled and prost is not a dependency.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -332,4 +332,210 @@ mod tests {
         const { assert!(!<StatusRequest as Rpc>::REQUIRE_LEADER) };
         const { assert!(<PutRequest as Rpc>::REQUIRE_LEADER) };
     }
+
+    /// `package.Service/Method` → (request message, answer message, request stream, answer
+    /// stream), from the vendored `.proto` files.
+    fn proto_methods() -> std::collections::HashMap<String, (String, String, bool, bool)> {
+        let files = [
+            include_str!("../proto/rpc.proto"),
+            include_str!("../proto/v3lock.proto"),
+            include_str!("../proto/v3election.proto"),
+        ];
+        let mut methods = std::collections::HashMap::new();
+        for file in files {
+            let (mut package, mut service) = ("", "");
+            for line in file.lines().map(str::trim) {
+                if let Some(p) = line.strip_prefix("package ") {
+                    package = p.trim_end_matches(';');
+                } else if let Some(s) = line.strip_prefix("service ") {
+                    service = s.trim_end_matches(" {");
+                } else if let Some(rpc) = line.strip_prefix("rpc ") {
+                    // rpc Name(stream Req) returns (stream Resp) {}
+                    let (name, rest) = rpc.split_once('(').unwrap();
+                    let (req, rest) = rest.split_once(')').unwrap();
+                    let resp = rest.split_once('(').unwrap().1.split_once(')').unwrap().0;
+                    let strip = |m: &str| match m.strip_prefix("stream ") {
+                        Some(m) => (m.to_string(), true),
+                        None => (m.to_string(), false),
+                    };
+                    let ((req, req_stream), (resp, resp_stream)) = (strip(req), strip(resp));
+                    let method = format!("/{package}.{service}/{name}");
+                    methods.insert(method, (req, resp, req_stream, resp_stream));
+                }
+            }
+        }
+        methods
+    }
+
+    /// The last segment of a type's path, lower-cased (`HashKvRequest` is `HashKVRequest`).
+    fn short_name<T: ?Sized>() -> String {
+        let name = std::any::type_name::<T>();
+        name.rsplit("::").next().unwrap().to_lowercase()
+    }
+
+    /// Every GRPC_METHOD is a method of the vendored `.proto` files whose request and answer
+    /// messages are this type's (and, with `grpc`, its `Proto` and `ProtoResponse`), unary or
+    /// streaming as declared; every method of the files is covered exactly once.
+    #[test]
+    fn grpc_methods_match_the_proto_files() {
+        let methods = proto_methods();
+        let mut covered = std::collections::BTreeSet::new();
+        let mut check = |method: &str, req: String, resp: String, streams: (bool, bool)| {
+            let Some((proto_req, proto_resp, req_stream, resp_stream)) = methods.get(method) else {
+                panic!("{method} is not in the .proto files");
+            };
+            // `ObserveRequest` is the election's `LeaderRequest`.
+            let req = if req == "observerequest" {
+                "leaderrequest".into()
+            } else {
+                req
+            };
+            assert_eq!(req, proto_req.to_lowercase(), "request of {method}");
+            assert_eq!(resp, proto_resp.to_lowercase(), "answer of {method}");
+            assert_eq!(
+                streams,
+                (*req_stream, *resp_stream),
+                "streaming of {method}"
+            );
+            assert!(covered.insert(method.to_string()), "{method} used twice");
+        };
+        macro_rules! unary {
+            ($($t:ty),+ $(,)?) => {$(
+                check(<$t as Rpc>::GRPC_METHOD, short_name::<$t>(),
+                    short_name::<<$t as Rpc>::Response>(), (false, false));
+                #[cfg(feature = "grpc")]
+                {
+                    assert_eq!(short_name::<$t>(), short_name::<<$t as Rpc>::Proto>());
+                    assert_eq!(
+                        short_name::<<$t as Rpc>::Response>(),
+                        short_name::<<$t as Rpc>::ProtoResponse>()
+                    );
+                }
+            )+};
+        }
+        macro_rules! streaming {
+            ($($t:ty),+ $(,)?) => {$(
+                let bidi = <$t as StreamRpc>::BIDIRECTIONAL;
+                check(<$t as StreamRpc>::GRPC_METHOD, short_name::<$t>(),
+                    short_name::<<$t as StreamRpc>::Response>(), (bidi, true));
+                #[cfg(feature = "grpc")]
+                assert_eq!(
+                    short_name::<<$t as StreamRpc>::Response>(),
+                    short_name::<<$t as StreamRpc>::ProtoResponse>()
+                );
+            )+};
+        }
+        unary!(
+            RangeRequest,
+            PutRequest,
+            DeleteRangeRequest,
+            TxnRequest,
+            CompactionRequest,
+            LeaseGrantRequest,
+            LeaseRevokeRequest,
+            LeaseTimeToLiveRequest,
+            LeaseLeasesRequest,
+            LockRequest,
+            UnlockRequest,
+            CampaignRequest,
+            ProclaimRequest,
+            LeaderRequest,
+            ResignRequest,
+            AuthEnableRequest,
+            AuthDisableRequest,
+            AuthStatusRequest,
+            AuthenticateRequest,
+            AuthUserAddRequest,
+            AuthUserGetRequest,
+            AuthUserListRequest,
+            AuthUserDeleteRequest,
+            AuthUserChangePasswordRequest,
+            AuthUserGrantRoleRequest,
+            AuthUserRevokeRoleRequest,
+            AuthRoleAddRequest,
+            AuthRoleGetRequest,
+            AuthRoleListRequest,
+            AuthRoleDeleteRequest,
+            AuthRoleGrantPermissionRequest,
+            AuthRoleRevokePermissionRequest,
+            MemberAddRequest,
+            MemberRemoveRequest,
+            MemberUpdateRequest,
+            MemberListRequest,
+            MemberPromoteRequest,
+            StatusRequest,
+            AlarmRequest,
+            DefragmentRequest,
+            HashRequest,
+            HashKvRequest,
+            MoveLeaderRequest,
+            DowngradeRequest,
+        );
+        streaming!(
+            WatchRequest,
+            LeaseKeepAliveRequest,
+            ObserveRequest,
+            SnapshotRequest
+        );
+        #[cfg(feature = "grpc")]
+        assert_eq!(
+            short_name::<<ObserveRequest as StreamRpc>::Proto>(),
+            "leaderrequest"
+        );
+        let uncovered: Vec<_> = methods.keys().filter(|m| !covered.contains(*m)).collect();
+        assert!(
+            uncovered.is_empty(),
+            "methods without a request type: {uncovered:?}"
+        );
+    }
+
+    #[test]
+    fn grpc_methods_by_name() {
+        for (method, expected) in [
+            (<RangeRequest as Rpc>::GRPC_METHOD, "/etcdserverpb.KV/Range"),
+            (
+                <CompactionRequest as Rpc>::GRPC_METHOD,
+                "/etcdserverpb.KV/Compact",
+            ),
+            (
+                <HashKvRequest as Rpc>::GRPC_METHOD,
+                "/etcdserverpb.Maintenance/HashKV",
+            ),
+            (
+                <MoveLeaderRequest as Rpc>::GRPC_METHOD,
+                "/etcdserverpb.Maintenance/MoveLeader",
+            ),
+            (
+                <AuthUserAddRequest as Rpc>::GRPC_METHOD,
+                "/etcdserverpb.Auth/UserAdd",
+            ),
+            (
+                <AuthEnableRequest as Rpc>::GRPC_METHOD,
+                "/etcdserverpb.Auth/AuthEnable",
+            ),
+            (<LockRequest as Rpc>::GRPC_METHOD, "/v3lockpb.Lock/Lock"),
+            (
+                <CampaignRequest as Rpc>::GRPC_METHOD,
+                "/v3electionpb.Election/Campaign",
+            ),
+            (
+                <WatchRequest as StreamRpc>::GRPC_METHOD,
+                "/etcdserverpb.Watch/Watch",
+            ),
+            (
+                <LeaseKeepAliveRequest as StreamRpc>::GRPC_METHOD,
+                "/etcdserverpb.Lease/LeaseKeepAlive",
+            ),
+            (
+                <ObserveRequest as StreamRpc>::GRPC_METHOD,
+                "/v3electionpb.Election/Observe",
+            ),
+            (
+                <SnapshotRequest as StreamRpc>::GRPC_METHOD,
+                "/etcdserverpb.Maintenance/Snapshot",
+            ),
+        ] {
+            assert_eq!(method, expected);
+        }
+    }
 }
