@@ -10,16 +10,16 @@
 use crate::client::{Route, Transport};
 use crate::endpoint::Endpoint;
 use crate::error::{connect_error, tls_cause, Error};
-use crate::tls::Connector;
+use crate::tls::{Connector, Io};
 use etcd_wire::{Rpc, StreamRpc, VersionResponse};
 use futures_util::StreamExt;
 use http::uri::PathAndQuery;
 use http::HeaderValue;
 use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,12 +40,39 @@ const SEND_QUEUE: usize = 64;
 /// The gRPC side of a transport: one HTTP/2 connection per endpoint.
 pub(crate) struct Grpc {
     connector: Connector,
-    /// The connection of each endpoint, with the generation it was opened as.
-    conns: Vec<Mutex<Option<(u64, SendRequest<Body>)>>>,
+    /// The connection of each endpoint.
+    conns: Vec<Mutex<Option<Conn>>>,
     /// Held while connecting, so that concurrent first calls open one connection.
     connecting: Vec<tokio::sync::Mutex<()>>,
     generation: std::sync::atomic::AtomicU64,
     max_message: usize,
+}
+
+/// One HTTP/2 connection.
+#[derive(Clone)]
+struct Conn {
+    /// Which connection of the transport this is (to forget this one only).
+    generation: u64,
+    send: SendRequest<Body>,
+    /// Why the connection ended, once it has: a request on it only learns that it was
+    /// closed, while the cause (a certificate refused after the handshake...) is here.
+    ended: Arc<OnceLock<ConnectionEnded>>,
+}
+
+/// The error that ended a connection.
+#[derive(Debug, Clone)]
+struct ConnectionEnded(Arc<hyper::Error>);
+
+impl std::fmt::Display for ConnectionEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the connection ended: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConnectionEnded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 /// What every request carries besides its message.
@@ -113,14 +140,12 @@ impl Grpc {
         }
     }
 
-    fn cached(&self, idx: usize) -> Option<(u64, SendRequest<Body>)> {
+    fn cached(&self, idx: usize) -> Option<Conn> {
         let slot = match self.conns[idx].lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        slot.as_ref()
-            .filter(|(_, send)| !send.is_closed())
-            .map(|(g, send)| (*g, send.clone()))
+        slot.as_ref().filter(|c| !c.send.is_closed()).cloned()
     }
 
     /// Forgets the connection of endpoint `idx` if it is still generation `generation`
@@ -130,7 +155,7 @@ impl Grpc {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if slot.as_ref().is_some_and(|c| c.generation == generation) {
             *slot = None;
         }
     }
@@ -145,11 +170,7 @@ impl Grpc {
     }
 
     /// The connection to endpoint `idx`, opened (and its driving task spawned) if needed.
-    async fn connection(
-        &self,
-        idx: usize,
-        endpoint: &Endpoint,
-    ) -> Result<(u64, SendRequest<Body>), Error> {
+    async fn connection(&self, idx: usize, endpoint: &Endpoint) -> Result<Conn, Error> {
         if let Some(conn) = self.cached(idx) {
             return Ok(conn);
         }
@@ -164,6 +185,14 @@ impl Grpc {
         }
         .await
         .map_err(|source| connect_error(&endpoint.base, source))?;
+        let io = if endpoint.is_https() {
+            first_answer(endpoint, io).await?
+        } else {
+            Primed {
+                first: bytes::Bytes::new(),
+                io,
+            }
+        };
         let (send, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(STREAM_WINDOW)
@@ -173,38 +202,50 @@ impl Grpc {
             .await
             .map_err(|e| connect_error(&endpoint.base, Box::new(e)))?;
         let base = endpoint.base.clone();
+        let ended = Arc::new(OnceLock::new());
+        let cause = ended.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(endpoint = %base, error = %e, "HTTP/2 connection ended");
+                let _ = cause.set(ConnectionEnded(Arc::new(e)));
             }
         });
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conn = Conn {
+            generation: self
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            send,
+            ended,
+        };
         let mut slot = match self.conns[idx].lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *slot = Some((generation, send.clone()));
-        Ok((generation, send))
+        *slot = Some(conn.clone());
+        Ok(conn)
     }
 
     /// A ready client on endpoint `idx`'s connection.
-    async fn client(&self, idx: usize, endpoint: &Endpoint) -> Result<(u64, Client), Error> {
-        let (generation, send) = self.connection(idx, endpoint).await?;
-        let mut client = tonic::client::Grpc::with_origin(Channel(send), endpoint.origin.clone())
+    async fn client(&self, idx: usize, endpoint: &Endpoint) -> Result<(Conn, Client), Error> {
+        let conn = self.connection(idx, endpoint).await?;
+        let channel = Channel(conn.send.clone());
+        let mut client = tonic::client::Grpc::with_origin(channel, endpoint.origin.clone())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(usize::MAX);
         if let Err(e) = client.ready().await {
             // The connection closed before this call used it: nothing was sent.
-            self.forget(idx, generation);
-            return Err(Error::Io {
-                endpoint: endpoint.base.clone(),
-                outcome_unknown: false,
-                source: Box::new(e),
+            self.forget(idx, conn.generation);
+            let status = tonic::Status::from_error(Box::new(e));
+            return Err(match ended_by_tls(&endpoint.base, &conn).await {
+                Some(tls) => tls,
+                None => Error::Io {
+                    endpoint: endpoint.base.clone(),
+                    outcome_unknown: false,
+                    source: Box::new(status),
+                },
             });
         }
-        Ok((generation, client))
+        Ok((conn, client))
     }
 
     /// One unary call to endpoint `idx`.
@@ -220,7 +261,7 @@ impl Grpc {
         M: prost::Message + Send + Sync + 'static,
         A: prost::Message + Default + Send + Sync + 'static,
     {
-        let (generation, mut client) = self.client(idx, endpoint).await?;
+        let (conn, mut client) = self.client(idx, endpoint).await?;
         let codec = tonic_prost::ProstCodec::<M, A>::default();
         let call = client.unary(
             metadata.request(message),
@@ -229,7 +270,15 @@ impl Grpc {
         );
         match call.await {
             Ok(answer) => Ok(answer.into_inner()),
-            Err(status) => Err(self.status_error(idx, generation, endpoint, status)),
+            Err(status) => {
+                if std::error::Error::source(&status).is_some() {
+                    self.forget(idx, conn.generation);
+                    if let Some(tls) = ended_by_tls(&endpoint.base, &conn).await {
+                        return Err(tls);
+                    }
+                }
+                Err(status_error(&endpoint.base, self.max_message, status))
+            }
         }
     }
 
@@ -251,7 +300,7 @@ impl Grpc {
         M: prost::Message + Send + Sync + 'static,
         A: prost::Message + Default + Send + Sync + 'static,
     {
-        let (_, mut client) = self.client(idx, endpoint).await?;
+        let (conn, mut client) = self.client(idx, endpoint).await?;
         let (tx, mut rx) = mpsc::channel::<M>(SEND_QUEUE);
         if let Some(first) = first {
             // A fresh channel has room.
@@ -272,43 +321,129 @@ impl Grpc {
             endpoint: endpoint.base.clone(),
             send_timeout,
             limit: self.max_message,
-        })
-    }
-
-    /// The error of a failed call: the server's status, or what broke on the way.
-    fn status_error(
-        &self,
-        idx: usize,
-        generation: u64,
-        endpoint: &Endpoint,
-        status: tonic::Status,
-    ) -> Error {
-        status_error(&endpoint.base, self.max_message, status, || {
-            self.forget(idx, generation)
+            conn,
         })
     }
 }
 
-/// Maps a tonic status: a status from the server keeps its code and message; a local
-/// one with a source is a broken connection (`forget` is called), whose request may have
-/// been applied unless HTTP/2 says the server refused the stream before processing it.
-fn status_error(
-    endpoint: &str,
-    limit: usize,
-    status: tonic::Status,
-    forget: impl FnOnce(),
-) -> Error {
+/// Waits for the server's first bytes on a fresh TLS connection (a gRPC server sends its
+/// HTTP/2 settings first, unasked), and keeps them for hyper. Over TLS 1.3 a server that
+/// refuses this client's certificate says so only now, with an alert: read here, it is a
+/// typed [`Error::TlsHandshake`], rather than a broken pipe once the request is written.
+async fn first_answer(endpoint: &Endpoint, io: Io) -> Result<Primed, Error> {
+    use tokio::io::AsyncReadExt;
+    /// Longer than any loopback or LAN round trip; a server this slow is broken anyway.
+    const WAIT: Duration = Duration::from_secs(5);
+    let mut io = TokioIo::new(io);
+    let mut buf = vec![0u8; 4096];
+    let read = tokio::time::timeout(WAIT, io.read(&mut buf))
+        .await
+        .map_err(|_| Error::Timeout {
+            endpoint: endpoint.base.clone(),
+            after: WAIT,
+            outcome_unknown: false,
+        })?;
+    match read {
+        Ok(0) => Err(Error::Connect {
+            endpoint: endpoint.base.clone(),
+            source: "the server closed the connection after the TLS handshake".into(),
+        }),
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(Primed {
+                first: bytes::Bytes::from(buf),
+                io: io.into_inner(),
+            })
+        }
+        Err(e) => Err(connect_error(&endpoint.base, Box::new(e))),
+    }
+}
+
+/// A connection whose first bytes were read ahead ([`first_answer`]): hyper reads those
+/// first.
+struct Primed {
+    first: bytes::Bytes,
+    io: Io,
+}
+
+impl hyper::rt::Read for Primed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.first.is_empty() {
+            let n = this.first.len().min(buf.remaining());
+            buf.put_slice(&this.first.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Primed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// A [`Error::TlsHandshake`] when what ended `conn` was TLS (a client certificate the
+/// server refused shows as its alert after the handshake, on the connection's own task).
+async fn ended_by_tls(endpoint: &str, conn: &Conn) -> Option<Error> {
+    // The request may learn of the end a moment before the connection's task records why.
+    for _ in 0..10 {
+        if let Some(ended) = conn.ended.get() {
+            return tls_cause(ended).is_some().then(|| Error::TlsHandshake {
+                endpoint: endpoint.to_string(),
+                source: Box::new(ended.clone()),
+            });
+        }
+        if !conn.send.is_closed() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// Maps a tonic status: a status from the server keeps its code and message; a local one
+/// with a source is a broken connection, whose request may have been applied unless
+/// HTTP/2 says the server refused the stream before processing it.
+fn status_error(endpoint: &str, limit: usize, status: tonic::Status) -> Error {
     use std::error::Error as _;
     if let Some(source) = status.source() {
         if tls_cause(source).is_some() {
-            forget();
             return Error::TlsHandshake {
                 endpoint: endpoint.to_string(),
                 source: Box::new(status),
             };
         }
         let refused = h2_reason(source) == Some(h2::Reason::REFUSED_STREAM);
-        forget();
         return Error::Io {
             endpoint: endpoint.to_string(),
             outcome_unknown: !refused,
@@ -358,6 +493,8 @@ pub(crate) struct GrpcStream<M, A> {
     send_timeout: Duration,
     /// The message size limit, for errors.
     limit: usize,
+    /// The connection the call is on.
+    conn: Conn,
 }
 
 impl<M, A> Drop for GrpcStream<M, A> {
@@ -372,6 +509,16 @@ impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> 
     /// The endpoint the call is on.
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The error of the call: TLS when that is what ended its connection.
+    async fn error(&self, status: tonic::Status) -> Error {
+        if std::error::Error::source(&status).is_some() {
+            if let Some(tls) = ended_by_tls(&self.endpoint, &self.conn).await {
+                return tls;
+            }
+        }
+        status_error(&self.endpoint, self.limit, status)
     }
 
     /// Sends one request; fails with [`Error::Timeout`] when the call has not taken it
@@ -400,14 +547,13 @@ impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> 
     /// The next answer: `None` once the server ended the call with status OK; an error
     /// ends the stream. Cancel safe.
     pub(crate) async fn next(&mut self) -> Option<Result<A, Error>> {
-        let limit = self.limit;
         loop {
             match &mut self.state {
                 State::Opening(handle) => match handle.await {
                     Ok(Ok(stream)) => self.state = State::Open(stream),
                     Ok(Err(status)) => {
                         self.state = State::Done;
-                        return Some(Err(status_error(&self.endpoint, limit, status, || ())));
+                        return Some(Err(self.error(status).await));
                     }
                     Err(e) => {
                         self.state = State::Done;
@@ -427,7 +573,7 @@ impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> 
                         }
                         Err(status) => {
                             self.state = State::Done;
-                            Some(Err(status_error(&self.endpoint, limit, status, || ())))
+                            Some(Err(self.error(status).await))
                         }
                     };
                 }

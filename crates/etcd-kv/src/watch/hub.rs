@@ -598,15 +598,18 @@ impl Driver {
     async fn reconnect(&mut self) {
         self.probe = None;
         self.failures += 1;
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = &self.conn {
             let endpoint = conn.endpoint();
             self.backend.demote(&endpoint);
             tracing::debug!(%endpoint, "watch stream lost; resuming elsewhere");
-            if let Conn::Shared(c) = conn {
-                // Closing politely could wait on a frozen member: just drop it.
-                drop(c);
-            }
         }
+        self.drop_stream();
+    }
+
+    /// Drops the stream (closing politely could wait on a frozen member); every watch is
+    /// created again, from its next revision, on the next one.
+    fn drop_stream(&mut self) {
+        self.conn = None;
         self.by_server_id.clear();
         for sub in self.subs.values_mut() {
             sub.server_id = 0;
@@ -844,18 +847,10 @@ impl Driver {
                     "watch refused; token renewed, retrying once"
                 );
                 self.subs.insert(id, sub);
-                if self.shared {
-                    if let Some(mut sub) = self.subs.remove(&id) {
-                        let sent = self.send_create(&mut sub).await;
-                        self.subs.insert(id, sub);
-                        if sent.is_err() {
-                            return Next::Reconnect;
-                        }
-                    }
-                    return Next::Continue;
-                }
-                // Per-call: reopen at once (no backoff for this one retry).
-                self.conn = None;
+                // The stream carries the token it was opened with (gRPC metadata, or the
+                // per-call POST's header): reopen it at once with the new one, no backoff
+                // for this one retry. Every watch on it resumes from its next revision.
+                self.drop_stream();
                 return Next::Continue;
             }
             Error::server(&endpoint, Status::new(number, reason))

@@ -128,16 +128,16 @@ async fn hashes() {
     };
     let h = client.hash().await.expect("hash");
     assert!(h.revision() > 0 && h.member_id() != 0, "{h:?}");
+    // The gateways of 3.4 and 3.5 have no route for HashKV; gRPC has the method.
+    let gateway_lacks_it = !xtask::testing::grpc_transport()
+        && (etcd.version().starts_with("3.4") || etcd.version().starts_with("3.5"));
     match client.hash_kv(0).await {
         Ok(kv) => {
-            assert!(!etcd.version().starts_with("3.4") && !etcd.version().starts_with("3.5"));
+            assert!(!gateway_lacks_it);
             assert!(kv.revision() > 0, "{kv:?}");
         }
         Err(Error::Unsupported(why)) => {
-            assert!(
-                etcd.version().starts_with("3.4") || etcd.version().starts_with("3.5"),
-                "{why}"
-            );
+            assert!(gateway_lacks_it, "{why}");
             assert!(why.contains("hashkv"), "{why}");
         }
         Err(e) => panic!("hash_kv: {e:?}"),

@@ -65,6 +65,11 @@ fn output(out: Output) -> Ran {
     }
 }
 
+/// Whether this run's tools speak native gRPC (`ETCD_TEST_TRANSPORT=grpc`).
+pub fn grpc() -> bool {
+    xtask::testing::grpc_transport()
+}
+
 /// Runs a tool with arguments and optional stdin.
 pub fn run<I, S>(bin: &str, args: I, stdin: Option<&[u8]>) -> Ran
 where
@@ -72,7 +77,7 @@ where
     S: AsRef<OsStr>,
 {
     let mut cmd = Command::new(bin);
-    if xtask::testing::grpc_transport() {
+    if grpc() {
         // The tools speak the protocol of the run.
         assert!(
             cfg!(feature = "grpc"),
