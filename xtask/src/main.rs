@@ -316,6 +316,19 @@ fn cmd_demo() -> Result<(), String> {
     }
 }
 
+/// `cargo test` of the client suites over native gRPC (`ETCD_TEST_TRANSPORT=grpc`).
+const GRPC_SUITES: &[&str] = &[
+    "test",
+    "-p",
+    "etcd-kv",
+    "-p",
+    "etcd-pmap",
+    "-p",
+    "etcd-tools",
+    "--features",
+    "etcd-kv/grpc,etcd-pmap/grpc,etcd-tools/grpc",
+];
+
 /// `cargo xtask ci`: every step in order, stopping at the first failure.
 struct Ci {
     started: Instant,
@@ -368,6 +381,29 @@ impl Ci {
             ],
             &[],
         )?;
+        // The workspace build has gRPC on (the benchmarks want it); the libraries must also
+        // build, clean, without it: the gateway alone is the default.
+        self.cargo(
+            "clippy without gRPC",
+            &[
+                "clippy",
+                "-p",
+                "etcd-wire",
+                "-p",
+                "etcd-transport",
+                "-p",
+                "etcd-kv",
+                "-p",
+                "etcd-pmap",
+                "-p",
+                "etcd-tools",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
         self.cargo("build", &["build", "--workspace", "--all-targets"], &[])?;
 
         self.header("find or fetch etcd 3.5");
@@ -389,6 +425,12 @@ impl Ci {
         )?;
         self.notes
             .push(format!("tests ran against etcd {}", etcd35.version()));
+        // The client suites again over native gRPC.
+        self.cargo(
+            "test etcd-kv, etcd-pmap, etcd-tools (etcd 3.5, gRPC)",
+            GRPC_SUITES,
+            &[("ETCD_TEST_VERSION", "3.5"), ("ETCD_TEST_TRANSPORT", "grpc")],
+        )?;
         // The client suites again with one connection per watch and a POST per keep-alive:
         // the fallback used where the WebSocket is refused or auth is on.
         self.cargo(
@@ -399,7 +441,8 @@ impl Ci {
                 ("ETCD_TEST_STREAMS", "per-call"),
             ],
         )?;
-        self.notes.push("(both stream modes on 3.5)".into());
+        self.notes
+            .push("(gateway in both stream modes, and gRPC, on 3.5)".into());
         match find_etcd("3.4") {
             Ok(etcd34) => {
                 eprintln!(
@@ -412,7 +455,17 @@ impl Ci {
                     &["test", "--workspace"],
                     &[("ETCD_TEST_VERSION", "3.4")],
                 )?;
-                self.notes.push(format!("and etcd {}", etcd34.version()));
+                // gRPC on 3.4: the client API suite (pmap and the tools sit on it, and
+                // ran over gRPC on 3.5).
+                self.cargo(
+                    "test etcd-kv (etcd 3.4, gRPC)",
+                    &["test", "-p", "etcd-kv", "--features", "grpc"],
+                    &[("ETCD_TEST_VERSION", "3.4"), ("ETCD_TEST_TRANSPORT", "grpc")],
+                )?;
+                self.notes.push(format!(
+                    "and etcd {} (gateway; etcd-kv over gRPC too)",
+                    etcd34.version()
+                ));
             }
             Err(_) => {
                 eprintln!(

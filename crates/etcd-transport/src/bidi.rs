@@ -33,7 +33,7 @@ pub struct BidiStream<R: StreamRpc> {
 }
 
 enum Kind<R: StreamRpc> {
-    WebSocket(WsStream<R>),
+    WebSocket(Box<WsStream<R>>),
     #[cfg(feature = "grpc")]
     Grpc {
         stream: crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>,
@@ -259,14 +259,14 @@ impl Transport {
                 },
             })?;
             Ok(BidiStream {
-                kind: Kind::WebSocket(WsStream {
+                kind: Kind::WebSocket(Box::new(WsStream {
                     ws,
                     endpoint: endpoint.base.clone(),
                     limit,
                     send_timeout: after,
                     done: false,
                     _rpc: PhantomData,
-                }),
+                })),
             })
         };
         match tokio::time::timeout(after, open).await {

@@ -283,8 +283,8 @@ impl Grpc {
     }
 
     /// Opens a streaming call on endpoint `idx` that first sends `first`; the request
-    /// side stays open for [`GrpcStream::send`] when `bidirectional`, else it ends after
-    /// `first`. Returns once the call is on its way: answers (and the call's own errors)
+    /// side stays open for [`GrpcStream::send`] until [`GrpcStream::finish_requests`].
+    /// Returns once the call is on its way: answers (and the call's own errors)
     /// come from [`GrpcStream::next`], since etcd sends no headers before its first answer.
     pub(crate) async fn open<M, A>(
         &self,
@@ -292,7 +292,6 @@ impl Grpc {
         endpoint: &Endpoint,
         method: &'static str,
         first: Option<M>,
-        bidirectional: bool,
         metadata: &Metadata,
         send_timeout: Duration,
     ) -> Result<GrpcStream<M, A>, Error>
@@ -316,7 +315,7 @@ impl Grpc {
                 .map(tonic::Response::into_inner)
         });
         Ok(GrpcStream {
-            tx: bidirectional.then_some(tx),
+            tx: Some(tx),
             state: State::Opening(opening),
             endpoint: endpoint.base.clone(),
             send_timeout,
@@ -480,7 +479,7 @@ fn h2_reason(e: &(dyn std::error::Error + 'static)) -> Option<h2::Reason> {
 
 enum State<A> {
     Opening(JoinHandle<Result<tonic::Streaming<A>, tonic::Status>>),
-    Open(tonic::Streaming<A>),
+    Open(Box<tonic::Streaming<A>>),
     Done,
 }
 
@@ -509,6 +508,12 @@ impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> 
     /// The endpoint the call is on.
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Ends the requests: the server sees the end of the request stream once it has
+    /// read those sent.
+    pub(crate) fn finish_requests(&mut self) {
+        self.tx = None;
     }
 
     /// The error of the call: TLS when that is what ended its connection.
@@ -550,7 +555,7 @@ impl<M: Send + 'static, A: prost::Message + Default + 'static> GrpcStream<M, A> 
         loop {
             match &mut self.state {
                 State::Opening(handle) => match handle.await {
-                    Ok(Ok(stream)) => self.state = State::Open(stream),
+                    Ok(Ok(stream)) => self.state = State::Open(Box::new(stream)),
                     Ok(Err(status)) => {
                         self.state = State::Done;
                         return Some(Err(self.error(status).await));
@@ -682,15 +687,22 @@ impl Transport {
                     if !endpoint.prefix_known() {
                         limit.run(&endpoint.base, false, self.prefix(idx)).await?;
                     }
-                    let open = grpc.open::<R::Proto, R::ProtoResponse>(
-                        idx,
-                        endpoint,
-                        R::GRPC_METHOD,
-                        Some(request.to_proto()),
-                        R::BIDIRECTIONAL,
-                        &metadata,
-                        send_timeout,
-                    );
+                    let open = async {
+                        let mut stream = grpc
+                            .open::<R::Proto, R::ProtoResponse>(
+                                idx,
+                                endpoint,
+                                R::GRPC_METHOD,
+                                Some(request.to_proto()),
+                                &metadata,
+                                send_timeout,
+                            )
+                            .await?;
+                        if !R::BIDIRECTIONAL {
+                            stream.finish_requests();
+                        }
+                        Ok(stream)
+                    };
                     limit.run(&endpoint.base, false, open).await
                 }
             })
@@ -748,11 +760,11 @@ impl Transport {
                                 endpoint,
                                 R::GRPC_METHOD,
                                 Some(request.to_proto()),
-                                false,
                                 &metadata,
                                 send_timeout,
                             )
                             .await?;
+                        stream.finish_requests();
                         match stream.next().await {
                             Some(answer) => answer,
                             None => Err(Error::Io {
@@ -799,7 +811,6 @@ impl Transport {
                     endpoint,
                     R::GRPC_METHOD,
                     None,
-                    true,
                     &self.metadata(route, token),
                     after,
                 )
