@@ -429,7 +429,10 @@ impl Ci {
         self.cargo(
             "test etcd-kv, etcd-pmap, etcd-tools (etcd 3.5, gRPC)",
             GRPC_SUITES,
-            &[("ETCD_TEST_VERSION", "3.5"), ("ETCD_TEST_TRANSPORT", "grpc")],
+            &[
+                ("ETCD_TEST_VERSION", "3.5"),
+                ("ETCD_TEST_TRANSPORT", "grpc"),
+            ],
         )?;
         // The client suites again with one connection per watch and a POST per keep-alive:
         // the fallback used where the WebSocket is refused or auth is on.
@@ -460,7 +463,10 @@ impl Ci {
                 self.cargo(
                     "test etcd-kv (etcd 3.4, gRPC)",
                     &["test", "-p", "etcd-kv", "--features", "grpc"],
-                    &[("ETCD_TEST_VERSION", "3.4"), ("ETCD_TEST_TRANSPORT", "grpc")],
+                    &[
+                        ("ETCD_TEST_VERSION", "3.4"),
+                        ("ETCD_TEST_TRANSPORT", "grpc"),
+                    ],
                 )?;
                 self.notes.push(format!(
                     "and etcd {} (gateway; etcd-kv over gRPC too)",
