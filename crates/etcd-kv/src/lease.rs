@@ -286,18 +286,48 @@ impl Client {
     }
 
     /// Refreshes a lease once; returns its new TTL in seconds.
+    ///
+    /// The refresh goes over the client's shared keep-alive stream (the one its
+    /// [`LeaseKeeper`]s use), one round trip; where there is none (per-call streams, or the
+    /// stream is down), over a keep-alive call of its own.
     #[doc(alias = "refresh")]
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
-        let answer: wire::LeaseKeepAliveResponse = self
-            .inner
-            .backend
-            .call_stream_once(&wire::LeaseKeepAliveRequest { id })
-            .await
-            .map_err(|e| lease_error(e, id))?;
-        if answer.ttl <= 0 {
+        let ttl = match self.keep_alive_on_stream(id).await {
+            Some(ttl) => ttl,
+            None => {
+                let answer: wire::LeaseKeepAliveResponse = self
+                    .inner
+                    .backend
+                    .call_stream_once(&wire::LeaseKeepAliveRequest { id })
+                    .await
+                    .map_err(|e| lease_error(e, id))?;
+                answer.ttl
+            }
+        };
+        if ttl <= 0 {
             return Err(Error::LeaseNotFound { lease_id: id });
         }
-        Ok(answer.ttl)
+        Ok(ttl)
+    }
+
+    /// One keep-alive over the shared stream, within the request timeout; `None` when the
+    /// stream did not answer it.
+    async fn keep_alive_on_stream(&self, id: i64) -> Option<i64> {
+        let inner = &self.inner;
+        if inner.stream_mode == crate::StreamMode::PerCall {
+            return None;
+        }
+        let hub = inner
+            .keep_alive_hub
+            .get_or_init(|| KeepAliveHub::start(&inner.backend, inner.stream_mode));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if !hub.send(hub::Command::Once { id, reply }) {
+            return None;
+        }
+        tokio::time::timeout(inner.backend.request_timeout(), answer)
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Grants a lease of `ttl` seconds and keeps it alive until the keeper is dropped.
