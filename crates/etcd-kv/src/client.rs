@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) watch_hub: OnceLock<WatchHub>,
     /// The keep-alives' shared stream, started by the first keeper.
     pub(crate) keep_alive_hub: OnceLock<KeepAliveHub>,
+    /// The stream of [`Client::lease_keep_alive_once`], opened by its first call.
+    pub(crate) once_stream: crate::lease::OnceStream,
 }
 
 impl std::fmt::Debug for Client {
@@ -369,6 +371,7 @@ impl ClientBuilder {
                 liveness: self.liveness,
                 watch_hub: OnceLock::new(),
                 keep_alive_hub: OnceLock::new(),
+                once_stream: Default::default(),
             }),
             namespace: Namespace(self.namespace.unwrap_or_default()),
             deadline: None,

@@ -287,9 +287,9 @@ impl Client {
 
     /// Refreshes a lease once; returns its new TTL in seconds.
     ///
-    /// The refresh goes over the client's shared keep-alive stream (the one its
-    /// [`LeaseKeeper`]s use), one round trip; where there is none (per-call streams, or the
-    /// stream is down), over a keep-alive call of its own.
+    /// The refresh goes over a keep-alive stream the client keeps for these calls (one
+    /// round trip once it is open); a call made while another is on it, or where there is
+    /// no such stream (per-call streams), makes a keep-alive call of its own.
     #[doc(alias = "refresh")]
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
         let ttl = match self.keep_alive_on_stream(id).await {
@@ -310,24 +310,52 @@ impl Client {
         Ok(ttl)
     }
 
-    /// One keep-alive over the shared stream, within the request timeout; `None` when the
-    /// stream did not answer it.
+    /// One keep-alive over the client's once-stream, within the request timeout; `None`
+    /// when it is busy, cannot be opened, or failed (then it is dropped, and the next call
+    /// opens a fresh one).
     async fn keep_alive_on_stream(&self, id: i64) -> Option<i64> {
         let inner = &self.inner;
-        if inner.stream_mode == crate::StreamMode::PerCall {
+        if inner.stream_mode == crate::StreamMode::PerCall || inner.once_stream.refused() {
             return None;
         }
-        let hub = inner
-            .keep_alive_hub
-            .get_or_init(|| KeepAliveHub::start(&inner.backend, inner.stream_mode));
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if !hub.send(hub::Command::Once { id, reply }) {
-            return None;
+        let mut slot = inner.once_stream.stream.try_lock().ok()?;
+        if slot.is_none() {
+            match inner
+                .backend
+                .open_bidi::<wire::LeaseKeepAliveRequest>()
+                .await
+            {
+                Ok(Some(stream)) => *slot = Some(stream),
+                Ok(None) => {
+                    inner.once_stream.refuse();
+                    return None;
+                }
+                Err(_) => return None,
+            }
         }
-        tokio::time::timeout(inner.backend.request_timeout(), answer)
+        let stream = slot.as_mut()?;
+        let exchange = async {
+            stream
+                .send(&wire::LeaseKeepAliveRequest { id })
+                .await
+                .ok()?;
+            // An answer for another lease (a call cancelled while waiting) is skipped.
+            loop {
+                match stream.next().await {
+                    Some(Ok(answer)) if answer.id == id => return Some(answer.ttl),
+                    Some(Ok(_)) => continue,
+                    _ => return None,
+                }
+            }
+        };
+        let ttl = tokio::time::timeout(inner.backend.request_timeout(), exchange)
             .await
-            .ok()?
             .ok()
+            .flatten();
+        if ttl.is_none() {
+            *slot = None;
+        }
+        ttl
     }
 
     /// Grants a lease of `ttl` seconds and keeps it alive until the keeper is dropped.
@@ -366,5 +394,24 @@ impl Client {
             state: rx,
             hub,
         }
+    }
+}
+
+/// The keep-alive stream of [`Client::lease_keep_alive_once`]: one call at a time uses it.
+#[derive(Default)]
+pub(crate) struct OnceStream {
+    stream: tokio::sync::Mutex<Option<crate::backend::BidiConn<wire::LeaseKeepAliveRequest>>>,
+    /// The server takes no bidirectional stream (gateway refusal, auth on): do not ask again.
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl OnceStream {
+    fn refused(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn refuse(&self) {
+        self.refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

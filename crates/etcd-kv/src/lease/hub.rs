@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// The most POST keep-alives in flight at once (per-call mode): each holds a connection.
@@ -32,13 +32,6 @@ pub(crate) enum Command {
     },
     Remove {
         id: i64,
-    },
-    /// One keep-alive of `id` on the shared stream, answered with the new TTL; the reply
-    /// is dropped unanswered when the stream cannot carry it (the caller then makes a call
-    /// of its own).
-    Once {
-        id: i64,
-        reply: oneshot::Sender<i64>,
     },
 }
 
@@ -60,7 +53,6 @@ impl KeepAliveHub {
             post_queue: VecDeque::new(),
             posts_in_flight: 0,
             reconnect_at: None,
-            inflight: HashMap::new(),
         };
         tokio::spawn(driver.run());
         KeepAliveHub { commands: tx }
@@ -69,11 +61,6 @@ impl KeepAliveHub {
     /// A sender for the keepers it serves.
     pub(crate) fn commands(&self) -> mpsc::UnboundedSender<Command> {
         self.commands.clone()
-    }
-
-    /// Sends the driver a command; false once it has stopped.
-    pub(crate) fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
     }
 }
 
@@ -109,9 +96,6 @@ struct Driver {
     posts_in_flight: usize,
     /// No connection attempt before this (backoff).
     reconnect_at: Option<Instant>,
-    /// The keep-alives on the stream awaiting their answer, per lease, in order (answers
-    /// come in the order of the requests): `Some` for a [`Command::Once`].
-    inflight: HashMap<i64, VecDeque<Option<oneshot::Sender<i64>>>>,
 }
 
 impl Driver {
@@ -124,12 +108,11 @@ impl Driver {
             let wake = self.schedule.first().map(|(at, _)| *at);
             tokio::select! {
                 command = self.commands.recv(), if commands_open => match command {
-                    Some(command) => self.command(command).await,
+                    Some(command) => self.command(command),
                     None => commands_open = false,
                 },
                 answer = next_answer(&mut self.conn) => match answer {
                     Some(Ok(answer)) => {
-                        self.reply_once(answer.id, answer.ttl);
                         let sent = self
                             .leases
                             .get(&answer.id)
@@ -150,19 +133,8 @@ impl Driver {
         }
     }
 
-    async fn command(&mut self, command: Command) {
+    fn command(&mut self, command: Command) {
         match command {
-            Command::Once { id, reply } => {
-                if self.post || (self.conn.is_none() && !self.connect().await) {
-                    return;
-                }
-                if let Some(conn) = &mut self.conn {
-                    match conn.send(&LeaseKeepAliveRequest { id }).await {
-                        Ok(()) => self.inflight.entry(id).or_default().push_back(Some(reply)),
-                        Err(e) => self.lost_conn(e),
-                    }
-                }
-            }
             Command::Add { id, ttl, state } => {
                 let now = Instant::now();
                 let ttl = Duration::from_secs(ttl.max(1) as u64);
@@ -265,20 +237,6 @@ impl Driver {
                 self.lost_conn(e);
                 return;
             }
-            self.inflight.entry(id).or_default().push_back(None);
-        }
-    }
-
-    /// An answer for `id` came: the oldest request for it on the stream is answered.
-    fn reply_once(&mut self, id: i64, ttl: i64) {
-        let Some(queue) = self.inflight.get_mut(&id) else {
-            return;
-        };
-        if let Some(Some(reply)) = queue.pop_front() {
-            let _ = reply.send(ttl);
-        }
-        if queue.is_empty() {
-            self.inflight.remove(&id);
         }
     }
 
@@ -337,8 +295,6 @@ impl Driver {
     /// The stream broke or stalled: drop it (the next due keep-alives reconnect).
     fn lost_conn(&mut self, e: Error) {
         tracing::debug!(error = %e, "keep-alive stream lost");
-        // Their callers make calls of their own.
-        self.inflight.clear();
         if let Some(conn) = self.conn.take() {
             self.backend.demote(conn.endpoint());
         }
