@@ -9,6 +9,8 @@ mod codecs;
 mod decode;
 mod fb;
 mod index;
+#[cfg(feature = "grpc")]
+mod interop;
 mod order;
 mod roundtrip;
 mod txn;
