@@ -669,6 +669,34 @@ impl Transport {
         })
     }
 
+    /// One attempt at opening a streaming call on endpoint `idx`: the endpoint is probed
+    /// first when it has not answered yet, then the call is opened with `first` queued,
+    /// within `limit`.
+    async fn grpc_open_on<R: StreamRpc>(
+        &self,
+        grpc: &Grpc,
+        idx: usize,
+        route: Route<'_>,
+        token: Option<HeaderValue>,
+        limit: crate::client::AttemptLimit,
+        first: Option<&R>,
+    ) -> Result<GrpcStream<R::Proto, R::ProtoResponse>, Error> {
+        let endpoint = &self.inner.endpoints[idx];
+        if !endpoint.prefix_known() {
+            limit.run(&endpoint.base, false, self.prefix(idx)).await?;
+        }
+        let metadata = self.metadata(route, token);
+        let open = grpc.open::<R::Proto, R::ProtoResponse>(
+            idx,
+            endpoint,
+            R::GRPC_METHOD,
+            first.map(R::to_proto),
+            &metadata,
+            self.request_timeout(),
+        );
+        limit.run(&endpoint.base, false, open).await
+    }
+
     /// Opens a streaming call over gRPC that starts with `request`, on the first endpoint
     /// that takes it.
     pub(crate) async fn grpc_stream<R: StreamRpc>(
@@ -676,35 +704,17 @@ impl Transport {
         grpc: &Grpc,
         route: Route<'_>,
         request: &R,
-    ) -> Result<crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>, Error> {
-        let send_timeout = self.request_timeout();
+    ) -> Result<GrpcStream<R::Proto, R::ProtoResponse>, Error> {
         let (_, stream) = self
-            .failover(route, |idx, token, until| {
-                let endpoint = &self.inner.endpoints[idx];
-                let metadata = self.metadata(route, token);
+            .failover(route, |idx, token, until| async move {
                 let limit = self.attempt_limit(route, until);
-                async move {
-                    if !endpoint.prefix_known() {
-                        limit.run(&endpoint.base, false, self.prefix(idx)).await?;
-                    }
-                    let open = async {
-                        let mut stream = grpc
-                            .open::<R::Proto, R::ProtoResponse>(
-                                idx,
-                                endpoint,
-                                R::GRPC_METHOD,
-                                Some(request.to_proto()),
-                                &metadata,
-                                send_timeout,
-                            )
-                            .await?;
-                        if !R::BIDIRECTIONAL {
-                            stream.finish_requests();
-                        }
-                        Ok(stream)
-                    };
-                    limit.run(&endpoint.base, false, open).await
+                let mut stream = self
+                    .grpc_open_on(grpc, idx, route, token, limit, Some(request))
+                    .await?;
+                if !R::BIDIRECTIONAL {
+                    stream.finish_requests();
                 }
+                Ok(stream)
             })
             .await?;
         Ok(stream)
@@ -744,38 +754,23 @@ impl Transport {
         request: &R,
     ) -> Result<R::Response, Error> {
         let (idx, answer) = self
-            .failover(route, |idx, token, until| {
-                let endpoint = &self.inner.endpoints[idx];
-                let metadata = self.metadata(route, token);
+            .failover(route, |idx, token, until| async move {
                 let limit = self.attempt_limit(route, until);
-                let send_timeout = self.request_timeout();
-                async move {
-                    if !endpoint.prefix_known() {
-                        limit.run(&endpoint.base, false, self.prefix(idx)).await?;
-                    }
-                    let exchange = async {
-                        let mut stream = grpc
-                            .open::<R::Proto, R::ProtoResponse>(
-                                idx,
-                                endpoint,
-                                R::GRPC_METHOD,
-                                Some(request.to_proto()),
-                                &metadata,
-                                send_timeout,
-                            )
-                            .await?;
-                        stream.finish_requests();
-                        match stream.next().await {
-                            Some(answer) => answer,
-                            None => Err(Error::Io {
-                                endpoint: endpoint.base.clone(),
-                                outcome_unknown: false,
-                                source: "the stream ended without an answer".into(),
-                            }),
-                        }
-                    };
-                    limit.run(&endpoint.base, true, exchange).await
-                }
+                let mut stream = self
+                    .grpc_open_on(grpc, idx, route, token, limit, Some(request))
+                    .await?;
+                stream.finish_requests();
+                let endpoint = &self.inner.endpoints[idx].base;
+                let answer = async {
+                    stream.next().await.unwrap_or_else(|| {
+                        Err(Error::Io {
+                            endpoint: endpoint.clone(),
+                            outcome_unknown: false,
+                            source: "the stream ended without an answer".into(),
+                        })
+                    })
+                };
+                limit.run(endpoint, true, answer).await
             })
             .await?;
         R::from_proto(answer).map_err(|source| Error::Decode {
@@ -804,17 +799,10 @@ impl Transport {
             let idx = (start + i) % n;
             let endpoint = &self.inner.endpoints[idx];
             let open = async {
-                self.prefix(idx).await?;
                 let token = self.token_for_request(idx).await?;
-                grpc.open::<R::Proto, R::ProtoResponse>(
-                    idx,
-                    endpoint,
-                    R::GRPC_METHOD,
-                    None,
-                    &self.metadata(route, token),
-                    after,
-                )
-                .await
+                let limit = self.attempt_limit(route, None);
+                self.grpc_open_on::<R>(grpc, idx, route, token, limit, None)
+                    .await
             };
             let opened = match tokio::time::timeout(after, open).await {
                 Ok(result) => result,
