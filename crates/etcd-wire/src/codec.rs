@@ -93,7 +93,7 @@ impl Arena {
         if text.is_empty() {
             return Some(Bytes::new());
         }
-        let engine = if text.len().is_multiple_of(4) {
+        let engine = if text.len() % 4 == 0 {
             &base64_simd::STANDARD
         } else {
             &base64_simd::STANDARD_NO_PAD
