@@ -1034,3 +1034,40 @@ impl Transport {
         Err(Error::all_failed(n, last))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_framed_with_flag_and_length() {
+        let message = etcd_wire::grpc::pb::etcdserverpb::RangeRequest {
+            key: Bytes::from_static(b"k"),
+            ..Default::default()
+        };
+        let framed = frame(&message);
+        assert_eq!(&framed[..5], &[0, 0, 0, 0, 3]);
+        assert_eq!(&framed[5..], &[0x0a, 0x01, b'k']);
+    }
+
+    #[test]
+    fn statuses_come_from_headers_with_their_message_decoded() {
+        let mut headers = HeaderMap::new();
+        assert!(grpc_status(&headers).is_none());
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("5"));
+        headers.insert(
+            GRPC_MESSAGE,
+            HeaderValue::from_static("etcdserver%3A requested lease not found %E2%9C%93"),
+        );
+        let status = grpc_status(&headers).unwrap();
+        assert_eq!(status.code, 5);
+        assert_eq!(
+            status.message,
+            "etcdserver: requested lease not found \u{2713}"
+        );
+        // Malformed escapes stay as they are; a bad code is no status.
+        assert_eq!(percent_decode(b"100%% %4"), "100%% %4");
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("x"));
+        assert!(grpc_status(&headers).is_none());
+    }
+}

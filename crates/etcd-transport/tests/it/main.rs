@@ -5,5 +5,7 @@ mod support;
 mod auth;
 mod errors;
 mod failover;
+#[cfg(feature = "grpc")]
+mod grpc_fake;
 mod pool;
 mod streams;
