@@ -213,6 +213,9 @@ struct Shared {
     progress_wanted: Notify,
     /// The watch offers no progress requests (per-call stream mode).
     per_call: AtomicBool,
+    /// The server sends progress notifications in order with events (etcd ≥ 3.4.25,
+    /// ≥ 3.5.8): they may advance the cache's revision.
+    ordered_progress: bool,
     client: Client,
     prefix: Bytes,
     end: Bytes,
@@ -221,7 +224,31 @@ struct Shared {
     read_timeout: Duration,
 }
 
+/// Whether a server of `version` orders progress notifications with events (etcd
+/// issue #15220, fixed in 3.4.25 and 3.5.8).
+fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    match (major, minor) {
+        (3, 4) => patch >= 25,
+        (3, 5) => patch >= 8,
+        (3, m) => m >= 6,
+        (m, _) => m > 3,
+    }
+}
+
 impl Shared {
+    /// Reads that wait for a revision probe etcd instead of asking for progress.
+    fn probes(&self) -> bool {
+        self.per_call.load(Ordering::Relaxed) || !self.ordered_progress
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -316,6 +343,13 @@ impl<'a> CacheBuilder<'a> {
     /// Lists the prefix and starts following it; returns once the first list is in.
     pub async fn send(self) -> Result<Cache> {
         let end = prefix_end(&self.prefix);
+        let ordered_progress = match self.client.server_version().await {
+            Ok(version) => progress_is_ordered(&version),
+            Err(e) => {
+                tracing::debug!(error = %e, "server version unknown: the cache will not rely on progress notifications");
+                false
+            }
+        };
         let (applied, mut applied_rx) = watch::channel(0);
         let (updates, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let shared = Arc::new(Shared {
@@ -330,6 +364,7 @@ impl<'a> CacheBuilder<'a> {
             applied,
             progress_wanted: Notify::new(),
             per_call: AtomicBool::new(self.client.inner.stream_mode == StreamMode::PerCall),
+            ordered_progress,
             client: self.client.clone(),
             prefix: self.prefix,
             end,
@@ -586,8 +621,8 @@ impl Cache {
         f: impl FnOnce(&CacheView<'_>) -> R,
     ) -> Result<AtRevision<R>> {
         let shared = &self.shared;
-        let target = if shared.per_call.load(Ordering::Relaxed) {
-            // The per-call check below takes the revision itself.
+        let target = if shared.probes() {
+            // The probe below takes the revision itself.
             i64::MAX
         } else {
             let response = shared
@@ -611,6 +646,7 @@ impl Cache {
         let mut applied = shared.applied.subscribe();
         let mut f = Some(f);
         let mut target = target;
+        let mut probe_now = true;
         loop {
             {
                 let state = shared.read();
@@ -627,8 +663,8 @@ impl Cache {
                     });
                 }
             }
-            if shared.per_call.load(Ordering::Relaxed) {
-                // No progress requests: check whether the prefix changed since the cache's
+            if shared.probes() && probe_now {
+                // No (reliable) progress notifications: check whether the prefix changed since the cache's
                 // revision, and serve from it labelled with the cluster's revision if not.
                 let probe = shared
                     .client
@@ -666,7 +702,7 @@ impl Cache {
                     });
                 }
                 drop(state);
-            } else {
+            } else if !shared.probes() {
                 shared.progress_wanted.notify_one();
             }
             let wait = tokio::time::timeout_at(
@@ -674,8 +710,11 @@ impl Cache {
                 applied.changed(),
             )
             .await;
-            if let Ok(Err(_)) = wait {
-                return Err(Error::Protocol("the cache's task ended".into()));
+            match wait {
+                Ok(Err(_)) => return Err(Error::Protocol("the cache's task ended".into())),
+                // Events are arriving: wait for them rather than probe again.
+                Ok(Ok(())) => probe_now = false,
+                Err(_) => probe_now = true,
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::timeout(
@@ -899,8 +938,12 @@ async fn run(shared: std::sync::Weak<Shared>) {
                 }
             }
         };
-        s.per_call
-            .store(watch.request_progress().is_err(), Ordering::Relaxed);
+        if s.ordered_progress {
+            // Learns whether the watch has the shared stream. (Not on older servers: they
+            // may answer a progress request ahead of events still queued, see the docs.)
+            s.per_call
+                .store(watch.request_progress().is_err(), Ordering::Relaxed);
+        }
         drop(s);
         match follow(&shared, &mut watch).await {
             Followed::Compacted => continue 'list,
@@ -940,7 +983,7 @@ async fn follow(shared: &std::sync::Weak<Shared>, watch: &mut WatchStream) -> Fo
                     return Followed::Stopped;
                 }
             },
-            _ = s.progress_wanted.notified() => {
+            _ = s.progress_wanted.notified(), if s.ordered_progress => {
                 if watch.request_progress().is_err() {
                     s.per_call.store(true, Ordering::Relaxed);
                 }
@@ -1004,7 +1047,7 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
     let revision = response.revision();
     let mut state = s.write();
     if response.is_progress_notify() {
-        if revision > state.revision {
+        if s.ordered_progress && revision > state.revision {
             state.revision = revision;
             drop(state);
             s.applied.send_replace(revision);
@@ -1093,4 +1136,27 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
     drop(state);
     s.applied.send_replace(applied);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_ordered_from_3_4_25_and_3_5_8() {
+        for (v, ordered) in [
+            ("3.4.23", false),
+            ("3.4.25", true),
+            ("3.5.1", false),
+            ("3.5.7", false),
+            ("3.5.8", true),
+            ("3.5.13", true),
+            ("3.6.0", true),
+            ("3.6.0-rc.1", true),
+            ("4.0.0", true),
+            ("garbage", false),
+        ] {
+            assert_eq!(progress_is_ordered(v), ordered, "{v}");
+        }
+    }
 }
