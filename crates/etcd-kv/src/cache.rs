@@ -111,6 +111,19 @@ pub struct AtRevision<T> {
 }
 
 impl<T> AtRevision<T> {
+    /// `value`, read at `revision` (for layers above that decode what a cache holds).
+    pub fn new(value: T, revision: i64) -> Self {
+        AtRevision { value, revision }
+    }
+
+    /// Transforms the answer, keeping its revision.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> AtRevision<U> {
+        AtRevision {
+            value: f(self.value),
+            revision: self.revision,
+        }
+    }
+
     /// The store revision whose keyspace the answer reflects.
     pub fn revision(&self) -> i64 {
         self.revision

@@ -85,6 +85,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 mod catalog;
 mod codec;
 mod db;
@@ -95,6 +96,7 @@ mod txn;
 mod types;
 mod watch;
 
+pub use cache::{TableCache, TableUpdate, TableUpdates};
 pub use catalog::{SlotInfo, SlotKind};
 pub use codec::key::{BinaryKey, KeyCodec, OidKey, StringKey, UuidKey};
 pub use codec::value::{
