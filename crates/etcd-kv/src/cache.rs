@@ -35,26 +35,23 @@
 //!
 //! | Read | Guarantee | Cost |
 //! |---|---|---|
-//! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the keyspace of the prefix at one revision, returned with the answer; may be behind the cluster by the watch's delivery time (about a millisecond on a LAN) | a read lock and a `BTreeMap` lookup (about 100 ns); no I/O |
-//! | [`Cache::get_at_least`], [`Cache::read_at_least`] | like the above, at a revision ≥ `N`: read your own writes (`N` = the revision of your put) | none when the cache is there; else a progress request and a wait for the watch |
-//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged before the call began (as a quorum read would) | a count-only range for the cluster's revision (one round trip, no values) + a progress request when the cache is behind it, then a lock and a lookup |
+//! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the prefix's keyspace at exactly one revision, returned with the answer; behind the cluster by the watch's delivery time (about a millisecond on a LAN), more while the watch is moving to another member | a read lock and a `BTreeMap` lookup (about 100 ns), no I/O, no await |
+//! | [`Cache::get_at_least`], [`Cache::read_at_least`] | like the above, at a revision ≥ `N`: read your own writes (`N` = your put's revision) | none once the cache is there (the usual case after a millisecond); else it waits, asking etcd as below when the prefix is quiet |
+//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | one round trip and a wait for the watch: a count-only range (index only, no values) for the cluster's revision and a progress request where progress is reliable (\*); else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: cost grows with the prefix) |
 //!
-//! **The per-call stream mode** (the gateway refused the WebSocket, e.g. with auth on)
-//! has no progress requests, which need the shared bidirectional stream. There a read at
-//! a revision the cache has not reached, when the prefix is quiet, would wait forever for
-//! an event. So it asks etcd once for the prefix's key count and its newest mod revision
-//! (one range sorted by mod revision with limit 1, keys only: etcd scans the prefix to
-//! answer, which costs it time proportional to the prefix's size): when no key of the
-//! prefix changed after the cache's revision `c` and the count is the cache's, the content
-//! at the cluster's revision is the cache's, and the read is served from it labelled with
-//! that revision. Otherwise changes are on their way through the watch, and the read
-//! waits for them.
-//!
-//! **Server versions:** etcd before 3.4.25 and 3.5.8 could send the answer to a progress
-//! request ahead of events still queued for the same stream (etcd issue #15220; Kubernetes
-//! requires 3.5.13 or later for its consistent reads from cache for that reason). On such
-//! a server a consistent read can, rarely, miss a write committed just before it; the event
-//! is applied as soon as it arrives.
+//! (\*) Progress requests need the shared (WebSocket) watch stream and a server that
+//! orders their answers with the events of the stream: etcd 3.4.25+, 3.5.8+, 3.6+.
+//! Older servers (etcd issue #15220) may answer a progress request ahead of events still
+//! queued, which would let a read believe the cache is current when it is not, and
+//! **the per-call stream mode** (the gateway refused the WebSocket, e.g. with auth on) has
+//! no progress requests at all. In both cases the cache never asks for progress: a read at a
+//! revision the cache has not reached asks etcd for the prefix's key count and newest mod
+//! revision in one range. When no key of the prefix changed after the cache's revision `c`
+//! and the count is the cache's, the content at the cluster's revision *is* the cache's, and
+//! the read is served from it, labelled with the cluster's revision; otherwise the changes
+//! are on their way through the watch and the read waits for them (asking again only when
+//! no revision arrives for 50 ms). A read that waits longer than
+//! [`CacheBuilder::read_timeout`] fails with a timeout.
 //!
 //! # Memory
 //!
