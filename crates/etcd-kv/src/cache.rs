@@ -77,7 +77,7 @@ use crate::watch::{backoff, EventKind, WatchEvent, WatchResponse, WatchStream};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::IntoFuture;
 use std::ops::{Bound, Deref};
 use std::pin::Pin;
@@ -86,11 +86,12 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
+use tokio::time::Instant;
 
-/// Bytes counted per cached key on top of its key and value: the map's slot (key handle
-/// and entry, 96 bytes) with the B-tree's spare room, the allocation holding key and
-/// value, and the shared-buffer header of its handles.
-pub const ENTRY_OVERHEAD: usize = 160;
+/// Bytes counted per cached key on top of its key and value: its hash-map slot (inline
+/// key and entry, 96 bytes) with the table's spare room, its key in the ordered index,
+/// the allocation holding key and value, and the shared-buffer header of its handles.
+pub const ENTRY_OVERHEAD: usize = 192;
 
 /// Revisions buffered per subscriber before it is resynchronised with a
 /// [`CacheUpdate::Reset`].
@@ -99,6 +100,10 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 /// How often a waiting consistent read asks again for a progress notification (etcd
 /// drops a progress request while some of its watchers are catching up).
 const PROGRESS_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a read waits for the watch before probing etcd (where progress is not asked
+/// for): events usually arrive within a millisecond of their write's acknowledgement.
+const PROBE_GRACE: Duration = Duration::from_millis(10);
 
 /// A value read from a [`Cache`], with the revision of the keyspace it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,10 +144,76 @@ impl<T> Deref for AtRevision<T> {
     }
 }
 
-/// One cached key: its value and metadata (the key is the map's).
+/// Keys up to this long are kept inside the B-tree's nodes.
+const INLINE_KEY: usize = 22;
+
+/// A key of the map: short keys inline, so that a lookup compares keys inside the tree's
+/// nodes instead of chasing a pointer per comparison (a cache miss each, in a large map).
+#[derive(Clone)]
+enum MapKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl MapKey {
+    fn new(key: &[u8]) -> MapKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            MapKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            MapKey::Heap(key.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            MapKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            MapKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for MapKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for MapKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MapKey {}
+
+impl std::hash::Hash for MapKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl PartialOrd for MapKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MapKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+/// One cached key-value: key and value in one allocation, and the metadata.
 #[derive(Debug, Clone)]
 struct Entry {
-    value: Bytes,
+    buf: Bytes,
+    key_len: u32,
     create_revision: i64,
     mod_revision: i64,
     version: i64,
@@ -150,43 +221,126 @@ struct Entry {
 }
 
 impl Entry {
-    fn kv(&self, key: &Bytes) -> KeyValue {
+    fn key(&self) -> &[u8] {
+        &self.buf[..self.key_len as usize]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.buf[self.key_len as usize..]
+    }
+
+    fn kv(&self) -> KeyValue {
+        let k = self.key_len as usize;
         KeyValue {
-            key: key.clone(),
-            value: self.value.clone(),
+            key: self.buf.slice(..k),
+            value: self.buf.slice(k..),
             create_revision: self.create_revision,
             mod_revision: self.mod_revision,
             version: self.version,
             lease: self.lease,
         }
     }
+
+    fn size(&self) -> usize {
+        entry_size(self.key(), self.value())
+    }
 }
 
 fn entry_size(key: &[u8], value: &[u8]) -> usize {
-    key.len() + value.len() + ENTRY_OVERHEAD
+    let heap_key = if key.len() > INLINE_KEY { key.len() } else { 0 };
+    key.len() + value.len() + heap_key + ENTRY_OVERHEAD
 }
 
 /// Copies a key-value out of its answer's shared buffer into one allocation of its own.
-fn compact(kv: &KeyValue) -> (Bytes, Entry) {
+fn compact(kv: &KeyValue) -> (MapKey, Entry) {
     let mut buf = Vec::with_capacity(kv.key.len() + kv.value.len());
     buf.extend_from_slice(&kv.key);
     buf.extend_from_slice(&kv.value);
-    let buf = Bytes::from(buf);
-    let key = buf.slice(..kv.key.len());
-    let value = buf.slice(kv.key.len()..);
     let entry = Entry {
-        value,
+        buf: Bytes::from(buf),
+        key_len: kv.key.len() as u32,
         create_revision: kv.create_revision,
         mod_revision: kv.mod_revision,
         version: kv.version,
         lease: kv.lease,
     };
-    (key, entry)
+    (MapKey::new(&kv.key), entry)
+}
+
+/// The cached key-values: a hash map for lookups (a B-tree lookup compares a dozen keys
+/// or more), and the keys in order for ranges and iteration.
+#[derive(Default)]
+struct Store {
+    entries: HashMap<MapKey, Entry>,
+    order: BTreeSet<MapKey>,
+}
+
+impl Store {
+    /// From entries sorted by key (a list's pages): the B-tree's nodes come out full.
+    fn from_sorted(sorted: Vec<(MapKey, Entry)>) -> Store {
+        let mut entries = HashMap::with_capacity(sorted.len());
+        let order = sorted
+            .into_iter()
+            .map(|(k, e)| {
+                entries.insert(k.clone(), e);
+                k
+            })
+            .collect();
+        Store { entries, order }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    fn contains_key(&self, key: &[u8]) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, key: MapKey, entry: Entry) -> Option<Entry> {
+        match self.entries.get_mut(key.as_slice()) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                self.order.insert(key.clone());
+                self.entries.insert(key, entry);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let old = self.entries.remove(key)?;
+        self.order.remove(key);
+        Some(old)
+    }
+
+    /// The entries in key order.
+    fn values(&self) -> impl DoubleEndedIterator<Item = &Entry> + '_ {
+        self.order.iter().filter_map(|k| self.entries.get(k))
+    }
+
+    /// The entries in `range`, in key order.
+    fn range<'s>(
+        &'s self,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+    ) -> impl DoubleEndedIterator<Item = &'s Entry> + 's {
+        self.order
+            .range::<[u8], _>(range)
+            .filter_map(|k| self.entries.get(k))
+    }
 }
 
 /// What readers see, under one lock: the content at exactly one revision.
 struct State {
-    map: BTreeMap<Bytes, Entry>,
+    map: Store,
     /// The revision whose keyspace `map` is (0 before the first list).
     revision: i64,
     bytes: usize,
@@ -210,7 +364,7 @@ impl State {
     fn snapshot(&self) -> CacheSnapshot {
         CacheSnapshot {
             revision: self.revision,
-            kvs: self.map.iter().map(|(k, e)| e.kv(k)).collect(),
+            kvs: self.map.values().map(Entry::kv).collect(),
         }
     }
 }
@@ -219,6 +373,9 @@ struct Shared {
     state: RwLock<State>,
     /// The applied revision, announced after each revision (and on a stop).
     applied: watch::Sender<i64>,
+    /// `(c, r)`: a probe found the content at revision `r` to be the cache's at `c`; valid
+    /// while the cache is still at `c`.
+    verified: std::sync::Mutex<(i64, i64)>,
     /// Readers waiting for the cache ask its task for a progress notification.
     progress_wanted: Notify,
     /// The watch offers no progress requests (per-call stream mode).
@@ -253,7 +410,22 @@ fn progress_is_ordered(version: &str) -> bool {
     }
 }
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Shared {
+    /// The newest revision whose content the cache is known to hold: its own, or a later
+    /// one a probe found unchanged since.
+    fn known_revision(&self, state: &State) -> i64 {
+        let (at, upto) = *lock(&self.verified);
+        if at == state.revision {
+            upto.max(state.revision)
+        } else {
+            state.revision
+        }
+    }
+
     /// Reads that wait for a revision probe etcd instead of asking for progress.
     fn probes(&self) -> bool {
         self.per_call.load(Ordering::Relaxed) || !self.ordered_progress
@@ -364,7 +536,7 @@ impl<'a> CacheBuilder<'a> {
         let (updates, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let shared = Arc::new(Shared {
             state: RwLock::new(State {
-                map: BTreeMap::new(),
+                map: Store::default(),
                 revision: 0,
                 bytes: 0,
                 error: None,
@@ -373,6 +545,7 @@ impl<'a> CacheBuilder<'a> {
             }),
             applied,
             progress_wanted: Notify::new(),
+            verified: std::sync::Mutex::new((0, 0)),
             per_call: AtomicBool::new(self.client.inner.stream_mode == StreamMode::PerCall),
             ordered_progress,
             client: self.client.clone(),
@@ -446,8 +619,7 @@ impl<'a> CacheView<'a> {
 
     /// The key-value of `key`, if it exists.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<KeyValue> {
-        let (k, e) = self.state.map.get_key_value(key.as_ref())?;
-        Some(e.kv(k))
+        self.state.map.get(key.as_ref()).map(Entry::kv)
     }
 
     /// True when `key` exists.
@@ -467,7 +639,7 @@ impl<'a> CacheView<'a> {
 
     /// Every key-value, in key order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = KeyValue> + 'a {
-        self.state.map.iter().map(|(k, e)| e.kv(k))
+        self.state.map.values().map(Entry::kv)
     }
 
     /// The key-values in `[start, end)`, in key order; an empty `end` means to the last
@@ -490,8 +662,8 @@ impl<'a> CacheView<'a> {
         let iter = (!empty).then(|| {
             self.state
                 .map
-                .range::<[u8], _>((Bound::Included(start), end))
-                .map(|(k, e)| e.kv(k))
+                .range((Bound::Included(start), end))
+                .map(Entry::kv)
         });
         iter.into_iter().flatten()
     }
@@ -631,18 +803,13 @@ impl Cache {
         f: impl FnOnce(&CacheView<'_>) -> R,
     ) -> Result<AtRevision<R>> {
         let shared = &self.shared;
-        let target = if shared.probes() {
-            // The probe below takes the revision itself.
-            i64::MAX
-        } else {
-            let response = shared
-                .client
-                .range(shared.prefix.clone())
-                .end(shared.end.clone())
-                .count_only()
-                .await?;
-            response.revision()
-        };
+        let target = shared
+            .client
+            .range(shared.prefix.clone())
+            .end(shared.end.clone())
+            .count_only()
+            .await?
+            .revision();
         self.read_at(target, f).await
     }
 
@@ -652,30 +819,35 @@ impl Cache {
         f: impl FnOnce(&CacheView<'_>) -> R,
     ) -> Result<AtRevision<R>> {
         let shared = &self.shared;
-        let deadline = tokio::time::Instant::now() + shared.read_timeout;
+        let deadline = Instant::now() + shared.read_timeout;
         let mut applied = shared.applied.subscribe();
         let mut f = Some(f);
-        let mut target = target;
-        let mut probe_now = true;
+        // Where progress is not asked for: probe etcd once the watch has had a moment to
+        // bring what is on its way.
+        let mut probe_at = Instant::now() + PROBE_GRACE;
         loop {
             {
                 let state = shared.read();
                 state.check()?;
-                if state.revision >= target {
+                let revision = shared.known_revision(&state);
+                if revision >= target {
                     let view = CacheView {
                         state: &state,
-                        revision: state.revision,
+                        revision,
                     };
                     let f = f.take().expect("called once");
                     return Ok(AtRevision {
                         value: f(&view),
-                        revision: view.revision,
+                        revision,
                     });
                 }
             }
-            if shared.probes() && probe_now {
-                // No (reliable) progress notifications: check whether the prefix changed since the cache's
-                // revision, and serve from it labelled with the cluster's revision if not.
+            let mut wake_at = Instant::now() + PROGRESS_RETRY;
+            if !shared.probes() {
+                shared.progress_wanted.notify_one();
+            } else if Instant::now() >= probe_at {
+                // Has the prefix changed since the cache's revision? One range: its key
+                // count and its newest mod revision, at the cluster's current revision.
                 let probe = shared
                     .client
                     .range(shared.prefix.clone())
@@ -685,48 +857,30 @@ impl Cache {
                     .keys_only()
                     .await?;
                 let newest = probe.kvs().first().map_or(0, KeyValue::mod_revision);
-                if target == i64::MAX {
-                    target = probe.revision();
-                }
                 let state = shared.read();
                 state.check()?;
                 let unchanged = newest <= state.revision
                     && usize::try_from(probe.count()).ok() == Some(state.map.len());
-                let revision = if state.revision >= target {
-                    Some(state.revision)
-                } else if unchanged && probe.revision() >= target {
-                    // The content at the cluster's revision is the cache's.
-                    Some(probe.revision())
-                } else {
-                    None
-                };
-                if let Some(revision) = revision {
-                    let view = CacheView {
-                        state: &state,
-                        revision,
-                    };
-                    let f = f.take().expect("called once");
-                    return Ok(AtRevision {
-                        value: f(&view),
-                        revision,
-                    });
+                if unchanged && probe.revision() > state.revision {
+                    // The content at the probe's revision is the cache's.
+                    *lock(&shared.verified) = (state.revision, probe.revision());
                 }
                 drop(state);
-            } else if !shared.probes() {
-                shared.progress_wanted.notify_one();
+                // Changes are on their way through the watch: wait for them, and probe
+                // again only when none arrives for a while.
+                probe_at = Instant::now() + PROGRESS_RETRY;
+                wake_at = probe_at;
+            } else {
+                wake_at = wake_at.min(probe_at);
             }
-            let wait = tokio::time::timeout_at(
-                deadline.min(tokio::time::Instant::now() + PROGRESS_RETRY),
-                applied.changed(),
-            )
-            .await;
-            match wait {
-                Ok(Err(_)) => return Err(Error::Protocol("the cache's task ended".into())),
-                // Events are arriving: wait for them rather than probe again.
-                Ok(Ok(())) => probe_now = false,
-                Err(_) => probe_now = true,
+            if shared.known_revision(&shared.read()) >= target {
+                continue;
             }
-            if tokio::time::Instant::now() >= deadline {
+            let wait = tokio::time::timeout_at(deadline.min(wake_at), applied.changed()).await;
+            if let Ok(Err(_)) = wait {
+                return Err(Error::Protocol("the cache's task ended".into()));
+            }
+            if Instant::now() >= deadline {
                 return Err(Error::timeout(
                     "cache",
                     shared.read_timeout,
@@ -1006,7 +1160,7 @@ async fn follow(shared: &std::sync::Weak<Shared>, watch: &mut WatchStream) -> Fo
 async fn list(s: &Shared) -> Result<i64> {
     let mut pager = Pager::new(ClientPages::new(&s.client), s.prefix.clone(), s.end.clone())
         .page_size(s.page_size);
-    let mut map = BTreeMap::new();
+    let mut entries = Vec::new();
     let mut bytes = 0usize;
     while let Some(page) = pager.next_page().await? {
         for kv in &page {
@@ -1019,8 +1173,7 @@ async fn list(s: &Shared) -> Result<i64> {
                     });
                 }
             }
-            let (key, entry) = compact(kv);
-            map.insert(key, entry);
+            entries.push(compact(kv));
         }
     }
     let revision = match pager.pinned_revision() {
@@ -1033,6 +1186,9 @@ async fn list(s: &Shared) -> Result<i64> {
             .await?
             .revision(),
     };
+    // Built from sorted entries, the B-tree's nodes are full (inserted one by one in
+    // order, they would be about half full).
+    let map = Store::from_sorted(entries);
     let mut state = s.write();
     let relist = state.lists > 0;
     state.map = map;
@@ -1077,7 +1233,7 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
         let mut bytes = state.bytes as i64;
         for e in response.events() {
             if let Some(old) = state.map.get(e.key()) {
-                bytes -= entry_size(e.key(), &old.value) as i64;
+                bytes -= old.size() as i64;
             }
             if e.is_put() {
                 bytes += entry_size(e.key(), e.kv().value()) as i64;
@@ -1097,38 +1253,39 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
         match e.kind() {
             EventKind::Put => {
                 let (key, entry) = compact(e.kv());
-                let size = entry_size(&key, &entry.value);
-                let new_kv = notify.then(|| entry.kv(&key));
-                let old = state.map.insert(key.clone(), entry);
+                let size = entry.size();
+                let new_kv = notify.then(|| entry.kv());
+                let old = state.map.insert(key, entry);
                 state.bytes += size;
                 if let Some(old) = &old {
-                    state.bytes -= entry_size(&key, &old.value);
+                    state.bytes -= old.size();
                 }
                 if let Some(kv) = new_kv {
                     events.push(WatchEvent {
                         kind: EventKind::Put,
                         kv,
-                        prev_kv: old.map(|o| o.kv(&key)),
+                        prev_kv: old.as_ref().map(Entry::kv),
                     });
                 }
             }
             EventKind::Delete => {
-                let old = state.map.remove_entry(e.key());
-                if let Some((key, old)) = &old {
-                    state.bytes -= entry_size(key, &old.value);
+                let old = state.map.remove(e.key());
+                if let Some(old) = &old {
+                    state.bytes -= old.size();
                 }
                 if notify {
-                    let key = old
+                    let prev_kv = old.as_ref().map(Entry::kv);
+                    let key = prev_kv
                         .as_ref()
-                        .map_or_else(|| Bytes::copy_from_slice(e.key()), |(k, _)| k.clone());
+                        .map_or_else(|| Bytes::copy_from_slice(e.key()), KeyValue::key_bytes);
                     events.push(WatchEvent {
                         kind: EventKind::Delete,
                         kv: KeyValue {
-                            key: key.clone(),
+                            key,
                             mod_revision: revision,
                             ..KeyValue::default()
                         },
-                        prev_kv: old.map(|(k, o)| o.kv(&k)),
+                        prev_kv,
                     });
                 }
             }
@@ -1151,6 +1308,29 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_keys_order_as_their_bytes_inline_or_not() {
+        let keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            vec![b'a'; 22],
+            vec![b'a'; 23],
+            vec![b'a'; 40],
+            b"b".to_vec(),
+            vec![0xff; 22],
+            vec![0xff; 23],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (MapKey::new(a), MapKey::new(b));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(ka.as_slice(), &a[..]);
+            }
+        }
+        assert!(std::mem::size_of::<MapKey>() <= 24);
+    }
 
     #[test]
     fn progress_is_ordered_from_3_4_25_and_3_5_8() {
