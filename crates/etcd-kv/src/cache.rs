@@ -35,9 +35,9 @@
 //!
 //! | Read | Guarantee | Cost |
 //! |---|---|---|
-//! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the prefix's keyspace at exactly one revision, returned with the answer; behind the cluster by the watch's delivery time (about a millisecond on a LAN), more while the watch is moving to another member | a read lock and a `BTreeMap` lookup (about 100 ns), no I/O, no await |
+//! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the prefix's keyspace at exactly one revision, returned with the answer; behind the cluster by the watch's delivery time (about a millisecond on a LAN), more while the watch is moving to another member | a read lock and a hash lookup (about 120 ns), no I/O, no await |
 //! | [`Cache::get_at_least`], [`Cache::read_at_least`] | like the above, at a revision ≥ `N`: read your own writes (`N` = your put's revision) | none once the cache is there (the usual case after a millisecond); else it waits, asking etcd as below when the prefix is quiet |
-//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | one round trip and a wait for the watch: a count-only range (index only, no values) for the cluster's revision and a progress request where progress is reliable (\*); else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: cost grows with the prefix) |
+//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | a count-only range (one round trip, index only, no values) for the cluster's revision; nothing more when the cache is there; else a wait for the watch, with a progress request where progress is reliable (\*), or else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: its cost grows with the prefix) |
 //!
 //! (\*) Progress requests need the shared (WebSocket) watch stream and a server that
 //! orders their answers with the events of the stream: etcd 3.4.25+, 3.5.8+, 3.6+.
@@ -45,12 +45,15 @@
 //! queued, which would let a read believe the cache is current when it is not, and
 //! **the per-call stream mode** (the gateway refused the WebSocket, e.g. with auth on) has
 //! no progress requests at all. In both cases the cache never asks for progress: a read at a
-//! revision the cache has not reached asks etcd for the prefix's key count and newest mod
+//! revision the cache has not reached (at once for a prefix of up to 1,000 keys, after 10 ms
+//! for a larger one: the watch usually brings a write within a millisecond of its
+//! acknowledgement, and etcd reads the whole prefix to answer) asks etcd for the prefix's key count and newest mod
 //! revision in one range. When no key of the prefix changed after the cache's revision `c`
 //! and the count is the cache's, the content at the cluster's revision *is* the cache's, and
 //! the read is served from it, labelled with the cluster's revision; otherwise the changes
 //! are on their way through the watch and the read waits for them (asking again only when
-//! no revision arrives for 50 ms). A read that waits longer than
+//! no revision arrives for 50 ms). A probe's finding is remembered while the cache stays at
+//! its revision, so reads after writes elsewhere in the keyspace probe once. A read that waits longer than
 //! [`CacheBuilder::read_timeout`] fails with a timeout.
 //!
 //! # Memory
@@ -102,8 +105,12 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 const PROGRESS_RETRY: Duration = Duration::from_millis(50);
 
 /// How long a read waits for the watch before probing etcd (where progress is not asked
-/// for): events usually arrive within a millisecond of their write's acknowledgement.
+/// for) when the prefix is large: events usually arrive within a millisecond of their
+/// write's acknowledgement, and etcd reads the whole prefix to answer a probe.
 const PROBE_GRACE: Duration = Duration::from_millis(10);
+
+/// Up to this many keys a probe is cheap for etcd: a read probes at once.
+const PROBE_AT_ONCE_KEYS: usize = 1000;
 
 /// A value read from a [`Cache`], with the revision of the keyspace it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -824,7 +831,11 @@ impl Cache {
         let mut f = Some(f);
         // Where progress is not asked for: probe etcd once the watch has had a moment to
         // bring what is on its way.
-        let mut probe_at = Instant::now() + PROBE_GRACE;
+        let mut probe_at = if shared.read().map.len() <= PROBE_AT_ONCE_KEYS {
+            Instant::now()
+        } else {
+            Instant::now() + PROBE_GRACE
+        };
         loop {
             {
                 let state = shared.read();
