@@ -13,6 +13,9 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+/// Decoded rows of a [`TableCache`], in key order, with the revision they were read at.
+pub type CachedRows<K, V> = AtRevision<Vec<(<K as KeyCodec>::Value, <V as ValueCodec>::Value)>>;
+
 /// A typed, local, consistent copy of a [`Table`]: rows read at memory speed, decoded on
 /// each read, with the guarantees of [`etcd_kv::Cache`] (its module docs have the table of
 /// which read gives which guarantee, at what cost): plain reads see the table at one
@@ -99,10 +102,7 @@ impl<K: KeyCodec, V: ValueCodec> TableCache<K, V> {
         ))
     }
 
-    fn rows(
-        &self,
-        read: AtRevision<Vec<KeyValue>>,
-    ) -> Result<AtRevision<Vec<(K::Value, V::Value)>>> {
+    fn rows(&self, read: AtRevision<Vec<KeyValue>>) -> Result<CachedRows<K, V>> {
         let revision = read.revision();
         let rows = read
             .iter()
@@ -153,16 +153,12 @@ impl<K: KeyCodec, V: ValueCodec> TableCache<K, V> {
     }
 
     /// Every row in key order, at the cache's current revision.
-    pub fn rows_now(&self) -> Result<AtRevision<Vec<(K::Value, V::Value)>>> {
+    pub fn rows_now(&self) -> Result<CachedRows<K, V>> {
         self.rows(self.cache.list()?)
     }
 
     /// The rows with keys in `[from, to)`, in key order, at the cache's current revision.
-    pub fn range(
-        &self,
-        from: &K::Value,
-        to: &K::Value,
-    ) -> Result<AtRevision<Vec<(K::Value, V::Value)>>> {
+    pub fn range(&self, from: &K::Value, to: &K::Value) -> Result<CachedRows<K, V>> {
         self.rows(
             self.cache
                 .range(self.table.raw_key(from), self.table.raw_key(to))?,
@@ -170,7 +166,7 @@ impl<K: KeyCodec, V: ValueCodec> TableCache<K, V> {
     }
 
     /// Linearizable: every row after every commit acknowledged before this call.
-    pub async fn consistent_rows(&self) -> Result<AtRevision<Vec<(K::Value, V::Value)>>> {
+    pub async fn consistent_rows(&self) -> Result<CachedRows<K, V>> {
         let read = self
             .cache
             .consistent_read(|view| view.iter().collect::<Vec<_>>())
@@ -190,9 +186,7 @@ impl<K: KeyCodec, V: ValueCodec> TableCache<K, V> {
 
     /// The rows now, and the typed updates of every commit applied after them, taken
     /// together so that nothing falls between.
-    pub fn snapshot_and_subscribe(
-        &self,
-    ) -> Result<(AtRevision<Vec<(K::Value, V::Value)>>, TableUpdates<K, V>)> {
+    pub fn snapshot_and_subscribe(&self) -> Result<(CachedRows<K, V>, TableUpdates<K, V>)> {
         let (snapshot, updates) = self.cache.snapshot_and_subscribe()?;
         let revision = snapshot.revision();
         let rows = self.rows(AtRevision::new(snapshot.into_kvs(), revision))?;

@@ -96,7 +96,7 @@ mod txn;
 mod types;
 mod watch;
 
-pub use cache::{TableCache, TableUpdate, TableUpdates};
+pub use cache::{CachedRows, TableCache, TableUpdate, TableUpdates};
 pub use catalog::{SlotInfo, SlotKind};
 pub use codec::key::{BinaryKey, KeyCodec, OidKey, StringKey, UuidKey};
 pub use codec::value::{

@@ -646,13 +646,10 @@ async fn a_compaction_while_disconnected_relists_and_readers_never_see_a_mix() {
     let mut reset = false;
     while let Ok(Some(update)) = tokio::time::timeout(Duration::from_secs(5), updates.next()).await
     {
-        match update.expect("no error") {
-            CacheUpdate::Reset(snapshot) => {
-                assert!(snapshot.revision() >= head.revision());
-                reset = true;
-                break;
-            }
-            _ => {}
+        if let CacheUpdate::Reset(snapshot) = update.expect("no error") {
+            assert!(snapshot.revision() >= head.revision());
+            reset = true;
+            break;
         }
     }
     assert!(reset, "subscribers get a reset");
