@@ -37,7 +37,7 @@
 //! |---|---|---|
 //! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the prefix's keyspace at exactly one revision, returned with the answer; behind the cluster by the watch's delivery time (about a millisecond on a LAN), more while the watch is moving to another member | a read lock and a hash lookup (about 120 ns), no I/O, no await |
 //! | [`Cache::get_at_least`], [`Cache::read_at_least`] | like the above, at a revision ≥ `N`: read your own writes (`N` = your put's revision) | none once the cache is there (the usual case after a millisecond); else it waits, asking etcd as below when the prefix is quiet |
-//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | a count-only range (one round trip, index only, no values) for the cluster's revision; nothing more when the cache is there; else a wait for the watch, with a progress request where progress is reliable (\*), or else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: its cost grows with the prefix) |
+//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | a count-only read of one key (one round trip, no values) for the cluster's revision; nothing more when the cache is there; else a wait for the watch, with a progress request where progress is reliable (\*), or else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: its cost grows with the prefix) |
 //!
 //! (\*) Progress requests need the shared (WebSocket) watch stream and a server that
 //! orders their answers with the events of the stream: etcd 3.4.25+, 3.5.8+, 3.6+.
@@ -803,20 +803,21 @@ impl Cache {
     }
 
     /// Linearizable: runs `f` on the content at (at least) the cluster's revision when
-    /// the call began. Takes that revision with a count-only range of the prefix, then
+    /// the call began. Takes that revision with a count-only read of one key, then
     /// waits for the cache to reach it (asking the watch for a progress notification).
     pub async fn consistent_read<R>(
         &self,
         f: impl FnOnce(&CacheView<'_>) -> R,
     ) -> Result<AtRevision<R>> {
         let shared = &self.shared;
-        let target = shared
-            .client
-            .range(shared.prefix.clone())
-            .end(shared.end.clone())
-            .count_only()
-            .await?
-            .revision();
+        // The cluster's revision, from the cheapest linearizable read: a count of one key
+        // (counting the whole prefix would cost etcd a walk of its index).
+        let key = if shared.prefix.is_empty() {
+            Bytes::from_static(b"\0")
+        } else {
+            shared.prefix.clone()
+        };
+        let target = shared.client.range(key).count_only().await?.revision();
         self.read_at(target, f).await
     }
 
