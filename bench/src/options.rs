@@ -290,7 +290,9 @@ mod tests {
         assert_eq!(o.runtime, RuntimeKind::Current);
         assert!(Options::parse(["--n", "0"].map(String::from)).is_err());
         assert!(Options::parse(["--workload", "nope"].map(String::from)).is_err());
-        assert_eq!(Options::parse([]).unwrap().workloads.len(), 10);
+        assert_eq!(Options::parse([]).unwrap().workloads.len(), 13);
+        assert_eq!(Workload::from_name("cache-lag"), Some(Workload::CacheLag));
+        assert_eq!(Workload::CacheGet.default_n(), 200_000);
         let o =
             Options::parse(["--workload", "lease-many", "--lease-seconds", "5"].map(String::from))
                 .unwrap();
