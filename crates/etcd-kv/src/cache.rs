@@ -68,7 +68,8 @@
 //! # Drop
 //!
 //! The cache's task (its list and its watch) stops when the last clone of the [`Cache`] is
-//! dropped; its subscriptions then end.
+//! dropped; its subscriptions then end. The read futures are cancel-safe: dropping one
+//! changes nothing but the progress request it may have sent.
 
 use crate::client::{Client, StreamMode};
 use crate::error::{Error, Result};
