@@ -275,6 +275,11 @@ impl Watcher for CeilingWatch {
 impl BenchClient for Ceiling {
     type Watcher = CeilingWatch;
     type Leases = CeilingLeases;
+    type Cache = etcd_bench::NoCache;
+
+    async fn cache(&self) -> Res<Option<etcd_bench::NoCache>> {
+        Ok(None)
+    }
 
     async fn another(&self) -> Res<Ceiling> {
         Ok(Ceiling {

@@ -29,5 +29,6 @@ pub use options::{Options, RuntimeKind, Workload, USAGE};
 pub use procfs::{endpoint_port, raise_open_files_limit, rss_bytes, tcp_connections_to};
 pub use report::{Extra, Line};
 pub use workloads::{
-    key, main_with, run_all, run_workload, value, BenchClient, BoxError, Res, Watcher, PREFIX,
+    key, main_with, run_all, run_workload, value, BenchCache, BenchClient, BoxError, NoCache, Res,
+    Watcher, PREFIX,
 };

@@ -26,11 +26,18 @@ pub enum Workload {
     WatchMany,
     /// n leases kept alive by one client for `--lease-seconds`; ops = lease-seconds.
     LeaseMany,
+    /// n random gets of existing keys from a cache of a 20,000-key prefix (memory reads).
+    CacheGet,
+    /// n consistent (linearizable) reads through the cache, in a loop.
+    CacheConsistentGet,
+    /// n sequential puts by a second client; per put, the time from its acknowledgement
+    /// to its visibility in the cache.
+    CacheLag,
 }
 
 impl Workload {
     /// Every workload, in the spec's order.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 13] = [
         Workload::PutSeq,
         Workload::PutConc,
         Workload::GetSeq,
@@ -41,6 +48,9 @@ impl Workload {
         Workload::LeaseKeepalive,
         Workload::WatchMany,
         Workload::LeaseMany,
+        Workload::CacheGet,
+        Workload::CacheConsistentGet,
+        Workload::CacheLag,
     ];
 
     /// The spec's name, as in the output line.
@@ -56,6 +66,9 @@ impl Workload {
             Workload::LeaseKeepalive => "lease-keepalive",
             Workload::WatchMany => "watch-many",
             Workload::LeaseMany => "lease-many",
+            Workload::CacheGet => "cache-get",
+            Workload::CacheConsistentGet => "cache-consistent-get",
+            Workload::CacheLag => "cache-lag",
         }
     }
 
@@ -72,6 +85,8 @@ impl Workload {
             Workload::LeaseKeepalive => 2000,
             Workload::WatchMany => 10000,
             Workload::LeaseMany => 1000,
+            Workload::CacheGet => 200_000,
+            Workload::CacheConsistentGet | Workload::CacheLag => 2000,
         }
     }
 
@@ -155,7 +170,8 @@ options:
   --client NAME          the client to run (see the binary's help)
   --endpoint URL         etcd to benchmark (default http://127.0.0.1:2379)
   --workload NAME        one of put-seq put-conc get-seq get-conc range-all txn-seq
-                         watch lease-keepalive watch-many lease-many (repeatable;
+                         watch lease-keepalive watch-many lease-many cache-get
+                         cache-consistent-get cache-lag (repeatable;
                          default all)
   --n N                  operations (range-all: keys; watch-many: watches; lease-many:
                          leases) instead of the workload's default
@@ -274,7 +290,9 @@ mod tests {
         assert_eq!(o.runtime, RuntimeKind::Current);
         assert!(Options::parse(["--n", "0"].map(String::from)).is_err());
         assert!(Options::parse(["--workload", "nope"].map(String::from)).is_err());
-        assert_eq!(Options::parse([]).unwrap().workloads.len(), 10);
+        assert_eq!(Options::parse([]).unwrap().workloads.len(), 13);
+        assert_eq!(Workload::from_name("cache-lag"), Some(Workload::CacheLag));
+        assert_eq!(Workload::CacheGet.default_n(), 200_000);
         let o =
             Options::parse(["--workload", "lease-many", "--lease-seconds", "5"].map(String::from))
                 .unwrap();

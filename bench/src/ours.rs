@@ -1,8 +1,11 @@
 //! Our client, etcd-kv, under test.
 
 use bytes::Bytes;
-use etcd_bench::{key, value, BenchClient, Options, Res, Watcher, PREFIX};
-use etcd_kv::{Client, Compare, Error, LeaseKeeper, Protocol, TxnOp, WatchStream};
+use etcd_bench::{key, value, BenchCache, BenchClient, Options, Res, Watcher, PREFIX};
+use etcd_kv::{
+    Cache, CacheSubscription, CacheUpdate, Client, Compare, Error, LeaseKeeper, Protocol, TxnOp,
+    WatchStream,
+};
 use futures_util::StreamExt;
 
 /// etcd-kv's `Client`, as an application would use it, over the gateway (`ours`) or
@@ -46,9 +49,55 @@ impl Watcher for OursWatch {
     }
 }
 
+/// A cache of the prefix, with the keys at hand (as an application has them).
+pub struct OursCache(Cache, Vec<Bytes>);
+
+/// A cache's updates.
+pub struct OursUpdates(CacheSubscription);
+
+impl Watcher for OursUpdates {
+    async fn next_events(&mut self) -> Res<usize> {
+        match self.0.next().await {
+            Some(Ok(CacheUpdate::Revision(r))) => Ok(r.events().len()),
+            Some(Ok(_)) => Ok(0),
+            Some(Err(e)) => Err(e.into()),
+            None => Err("the cache's updates ended".into()),
+        }
+    }
+}
+
+impl BenchCache for OursCache {
+    type Updates = OursUpdates;
+
+    fn get(&self, i: usize) -> bool {
+        match self.1.get(i) {
+            Some(k) => self.0.get(k).is_ok_and(|kv| kv.is_some()),
+            None => self.0.get(key(i)).is_ok_and(|kv| kv.is_some()),
+        }
+    }
+
+    async fn consistent_get(&self, i: usize) -> Res<bool> {
+        Ok(self.0.consistent_get(key(i)).await?.is_some())
+    }
+
+    fn updates(&self) -> Res<OursUpdates> {
+        Ok(OursUpdates(self.0.subscribe()?))
+    }
+
+    fn size_bytes(&self) -> usize {
+        self.0.size_bytes()
+    }
+}
+
 impl BenchClient for Ours {
     type Watcher = OursWatch;
     type Leases = Vec<LeaseKeeper>;
+    type Cache = OursCache;
+
+    async fn cache(&self) -> Res<Option<OursCache>> {
+        let keys = (0..20_000).map(|i| Bytes::from(key(i))).collect();
+        Ok(Some(OursCache(self.client.cache(PREFIX).await?, keys)))
+    }
 
     async fn another(&self) -> Res<Ours> {
         Ok(Ours {

@@ -47,6 +47,10 @@ pub trait BenchClient: Clone + Send + Sync + 'static {
     /// Leases kept alive (lease-many); dropping the value stops the keep-alives.
     type Leases: Send + Sync + 'static;
 
+    /// A cache of the `bench/` prefix (the cache workloads); [`NoCache`] for a client
+    /// without one.
+    type Cache: BenchCache;
+
     /// Another client of the same kind, with connections of its own (watch-many's putter).
     fn another(&self) -> impl Future<Output = Res<Self>> + Send;
 
@@ -89,6 +93,53 @@ pub trait BenchClient: Clone + Send + Sync + 'static {
     /// Stops keeping `leases` alive and revokes them; returns how many were lost before:
     /// reported lost by their keeper, or unknown to etcd (time-to-live).
     fn end_leases(&self, leases: Self::Leases) -> impl Future<Output = Res<usize>> + Send;
+
+    /// A cache of the `bench/` prefix, loaded; `None` for a client without one (the cache
+    /// workloads are then skipped: no line).
+    fn cache(&self) -> impl Future<Output = Res<Option<Self::Cache>>> + Send;
+}
+
+/// A client's cache of the `bench/` prefix.
+pub trait BenchCache: Send + Sync + 'static {
+    /// What [`BenchCache::updates`] returns: each applied revision as a message.
+    type Updates: Watcher;
+
+    /// Gets key `i` from memory; true when found.
+    fn get(&self, i: usize) -> bool;
+
+    /// A consistent (linearizable) read of key `i` through the cache; true when found.
+    fn consistent_get(&self, i: usize) -> impl Future<Output = Res<bool>> + Send;
+
+    /// The revisions the cache applies from now on, one message each.
+    fn updates(&self) -> Res<Self::Updates>;
+
+    /// The cache's size in bytes, as it reports it.
+    fn size_bytes(&self) -> usize;
+}
+
+/// The cache of a client that has none.
+pub enum NoCache {}
+
+impl Watcher for NoCache {
+    async fn next_events(&mut self) -> Res<usize> {
+        match *self {}
+    }
+}
+
+impl BenchCache for NoCache {
+    type Updates = NoCache;
+    fn get(&self, _: usize) -> bool {
+        match *self {}
+    }
+    async fn consistent_get(&self, _: usize) -> Res<bool> {
+        match *self {}
+    }
+    fn updates(&self) -> Res<NoCache> {
+        match *self {}
+    }
+    fn size_bytes(&self) -> usize {
+        match *self {}
+    }
 }
 
 /// An open watch.
@@ -181,7 +232,7 @@ pub async fn run_workload<C: BenchClient>(
     name: &str,
     opts: &Options,
     workload: Workload,
-) -> Res<Line> {
+) -> Res<Option<Line>> {
     match tokio::time::timeout(WORKLOAD_TIMEOUT, measure(client, name, opts, workload)).await {
         Ok(result) => result,
         Err(_) => Err(format!("{workload} did not finish within {WORKLOAD_TIMEOUT:?}").into()),
@@ -193,7 +244,7 @@ async fn measure<C: BenchClient>(
     name: &str,
     opts: &Options,
     workload: Workload,
-) -> Res<Line> {
+) -> Res<Option<Line>> {
     let n = opts.n(workload);
     let concurrency = opts.concurrency(workload);
     client.delete_all().await?;
@@ -204,6 +255,7 @@ async fn measure<C: BenchClient>(
     let mut extra = Vec::new();
     // What must outlive the measured part (watch-many's watches).
     let mut held = Vec::new();
+    let mut latencies_ns = false;
     let mut latencies = match workload {
         Workload::PutSeq | Workload::PutConc => {
             meter = Meter::start(opts.server_pid);
@@ -347,6 +399,128 @@ async fn measure<C: BenchClient>(
             ];
             latencies
         }
+        Workload::CacheGet | Workload::CacheConsistentGet | Workload::CacheLag => {
+            const CACHED_KEYS: usize = 20_000;
+            let keys = match workload {
+                Workload::CacheLag => 0,
+                _ => CACHED_KEYS,
+            };
+            put_keys(client, keys).await?;
+            let rss_before = procfs::rss_bytes();
+            let Some(cache) = client.cache().await? else {
+                return Ok(None);
+            };
+            let rss_after = procfs::rss_bytes();
+            if keys > 0 {
+                let bytes = cache.size_bytes() as f64 / keys as f64;
+                let rss = match (rss_before, rss_after) {
+                    (Some(b), Some(a)) => a.saturating_sub(b) as f64 / keys as f64,
+                    _ => f64::NAN,
+                };
+                extra.push(Extra::measure("cache_bytes_per_key", bytes, 0));
+                extra.push(Extra::measure("rss_bytes_per_key", rss, 0));
+                extra.push(Extra::count(
+                    "key_value_bytes",
+                    key(0).len() + opts.value_size,
+                ));
+            }
+            match workload {
+                Workload::CacheGet => {
+                    // A clock read costs about what a get does: time batches of gets, and
+                    // take each batch's mean as its gets' latency.
+                    const BATCH: usize = 64;
+                    let mut latencies = Vec::with_capacity(n);
+                    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+                    meter = Meter::start(opts.server_pid);
+                    let mut done = 0;
+                    while done < n {
+                        let batch = BATCH.min(n - done);
+                        let start = Instant::now();
+                        for _ in 0..batch {
+                            // xorshift: a random existing key, cheaply.
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            let i = (state % keys as u64) as usize;
+                            if !cache.get(i) {
+                                return Err(format!("key {} not in the cache", key(i)).into());
+                            }
+                        }
+                        let each = start.elapsed().as_nanos() as u64 / batch as u64;
+                        latencies.extend(std::iter::repeat_n(each, batch));
+                        done += batch;
+                    }
+                    // Sub-microsecond: latencies in ns here, reported in µs below.
+                    latencies_ns = true;
+                    latencies
+                }
+                Workload::CacheConsistentGet => {
+                    let mut latencies = Vec::with_capacity(n);
+                    meter = Meter::start(opts.server_pid);
+                    for j in 0..n {
+                        let start = Instant::now();
+                        if !cache.consistent_get(j % keys).await? {
+                            return Err(format!("key {} not in the cache", key(j % keys)).into());
+                        }
+                        latencies.push(start.elapsed().as_micros() as u64);
+                    }
+                    latencies
+                }
+                _ => {
+                    // Per put: ack → the cache's update, and ack → a plain watch's event.
+                    let mut updates = cache.updates()?;
+                    let mut watch = client.watch_all().await?;
+                    let putter = client.another().await?;
+                    let base = Instant::now();
+                    let seen = tokio::spawn(async move {
+                        let mut at = Vec::with_capacity(n);
+                        while at.len() < n {
+                            let events = updates.next_events().await?;
+                            let now = base.elapsed().as_micros() as u64;
+                            at.extend(std::iter::repeat_n(now, events));
+                        }
+                        Ok::<_, BoxError>(at)
+                    });
+                    let watched = tokio::spawn(async move {
+                        let mut at = Vec::with_capacity(n);
+                        while at.len() < n {
+                            let events = watch.next_events().await?;
+                            let now = base.elapsed().as_micros() as u64;
+                            at.extend(std::iter::repeat_n(now, events));
+                        }
+                        Ok::<_, BoxError>(at)
+                    });
+                    let mut acks = Vec::with_capacity(n);
+                    meter = Meter::start(opts.server_pid);
+                    for i in 0..n {
+                        putter.put(i).await?;
+                        acks.push(base.elapsed().as_micros() as u64);
+                    }
+                    let seen = seen.await??;
+                    let watched = watched.await??;
+                    measured = Some(meter.stop());
+                    let lag = |at: &[u64]| -> Vec<u64> {
+                        let mut lag: Vec<u64> = acks
+                            .iter()
+                            .zip(at)
+                            .map(|(ack, at)| at.saturating_sub(*ack))
+                            .collect();
+                        lag.sort_unstable();
+                        lag
+                    };
+                    let watch_lag = lag(&watched);
+                    extra.push(Extra::count(
+                        "watch_p50_us",
+                        percentile(&watch_lag, 0.50) as usize,
+                    ));
+                    extra.push(Extra::count(
+                        "watch_p99_us",
+                        percentile(&watch_lag, 0.99) as usize,
+                    ));
+                    lag(&seen)
+                }
+            }
+        }
         Workload::LeaseMany => {
             let port = etcd_port(opts)?;
             let leases = client.keep_leases(n, LEASE_MANY_TTL).await?;
@@ -370,7 +544,20 @@ async fn measure<C: BenchClient>(
     let (wall, client_cpu, server_cpu) = measured.unwrap_or_else(|| meter.stop());
     drop(held);
     latencies.sort_unstable();
-    Ok(Line {
+    if latencies_ns {
+        extra.push(Extra::count(
+            "p50_ns",
+            percentile(&latencies, 0.50) as usize,
+        ));
+        extra.push(Extra::count(
+            "p99_ns",
+            percentile(&latencies, 0.99) as usize,
+        ));
+        for l in &mut latencies {
+            *l /= 1000;
+        }
+    }
+    Ok(Some(Line {
         client: name.to_string(),
         workload: workload.name(),
         n,
@@ -381,7 +568,16 @@ async fn measure<C: BenchClient>(
         client_cpu,
         server_cpu,
         extra,
-    })
+    }))
+}
+
+/// The `q` quantile of sorted values (as in [`Line::percentile_us`]).
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// The port of `--endpoint`, whose connections watch-many and lease-many count.
@@ -438,9 +634,13 @@ async fn open_watches<C: BenchClient>(
 /// (notes go to stderr). Stops at the first failure.
 pub async fn run_all<C: BenchClient>(client: C, name: &str, opts: &Options) -> Res<()> {
     for &workload in &opts.workloads {
-        let line = run_workload(&client, name, opts, workload)
+        let Some(line) = run_workload(&client, name, opts, workload)
             .await
-            .map_err(|e| format!("{name} {workload}: {e}"))?;
+            .map_err(|e| format!("{name} {workload}: {e}"))?
+        else {
+            eprintln!("etcd-bench: {name} has no cache: {workload} skipped");
+            continue;
+        };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", line.to_json())?;
         out.flush()?;

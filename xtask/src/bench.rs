@@ -28,7 +28,7 @@ pub const OPTIONS: [&str; 11] = [
 ];
 
 /// Workloads in the spec's order.
-const WORKLOADS: [&str; 10] = [
+const WORKLOADS: [&str; 13] = [
     "put-seq",
     "put-conc",
     "get-seq",
@@ -39,6 +39,9 @@ const WORKLOADS: [&str; 10] = [
     "lease-keepalive",
     "watch-many",
     "lease-many",
+    "cache-get",
+    "cache-consistent-get",
+    "cache-lag",
 ];
 
 /// Workloads with a table of their own (their useful figures are the extra fields), after

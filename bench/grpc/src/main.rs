@@ -101,6 +101,11 @@ impl Grpc {
 impl BenchClient for Grpc {
     type Watcher = GrpcWatch;
     type Leases = GrpcLeases;
+    type Cache = harness::NoCache;
+
+    async fn cache(&self) -> Res<Option<harness::NoCache>> {
+        Ok(None)
+    }
 
     async fn another(&self) -> Res<Grpc> {
         Grpc::connect(&self.endpoint, self.value.clone()).await

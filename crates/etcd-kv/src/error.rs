@@ -134,6 +134,16 @@ pub enum Error {
     /// progress request on a watch without the shared stream).
     #[error("not supported here: {0}")]
     Unsupported(String),
+    /// A [`Cache`](crate::Cache) would grow past its
+    /// [`max_bytes`](crate::CacheBuilder::max_bytes): it stopped rather than evict, and
+    /// every read of it returns this.
+    #[error("the cache would hold {needed} bytes, over its limit of {limit}")]
+    CacheFull {
+        /// The cache's limit.
+        limit: usize,
+        /// What it would have held.
+        needed: usize,
+    },
     /// This candidate is not, or no longer, the leader of the election.
     #[error("not the leader of election {name:?}")]
     NotLeader {
@@ -215,6 +225,11 @@ impl Error {
     /// True for a certificate problem (see [`Error::Tls`]).
     pub fn is_tls(&self) -> bool {
         matches!(self, Error::Tls(_))
+    }
+
+    /// True when a cache stopped at its memory limit (see [`Error::CacheFull`]).
+    pub fn is_cache_full(&self) -> bool {
+        matches!(self, Error::CacheFull { .. })
     }
 
     /// True for a permission or authentication error (the same for unary calls and watches).

@@ -29,6 +29,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A consistent local cache of a prefix ([`Client::cache`], [`Cache`]; the [`cache`] module
+//! explains which read gives which guarantee) serves reads at memory speed.
+//!
 //! Beyond keys: transactions ([`Client::txn`]), paginated scans ([`Client::scan`]), watches
 //! ([`Client::watch`]), leases ([`Client::lease_grant`], [`LeaseKeeper`]), locks, elections,
 //! sessions, sequences and queues; cluster and maintenance calls ([`Client::status`],
@@ -50,6 +53,7 @@ mod readme {}
 
 mod auth;
 mod backend;
+pub mod cache;
 mod claim;
 mod client;
 mod cluster;
@@ -71,6 +75,9 @@ mod watch;
 
 pub use auth::{
     AuthStatus, GrantPermission, Permission, PermissionType, RevokePermission, Role, User, UserAdd,
+};
+pub use cache::{
+    AtRevision, Cache, CacheBuilder, CacheSnapshot, CacheSubscription, CacheUpdate, CacheView,
 };
 pub use client::{
     Client, ClientBuilder, Limits, Liveness, StreamMode, DEFAULT_MAX_REQUEST_BYTES,

@@ -38,9 +38,9 @@ pub enum EventKind {
 /// One change to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEvent {
-    kind: EventKind,
-    kv: KeyValue,
-    prev_kv: Option<KeyValue>,
+    pub(crate) kind: EventKind,
+    pub(crate) kv: KeyValue,
+    pub(crate) prev_kv: Option<KeyValue>,
 }
 
 impl WatchEvent {
@@ -250,6 +250,11 @@ pub(crate) fn group_by_revision(
 }
 
 impl WatchResponse {
+    /// The events of one revision.
+    pub(crate) fn from_events(revision: i64, events: Vec<WatchEvent>) -> WatchResponse {
+        WatchResponse { revision, events }
+    }
+
     /// A progress notification at `revision`.
     pub(crate) fn progress(revision: i64) -> WatchResponse {
         WatchResponse {

@@ -60,6 +60,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # A cached table
+//!
+//! [`Table::cache`] keeps a typed local copy of a table ([`TableCache`]): rows read at memory
+//! speed at one revision, your own commits read back with
+//! [`TableCache::get_at_least`], linearizable reads with [`TableCache::consistent_get`], and
+//! typed updates from a snapshot ([`TableCache::snapshot_and_subscribe`]). Its guarantees are
+//! etcd-kv's `Cache`'s (docs/cache.md has the table).
+//!
 //! # Conflicts
 //!
 //! What a commit checks, exactly:
@@ -85,6 +93,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 mod catalog;
 mod codec;
 mod db;
@@ -95,6 +104,7 @@ mod txn;
 mod types;
 mod watch;
 
+pub use cache::{CachedRows, TableCache, TableUpdate, TableUpdates};
 pub use catalog::{SlotInfo, SlotKind};
 pub use codec::key::{BinaryKey, KeyCodec, OidKey, StringKey, UuidKey};
 pub use codec::value::{

@@ -6,6 +6,7 @@
 //! Without etcd (and without `CI` set) the tests return early after a notice.
 
 mod auth;
+mod cache;
 mod child;
 mod cluster;
 mod election;

@@ -4,6 +4,7 @@
 //! in a database under a key prefix of its own, so tests run in parallel. Without etcd (and
 //! without `CI` set) the tests return early after a notice.
 
+mod cache;
 mod catalog;
 mod codecs;
 mod decode;

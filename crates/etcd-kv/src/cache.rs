@@ -1,0 +1,1365 @@
+//! A consistent local cache of a key prefix: reads at memory speed, never stale beyond a
+//! revision you choose.
+//!
+//! ```no_run
+//! # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+//! // Lists "config/" page by page at one revision, then follows its watch.
+//! let cache = client.cache("config/").await?;
+//!
+//! // Memory speed: the cache's content at its current revision.
+//! let mode = cache.get("config/mode")?;
+//! println!("at revision {}: {:?}", mode.revision(), mode.as_ref().map(|kv| kv.value()));
+//!
+//! // Read your own write: wait until the cache has applied the put's revision.
+//! let put = client.put("config/mode", "draining").await?;
+//! let mode = cache.get_at_least("config/mode", put.revision()).await?;
+//! assert_eq!(mode.as_ref().map(|kv| kv.value()), Some(&b"draining"[..]));
+//!
+//! // Linearizable: sees every write acknowledged before the call.
+//! let keys = cache.consistent_read(|view| view.len()).await?;
+//! println!("{} keys at revision {}", *keys, keys.revision());
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! [`Client::cache`] lists the prefix page by page at one revision `R` (the [`Pager`]), then
+//! watches it from `R + 1` and applies each revision's events whole, under a write lock:
+//! a reader holds the read lock and sees the keyspace at exactly one revision, never a mix
+//! of two. Reconnects, frozen members and lost leaders are the watch's business (it
+//! resumes from the first revision the cache has not applied). When that revision has been
+//! compacted meanwhile, the cache lists the prefix again at a new revision into a fresh map
+//! and swaps it in whole; subscribers get a [`CacheUpdate::Reset`].
+//!
+//! # Consistency
+//!
+//! | Read | Guarantee | Cost |
+//! |---|---|---|
+//! | [`Cache::get`], [`Cache::range`], [`Cache::prefix`], [`Cache::list`], [`Cache::len`], [`Cache::read`] | the prefix's keyspace at exactly one revision, returned with the answer; behind the cluster by the watch's delivery time (about a millisecond on a LAN), more while the watch is moving to another member | a read lock and a hash lookup (about 120 ns), no I/O, no await |
+//! | [`Cache::get_at_least`], [`Cache::read_at_least`] | like the above, at a revision ≥ `N`: read your own writes (`N` = your put's revision) | none once the cache is there (the usual case after a millisecond); else it waits, asking etcd as below when the prefix is quiet |
+//! | [`Cache::consistent_get`], [`Cache::consistent_read`] | linearizable: sees every write acknowledged (to anyone) before the call began, as a quorum read would | a count-only read of one key (one round trip, no values) for the cluster's revision; nothing more when the cache is there; else a wait for the watch, with a progress request where progress is reliable (\*), or else one range of the prefix sorted by mod revision, limit 1, keys only (etcd reads the whole prefix to answer it: its cost grows with the prefix) |
+//!
+//! (\*) Progress requests need the shared (WebSocket) watch stream and a server that
+//! orders their answers with the events of the stream: etcd 3.4.25+, 3.5.8+, 3.6+.
+//! Older servers (etcd issue #15220) may answer a progress request ahead of events still
+//! queued, which would let a read believe the cache is current when it is not, and
+//! **the per-call stream mode** (the gateway refused the WebSocket, e.g. with auth on) has
+//! no progress requests at all. In both cases the cache never asks for progress: a read at a
+//! revision the cache has not reached (at once for a prefix of up to 1,000 keys, after 10 ms
+//! for a larger one: the watch usually brings a write within a millisecond of its
+//! acknowledgement, and etcd reads the whole prefix to answer) asks etcd for the prefix's key count and newest mod
+//! revision in one range. When no key of the prefix changed after the cache's revision `c`
+//! and the count is the cache's, the content at the cluster's revision *is* the cache's, and
+//! the read is served from it, labelled with the cluster's revision; otherwise the changes
+//! are on their way through the watch and the read waits for them (asking again only when
+//! no revision arrives for 50 ms). A probe's finding is remembered while the cache stays at
+//! its revision, so reads after writes elsewhere in the keyspace probe once. A read that waits longer than
+//! [`CacheBuilder::read_timeout`] fails with a timeout.
+//!
+//! # Memory
+//!
+//! Keys and values are copied out of the answers' shared buffers into one allocation per
+//! key, so that a cached key never keeps a page or a watch message alive.
+//! [`Cache::size_bytes`] reports the cache's size (keys, values and per-entry overhead);
+//! [`CacheBuilder::max_bytes`] refuses to grow past a limit: the revision that would cross
+//! it is not applied, and the cache stops with [`Error::CacheFull`], which every read then
+//! returns. Nothing is ever evicted silently.
+//!
+//! # Drop
+//!
+//! The cache's task (its list and its watch) stops when the last clone of the [`Cache`] is
+//! dropped; its subscriptions then end. The read futures are cancel-safe: dropping one
+//! changes nothing but the progress request it may have sent.
+
+use crate::client::{Client, StreamMode};
+use crate::error::{Error, Result};
+use crate::key::{prefix_end, IntoBytes};
+use crate::kv::{BoxFuture, SortOrder, SortTarget};
+use crate::pager::{ClientPages, Pager};
+use crate::types::KeyValue;
+use crate::watch::{backoff, EventKind, WatchEvent, WatchResponse, WatchStream};
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use std::collections::{BTreeSet, HashMap};
+use std::future::IntoFuture;
+use std::ops::{Bound, Deref};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::time::Instant;
+
+/// Bytes counted per cached key on top of its key and value: its hash-map slot (inline
+/// key and entry, 96 bytes) with the table's spare room, its key in the ordered index,
+/// the allocation holding key and value, and the shared-buffer header of its handles.
+pub const ENTRY_OVERHEAD: usize = 192;
+
+/// Revisions buffered per subscriber before it is resynchronised with a
+/// [`CacheUpdate::Reset`].
+const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// How often a waiting consistent read asks again for a progress notification (etcd
+/// drops a progress request while some of its watchers are catching up).
+const PROGRESS_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a read waits for the watch before probing etcd (where progress is not asked
+/// for) when the prefix is large: events usually arrive within a millisecond of their
+/// write's acknowledgement, and etcd reads the whole prefix to answer a probe.
+const PROBE_GRACE: Duration = Duration::from_millis(10);
+
+/// Up to this many keys a probe is cheap for etcd: a read probes at once.
+const PROBE_AT_ONCE_KEYS: usize = 1000;
+
+/// A value read from a [`Cache`], with the revision of the keyspace it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtRevision<T> {
+    value: T,
+    revision: i64,
+}
+
+impl<T> AtRevision<T> {
+    /// `value`, read at `revision` (for layers above that decode what a cache holds).
+    pub fn new(value: T, revision: i64) -> Self {
+        AtRevision { value, revision }
+    }
+
+    /// Transforms the answer, keeping its revision.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> AtRevision<U> {
+        AtRevision {
+            value: f(self.value),
+            revision: self.revision,
+        }
+    }
+
+    /// The store revision whose keyspace the answer reflects.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The answer.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> Deref for AtRevision<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Keys up to this long are kept inside the B-tree's nodes.
+const INLINE_KEY: usize = 22;
+
+/// A key of the map: short keys inline, so that a lookup compares keys inside the tree's
+/// nodes instead of chasing a pointer per comparison (a cache miss each, in a large map).
+#[derive(Clone)]
+enum MapKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl MapKey {
+    fn new(key: &[u8]) -> MapKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            MapKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            MapKey::Heap(key.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            MapKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            MapKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for MapKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for MapKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MapKey {}
+
+impl std::hash::Hash for MapKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl PartialOrd for MapKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MapKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+/// One cached key-value: key and value in one allocation, and the metadata.
+#[derive(Debug, Clone)]
+struct Entry {
+    buf: Bytes,
+    key_len: u32,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    lease: i64,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.buf[..self.key_len as usize]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.buf[self.key_len as usize..]
+    }
+
+    fn kv(&self) -> KeyValue {
+        let k = self.key_len as usize;
+        KeyValue {
+            key: self.buf.slice(..k),
+            value: self.buf.slice(k..),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            lease: self.lease,
+        }
+    }
+
+    fn size(&self) -> usize {
+        entry_size(self.key(), self.value())
+    }
+}
+
+fn entry_size(key: &[u8], value: &[u8]) -> usize {
+    let heap_key = if key.len() > INLINE_KEY { key.len() } else { 0 };
+    key.len() + value.len() + heap_key + ENTRY_OVERHEAD
+}
+
+/// Copies a key-value out of its answer's shared buffer into one allocation of its own.
+fn compact(kv: &KeyValue) -> (MapKey, Entry) {
+    let mut buf = Vec::with_capacity(kv.key.len() + kv.value.len());
+    buf.extend_from_slice(&kv.key);
+    buf.extend_from_slice(&kv.value);
+    let entry = Entry {
+        buf: Bytes::from(buf),
+        key_len: kv.key.len() as u32,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+    };
+    (MapKey::new(&kv.key), entry)
+}
+
+/// The cached key-values: a hash map for lookups (a B-tree lookup compares a dozen keys
+/// or more), and the keys in order for ranges and iteration.
+#[derive(Default)]
+struct Store {
+    entries: HashMap<MapKey, Entry>,
+    order: BTreeSet<MapKey>,
+}
+
+impl Store {
+    /// From entries sorted by key (a list's pages): the B-tree's nodes come out full.
+    fn from_sorted(sorted: Vec<(MapKey, Entry)>) -> Store {
+        let mut entries = HashMap::with_capacity(sorted.len());
+        let order = sorted
+            .into_iter()
+            .map(|(k, e)| {
+                entries.insert(k.clone(), e);
+                k
+            })
+            .collect();
+        Store { entries, order }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    fn contains_key(&self, key: &[u8]) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, key: MapKey, entry: Entry) -> Option<Entry> {
+        match self.entries.get_mut(key.as_slice()) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                self.order.insert(key.clone());
+                self.entries.insert(key, entry);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let old = self.entries.remove(key)?;
+        self.order.remove(key);
+        Some(old)
+    }
+
+    /// The entries in key order.
+    fn values(&self) -> impl DoubleEndedIterator<Item = &Entry> + '_ {
+        self.order.iter().filter_map(|k| self.entries.get(k))
+    }
+
+    /// The entries in `range`, in key order.
+    fn range<'s>(
+        &'s self,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+    ) -> impl DoubleEndedIterator<Item = &'s Entry> + 's {
+        self.order
+            .range::<[u8], _>(range)
+            .filter_map(|k| self.entries.get(k))
+    }
+}
+
+/// What readers see, under one lock: the content at exactly one revision.
+struct State {
+    map: Store,
+    /// The revision whose keyspace `map` is (0 before the first list).
+    revision: i64,
+    bytes: usize,
+    /// Why the cache stopped; every read returns it.
+    error: Option<Error>,
+    /// How many times the prefix was listed (1 after the first list).
+    lists: u64,
+    /// Updates for subscribers; `None` once the cache is gone.
+    updates: Option<broadcast::Sender<CacheUpdate>>,
+}
+
+impl State {
+    fn check(&self) -> Result<()> {
+        match &self.error {
+            Some(e) => Err(e.clone()),
+            None if self.revision == 0 => Err(Error::Protocol("the cache is not loaded".into())),
+            None => Ok(()),
+        }
+    }
+
+    fn snapshot(&self) -> CacheSnapshot {
+        CacheSnapshot {
+            revision: self.revision,
+            kvs: self.map.values().map(Entry::kv).collect(),
+        }
+    }
+}
+
+struct Shared {
+    state: RwLock<State>,
+    /// The applied revision, announced after each revision (and on a stop).
+    applied: watch::Sender<i64>,
+    /// `(c, r)`: a probe found the content at revision `r` to be the cache's at `c`; valid
+    /// while the cache is still at `c`.
+    verified: std::sync::Mutex<(i64, i64)>,
+    /// Readers waiting for the cache ask its task for a progress notification.
+    progress_wanted: Notify,
+    /// The watch offers no progress requests (per-call stream mode).
+    per_call: AtomicBool,
+    /// The server sends progress notifications in order with events (etcd ≥ 3.4.25,
+    /// ≥ 3.5.8): they may advance the cache's revision.
+    ordered_progress: bool,
+    client: Client,
+    prefix: Bytes,
+    end: Bytes,
+    max_bytes: Option<usize>,
+    page_size: i64,
+    read_timeout: Duration,
+}
+
+/// Whether a server of `version` orders progress notifications with events (etcd
+/// issue #15220, fixed in 3.4.25 and 3.5.8).
+fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    match (major, minor) {
+        (3, 4) => patch >= 25,
+        (3, 5) => patch >= 8,
+        (3, m) => m >= 6,
+        (m, _) => m > 3,
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// The newest revision whose content the cache is known to hold: its own, or a later
+    /// one a probe found unchanged since.
+    fn known_revision(&self, state: &State) -> i64 {
+        let (at, upto) = *lock(&self.verified);
+        if at == state.revision {
+            upto.max(state.revision)
+        } else {
+            state.revision
+        }
+    }
+
+    /// Reads that wait for a revision probe etcd instead of asking for progress.
+    fn probes(&self) -> bool {
+        self.per_call.load(Ordering::Relaxed) || !self.ordered_progress
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the cache with `error`: readers and waiters see it.
+    fn stop(&self, error: Error) {
+        tracing::debug!(error = %error, "cache stopped");
+        let mut state = self.write();
+        if state.error.is_none() {
+            state.error = Some(error);
+        }
+        state.updates = None;
+        drop(state);
+        self.applied.send_modify(|_| {});
+    }
+}
+
+/// A consistent local cache of a key prefix: see the [module docs](crate::cache) for how
+/// it stays exact, which read gives which guarantee, and its memory.
+///
+/// `Clone`: clones share one cache. Dropping the last clone stops its watch.
+#[derive(Clone)]
+pub struct Cache {
+    shared: Arc<Shared>,
+    _task: Arc<TaskGuard>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.read();
+        f.debug_struct("Cache")
+            .field("prefix", &self.shared.prefix)
+            .field("revision", &state.revision)
+            .field("len", &state.map.len())
+            .field("bytes", &state.bytes)
+            .field("error", &state.error)
+            .finish()
+    }
+}
+
+/// Stops the cache's task when the last [`Cache`] clone goes.
+struct TaskGuard {
+    task: tokio::task::AbortHandle,
+    shared: Arc<Shared>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+        let mut state = self.shared.write();
+        state.updates = None;
+    }
+}
+
+/// A cache builder: `client.cache(prefix)`, options, then `.await` for a loaded [`Cache`].
+#[derive(Debug, Clone)]
+#[must_use = "a cache does nothing until awaited"]
+pub struct CacheBuilder<'a> {
+    client: &'a Client,
+    prefix: Bytes,
+    max_bytes: Option<usize>,
+    page_size: i64,
+    read_timeout: Duration,
+}
+
+impl<'a> CacheBuilder<'a> {
+    /// The most bytes the cache may hold ([`Cache::size_bytes`]); a revision that would
+    /// take it past this is not applied and the cache stops with [`Error::CacheFull`].
+    /// Default: no limit.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+
+    /// Keys per page when listing the prefix (default 1,000).
+    pub fn page_size(mut self, n: i64) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// How long a consistent read or a read at a revision waits for the cache before
+    /// failing with a timeout (default 10 s).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Lists the prefix and starts following it; returns once the first list is in.
+    pub async fn send(self) -> Result<Cache> {
+        let end = prefix_end(&self.prefix);
+        let ordered_progress = match self.client.server_version().await {
+            Ok(version) => progress_is_ordered(&version),
+            Err(e) => {
+                tracing::debug!(error = %e, "server version unknown: the cache will not rely on progress notifications");
+                false
+            }
+        };
+        let (applied, mut applied_rx) = watch::channel(0);
+        let (updates, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State {
+                map: Store::default(),
+                revision: 0,
+                bytes: 0,
+                error: None,
+                lists: 0,
+                updates: Some(updates),
+            }),
+            applied,
+            progress_wanted: Notify::new(),
+            verified: std::sync::Mutex::new((0, 0)),
+            per_call: AtomicBool::new(self.client.inner.stream_mode == StreamMode::PerCall),
+            ordered_progress,
+            client: self.client.clone(),
+            prefix: self.prefix,
+            end,
+            max_bytes: self.max_bytes,
+            page_size: self.page_size,
+            read_timeout: self.read_timeout,
+        });
+        let task = tokio::spawn(run(Arc::downgrade(&shared)));
+        let cache = Cache {
+            _task: Arc::new(TaskGuard {
+                task: task.abort_handle(),
+                shared: shared.clone(),
+            }),
+            shared,
+        };
+        loop {
+            {
+                let state = cache.shared.read();
+                if let Some(e) = &state.error {
+                    return Err(e.clone());
+                }
+                if state.revision > 0 {
+                    break;
+                }
+            }
+            if applied_rx.changed().await.is_err() {
+                return Err(Error::Protocol("the cache's task ended".into()));
+            }
+        }
+        Ok(cache)
+    }
+}
+
+impl<'a> IntoFuture for CacheBuilder<'a> {
+    type Output = Result<Cache>;
+    type IntoFuture = BoxFuture<'a, Result<Cache>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+impl Client {
+    /// A consistent local cache of every key under `prefix` (see [`Cache`]); awaiting it
+    /// lists the prefix. An empty prefix caches the whole keyspace (of the client's
+    /// namespace).
+    pub fn cache(&self, prefix: impl IntoBytes) -> CacheBuilder<'_> {
+        CacheBuilder {
+            client: self,
+            prefix: prefix.into_bytes(),
+            max_bytes: None,
+            page_size: 1000,
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The cache's content at one revision, borrowed under its read lock (see
+/// [`Cache::read`]). Hold it briefly: the cache applies no revision while it is held.
+pub struct CacheView<'a> {
+    state: &'a State,
+    revision: i64,
+}
+
+impl<'a> CacheView<'a> {
+    /// The revision whose keyspace this is.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The key-value of `key`, if it exists.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<KeyValue> {
+        self.state.map.get(key.as_ref()).map(Entry::kv)
+    }
+
+    /// True when `key` exists.
+    pub fn contains(&self, key: impl AsRef<[u8]>) -> bool {
+        self.state.map.contains_key(key.as_ref())
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.state.map.len()
+    }
+
+    /// True when the prefix has no key.
+    pub fn is_empty(&self) -> bool {
+        self.state.map.is_empty()
+    }
+
+    /// Every key-value, in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = KeyValue> + 'a {
+        self.state.map.values().map(Entry::kv)
+    }
+
+    /// The key-values in `[start, end)`, in key order; an empty `end` means to the last
+    /// key.
+    pub fn range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> impl DoubleEndedIterator<Item = KeyValue> + 'a {
+        self.range_of(start.as_ref(), end.as_ref())
+    }
+
+    fn range_of(&self, start: &[u8], end: &[u8]) -> impl DoubleEndedIterator<Item = KeyValue> + 'a {
+        let end = match end {
+            [] => Bound::Unbounded,
+            end => Bound::Excluded(end),
+        };
+        // An empty or inverted range (BTreeMap::range would panic on the latter).
+        let empty = matches!(end, Bound::Excluded(e) if start >= e);
+        let iter = (!empty).then(|| {
+            self.state
+                .map
+                .range((Bound::Included(start), end))
+                .map(Entry::kv)
+        });
+        iter.into_iter().flatten()
+    }
+
+    /// The key-values whose key starts with `prefix`, in key order.
+    pub fn prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> impl DoubleEndedIterator<Item = KeyValue> + 'a {
+        let prefix = prefix.as_ref();
+        let end = prefix_end(prefix);
+        let end: &[u8] = if end.as_ref() == b"\0" { b"" } else { &end };
+        self.range_of(prefix, end)
+    }
+}
+
+impl Cache {
+    /// Runs `f` on the content at the cache's current revision, under its read lock (no
+    /// I/O, no await). Fails with the error that stopped the cache, if it stopped.
+    pub fn read<R>(&self, f: impl FnOnce(&CacheView<'_>) -> R) -> Result<R> {
+        let state = self.shared.read();
+        state.check()?;
+        let view = CacheView {
+            state: &state,
+            revision: state.revision,
+        };
+        Ok(f(&view))
+    }
+
+    fn read_now<R>(&self, f: impl FnOnce(&CacheView<'_>) -> R) -> Result<AtRevision<R>> {
+        self.read(|view| AtRevision {
+            revision: view.revision(),
+            value: f(view),
+        })
+    }
+
+    /// The key-value of `key` at the cache's current revision.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<AtRevision<Option<KeyValue>>> {
+        self.read_now(|view| view.get(key))
+    }
+
+    /// The key-values in `[start, end)` in key order (an empty `end`: to the last key).
+    pub fn range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> Result<AtRevision<Vec<KeyValue>>> {
+        self.read_now(|view| view.range(start, end).collect())
+    }
+
+    /// The key-values under `prefix` (within the cache's own prefix), in key order.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<AtRevision<Vec<KeyValue>>> {
+        self.read_now(|view| view.prefix(prefix).collect())
+    }
+
+    /// Every cached key-value, in key order.
+    pub fn list(&self) -> Result<AtRevision<Vec<KeyValue>>> {
+        self.read_now(|view| view.iter().collect())
+    }
+
+    /// How many keys the prefix holds.
+    pub fn len(&self) -> Result<AtRevision<usize>> {
+        self.read_now(|view| view.len())
+    }
+
+    /// True when the prefix holds no key.
+    pub fn is_empty(&self) -> Result<bool> {
+        self.read(|view| view.is_empty())
+    }
+
+    /// The revision whose keyspace the cache holds now.
+    pub fn revision(&self) -> i64 {
+        self.shared.read().revision
+    }
+
+    /// The cached prefix (in the client's namespace).
+    pub fn key_prefix(&self) -> &[u8] {
+        &self.shared.prefix
+    }
+
+    /// The cache's size: its keys and values plus [`ENTRY_OVERHEAD`] per key.
+    pub fn size_bytes(&self) -> usize {
+        self.shared.read().bytes
+    }
+
+    /// How many times the prefix was listed: 1, plus one per re-list after a compaction
+    /// overtook the cache's watch.
+    pub fn lists(&self) -> u64 {
+        self.shared.read().lists
+    }
+
+    /// The error that stopped the cache, if it stopped.
+    pub fn error(&self) -> Option<Error> {
+        self.shared.read().error.clone()
+    }
+
+    /// The content at the current revision as an owned snapshot.
+    pub fn snapshot(&self) -> Result<CacheSnapshot> {
+        let state = self.shared.read();
+        state.check()?;
+        Ok(state.snapshot())
+    }
+
+    /// The key-value of `key` at a revision ≥ `revision`: read your own writes (pass the
+    /// revision of your put). Waits for the cache to get there (see the module docs).
+    pub async fn get_at_least(
+        &self,
+        key: impl AsRef<[u8]>,
+        revision: i64,
+    ) -> Result<AtRevision<Option<KeyValue>>> {
+        self.read_at_least(revision, |view| view.get(key)).await
+    }
+
+    /// Runs `f` on the content at a revision ≥ `revision`, once the cache has reached it.
+    pub async fn read_at_least<R>(
+        &self,
+        revision: i64,
+        f: impl FnOnce(&CacheView<'_>) -> R,
+    ) -> Result<AtRevision<R>> {
+        self.read_at(revision, f).await
+    }
+
+    /// Linearizable: the key-value of `key` as of after every write acknowledged before
+    /// this call (see the module docs for the cost).
+    pub async fn consistent_get(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<AtRevision<Option<KeyValue>>> {
+        self.consistent_read(|view| view.get(key)).await
+    }
+
+    /// Linearizable: runs `f` on the content at (at least) the cluster's revision when
+    /// the call began. Takes that revision with a count-only read of one key, then
+    /// waits for the cache to reach it (asking the watch for a progress notification).
+    pub async fn consistent_read<R>(
+        &self,
+        f: impl FnOnce(&CacheView<'_>) -> R,
+    ) -> Result<AtRevision<R>> {
+        let shared = &self.shared;
+        // The cluster's revision, from the cheapest linearizable read: a count of one key
+        // (counting the whole prefix would cost etcd a walk of its index).
+        let key = if shared.prefix.is_empty() {
+            Bytes::from_static(b"\0")
+        } else {
+            shared.prefix.clone()
+        };
+        let target = shared.client.range(key).count_only().await?.revision();
+        self.read_at(target, f).await
+    }
+
+    async fn read_at<R>(
+        &self,
+        target: i64,
+        f: impl FnOnce(&CacheView<'_>) -> R,
+    ) -> Result<AtRevision<R>> {
+        let shared = &self.shared;
+        let deadline = Instant::now() + shared.read_timeout;
+        let mut applied = shared.applied.subscribe();
+        let mut f = Some(f);
+        // Where progress is not asked for: probe etcd once the watch has had a moment to
+        // bring what is on its way.
+        let mut probe_at = if shared.read().map.len() <= PROBE_AT_ONCE_KEYS {
+            Instant::now()
+        } else {
+            Instant::now() + PROBE_GRACE
+        };
+        loop {
+            {
+                let state = shared.read();
+                state.check()?;
+                let revision = shared.known_revision(&state);
+                if revision >= target {
+                    let view = CacheView {
+                        state: &state,
+                        revision,
+                    };
+                    let f = f.take().expect("called once");
+                    return Ok(AtRevision {
+                        value: f(&view),
+                        revision,
+                    });
+                }
+            }
+            let mut wake_at = Instant::now() + PROGRESS_RETRY;
+            if !shared.probes() {
+                shared.progress_wanted.notify_one();
+            } else if Instant::now() >= probe_at {
+                // Has the prefix changed since the cache's revision? One range: its key
+                // count and its newest mod revision, at the cluster's current revision.
+                let probe = shared
+                    .client
+                    .range(shared.prefix.clone())
+                    .end(shared.end.clone())
+                    .sort(SortTarget::Mod, SortOrder::Descend)
+                    .limit(1)
+                    .keys_only()
+                    .await?;
+                let newest = probe.kvs().first().map_or(0, KeyValue::mod_revision);
+                let state = shared.read();
+                state.check()?;
+                let unchanged = newest <= state.revision
+                    && usize::try_from(probe.count()).ok() == Some(state.map.len());
+                if unchanged && probe.revision() > state.revision {
+                    // The content at the probe's revision is the cache's.
+                    *lock(&shared.verified) = (state.revision, probe.revision());
+                }
+                drop(state);
+                // Changes are on their way through the watch: wait for them, and probe
+                // again only when none arrives for a while.
+                probe_at = Instant::now() + PROGRESS_RETRY;
+                wake_at = probe_at;
+            } else {
+                wake_at = wake_at.min(probe_at);
+            }
+            if shared.known_revision(&shared.read()) >= target {
+                continue;
+            }
+            let wait = tokio::time::timeout_at(deadline.min(wake_at), applied.changed()).await;
+            if let Ok(Err(_)) = wait {
+                return Err(Error::Protocol("the cache's task ended".into()));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::timeout(
+                    "cache",
+                    shared.read_timeout,
+                    "the cache did not reach the revision in time",
+                ));
+            }
+        }
+    }
+
+    /// The stream of every revision the cache applies from now on (see
+    /// [`CacheSubscription`]).
+    pub fn subscribe(&self) -> Result<CacheSubscription> {
+        let state = self.shared.read();
+        state.check()?;
+        let Some(updates) = &state.updates else {
+            return Err(Error::Protocol("the cache has stopped".into()));
+        };
+        Ok(CacheSubscription::new(
+            self.shared.clone(),
+            updates.subscribe(),
+            state.revision,
+        ))
+    }
+
+    /// The content now and the stream of every revision applied after it, taken together
+    /// so that nothing falls between them.
+    pub fn snapshot_and_subscribe(&self) -> Result<(CacheSnapshot, CacheSubscription)> {
+        let state = self.shared.read();
+        state.check()?;
+        let Some(updates) = &state.updates else {
+            return Err(Error::Protocol("the cache has stopped".into()));
+        };
+        let subscription =
+            CacheSubscription::new(self.shared.clone(), updates.subscribe(), state.revision);
+        Ok((state.snapshot(), subscription))
+    }
+}
+
+/// The cache's content at one revision, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSnapshot {
+    revision: i64,
+    kvs: Vec<KeyValue>,
+}
+
+impl CacheSnapshot {
+    /// The revision whose keyspace this is.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The key-values, in key order.
+    pub fn kvs(&self) -> &[KeyValue] {
+        &self.kvs
+    }
+
+    /// Takes the key-values.
+    pub fn into_kvs(self) -> Vec<KeyValue> {
+        self.kvs
+    }
+}
+
+/// What a subscriber of a [`Cache`] receives.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CacheUpdate {
+    /// The events of one applied revision, in etcd's order; each event carries the
+    /// key-value it replaced or deleted ([`WatchEvent::prev_kv`]) when there was one.
+    Revision(WatchResponse),
+    /// The content was replaced whole: the cache listed the prefix again (a compaction
+    /// overtook its watch), or this subscriber fell more than 4,096 revisions behind.
+    /// The snapshot is the new content; updates go on from its revision.
+    Reset(Arc<CacheSnapshot>),
+}
+
+impl CacheUpdate {
+    /// The revision the content is at after this update.
+    pub fn revision(&self) -> i64 {
+        match self {
+            CacheUpdate::Revision(r) => r.revision(),
+            CacheUpdate::Reset(s) => s.revision(),
+        }
+    }
+}
+
+/// A [`Stream`] of the [`CacheUpdate`]s applied after a revision (see
+/// [`Cache::subscribe`]), in revision order and with no gap: a subscriber that falls
+/// behind gets a [`CacheUpdate::Reset`] with the current content instead of a gap. Ends
+/// after the cache's stop error, or when the cache is dropped. Dropping it unsubscribes.
+#[must_use = "streams do nothing unless polled"]
+pub struct CacheSubscription {
+    start: i64,
+    inner: Pin<Box<dyn Stream<Item = Result<CacheUpdate>> + Send>>,
+}
+
+impl std::fmt::Debug for CacheSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheSubscription")
+            .field("start", &self.start)
+            .finish()
+    }
+}
+
+struct SubState {
+    shared: Arc<Shared>,
+    rx: broadcast::Receiver<CacheUpdate>,
+    /// Updates up to this revision are already reflected (after a reset for lag).
+    skip_until: i64,
+    done: bool,
+}
+
+impl CacheSubscription {
+    fn new(shared: Arc<Shared>, rx: broadcast::Receiver<CacheUpdate>, start: i64) -> Self {
+        let state = SubState {
+            shared,
+            rx,
+            skip_until: start,
+            done: false,
+        };
+        let inner = futures_util::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            loop {
+                match s.rx.recv().await {
+                    Ok(update) => {
+                        if update.revision() <= s.skip_until {
+                            continue;
+                        }
+                        s.skip_until = update.revision();
+                        return Some((Ok(update), s));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let snapshot = {
+                            let state = s.shared.read();
+                            match &state.error {
+                                Some(e) => Err(e.clone()),
+                                None => Ok(state.snapshot()),
+                            }
+                        };
+                        return match snapshot {
+                            Ok(snapshot) => {
+                                s.skip_until = snapshot.revision;
+                                Some((Ok(CacheUpdate::Reset(Arc::new(snapshot))), s))
+                            }
+                            Err(e) => {
+                                s.done = true;
+                                Some((Err(e), s))
+                            }
+                        };
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        s.done = true;
+                        let error = s.shared.read().error.clone();
+                        return error.map(|e| (Err(e), s));
+                    }
+                }
+            }
+        });
+        CacheSubscription {
+            start,
+            inner: Box::pin(inner),
+        }
+    }
+
+    /// The revision after which updates start (that of the snapshot taken with it).
+    pub fn start_revision(&self) -> i64 {
+        self.start
+    }
+}
+
+impl Stream for CacheSubscription {
+    type Item = Result<CacheUpdate>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The task: list, watch, apply; list again after a compaction.
+
+async fn run(shared: std::sync::Weak<Shared>) {
+    let mut failures = 0u32;
+    'list: loop {
+        let Some(s) = shared.upgrade() else { return };
+        let listed = list(&s).await;
+        let revision = match listed {
+            Ok(revision) => revision,
+            Err(e) if e.is_transient() && s.read().revision > 0 => {
+                failures += 1;
+                drop(s);
+                tokio::time::sleep(backoff(failures)).await;
+                continue 'list;
+            }
+            Err(e) => {
+                s.stop(e);
+                return;
+            }
+        };
+        failures = 0;
+        let mut watch = loop {
+            match s
+                .client
+                .watch(s.prefix.clone())
+                .end(s.end.clone())
+                .start_revision(revision + 1)
+                .await
+            {
+                Ok(w) => break w,
+                Err(Error::Compacted { .. }) => continue 'list,
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                Err(e) => {
+                    s.stop(e);
+                    return;
+                }
+            }
+        };
+        if s.ordered_progress {
+            // Learns whether the watch has the shared stream. (Not on older servers: they
+            // may answer a progress request ahead of events still queued, see the docs.)
+            s.per_call
+                .store(watch.request_progress().is_err(), Ordering::Relaxed);
+        }
+        drop(s);
+        match follow(&shared, &mut watch).await {
+            Followed::Compacted => continue 'list,
+            Followed::Stopped => return,
+        }
+    }
+}
+
+enum Followed {
+    Compacted,
+    Stopped,
+}
+
+async fn follow(shared: &std::sync::Weak<Shared>, watch: &mut WatchStream) -> Followed {
+    loop {
+        let Some(s) = shared.upgrade() else {
+            return Followed::Stopped;
+        };
+        tokio::select! {
+            item = watch.next() => match item {
+                Some(Ok(response)) => {
+                    if let Err(e) = apply(&s, response) {
+                        s.stop(e);
+                        return Followed::Stopped;
+                    }
+                }
+                Some(Err(Error::Compacted { compact_revision })) => {
+                    tracing::info!(compact_revision, "the cache's watch was overtaken by a compaction: listing again");
+                    return Followed::Compacted;
+                }
+                Some(Err(e)) => {
+                    s.stop(e);
+                    return Followed::Stopped;
+                }
+                None => {
+                    s.stop(Error::Protocol("the cache's watch ended".into()));
+                    return Followed::Stopped;
+                }
+            },
+            _ = s.progress_wanted.notified(), if s.ordered_progress => {
+                if watch.request_progress().is_err() {
+                    s.per_call.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Lists the prefix at one revision into a fresh map and swaps it in whole.
+async fn list(s: &Shared) -> Result<i64> {
+    let mut pager = Pager::new(ClientPages::new(&s.client), s.prefix.clone(), s.end.clone())
+        .page_size(s.page_size);
+    let mut entries = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(page) = pager.next_page().await? {
+        for kv in &page {
+            bytes += entry_size(&kv.key, &kv.value);
+            if let Some(limit) = s.max_bytes {
+                if bytes > limit {
+                    return Err(Error::CacheFull {
+                        limit,
+                        needed: bytes,
+                    });
+                }
+            }
+            entries.push(compact(kv));
+        }
+    }
+    let revision = match pager.pinned_revision() {
+        Some(r) => r,
+        None => s
+            .client
+            .range(s.prefix.clone())
+            .end(s.end.clone())
+            .count_only()
+            .await?
+            .revision(),
+    };
+    // Built from sorted entries, the B-tree's nodes are full (inserted one by one in
+    // order, they would be about half full).
+    let map = Store::from_sorted(entries);
+    let mut state = s.write();
+    let relist = state.lists > 0;
+    state.map = map;
+    state.bytes = bytes;
+    state.revision = revision;
+    state.lists += 1;
+    if relist {
+        if let Some(updates) = &state.updates {
+            if updates.receiver_count() > 0 {
+                let _ = updates.send(CacheUpdate::Reset(Arc::new(state.snapshot())));
+            }
+        }
+    }
+    drop(state);
+    tracing::debug!(revision, relist, "cache listed");
+    s.applied.send_replace(revision);
+    Ok(revision)
+}
+
+/// Applies one revision whole (or a progress notification), under the write lock.
+fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
+    let revision = response.revision();
+    let mut state = s.write();
+    if response.is_progress_notify() {
+        if s.ordered_progress && revision > state.revision {
+            state.revision = revision;
+            drop(state);
+            s.applied.send_replace(revision);
+        }
+        return Ok(());
+    }
+    if revision <= state.revision {
+        // Only a server that answered a progress request ahead of queued events (see the
+        // module docs) sends this: apply it, the content becomes right again.
+        tracing::warn!(
+            revision,
+            cache = state.revision,
+            "event older than the cache's revision (etcd answered a progress request ahead of it)"
+        );
+    }
+    if let Some(limit) = s.max_bytes {
+        let mut bytes = state.bytes as i64;
+        for e in response.events() {
+            if let Some(old) = state.map.get(e.key()) {
+                bytes -= old.size() as i64;
+            }
+            if e.is_put() {
+                bytes += entry_size(e.key(), e.kv().value()) as i64;
+            }
+        }
+        let needed = usize::try_from(bytes).unwrap_or(0);
+        if needed > limit {
+            return Err(Error::CacheFull { limit, needed });
+        }
+    }
+    let notify = state
+        .updates
+        .as_ref()
+        .is_some_and(|u| u.receiver_count() > 0);
+    let mut events = Vec::with_capacity(if notify { response.events().len() } else { 0 });
+    for e in response.into_events() {
+        match e.kind() {
+            EventKind::Put => {
+                let (key, entry) = compact(e.kv());
+                let size = entry.size();
+                let new_kv = notify.then(|| entry.kv());
+                let old = state.map.insert(key, entry);
+                state.bytes += size;
+                if let Some(old) = &old {
+                    state.bytes -= old.size();
+                }
+                if let Some(kv) = new_kv {
+                    events.push(WatchEvent {
+                        kind: EventKind::Put,
+                        kv,
+                        prev_kv: old.as_ref().map(Entry::kv),
+                    });
+                }
+            }
+            EventKind::Delete => {
+                let old = state.map.remove(e.key());
+                if let Some(old) = &old {
+                    state.bytes -= old.size();
+                }
+                if notify {
+                    let prev_kv = old.as_ref().map(Entry::kv);
+                    let key = prev_kv
+                        .as_ref()
+                        .map_or_else(|| Bytes::copy_from_slice(e.key()), KeyValue::key_bytes);
+                    events.push(WatchEvent {
+                        kind: EventKind::Delete,
+                        kv: KeyValue {
+                            key,
+                            mod_revision: revision,
+                            ..KeyValue::default()
+                        },
+                        prev_kv,
+                    });
+                }
+            }
+        }
+    }
+    state.revision = state.revision.max(revision);
+    if notify {
+        if let Some(updates) = &state.updates {
+            let _ = updates.send(CacheUpdate::Revision(WatchResponse::from_events(
+                revision, events,
+            )));
+        }
+    }
+    let applied = state.revision;
+    drop(state);
+    s.applied.send_replace(applied);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_keys_order_as_their_bytes_inline_or_not() {
+        let keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            vec![b'a'; 22],
+            vec![b'a'; 23],
+            vec![b'a'; 40],
+            b"b".to_vec(),
+            vec![0xff; 22],
+            vec![0xff; 23],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (MapKey::new(a), MapKey::new(b));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(ka.as_slice(), &a[..]);
+            }
+        }
+        assert!(std::mem::size_of::<MapKey>() <= 24);
+    }
+
+    #[test]
+    fn progress_is_ordered_from_3_4_25_and_3_5_8() {
+        for (v, ordered) in [
+            ("3.4.23", false),
+            ("3.4.25", true),
+            ("3.5.1", false),
+            ("3.5.7", false),
+            ("3.5.8", true),
+            ("3.5.13", true),
+            ("3.6.0", true),
+            ("3.6.0-rc.1", true),
+            ("4.0.0", true),
+            ("garbage", false),
+        ] {
+            assert_eq!(progress_is_ordered(v), ordered, "{v}");
+        }
+    }
+}
