@@ -399,25 +399,6 @@ struct Shared {
     read_timeout: Duration,
 }
 
-/// Whether a server of `version` orders progress notifications with events (etcd
-/// issue #15220, fixed in 3.4.25 and 3.5.8).
-fn progress_is_ordered(version: &str) -> bool {
-    let mut parts = version
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor, patch) = (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    );
-    match (major, minor) {
-        (3, 4) => patch >= 25,
-        (3, 5) => patch >= 8,
-        (3, m) => m >= 6,
-        (m, _) => m > 3,
-    }
-}
-
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -534,7 +515,7 @@ impl<'a> CacheBuilder<'a> {
     pub async fn send(self) -> Result<Cache> {
         let end = prefix_end(&self.prefix);
         let ordered_progress = match self.client.server_version().await {
-            Ok(version) => progress_is_ordered(&version),
+            Ok(version) => crate::watch::progress_is_ordered(&version),
             Err(e) => {
                 tracing::debug!(error = %e, "server version unknown: the cache will not rely on progress notifications");
                 false
@@ -1359,7 +1340,7 @@ mod tests {
             ("4.0.0", true),
             ("garbage", false),
         ] {
-            assert_eq!(progress_is_ordered(v), ordered, "{v}");
+            assert_eq!(crate::watch::progress_is_ordered(v), ordered, "{v}");
         }
     }
 }

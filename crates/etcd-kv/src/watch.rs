@@ -321,6 +321,25 @@ pub(crate) async fn probe_compact_revision(
         .flatten()
 }
 
+/// Whether a server of `version` orders progress notifications with events (etcd
+/// issue #15220, fixed in 3.4.25 and 3.5.8).
+pub(crate) fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    match (major, minor) {
+        (3, 4) => patch >= 25,
+        (3, 5) => patch >= 8,
+        (3, m) => m >= 6,
+        (m, _) => m > 3,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -272,6 +272,10 @@ struct Driver {
     last_message: Instant,
     probe: Option<Probe>,
     commands_open: bool,
+    /// Whether the server orders its answers to progress requests with the stream's events
+    /// (etcd 3.4.25+, 3.5.8+), learnt on the first connection: only then may they move a
+    /// watch's resume point.
+    ordered_progress: Option<bool>,
 }
 
 /// What to do after handling a message.
@@ -304,6 +308,7 @@ impl Driver {
             last_message: Instant::now(),
             probe: None,
             commands_open: true,
+            ordered_progress: None,
         }
     }
 
@@ -540,6 +545,12 @@ impl Driver {
             self.subs.insert(id, sub);
             self.backend.call_stream(&request).await.map(Conn::Own)
         };
+        if opened.is_ok() && self.ordered_progress.is_none() {
+            self.ordered_progress = Some(match self.backend.server_version().await {
+                Ok(version) => super::progress_is_ordered(&version),
+                Err(_) => false,
+            });
+        }
         self.last_message = Instant::now();
         self.probe = None;
         match opened {
@@ -709,12 +720,18 @@ impl Driver {
             return;
         }
         self.failures = 0;
+        // Before etcd 3.4.25 and 3.5.8 this answer may overtake events still queued for
+        // the stream (etcd issue #15220): only a server that orders it may move the
+        // watches' resume points past them.
+        let ordered = self.ordered_progress == Some(true);
         let mut paused = Vec::new();
         for sub in self.subs.values_mut() {
             if !sub.active || sub.paused {
                 continue;
             }
-            sub.next_revision = sub.next_revision.max(revision + 1);
+            if ordered {
+                sub.next_revision = sub.next_revision.max(revision + 1);
+            }
             if sub.wants_progress {
                 sub.wants_progress = false;
                 if sub
