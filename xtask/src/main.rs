@@ -436,9 +436,10 @@ impl Ci {
         )?;
         // The client suites again with one connection per watch and a POST per keep-alive:
         // the fallback used where the WebSocket is refused or auth is on.
+        // Built as for the gRPC run (the same packages and features: nothing to rebuild).
         self.cargo(
-            "test etcd-kv, etcd-pmap (etcd 3.5, per-call streams)",
-            &["test", "-p", "etcd-kv", "-p", "etcd-pmap"],
+            "test etcd-kv, etcd-pmap, etcd-tools (etcd 3.5, per-call streams)",
+            GRPC_SUITES,
             &[
                 ("ETCD_TEST_VERSION", "3.5"),
                 ("ETCD_TEST_STREAMS", "per-call"),
@@ -458,18 +459,18 @@ impl Ci {
                     &["test", "--workspace"],
                     &[("ETCD_TEST_VERSION", "3.4")],
                 )?;
-                // gRPC on 3.4: the client API suite (pmap and the tools sit on it, and
-                // ran over gRPC on 3.5).
+                // gRPC on 3.4: the integration suites (`it`) of the three client crates,
+                // built as for 3.5.
                 self.cargo(
-                    "test etcd-kv (etcd 3.4, gRPC)",
-                    &["test", "-p", "etcd-kv", "--features", "grpc"],
+                    "test etcd-kv, etcd-pmap, etcd-tools integration (etcd 3.4, gRPC)",
+                    &[GRPC_SUITES, &["--test", "it"]].concat(),
                     &[
                         ("ETCD_TEST_VERSION", "3.4"),
                         ("ETCD_TEST_TRANSPORT", "grpc"),
                     ],
                 )?;
                 self.notes.push(format!(
-                    "and etcd {} (gateway; etcd-kv over gRPC too)",
+                    "and etcd {} (gateway, and the client suites over gRPC)",
                     etcd34.version()
                 ));
             }
