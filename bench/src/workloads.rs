@@ -405,6 +405,11 @@ async fn measure<C: BenchClient>(
                 Workload::CacheLag => 0,
                 _ => CACHED_KEYS,
             };
+            // Clients without a cache stop here, before the keys (whose requests they may
+            // not have prepared) are put.
+            if client.cache().await?.is_none() {
+                return Ok(None);
+            }
             put_keys(client, keys).await?;
             let rss_before = procfs::rss_bytes();
             let Some(cache) = client.cache().await? else {
