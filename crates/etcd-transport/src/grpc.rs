@@ -509,14 +509,18 @@ impl<'a> Call<'a> {
             Failure::H2(e) => e,
             other => return self.failed(other),
         };
-        if let Some(tls) = ended_by_tls(self.endpoint, conn).await {
-            return tls;
-        }
         if tls_cause(&e).is_some() || e.get_io().is_some_and(|io| tls_cause(io).is_some()) {
             return Error::TlsHandshake {
                 endpoint: self.endpoint.to_string(),
                 source: Box::new(e),
             };
+        }
+        // A reset of this stream alone says nothing of the connection; anything else may
+        // be the connection ending, whose cause its task records.
+        if !e.is_reset() {
+            if let Some(tls) = ended_by_tls(self.endpoint, conn).await {
+                return tls;
+            }
         }
         Error::Io {
             endpoint: self.endpoint.to_string(),
