@@ -290,6 +290,14 @@ impl Error {
     }
 
     /// True when a write may or may not have been applied: retrying it blindly is unsafe.
+    ///
+    /// Anything that may have happened after the request reached a server counts: a
+    /// timeout or a broken connection after it was sent, an answer that could not be read
+    /// (undecodable, too large, an HTTP 5xx from something in between), and every server
+    /// error but those etcd only gives before applying anything (a validation or
+    /// precondition refusal, "no leader" and its kind: [`Error::is_refusal`]). A gateway
+    /// that lost its own connection to its member ("error reading from server: EOF",
+    /// "transport is closing") may have forwarded the request first: unknown.
     pub fn is_outcome_unknown(&self) -> bool {
         match self {
             Error::Timeout {
@@ -299,7 +307,27 @@ impl Error {
                 outcome_unknown, ..
             } => *outcome_unknown,
             Error::Unavailable { last, .. } => last.is_outcome_unknown(),
-            Error::Server { status, .. } => is_unknown_outcome_status(status),
+            Error::Server { status, .. } => !is_refusal_status(status),
+            Error::Http { status, .. } => *status >= 500,
+            Error::Decode { .. } | Error::ResponseTooLarge { .. } => true,
+            Error::Connect { .. }
+            | Error::TlsHandshake { .. }
+            | Error::UpgradeRefused { .. }
+            | Error::Encode(_)
+            | Error::Config(_)
+            | Error::Tls(_) => false,
+        }
+    }
+
+    /// True when the server refused the request before applying anything: a validation
+    /// or precondition error (invalid argument, not found, permission denied, out of
+    /// range...), or one of the "unavailable" answers etcd gives before proposing ("no
+    /// leader", "not capable", "rpc not supported for learner", "unhealthy cluster"), or a
+    /// gateway that could not reach its member to forward the request at all.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Server { status, .. } => is_refusal_status(status),
+            Error::Unavailable { last, .. } => last.is_refusal(),
             _ => false,
         }
     }
@@ -325,7 +353,7 @@ impl Error {
     pub(crate) fn is_rejected_unavailable(&self) -> bool {
         match self {
             Error::Server { status, .. } => {
-                status.grpc_code() == Code::Unavailable && !is_unknown_outcome_status(status)
+                status.grpc_code() == Code::Unavailable && is_refusal_status(status)
             }
             _ => false,
         }
@@ -358,11 +386,36 @@ impl Error {
     }
 }
 
-/// etcd's "request timed out" family: the proposal may still be applied.
-fn is_unknown_outcome_status(status: &Status) -> bool {
-    let code = status.grpc_code();
-    (code == Code::Unavailable || code == Code::DeadlineExceeded)
-        && (status.message.contains("timed out") || status.message.contains("leader changed"))
+/// The "unavailable" messages etcd (`rpctypes`) gives before proposing anything, and the
+/// gateway's own failure to reach its member before forwarding (grpc-go's "Error while
+/// dialing": no connection, so nothing was sent). Anything else with that code (a timed
+/// out proposal, a leader change, a stopped server, a connection lost mid-call) may have
+/// been applied.
+const UNAVAILABLE_REFUSALS: [&str; 5] = [
+    "etcdserver: no leader",
+    "etcdserver: not capable",
+    "etcdserver: rpc not supported for learner",
+    "etcdserver: unhealthy cluster",
+    "Error while dialing",
+];
+
+/// True for a status etcd only answers before applying anything.
+fn is_refusal_status(status: &Status) -> bool {
+    match status.grpc_code() {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::ResourceExhausted
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented
+        | Code::Unauthenticated => true,
+        Code::Unavailable => UNAVAILABLE_REFUSALS
+            .iter()
+            .any(|m| status.message.contains(m)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -427,5 +480,62 @@ mod tests {
         assert!(wrapped.is_timeout());
         assert!(wrapped.is_outcome_unknown());
         assert!(wrapped.to_string().contains("3 attempts"));
+    }
+
+    /// etcd 3.5.1's gateway, its connection to its own member lost mid-call (the member
+    /// stopping): the put may have been proposed. Seen answered this way, then applied.
+    #[test]
+    fn a_gateway_that_lost_its_member_leaves_the_outcome_unknown() {
+        let server = |code, message: &str| Error::Server {
+            endpoint: "e".into(),
+            status: Status::new(code, message),
+        };
+        for (code, message) in [
+            (14, "error reading from server: EOF"),
+            (14, "transport is closing"),
+            (14, "etcdserver: server stopped"),
+            (14, "etcdserver: leader changed"),
+            (14, "etcdserver: request timed out"),
+            (4, "context deadline exceeded"),
+            (2, "context canceled"),
+            (13, "grpc: error while marshaling"),
+        ] {
+            let e = server(code, message);
+            assert!(e.is_outcome_unknown(), "{code} {message}");
+            assert!(!e.is_rejected_unavailable(), "{code} {message}");
+            assert!(!e.is_refusal(), "{code} {message}");
+        }
+        for (code, message) in [
+            (14, "etcdserver: no leader"),
+            (14, "etcdserver: not capable"),
+            (
+                14,
+                "connection error: desc = \"transport: Error while dialing dial tcp 127.0.0.1:2380: connect: connection refused\"",
+            ),
+            (3, "etcdserver: too many operations in txn request"),
+            (7, "etcdserver: permission denied"),
+            (11, "etcdserver: mvcc: required revision has been compacted"),
+            (16, "etcdserver: invalid auth token"),
+            (8, "etcdserver: mvcc: database space exceeded"),
+        ] {
+            let e = server(code, message);
+            assert!(!e.is_outcome_unknown(), "{code} {message}");
+            assert!(e.is_refusal(), "{code} {message}");
+        }
+        let http = |status| Error::Http {
+            endpoint: "e".into(),
+            status,
+            body: String::new(),
+        };
+        assert!(http(502).is_outcome_unknown());
+        assert!(!http(404).is_outcome_unknown());
+        let decode = Error::Decode {
+            endpoint: "e".into(),
+            source: DecodeError::NotAMessage,
+        };
+        assert!(
+            decode.is_outcome_unknown(),
+            "the server answered: it processed it"
+        );
     }
 }

@@ -113,3 +113,76 @@ async fn timed_out_read_moves_to_next_endpoint_but_write_does_not() {
         .unwrap();
     assert_eq!(transport.current_endpoint(), endpoint);
 }
+
+/// What etcd 3.5.1's gateway answered a put when its own connection to its member broke
+/// (the member stopping with SIGTERM): the put may have been proposed. A history check saw
+/// the client take this for a refusal, send the put to the next member, and etcd apply it
+/// twice. It must end the call with an unknown outcome and go nowhere else.
+#[tokio::test]
+async fn a_gateway_eof_leaves_a_write_unknown_and_unrepeated() {
+    let Some(endpoint) = etcd_endpoint() else {
+        return;
+    };
+    let (eof, calls) = canned_gateway(
+        503,
+        r#"{"error":"error reading from server: EOF","code":14,"message":"error reading from server: EOF"}"#,
+    )
+    .await;
+    let transport = Transport::builder()
+        .endpoints([eof, endpoint.clone()])
+        .build()
+        .unwrap();
+    let key = xtask::testing::unique_prefix("gateway-eof");
+    let put = etcd_wire::PutRequest {
+        key: key.clone().into(),
+        value: "v".into(),
+        ..Default::default()
+    };
+    let err = transport.call(&put).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert!(!err.is_refusal(), "{err:?}");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "sent once"
+    );
+    let read = etcd_wire::RangeRequest {
+        key: key.clone().into(),
+        ..Default::default()
+    };
+    let answer = transport.call(&read).await.unwrap();
+    assert_eq!(answer.count, 0, "the put was not sent to the next member");
+    assert_eq!(transport.current_endpoint(), endpoint);
+}
+
+/// "no leader" is a refusal before anything was proposed: the write moves on and is
+/// applied once, by the next member.
+#[tokio::test]
+async fn a_no_leader_refusal_moves_a_write_to_the_next_member() {
+    let Some(endpoint) = etcd_endpoint() else {
+        return;
+    };
+    let (refusing, calls) = canned_gateway(
+        503,
+        r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#,
+    )
+    .await;
+    let transport = Transport::builder()
+        .endpoints([refusing, endpoint.clone()])
+        .retry(RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let key = xtask::testing::unique_prefix("no-leader-moves");
+    let put = etcd_wire::PutRequest {
+        key: key.clone().into(),
+        value: "v".into(),
+        ..Default::default()
+    };
+    transport.call(&put).await.unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let read = etcd_wire::RangeRequest {
+        key: key.into(),
+        ..Default::default()
+    };
+    assert_eq!(transport.call(&read).await.unwrap().count, 1);
+}
