@@ -196,6 +196,21 @@ impl<R: StreamRpc> BidiConn<R> {
         }
     }
 
+    /// Sends a transport-level ping on the stream's connection (see
+    /// `BidiStream::ping`); its number for [`ponged`](Self::ponged).
+    pub(crate) async fn ping(&mut self) -> Result<u64> {
+        match self {
+            BidiConn::Transport(s) => s.ping().await.map_err(Error::from_transport),
+        }
+    }
+
+    /// Whether ping number `ping` has been answered (read by [`next`](Self::next)).
+    pub(crate) fn ponged(&self, ping: u64) -> bool {
+        match self {
+            BidiConn::Transport(s) => s.ponged(ping),
+        }
+    }
+
     /// Closes the stream politely.
     pub(crate) async fn close(self) {
         match self {

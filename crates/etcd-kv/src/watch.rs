@@ -202,6 +202,14 @@ impl WatchStream {
     /// events whose revision says that every change up to it has been delivered. Useful to
     /// learn that a quiet watch is up to date (e.g. before a consistent read from a cache).
     ///
+    /// A notification is never ahead of an event still to come. Where etcd orders its
+    /// answer with the events (3.4.25+, 3.5.8+) it carries the store's revision then;
+    /// older servers may send their answer ahead of queued events (etcd issue #15220), so
+    /// there the notification carries what this watch has delivered itself (the revision
+    /// before its next one), which may be behind the store. etcd 3.5.13+ answers only once
+    /// every watch on the stream has caught up, so the notification may come late (at the
+    /// latest after the stream's next event).
+    ///
     /// Needs the shared (WebSocket) stream: in [`StreamMode::PerCall`](crate::StreamMode)
     /// it fails with [`Error::Unsupported`](crate::Error::Unsupported).
     pub fn request_progress(&self) -> Result<()> {

@@ -49,6 +49,9 @@ struct WsStream<R: StreamRpc> {
     limit: usize,
     /// How long a send may wait for the server to take it (a frozen server stops reading).
     send_timeout: Duration,
+    /// The number of the last ping sent, and of the last pong received.
+    pings: u64,
+    pongs: u64,
     done: bool,
     _rpc: PhantomData<fn(R) -> R::Response>,
 }
@@ -100,6 +103,32 @@ impl<R: StreamRpc> BidiStream<R> {
         }
     }
 
+    /// Asks the other end of the connection for a sign of life: a WebSocket ping frame
+    /// (the gateway's proxy answers it with a pong from its reading loop, whatever the
+    /// stream carries). Returns the ping's number for [`ponged`](Self::ponged). Over gRPC
+    /// nothing is sent (number 0): the connection is shared with the unary calls, so any
+    /// call to the endpoint proves it alive.
+    ///
+    /// Fails like [`send`](Self::send) when the frame cannot be written in time.
+    pub async fn ping(&mut self) -> Result<u64, Error> {
+        match &mut self.kind {
+            Kind::WebSocket(ws) => ws.ping().await,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { .. } => Ok(0),
+        }
+    }
+
+    /// Whether the pong of ping number `ping` (or of a later one) has been received, as
+    /// seen by [`next`](Self::next), which must be polled for pongs to be read. Always true
+    /// for ping 0.
+    pub fn ponged(&self, ping: u64) -> bool {
+        match &self.kind {
+            Kind::WebSocket(ws) => ws.pongs >= ping,
+            #[cfg(feature = "grpc")]
+            Kind::Grpc { .. } => true,
+        }
+    }
+
     /// Closes the stream politely (a WebSocket close, within a short time; over gRPC, the
     /// end of the requests).
     pub async fn close(self) {
@@ -137,6 +166,26 @@ impl<R: StreamRpc> WsStream<R> {
         }
     }
 
+    async fn ping(&mut self) -> Result<u64, Error> {
+        let number = self.pings + 1;
+        let endpoint = &self.endpoint;
+        let limit = self.limit;
+        let frame = Message::Ping(number.to_be_bytes().to_vec().into());
+        match tokio::time::timeout(self.send_timeout, self.ws.send(frame)).await {
+            Ok(sent) => sent.map_err(|e| stream_error(endpoint, limit, e))?,
+            Err(_) => {
+                self.done = true;
+                return Err(Error::Timeout {
+                    endpoint: endpoint.clone(),
+                    after: self.send_timeout,
+                    outcome_unknown: false,
+                });
+            }
+        }
+        self.pings = number;
+        Ok(number)
+    }
+
     async fn next(&mut self) -> Option<Result<R::Response, Error>> {
         while !self.done {
             let message = match self.ws.next().await {
@@ -156,6 +205,17 @@ impl<R: StreamRpc> WsStream<R> {
                 Message::Close(_) => {
                     self.done = true;
                     return None;
+                }
+                Message::Pong(payload) => {
+                    // The answer to one of our pings (its number echoed); a pong we did
+                    // not ask for proves nothing.
+                    if let Ok(number) = <[u8; 8]>::try_from(&payload[..]) {
+                        let number = u64::from_be_bytes(number);
+                        if number <= self.pings {
+                            self.pongs = self.pongs.max(number);
+                        }
+                    }
+                    continue;
                 }
                 // Pings are answered by the WebSocket layer itself.
                 _ => continue,
@@ -264,6 +324,8 @@ impl Transport {
                     endpoint: endpoint.base.clone(),
                     limit,
                     send_timeout: after,
+                    pings: 0,
+                    pongs: 0,
                     done: false,
                     _rpc: PhantomData,
                 })),

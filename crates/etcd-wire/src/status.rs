@@ -168,6 +168,13 @@ struct RawStatus {
 impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
         let raw = RawStatus::deserialize(d)?;
+        if let (None, None, Some(error @ serde_json::Value::Object(_))) =
+            (raw.code, raw.grpc_code, &raw.error)
+        {
+            // A stream's error object as a whole answer (`{"error":{...}}`): what the
+            // gateway sends for a stream refused before its first message.
+            return serde_json::from_value(error.clone()).map_err(serde::de::Error::custom);
+        }
         let code = raw.grpc_code.or(raw.code).unwrap_or(2);
         let code = i32::try_from(code).unwrap_or(2);
         let message = match (raw.message, raw.error) {
@@ -219,6 +226,23 @@ mod tests {
         assert_eq!(v35.http_code, Some(401));
         let v36: Status = serde_json::from_str(r#"{"code":14,"message":"no leader"}"#).unwrap();
         assert_eq!(v36.grpc_code(), Code::Unavailable);
+    }
+
+    /// etcd 3.5.1's answer (HTTP 503) to a watch POST with require-leader on a member
+    /// without a leader: a stream error object as the whole body.
+    #[test]
+    fn a_stream_error_as_a_whole_answer() {
+        let v35: Status = serde_json::from_str(
+            r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}"#,
+        )
+        .unwrap();
+        assert_eq!(v35.grpc_code(), Code::Unavailable);
+        assert_eq!(v35.message, "etcdserver: no leader");
+        let v36: Status =
+            serde_json::from_str(r#"{"error":{"code":14,"message":"etcdserver: no leader"}}"#)
+                .unwrap();
+        assert_eq!(v36.grpc_code(), Code::Unavailable);
+        assert_eq!(v36.message, "etcdserver: no leader");
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! then handles exactly one watch.
 //!
 //! Each watch ("sub") keeps the first revision it has not delivered whole; after any
-//! reconnect it is created again from there under a fresh server-side ID, so answers meant
-//! for an older incarnation are recognised and dropped. Liveness: after `idle` without a
-//! message the driver sends a progress request and asks the member whether it has a
-//! leader; no answer within `timeout`, or "no leader", and the stream moves on. A consumer
-//! that falls behind pauses its watch on the server (cancel) and resumes it from its next
-//! revision once it has room again: memory stays bounded and no event is lost.
+//! reconnect it is created again from there (from the revision before, whose events it drops,
+//! see [`Sub::create_request`]) under a fresh server-side ID, so answers meant for an older
+//! incarnation are recognised and dropped. Liveness ([`Liveness`]): after `idle` without a
+//! message the driver pings the stream's connection and asks the member whether it has a
+//! leader (again while it says no); no proof of both within `timeout` and the stream moves
+//! on. A consumer that falls behind pauses its watch on the server (cancel) and resumes it
+//! from its next revision once it has room again: memory stays bounded and no event is lost.
 
 use super::{group_by_revision, WatchResponse, WatchStream};
 use crate::backend::{Backend, BidiConn, ServerStream};
@@ -119,6 +120,11 @@ struct Sub {
     wants_progress: bool,
     /// Whether the token was renewed for it since it was last created.
     auth_retried: bool,
+    /// Created on a server at least once: later incarnations resume from the revision
+    /// before `next_revision` (see [`Sub::create_request`]).
+    resumed: bool,
+    /// A compaction refused that earlier start: resume from `next_revision` exactly.
+    exact_resume: bool,
     endpoint: Arc<Mutex<String>>,
 }
 
@@ -151,6 +157,8 @@ pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Resul
         stash: VecDeque::new(),
         wants_progress: false,
         auth_retried: false,
+        resumed: false,
+        exact_resume: false,
         endpoint: endpoint.clone(),
     });
     let is_shared = shared.is_some();
@@ -246,13 +254,22 @@ impl Conn {
 
 /// A liveness probe in flight.
 struct Probe {
-    /// Whether the member has a leader; `None` once it said yes.
+    /// Whether the member has a leader (asked again while it says no, until the
+    /// deadline); `None` once it said yes.
     check: Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>,
-    /// When the probe was sent: a message after it is the answer to its progress request.
+    /// When the probe was sent: a message after it proves the stream alive.
     sent: Instant,
+    /// The ping sent on a shared stream's own connection, whose pong proves it alive
+    /// (0: nothing to wait for).
+    ping: u64,
     /// When the probe has failed unless answered.
     deadline: Instant,
 }
+
+/// How soon a member that answered "no leader" (or failed to answer) is asked again
+/// within one probe: an election takes about one election timeout, after which it
+/// answers yes and the watches stay.
+const RECHECK: Duration = Duration::from_millis(200);
 
 struct Driver {
     backend: Backend,
@@ -336,23 +353,37 @@ impl Driver {
                         self.reconnect().await;
                     }
                 }
-                result = poll_check(&mut self.probe) => {
-                    if let Err(e) = result {
+                result = poll_check(&mut self.probe) => match result {
+                    Err(e) => {
                         tracing::info!(error = %e, "the watch stream's member failed its liveness check; moving");
                         self.reconnect().await;
                     }
-                }
+                    Ok(()) => {
+                        // The member has a leader; done now if its connection answered too
+                        // (else the deadline decides).
+                        if let Some(probe) = &self.probe {
+                            if self.stream_alive(probe) {
+                                self.probe = None;
+                                self.last_message = Instant::now();
+                            }
+                        }
+                    }
+                },
                 _ = tokio::time::sleep_until(wake_at), if self.conn.is_some() => {
                     match self.probe.take() {
                         Some(probe) => {
-                            // Answered if the leader check passed and (on a shared stream,
-                            // where a progress request went out) a message came since.
-                            let answered = probe.check.is_none()
-                                && (!self.shared || self.last_message > probe.sent);
-                            if answered {
+                            // Alive if the member said it has a leader, and the stream's own
+                            // connection answered its ping or carried a message since.
+                            let stream_alive = self.stream_alive(&probe);
+                            if probe.check.is_none() && stream_alive {
                                 self.last_message = Instant::now();
                             } else {
-                                tracing::info!(endpoint = ?self.conn.as_ref().map(Conn::endpoint), "watch stream silent past its liveness timeout; moving");
+                                tracing::info!(
+                                    endpoint = ?self.conn.as_ref().map(Conn::endpoint),
+                                    leader = probe.check.is_none(),
+                                    stream = stream_alive,
+                                    "watch stream's member failed its liveness probe; moving"
+                                );
                                 self.reconnect().await;
                             }
                         }
@@ -364,6 +395,17 @@ impl Driver {
         if let Some(Conn::Shared(conn)) = self.conn.take() {
             conn.close().await;
         }
+    }
+
+    /// Whether the stream's own connection proved alive since `probe` was sent: it carried
+    /// a message, or answered the probe's ping (per-call streams: no ping; the member's
+    /// answer stands for it).
+    fn stream_alive(&self, probe: &Probe) -> bool {
+        self.last_message > probe.sent
+            || match &self.conn {
+                Some(Conn::Shared(c)) => c.ponged(probe.ping),
+                _ => true,
+            }
     }
 
     /// The stream has been silent for `idle`: probe it, or close it when it carries nothing.
@@ -380,24 +422,47 @@ impl Driver {
         }
         let endpoint = conn.endpoint();
         let sent = Instant::now();
+        let mut ping = 0;
         if let Conn::Shared(c) = conn {
-            let progress = WatchRequest {
-                progress_request: Some(WatchProgressRequest {}),
-                ..WatchRequest::default()
+            // The stream's own connection: a ping its far end answers whatever the stream
+            // carries. A progress request is no proof (etcd 3.5.13+ leaves it unanswered
+            // while a watch catches up or waits for a future revision), but where the
+            // server orders its answer with the events it moves the resume points on.
+            ping = match c.ping().await {
+                Ok(ping) => ping,
+                Err(e) => {
+                    tracing::debug!(error = %e, "watch stream ping failed; moving");
+                    self.reconnect().await;
+                    return;
+                }
             };
-            if c.send(&progress).await.is_err() {
-                self.reconnect().await;
-                return;
+            if self.ordered_progress == Some(true) {
+                let progress = WatchRequest {
+                    progress_request: Some(WatchProgressRequest {}),
+                    ..WatchRequest::default()
+                };
+                if c.send(&progress).await.is_err() {
+                    self.reconnect().await;
+                    return;
+                }
             }
         }
         let backend = self.backend.clone();
-        let timeout = self.liveness.timeout;
+        let deadline = sent + self.liveness.timeout;
         self.probe = Some(Probe {
             check: Some(Box::pin(async move {
-                backend.check_leader(&endpoint, timeout).await
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let result = backend.check_leader(&endpoint, left).await;
+                    if result.is_ok() || Instant::now() + RECHECK >= deadline {
+                        return result;
+                    }
+                    tokio::time::sleep(RECHECK).await;
+                }
             })),
             sent,
-            deadline: sent + timeout,
+            ping,
+            deadline,
         });
     }
 
@@ -508,8 +573,10 @@ impl Driver {
     /// Opens a connection (after a backoff when the last ones failed) and creates every
     /// watch on it from its next revision.
     async fn connect(&mut self) {
-        if self.failures > 0 {
-            let delay = backoff(self.failures);
+        // The first attempt after a failure goes at once (to the next endpoint: the failed
+        // one was demoted); later ones back off.
+        if self.failures > 1 {
+            let delay = backoff(self.failures - 1);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 // Keep serving cancels while waiting.
@@ -675,6 +742,7 @@ impl Driver {
         if message.created && !message.canceled {
             sub.active = true;
             sub.auth_retried = false;
+            sub.resumed = true;
             if sub.next_revision == 0 {
                 // A watch from "now": resume after the revision it was created at.
                 sub.next_revision = message.header.revision + 1;
@@ -729,14 +797,20 @@ impl Driver {
             if !sub.active || sub.paused {
                 continue;
             }
-            if ordered {
+            // What this watch may be told: the server's revision where it is ordered;
+            // elsewhere only what the watch has delivered itself (every change up to the
+            // revision before its next one), never ahead of events still on their way.
+            let notified = if ordered {
                 sub.next_revision = sub.next_revision.max(revision + 1);
-            }
-            if sub.wants_progress {
+                revision
+            } else {
+                revision.min(sub.next_revision - 1)
+            };
+            if sub.wants_progress && notified > 0 {
                 sub.wants_progress = false;
                 if sub
                     .events
-                    .try_send(Ok(WatchResponse::progress(revision)))
+                    .try_send(Ok(WatchResponse::progress(notified)))
                     .is_err()
                 {
                     paused.push(sub.id);
@@ -832,6 +906,26 @@ impl Driver {
         sub.active = false;
         let endpoint = self.conn.as_ref().map(Conn::endpoint).unwrap_or_default();
         let reason = message.cancel_reason;
+        if message.compact_revision > 0
+            && message.compact_revision <= sub.next_revision
+            && sub.resumed
+            && !sub.exact_resume
+        {
+            // Compacted just below what it still needs: resume from exactly there.
+            sub.exact_resume = true;
+            if self.shared {
+                let sent = self.send_create(&mut sub).await;
+                self.subs.insert(id, sub);
+                if sent.is_err() {
+                    return Next::Reconnect;
+                }
+            } else {
+                self.subs.insert(id, sub);
+                self.conn = None;
+                self.by_server_id.clear();
+            }
+            return Next::Continue;
+        }
         let error = if message.compact_revision > 0 {
             Error::Compacted {
                 compact_revision: message.compact_revision,
@@ -881,9 +975,20 @@ impl Driver {
 }
 
 impl Sub {
+    /// The create request of an incarnation. A watch created before resumes from the
+    /// revision *before* the first one it has not delivered, whose events it already has
+    /// and drops: a watch resumed from exactly the next revision usually waits for a
+    /// future revision, and while any watch on a stream does, etcd 3.5.13+ leaves every
+    /// progress request on it unanswered. If a compaction refuses that revision (but not
+    /// the next), the watch is created again from the next one.
     fn create_request(&self, server_id: i64) -> WatchCreateRequest {
+        let start_revision = if self.resumed && !self.exact_resume && self.next_revision > 1 {
+            self.next_revision - 1
+        } else {
+            self.next_revision
+        };
         WatchCreateRequest {
-            start_revision: self.next_revision,
+            start_revision,
             watch_id: server_id,
             ..self.create.clone()
         }
