@@ -368,25 +368,33 @@ impl Etcd {
     }
 
     /// Runs `etcdctl --endpoints=<running nodes> args...` with `ETCDCTL_API=3` and returns its
-    /// output, whatever its exit status. A later `--endpoints=...` in `args` overrides the
-    /// launcher's.
+    /// output, whatever its exit status. An `--endpoints` flag in `args` replaces the
+    /// launcher's (etcdctl would use both: it appends repeated `--endpoints`).
     pub fn etcdctl<I, S>(&self, args: I) -> Result<Output, LaunchError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<S> = args.into_iter().collect();
+        let own_endpoints = args.iter().any(|a| {
+            a.as_ref()
+                .to_str()
+                .is_some_and(|a| a == "--endpoints" || a.starts_with("--endpoints="))
+        });
         let mut cmd = Command::new(&self.etcdctl);
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(|k| k.starts_with("ETCDCTL_")) {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!(
+        cmd.env("ETCDCTL_API", "3");
+        if !own_endpoints {
+            cmd.arg(format!(
                 "--endpoints={}",
                 self.running_endpoints().join(",")
-            ))
-            .args(args)
+            ));
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| LaunchError::io(format!("running {}", self.etcdctl.display()), e))
