@@ -35,16 +35,19 @@ mod cluster;
 mod error;
 mod health;
 mod locate;
+mod partition;
 pub mod testing;
 pub mod tidy;
 mod watchdog;
 
 pub use cluster::{Etcd, EtcdBuilder};
 pub use error::LaunchError;
+pub use health::NodeStatus;
 pub use locate::{
     ensure_etcd, etcd_cache_dir, fetch_etcd_3_5, find_etcd, workspace_root, EtcdBinary,
     FETCHED_3_5_VERSION,
 };
+pub use partition::{partition_support, Partition};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
