@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use xtask::testing::{self, builder, cluster3, shared_etcd, unique_prefix};
 use xtask::{find_etcd, Etcd, EtcdBuilder, LaunchError};
 
+mod partition;
+
 /// Whether `pid` is a live process (a zombie counts as dead).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
