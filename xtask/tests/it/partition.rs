@@ -163,6 +163,7 @@ fn isolating_the_leader_elects_another_and_heal_reunites() {
     let old_term = etcd.status(old).unwrap().raft_term;
     let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
 
+    let isolated = Instant::now();
     net.isolate(old).unwrap();
     assert_eq!(net.blocked().len(), 4);
     let (new_id, took) = wait_for(
@@ -174,12 +175,16 @@ fn isolating_the_leader_elects_another_and_heal_reunites() {
     let new = ids.iter().position(|&m| m == new_id).unwrap();
     assert!(others.contains(&new));
     assert!(etcd.status(new).unwrap().raft_term > old_term);
-    let (_, took) = wait_for(
+    wait_for(
         "the isolated old leader to step down",
         Duration::from_secs(10),
         || etcd.status(old).unwrap().leader.is_none().then_some(()),
     );
-    timing(test, "isolated old leader has no leader", took);
+    timing(
+        test,
+        "isolated old leader has no leader (since the isolation)",
+        isolated.elapsed(),
+    );
     assert_eq!(etcd.leader(), Some(new));
     assert_clients_reach_every_member(&etcd);
 
@@ -478,6 +483,10 @@ fn partition_child() {
     )
     .unwrap();
     out.flush().unwrap();
+    if mode == "exit" {
+        // Like a test binary ending with a live `static`: no destructor runs.
+        std::process::exit(0);
+    }
     // Wait to be killed with SIGKILL (and give up after a minute, should the parent fail).
     thread::sleep(Duration::from_secs(60));
     std::process::exit(1)
@@ -512,10 +521,21 @@ fn run_child(mode: &str) -> (std::process::Child, Vec<String>) {
 
 #[test]
 fn the_watchdog_removes_table_and_cgroups_when_the_owner_is_killed() {
+    owner_dies("sigkill");
+}
+
+#[test]
+fn the_watchdog_removes_table_and_cgroups_when_the_owner_exits_without_drop() {
+    owner_dies("exit");
+}
+
+/// Starts a child owning a partitioned 2-member cluster, lets it die (`sigkill`: killed by
+/// the test; `exit`: exits without destructors), and checks the watchdogs clean up.
+fn owner_dies(mode: &str) {
     if xtask::find_etcd(&testing::test_version()).is_err() || !testing::partitions_available() {
         return;
     }
-    let (mut child, words) = run_child("sigkill");
+    let (mut child, words) = run_child(mode);
     let [table, dir, pids @ ..] = words.as_slice() else {
         panic!("bad CHILD line: {words:?}");
     };
@@ -524,12 +544,14 @@ fn the_watchdog_removes_table_and_cgroups_when_the_owner_is_killed() {
     assert!(has_table(table));
     assert!(dir.is_dir());
     assert_eq!(pids.len(), 2);
-    child.kill().unwrap();
+    if mode == "sigkill" {
+        child.kill().unwrap();
+    }
     child.wait().unwrap();
     let (_, took) = wait_for("the table to go", Duration::from_secs(5), || {
         (!has_table(table)).then_some(())
     });
-    timing("watchdog", "table deleted after SIGKILL", took);
+    timing(mode, "table deleted after the owner died", took);
     for pid in pids {
         wait_for("etcd to die", Duration::from_secs(5), || {
             (!alive(pid)).then_some(())
@@ -538,7 +560,7 @@ fn the_watchdog_removes_table_and_cgroups_when_the_owner_is_killed() {
     let (_, took) = wait_for("the cgroups to go", Duration::from_secs(5), || {
         (!dir.exists()).then_some(())
     });
-    timing("watchdog", "cgroups removed after SIGKILL", took);
+    timing(mode, "then the cgroups removed", took);
 }
 
 #[test]
