@@ -597,6 +597,29 @@ fn render_faults(table: &str, ports: &[Vec<u16>], blocked: &BTreeSet<(usize, usi
     script
 }
 
+/// Both directions between every two members of different groups.
+fn split_links(groups: &[&[usize]]) -> Vec<(usize, usize)> {
+    let mut links = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        for other in &groups[g + 1..] {
+            for &a in group.iter() {
+                for &b in other.iter() {
+                    links.extend([(a, b), (b, a)]);
+                }
+            }
+        }
+    }
+    links
+}
+
+/// The two sides of a bridge: the members but `bridge`, in index order, cut in halves (the
+/// first one larger when they are odd).
+fn bridge_sides(members: usize, bridge: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut left: Vec<usize> = (0..members).filter(|&i| i != bridge).collect();
+    let right = left.split_off(left.len().div_ceil(2));
+    (left, right)
+}
+
 /// Network faults between the members of a cluster built with
 /// [`EtcdBuilder::partitionable`](crate::EtcdBuilder::partitionable), from
 /// [`Etcd::partition`](crate::Etcd::partition).
@@ -703,17 +726,7 @@ impl Partition {
                 )));
             }
         }
-        let mut links = Vec::new();
-        for (g, group) in groups.iter().enumerate() {
-            for other in &groups[g + 1..] {
-                for &a in group.iter() {
-                    for &b in other.iter() {
-                        links.extend([(a, b), (b, a)]);
-                    }
-                }
-            }
-        }
-        self.add(links)
+        self.add(split_links(groups))
     }
 
     /// A bridge: the other members, in index order, are split into two halves that cannot
@@ -721,9 +734,8 @@ impl Partition {
     /// two others are cut apart: `bridge(1)` cuts 0 and 2.
     pub fn bridge(&self, bridge: usize) -> Result<(), LaunchError> {
         self.check(bridge)?;
-        let others: Vec<usize> = (0..self.members()).filter(|&i| i != bridge).collect();
-        let (left, right) = others.split_at(others.len().div_ceil(2));
-        self.split(&[left, right])
+        let (left, right) = bridge_sides(self.members(), bridge);
+        self.split(&[&left, &right])
     }
 
     /// Makes `links` (pairs *from → to*) the blocked links, replacing all others at once.
@@ -798,6 +810,24 @@ mod tests {
         assert!(owner_gone(&format!("{PREFIX}4194304_1_0")));
         assert!(!owner_gone("xtask_other_1_2_3"));
         assert!(!owner_gone(&format!("{PREFIX}x_1_0")));
+    }
+
+    #[test]
+    fn splits_and_bridges() {
+        let mut links = split_links(&[&[0], &[1, 2]]);
+        links.sort();
+        assert_eq!(links, [(0, 1), (0, 2), (1, 0), (2, 0)]);
+        assert!(split_links(&[&[0, 1, 2]]).is_empty());
+        assert_eq!(bridge_sides(3, 1), (vec![0], vec![2]));
+        assert_eq!(bridge_sides(3, 0), (vec![1], vec![2]));
+        assert_eq!(bridge_sides(5, 2), (vec![0, 1], vec![3, 4]));
+        assert_eq!(bridge_sides(4, 3), (vec![0, 1], vec![2]));
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Partition>();
     }
 
     #[test]
