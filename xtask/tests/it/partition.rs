@@ -484,7 +484,10 @@ fn partition_child() {
     .unwrap();
     out.flush().unwrap();
     if mode == "exit" {
-        // Like a test binary ending with a live `static`: no destructor runs.
+        // Once the parent has looked: like a test binary ending with a live `static`, no
+        // destructor runs.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
         std::process::exit(0);
     }
     // Wait to be killed with SIGKILL (and give up after a minute, should the parent fail).
@@ -502,6 +505,7 @@ fn run_child(mode: &str) -> (std::process::Child, Vec<String>) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, mode)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -546,6 +550,8 @@ fn owner_dies(mode: &str) {
     assert_eq!(pids.len(), 2);
     if mode == "sigkill" {
         child.kill().unwrap();
+    } else {
+        writeln!(child.stdin.as_mut().unwrap(), "exit").unwrap();
     }
     child.wait().unwrap();
     let (_, took) = wait_for("the table to go", Duration::from_secs(5), || {
