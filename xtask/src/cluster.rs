@@ -6,13 +6,16 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::LaunchError;
+use crate::health::{self, NodeStatus};
 use crate::locate::{ensure_etcd, version_at_least, EtcdBinary, VersionReq};
-use crate::watchdog::{Cleanup, Guarded};
-use crate::{health, unique_suffix};
+use crate::partition::{Network, Partition};
+use crate::unique_suffix;
+use crate::watchdog::{Cleanup, Guarded, Join};
 
 /// How many times [`EtcdBuilder::start`] picks new ports when one was taken meanwhile.
 const START_ATTEMPTS: usize = 3;
@@ -32,6 +35,7 @@ pub struct EtcdBuilder {
     startup_timeout: Duration,
     snapshot: Option<PathBuf>,
     tls: Option<ClientTls>,
+    partitionable: bool,
 }
 
 /// A TLS client listener beside the plain one (see [`EtcdBuilder::client_tls`]).
@@ -59,7 +63,20 @@ impl EtcdBuilder {
             startup_timeout: Duration::from_secs(20),
             snapshot: None,
             tls: None,
+            partitionable: false,
         }
+    }
+
+    /// Makes the cluster partitionable: [`Etcd::partition`] then cuts the network between
+    /// members (see [`Partition`]). Each member runs in a cgroup (v2) of its own, and the
+    /// cluster gets an nftables table; both go away with the `Etcd`, or with the process.
+    ///
+    /// Needs root (or `sudo -n`), the `nft` binary, a writable cgroup2 mount and nf_tables with
+    /// `socket cgroupv2` (see [`crate::partition_support`]); without them,
+    /// [`start`](Self::start) fails with [`LaunchError::PartitionUnavailable`].
+    pub fn partitionable(mut self) -> Self {
+        self.partitionable = true;
+        self
     }
 
     /// Starts every node from the data of a snapshot file (as `etcdctl snapshot save` writes
@@ -195,6 +212,27 @@ impl EtcdBuilder {
                 process: None,
             })
             .collect();
+        // Before any member starts, so that every connection between members is marked.
+        let network = if self.partitionable {
+            let ports = nodes
+                .iter()
+                .map(|n| {
+                    [n.client_port, n.peer_port]
+                        .into_iter()
+                        .chain(n.tls_port)
+                        .collect()
+                })
+                .collect();
+            match Network::create(ports) {
+                Ok(network) => Some(Arc::new(network)),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&base_dir);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let initial_cluster = nodes
             .iter()
             .map(|n| format!("{}={}", n.name, n.peer_url()))
@@ -210,6 +248,7 @@ impl EtcdBuilder {
             extra_args: self.args.clone(),
             tls: self.tls.clone(),
             startup_timeout: self.startup_timeout,
+            network,
         };
         if let Some(snapshot) = &self.snapshot {
             for i in 0..etcd.nodes.len() {
@@ -222,6 +261,11 @@ impl EtcdBuilder {
         }
         let all: Vec<usize> = (0..etcd.nodes.len()).collect();
         etcd.wait_nodes_healthy(&all)?;
+        if let Some(network) = &etcd.network {
+            if etcd.nodes.len() > 1 {
+                network.verify_marks()?;
+            }
+        }
         Ok(etcd)
     }
 }
@@ -269,8 +313,9 @@ impl Node {
 ///
 /// Every node listens on free loopback ports (client and peer) and keeps its data in a directory
 /// under `scratch_root()` (tmpfs when there is one), next to its log file. Dropping the `Etcd` kills every node
-/// (SIGKILL) and removes that directory. If the owning process ends without running destructors
-/// (e.g. a `static`), a watchdog does the same (see the crate documentation).
+/// (SIGKILL) and removes that directory (and, for a [partitionable](EtcdBuilder::partitionable)
+/// cluster, its nftables table and cgroups). If the owning process ends without running
+/// destructors (e.g. a `static`), a watchdog does the same (see the crate documentation).
 ///
 /// Node indices start at 0; methods given an index that is out of range panic, like slices.
 #[derive(Debug)]
@@ -284,9 +329,39 @@ pub struct Etcd {
     extra_args: Vec<OsString>,
     tls: Option<ClientTls>,
     startup_timeout: Duration,
+    /// The table and cgroups of a partitionable cluster.
+    network: Option<Arc<Network>>,
 }
 
 impl Etcd {
+    /// The network faults of this cluster, `None` unless it was built with
+    /// [`EtcdBuilder::partitionable`]. Handles share one set of faults.
+    pub fn partition(&self) -> Option<Partition> {
+        self.network.clone().map(Partition::new)
+    }
+
+    /// What node `i` says about itself and the cluster (its member id, the leader it follows,
+    /// its raft term and index), from its gateway's `POST /v3/maintenance/status`: answered
+    /// locally, so it works without quorum and during partitions. Waits at most 2 s.
+    pub fn status(&self, i: usize) -> Result<NodeStatus, LaunchError> {
+        health::status(self.node(i).client_port, Duration::from_secs(2)).map_err(|e| {
+            LaunchError::io(format!("status of etcd node {i}"), std::io::Error::other(e))
+        })
+    }
+
+    /// The node that leads, as far as the running nodes tell: among those that answer
+    /// [`status`](Self::status) and believe they lead, the one with the highest raft term (a
+    /// leader cut off from the others believes it for up to an election timeout). `None` if
+    /// none does.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].process.is_some())
+            .filter_map(|i| self.status(i).ok().map(|s| (i, s)))
+            .filter(|(_, s)| s.is_leader())
+            .max_by_key(|(_, s)| s.raft_term)
+            .map(|(i, _)| i)
+    }
+
     /// The TLS client URL of node `i`, `https://127.0.0.1:PORT`, when the cluster was built
     /// with [`EtcdBuilder::client_tls`].
     pub fn tls_endpoint(&self, i: usize) -> Option<String> {
@@ -368,25 +443,33 @@ impl Etcd {
     }
 
     /// Runs `etcdctl --endpoints=<running nodes> args...` with `ETCDCTL_API=3` and returns its
-    /// output, whatever its exit status. A later `--endpoints=...` in `args` overrides the
-    /// launcher's.
+    /// output, whatever its exit status. An `--endpoints` flag in `args` replaces the
+    /// launcher's (etcdctl would use both: it appends repeated `--endpoints`).
     pub fn etcdctl<I, S>(&self, args: I) -> Result<Output, LaunchError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<S> = args.into_iter().collect();
+        let own_endpoints = args.iter().any(|a| {
+            a.as_ref()
+                .to_str()
+                .is_some_and(|a| a == "--endpoints" || a.starts_with("--endpoints="))
+        });
         let mut cmd = Command::new(&self.etcdctl);
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(|k| k.starts_with("ETCDCTL_")) {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!(
+        cmd.env("ETCDCTL_API", "3");
+        if !own_endpoints {
+            cmd.arg(format!(
                 "--endpoints={}",
                 self.running_endpoints().join(",")
-            ))
-            .args(args)
+            ));
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| LaunchError::io(format!("running {}", self.etcdctl.display()), e))
@@ -513,8 +596,9 @@ impl Etcd {
             .map_err(|e| LaunchError::io(format!("stopping etcd node {i}"), e))
     }
 
-    /// Starts node `i` again (same name, ports, data dir and flags) without waiting for it to be
-    /// healthy: a member of a cluster without quorum cannot be. Fails if it is running.
+    /// Starts node `i` again (same name, ports, data dir and flags; the same cgroup in a
+    /// partitionable cluster) without waiting for it to be healthy: a member of a cluster
+    /// without quorum cannot be. Fails if it is running.
     pub fn start_node(&mut self, i: usize) -> Result<(), LaunchError> {
         let node = self.node(i);
         if node.process.is_some() {
@@ -548,10 +632,19 @@ impl Etcd {
             log: &node.log_path,
             base: &self.base_dir,
         };
-        let process =
-            Guarded::spawn(self.binary.path(), &args, &envs, &cleanup, &log).map_err(|e| {
-                LaunchError::io(format!("starting {}", self.binary.path().display()), e)
-            })?;
+        let procs = self.network.as_ref().map(|n| (n.procs(i), n.sudo()));
+        let join = procs
+            .as_ref()
+            .map(|(procs, sudo)| Join { procs, sudo: *sudo });
+        let process = Guarded::spawn(
+            self.binary.path(),
+            &args,
+            &envs,
+            &cleanup,
+            join.as_ref(),
+            &log,
+        )
+        .map_err(|e| LaunchError::io(format!("starting {}", self.binary.path().display()), e))?;
         self.node_mut(i).process = Some(process);
         Ok(())
     }
@@ -704,6 +797,10 @@ impl Drop for Etcd {
             if let Some(process) = node.process.take() {
                 let _ = process.kill();
             }
+        }
+        // The members are dead and reaped: their cgroups are empty.
+        if let Some(network) = &self.network {
+            network.close();
         }
         let _ = fs::remove_dir_all(&self.base_dir);
     }

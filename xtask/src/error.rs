@@ -51,13 +51,23 @@ pub enum LaunchError {
         /// The last lines of that log.
         log_tail: String,
     },
+    /// A [partitionable](crate::EtcdBuilder::partitionable) cluster was asked for, but network
+    /// partitions cannot be made here (see [`crate::partition_support`]).
+    PartitionUnavailable {
+        /// What is missing.
+        reason: String,
+    },
 }
 
 impl LaunchError {
-    /// True when etcd is simply not available here (not found, or fetching it failed): tests
-    /// skip in that case unless the `CI` environment variable is set.
+    /// True when etcd is simply not available here (not found, or fetching it failed), or
+    /// network partitions were asked for and cannot be made here: tests skip in that case
+    /// unless the `CI` environment variable is set.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::NotFound { .. } | Self::Fetch { .. })
+        matches!(
+            self,
+            Self::NotFound { .. } | Self::Fetch { .. } | Self::PartitionUnavailable { .. }
+        )
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
@@ -104,6 +114,12 @@ impl fmt::Display for LaunchError {
                 f,
                 "etcd node {node} failed to start: {reason}\n--- last lines of {} ---\n{log_tail}",
                 log.display()
+            ),
+            Self::PartitionUnavailable { reason } => write!(
+                f,
+                "network partitions are not available here: {reason}\n\
+                 They need root (or `sudo -n`), nft (Debian/Ubuntu: apt-get install -y nftables), \
+                 a writable cgroup2 mount under /sys/fs/cgroup and nf_tables with `socket cgroupv2`."
             ),
         }
     }

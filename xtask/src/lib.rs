@@ -26,6 +26,35 @@
 //! end-of-file, kills etcd with `SIGKILL` and removes the node's data directory and log. Stopping
 //! a node on purpose first writes a line to the pipe, which dismisses the watchdog.
 //!
+//! # Network partitions
+//!
+//! A cluster built with [`EtcdBuilder::partitionable`] can have the network between its members
+//! cut, one direction or both, while clients (any process that is not a member) still reach
+//! every member:
+//!
+//! ```no_run
+//! let etcd = xtask::EtcdBuilder::new().nodes(3).partitionable().start()?;
+//! let net = etcd.partition().expect("built partitionable");
+//! let leader = etcd.leader().expect("a healthy cluster has a leader");
+//! net.isolate(leader)?; // the two others elect a new leader
+//! net.heal()?;
+//! net.block(0, 1)?; // what member 0 sends to member 1 is dropped
+//! net.set(&[(1, 2), (2, 1)])?; // replaces every fault at once: 1 and 2 cut apart
+//! net.bridge(0)?; // adds: with 3 members, 1 and 2 cut apart, 0 talks to both
+//! # Ok::<(), xtask::LaunchError>(())
+//! ```
+//!
+//! Members listen on 127.0.0.1 and connect to each other from ephemeral ports, so the process
+//! tells them apart: each member runs in a cgroup (v2) of its own, and an nftables table marks
+//! every connection with the member whose socket opened it, then drops packets by that mark,
+//! their direction and the other member's ports (see [`Partition`]). That needs root (or
+//! `sudo -n`), `nft`, cgroup2 and nf_tables with `socket cgroupv2`: otherwise
+//! [`EtcdBuilder::start`] fails with [`LaunchError::PartitionUnavailable`], on which tests skip
+//! unless `CI` is set ([`testing::partitionable_cluster3`]). The table and the cgroups go away
+//! with the `Etcd`; if the owner dies without destructors, a watchdog of the same kind as the
+//! nodes' deletes the table at once and removes the cgroups once the members are dead, and a
+//! later process removes whatever owners that are gone left behind.
+//!
 //! The binary half (`cargo xtask help`) holds the repository's automation: `etcd`, `fetch-etcd`,
 //! `ci`, `demo` and `tidy`.
 #![forbid(unsafe_code)]
@@ -35,16 +64,19 @@ mod cluster;
 mod error;
 mod health;
 mod locate;
+mod partition;
 pub mod testing;
 pub mod tidy;
 mod watchdog;
 
 pub use cluster::{Etcd, EtcdBuilder};
 pub use error::LaunchError;
+pub use health::NodeStatus;
 pub use locate::{
     ensure_etcd, etcd_cache_dir, fetch_etcd_3_5, find_etcd, workspace_root, EtcdBinary,
     FETCHED_3_5_VERSION,
 };
+pub use partition::{partition_support, Partition};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

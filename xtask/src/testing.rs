@@ -18,6 +18,10 @@
 //! etcd. When `CI` is set (CI services and `cargo xtask ci` set it), a missing etcd panics with
 //! install instructions instead. A server that exists but fails to start always panics.
 //!
+//! Network partitions ([`partitionable_cluster3`], or [`start`] with a
+//! [partitionable](EtcdBuilder::partitionable) builder) follow the same policy: without root
+//! (or `sudo -n`), `nft` or cgroup2, they skip with a notice, or fail when `CI` is set.
+//!
 //! # Version
 //!
 //! `ETCD_TEST_VERSION` (`3.4`, `3.5`, ...) picks the etcd version; unset, any etcd found is used,
@@ -48,7 +52,8 @@ pub fn builder() -> EtcdBuilder {
     EtcdBuilder::new().version(test_version())
 }
 
-/// Starts `builder` with the skip policy: `None` (after a notice) if etcd is unavailable and
+/// Starts `builder` with the skip policy: `None` (after a notice) if etcd (or, for a
+/// [partitionable](EtcdBuilder::partitionable) builder, network partitions) is unavailable and
 /// `CI` is unset; panics on any other failure.
 pub fn start(builder: EtcdBuilder) -> Option<Etcd> {
     match builder.start() {
@@ -61,17 +66,46 @@ pub fn start(builder: EtcdBuilder) -> Option<Etcd> {
 }
 
 fn skip_or_panic(e: &LaunchError) {
-    if !e.is_unavailable() || is_ci() {
+    static NOTICE: AtomicBool = AtomicBool::new(false);
+    static PARTITION_NOTICE: AtomicBool = AtomicBool::new(false);
+    let (once, what) = match e {
+        LaunchError::PartitionUnavailable { .. } => (&PARTITION_NOTICE, "network partitions"),
+        _ => (&NOTICE, "etcd"),
+    };
+    if !e.is_unavailable() {
         panic!("could not start etcd for tests: {e}");
     }
-    static NOTICE: AtomicBool = AtomicBool::new(false);
-    if !NOTICE.swap(true, Ordering::Relaxed) {
+    if is_ci() {
+        panic!("tests need {what} (CI is set, so this is an error): {e}");
+    }
+    if !once.swap(true, Ordering::Relaxed) {
         // Straight to stderr: the test harness captures `eprintln!`, and this must be seen.
         let _ = writeln!(
             std::io::stderr(),
-            "\nNOTICE: skipping tests that need etcd (set CI=1 to make this an error).\n{e}\n"
+            "\nNOTICE: skipping tests that need {what} (set CI=1 to make this an error).\n{e}\n"
         );
     }
+}
+
+/// Whether network partitions can be made here ([`crate::partition_support`]), with the skip
+/// policy: `false` (after a notice) if not and `CI` is unset; panics if not and `CI` is set.
+/// For tests that need partitions before they start a cluster (e.g. in a child process).
+pub fn partitions_available() -> bool {
+    match crate::partition_support() {
+        Ok(()) => true,
+        Err(e) => {
+            skip_or_panic(&e);
+            false
+        }
+    }
+}
+
+/// A fresh 3-node [partitionable](EtcdBuilder::partitionable) cluster of the test version,
+/// for network fault tests ([`Etcd::partition`]). `None` (after a notice) when etcd or
+/// partitions are unavailable here and `CI` is unset; panics when `CI` is set. Partitions
+/// need root or `sudo -n`: a plain `cargo test` as another user skips these tests.
+pub fn partitionable_cluster3() -> Option<Etcd> {
+    start(builder().nodes(3).partitionable())
 }
 
 /// A single-node etcd shared by every test of this test binary, started on first use.

@@ -12,14 +12,20 @@
 //! Before killing, the watchdog checks that the pid still has the start time it had, so a
 //! recycled pid is never killed. It ignores SIGINT, SIGTERM and SIGHUP so that a Ctrl-C to the
 //! whole process group does not prevent the cleanup.
+//!
+//! For a cluster that can be partitioned, the wrapper moves itself into the member's cgroup
+//! (after forking the watchdog, which stays where it was) before `exec`ing etcd, and a second
+//! kind of watchdog, [`NetworkWatchdog`], guards the cluster's nftables table and cgroups: on end
+//! of file it deletes the table at once, then removes the cgroups as soon as the members in
+//! them are dead (their own watchdogs kill them meanwhile).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-const SCRIPT: &str = r#"dir=$1; log=$2; base=$3; shift 3
+const SCRIPT: &str = r#"dir=$1; log=$2; base=$3; procs=$4; sudo=$5; shift 5
 self=$$
 starttime() { cut -d' ' -f22 "/proc/$1/stat" 2>/dev/null; }
 start=$(starttime "$self")
@@ -34,6 +40,13 @@ exec 3<&0
   exit 0
 ) </dev/null >/dev/null 2>&1 &
 exec 3<&-
+if [ -n "$procs" ]; then
+  if [ "$sudo" = 1 ]; then
+    sudo -n sh -c 'echo "$1" > "$2"' xtask-cgroup-join "$self" "$procs"
+  else
+    echo "$self" > "$procs"
+  fi || { echo "xtask: could not move etcd into the cgroup of $procs" >&2; exit 125; }
+fi
 exec "$@" </dev/null
 "#;
 
@@ -44,6 +57,14 @@ pub(crate) struct Cleanup<'a> {
     pub(crate) base: &'a Path,
 }
 
+/// A cgroup (v2) the process joins before `exec`.
+pub(crate) struct Join<'a> {
+    /// The cgroup's `cgroup.procs` file.
+    pub(crate) procs: &'a Path,
+    /// Whether writing it needs `sudo -n`.
+    pub(crate) sudo: bool,
+}
+
 /// A process started under a watchdog.
 #[derive(Debug)]
 pub(crate) struct Guarded {
@@ -52,12 +73,14 @@ pub(crate) struct Guarded {
 }
 
 impl Guarded {
-    /// Starts `program args...` (its stdout and stderr appended to `log`) under a watchdog.
+    /// Starts `program args...` (its stdout and stderr appended to `log`) under a watchdog,
+    /// in the cgroup `join` if given.
     pub(crate) fn spawn(
         program: &Path,
         args: &[OsString],
         envs: &[(&str, &str)],
         cleanup: &Cleanup<'_>,
+        join: Option<&Join<'_>>,
         log: &File,
     ) -> io::Result<Self> {
         let mut cmd = Command::new("sh");
@@ -67,6 +90,12 @@ impl Guarded {
             .arg(cleanup.data_dir)
             .arg(cleanup.log)
             .arg(cleanup.base)
+            .arg(join.map_or(Path::new(""), |j| j.procs))
+            .arg(if join.is_some_and(|j| j.sudo) {
+                "1"
+            } else {
+                "0"
+            })
             .arg(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -106,5 +135,72 @@ impl Guarded {
                 self.child.wait().map(drop)
             }
         }
+    }
+}
+
+/// Deletes a cluster's nftables table and removes its cgroups when the owner is gone:
+/// `sh -c NETWORK_SCRIPT name nft table sudo dirs...`, `dirs` children first. Tries for
+/// 60 s to remove the cgroups, which stay busy until the members' own watchdogs killed them.
+const NETWORK_SCRIPT: &str = r#"nft=$1; table=$2; sudo=$3; shift 3
+trap '' INT TERM HUP
+if read -r _; then exit 0; fi
+run() { if [ "$sudo" = 1 ]; then sudo -n "$@"; else "$@"; fi; }
+run "$nft" delete table inet "$table"
+tries=0
+while :; do
+  left=0
+  for d in "$@"; do
+    if [ -d "$d" ]; then run rmdir "$d" || left=1; fi
+  done
+  [ "$left" = 0 ] && exit 0
+  tries=$((tries + 1))
+  [ "$tries" -ge 300 ] && exit 1
+  sleep 0.2
+done
+"#;
+
+/// The watchdog of a partitionable cluster's nftables table and cgroups.
+#[derive(Debug)]
+pub(crate) struct NetworkWatchdog {
+    child: Child,
+    pipe: Option<ChildStdin>,
+}
+
+impl NetworkWatchdog {
+    /// Starts a watchdog that, once the owner is gone, deletes the nftables table `inet table`
+    /// (with the `nft` binary at `nft`) and removes the cgroup directories `dirs` (children
+    /// before parents), through `sudo -n` if `sudo`.
+    pub(crate) fn spawn(nft: &Path, table: &str, sudo: bool, dirs: &[PathBuf]) -> io::Result<Self> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(NETWORK_SCRIPT)
+            .arg("xtask-partition-watchdog")
+            .arg(nft)
+            .arg(table)
+            .arg(if sudo { "1" } else { "0" })
+            .args(dirs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pipe = child.stdin.take();
+        Ok(Self { child, pipe })
+    }
+
+    /// Tells the watchdog to exit without touching anything, and reaps it.
+    pub(crate) fn dismiss(mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.write_all(b"dismiss\n");
+            let _ = pipe.flush();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Closes the pipe: the watchdog cleans up as if the owner were gone. Does not wait for
+    /// it (a thread reaps it once it is done).
+    pub(crate) fn trigger(mut self) {
+        drop(self.pipe.take());
+        let mut child = self.child;
+        std::thread::spawn(move || child.wait());
     }
 }

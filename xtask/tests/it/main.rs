@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use xtask::testing::{self, builder, cluster3, shared_etcd, unique_prefix};
 use xtask::{find_etcd, Etcd, EtcdBuilder, LaunchError};
 
+mod partition;
+
 /// Whether `pid` is a live process (a zombie counts as dead).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -100,7 +102,7 @@ fn kill_and_restart_a_node() {
     let new_pid = etcd.pid(0).unwrap();
     assert_ne!(new_pid, old_pid);
     assert!(etcd.is_healthy(0));
-    // The restarted node alone (a later --endpoints wins) has caught up.
+    // The restarted node alone (an --endpoints of ours replaces the launcher's) has caught up.
     let only0 = format!("--endpoints={}", etcd.endpoint(0));
     let got = ctl(&etcd, &[only0.as_str(), "get", &key, "--print-value-only"]);
     assert_eq!(got.trim(), "during");
