@@ -38,6 +38,15 @@ commands:
                     that decodes nothing), etcd-client (the crates.io gRPC
                     client; bench/grpc, needs protoc), all; comma-separated or
                     repeated; default ours,ceiling
+  robustness [--version V]... [--release] [--duration SECS] [--seed N]
+        [--protocol gateway|grpc|all] [--faults LIST] [--scenario NAME]...
+        [--jobs J] [--out DIR] [--list]
+                    history-checked scenarios on fresh 3-member clusters under a
+                    nemesis (kills, restarts, freezes, partitions, client-side
+                    faults), once per etcd version (default: any); SECS of load
+                    per version split between the scenarios (default 120); one
+                    JSON line per scenario, then `robustness: N scenarios, ...`;
+                    failing sub-histories under target/robustness/ (docs/robustness.md)
   tidy              check repository rules (also a #[test] in xtask)
   help              print this text";
 
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
             Ok(opts) => bench::run(&opts),
             Err(e) => return usage_error(&e),
         },
+        "robustness" => cmd_robustness(rest),
         "ci" => Ci::new().run(),
         "demo" => cmd_demo(),
         "tidy" => cmd_tidy(),
@@ -184,6 +194,67 @@ fn cmd_fetch_etcd(opts: &[(String, String)]) -> Result<(), String> {
     let bin = ensure_etcd(version).map_err(|e| e.to_string())?;
     eprintln!("xtask: etcd {}", bin.version());
     println!("{}", bin.path().display());
+    Ok(())
+}
+
+/// Options of `cargo xtask robustness` passed on to the runner (`etcd-robustness`).
+const ROBUSTNESS_OPTIONS: [&str; 7] = [
+    "--duration",
+    "--seed",
+    "--protocol",
+    "--faults",
+    "--scenario",
+    "--jobs",
+    "--out",
+];
+
+/// `cargo xtask robustness`: the runner once per `--version` (debug build by default, the
+/// one `cargo build --workspace` makes; `--release` for long soaks).
+fn cmd_robustness(args: &[String]) -> Result<(), String> {
+    let mut release = false;
+    let mut list = false;
+    let mut rest = Vec::new();
+    for arg in args {
+        match arg.as_str() {
+            "--release" => release = true,
+            "--list" => list = true,
+            _ => rest.push(arg.clone()),
+        }
+    }
+    let mut allowed = ROBUSTNESS_OPTIONS.to_vec();
+    allowed.push("--version");
+    let opts = parse_options(&rest, &allowed)?;
+    let mut versions: Vec<&str> = opts
+        .iter()
+        .filter(|(n, _)| n == "--version")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if versions.is_empty() {
+        versions.push("any");
+    }
+    let mut cargo_args = vec!["run", "-q", "-p", "etcd-robustness"];
+    if release {
+        cargo_args.push("--release");
+    }
+    cargo_args.push("--");
+    for version in versions {
+        let mut cmd = cargo_cmd(&cargo_args);
+        cmd.arg("--version").arg(version);
+        for (name, value) in opts.iter().filter(|(n, _)| n != "--version") {
+            cmd.arg(name).arg(value);
+        }
+        if list {
+            cmd.arg("--list");
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| format!("running the robustness runner: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "robustness scenarios failed on etcd {version} ({status})"
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -106,6 +106,10 @@ pub enum Request {
         expect: Expect,
         /// The (unique) value put when it holds.
         value: String,
+        /// The transaction also compared a key of something else (a lock's ownership key,
+        /// the fencing compare): when it did not succeed, that says nothing about this key.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fenced: bool,
     },
 }
 

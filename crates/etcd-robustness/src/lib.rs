@@ -19,3 +19,9 @@
 
 pub mod check;
 pub mod history;
+pub mod nemesis;
+pub mod proxy;
+pub mod recorder;
+pub mod scenario;
+pub mod store;
+pub mod workload;
