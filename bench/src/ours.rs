@@ -99,6 +99,11 @@ impl BenchClient for Ours {
         Ok(Some(OursCache(self.client.cache(PREFIX).await?, keys)))
     }
 
+    fn stream_reconnects(&self) -> Option<usize> {
+        let stats = self.client.stream_stats();
+        Some((stats.watch_reconnects + stats.keep_alive_reconnects) as usize)
+    }
+
     async fn another(&self) -> Res<Ours> {
         Ok(Ours {
             client: client(&self.endpoint, self.protocol).await?,

@@ -97,6 +97,12 @@ pub trait BenchClient: Clone + Send + Sync + 'static {
     /// A cache of the `bench/` prefix, loaded; `None` for a client without one (the cache
     /// workloads are then skipped: no line).
     fn cache(&self) -> impl Future<Output = Res<Option<Self::Cache>>> + Send;
+
+    /// How often the client's watch and keep-alive streams were dropped and reopened so far,
+    /// for clients that count it: on a healthy server, every one is a needless move.
+    fn stream_reconnects(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A client's cache of the `bench/` prefix.
@@ -253,6 +259,7 @@ async fn measure<C: BenchClient>(
     // Set by a workload that stops measuring before its own epilogue.
     let mut measured = None;
     let mut extra = Vec::new();
+    let reconnects_before = client.stream_reconnects();
     // What must outlive the measured part (watch-many's watches).
     let mut held = Vec::new();
     let mut latencies_ns = false;
@@ -548,6 +555,20 @@ async fn measure<C: BenchClient>(
     };
     let (wall, client_cpu, server_cpu) = measured.unwrap_or_else(|| meter.stop());
     drop(held);
+    let streams = matches!(
+        workload,
+        Workload::Watch
+            | Workload::WatchMany
+            | Workload::LeaseMany
+            | Workload::CacheGet
+            | Workload::CacheConsistentGet
+            | Workload::CacheLag
+    );
+    if let (true, Some(before), Some(after)) =
+        (streams, reconnects_before, client.stream_reconnects())
+    {
+        extra.push(Extra::count("stream_reconnects", after - before));
+    }
     latencies.sort_unstable();
     if latencies_ns {
         extra.push(Extra::count(

@@ -7,6 +7,7 @@ use crate::lease::KeepAliveHub;
 use crate::watch::WatchHub;
 use etcd_transport::{Protocol, RetryConfig, TlsConfig, Transport, TransportBuilder};
 use etcd_wire::Rpc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -119,6 +120,30 @@ pub(crate) struct Inner {
     pub(crate) keep_alive_hub: OnceLock<KeepAliveHub>,
     /// The stream of [`Client::lease_keep_alive_once`], opened by its first call.
     pub(crate) once_stream: crate::lease::OnceStream,
+    /// What [`Client::stream_stats`] reports.
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// The counters behind [`StreamStats`], shared with the stream drivers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) watch_reconnects: AtomicU64,
+    pub(crate) keep_alive_reconnects: AtomicU64,
+}
+
+/// What a client's streams went through since it was built ([`Client::stream_stats`]).
+///
+/// A reconnect drops a stream (broken, refused, or a member that failed its liveness probe,
+/// see [`Liveness`]) and opens it again, on the next endpoint first; every watch on it
+/// resumes from its first undelivered revision, every lease is refreshed on the new one.
+/// On a healthy cluster both stay at 0: a count that grows there means needless moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamStats {
+    /// Watch streams dropped and reopened (in the per-call mode, each watch's own).
+    pub watch_reconnects: u64,
+    /// Keep-alive streams dropped and reopened.
+    pub keep_alive_reconnects: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -187,6 +212,19 @@ impl Client {
     /// The endpoint the next request goes to first: the one that answered last.
     pub fn current_endpoint(&self) -> String {
         self.inner.backend.current_endpoint()
+    }
+
+    /// How often this client's watch and keep-alive streams were reconnected (shared by
+    /// its clones).
+    pub fn stream_stats(&self) -> StreamStats {
+        StreamStats {
+            watch_reconnects: self.inner.counters.watch_reconnects.load(Ordering::Relaxed),
+            keep_alive_reconnects: self
+                .inner
+                .counters
+                .keep_alive_reconnects
+                .load(Ordering::Relaxed),
+        }
     }
 
     /// The server limits requests are checked against before sending.
@@ -388,6 +426,7 @@ impl ClientBuilder {
                 watch_hub: OnceLock::new(),
                 keep_alive_hub: OnceLock::new(),
                 once_stream: Default::default(),
+                counters: Arc::default(),
             }),
             namespace: Namespace(self.namespace.unwrap_or_default()),
             deadline: None,

@@ -381,7 +381,9 @@ impl Client {
         let inner = &self.inner;
         let hub = inner
             .keep_alive_hub
-            .get_or_init(|| KeepAliveHub::start(&inner.backend, inner.stream_mode))
+            .get_or_init(|| {
+                KeepAliveHub::start(&inner.backend, inner.stream_mode, inner.counters.clone())
+            })
             .commands();
         let _ = hub.send(hub::Command::Add {
             id: lease.id,

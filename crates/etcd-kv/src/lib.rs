@@ -80,7 +80,7 @@ pub use cache::{
     AtRevision, Cache, CacheBuilder, CacheSnapshot, CacheSubscription, CacheUpdate, CacheView,
 };
 pub use client::{
-    Client, ClientBuilder, Limits, Liveness, StreamMode, DEFAULT_MAX_REQUEST_BYTES,
+    Client, ClientBuilder, Limits, Liveness, StreamMode, StreamStats, DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
 };
 pub use cluster::{Alarm, AlarmType, Member, ServerStatus};

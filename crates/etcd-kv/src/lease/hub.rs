@@ -8,10 +8,11 @@
 
 use super::{LeaseLost, MIN_RETRY};
 use crate::backend::{Backend, BidiConn};
-use crate::client::StreamMode;
+use crate::client::{Counters, StreamMode};
 use crate::error::{Error, Result};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -37,11 +38,16 @@ pub(crate) enum Command {
 
 impl KeepAliveHub {
     /// Starts the driver (it connects when the first keep-alive is due).
-    pub(crate) fn start(backend: &Backend, mode: StreamMode) -> KeepAliveHub {
+    pub(crate) fn start(
+        backend: &Backend,
+        mode: StreamMode,
+        counters: Arc<Counters>,
+    ) -> KeepAliveHub {
         let (tx, rx) = mpsc::unbounded_channel();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             backend: backend.clone(),
+            counters,
             post: mode == StreamMode::PerCall,
             conn: None,
             leases: HashMap::new(),
@@ -82,6 +88,8 @@ type Answer = (i64, Instant, Result<i64>);
 
 struct Driver {
     backend: Backend,
+    /// The client's counters (reconnects).
+    counters: Arc<Counters>,
     /// One POST per keep-alive instead of the shared stream.
     post: bool,
     conn: Option<BidiConn<LeaseKeepAliveRequest>>,
@@ -296,6 +304,9 @@ impl Driver {
     fn lost_conn(&mut self, e: Error) {
         tracing::debug!(error = %e, "keep-alive stream lost");
         if let Some(conn) = self.conn.take() {
+            self.counters
+                .keep_alive_reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.backend.demote(conn.endpoint());
         }
         self.note_error(&e);

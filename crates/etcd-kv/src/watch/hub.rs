@@ -17,7 +17,7 @@
 
 use super::{group_by_revision, WatchResponse, WatchStream};
 use crate::backend::{Backend, BidiConn, ServerStream};
-use crate::client::{Client, Liveness, StreamMode};
+use crate::client::{Client, Counters, Liveness, StreamMode};
 use crate::error::{Error, Result};
 use crate::key::Namespace;
 use etcd_wire::watch::{
@@ -136,7 +136,7 @@ pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Resul
         StreamMode::Auto => match inner.watch_hub.get() {
             Some(hub) => hub.commands.clone(),
             None => {
-                let hub = WatchHub::start(&inner.backend, inner.liveness).await?;
+                let hub = WatchHub::start(&inner.backend, inner.liveness, &inner.counters).await?;
                 inner.watch_hub.get_or_init(|| hub).commands.clone()
             }
         },
@@ -166,7 +166,14 @@ pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Resul
         Some(commands) => (commands, next_sub_id()),
         None => {
             let (tx, rx) = mpsc::unbounded_channel();
-            let driver = Driver::new(inner.backend.clone(), inner.liveness, None, rx, &tx);
+            let driver = Driver::new(
+                inner.backend.clone(),
+                inner.liveness,
+                inner.counters.clone(),
+                None,
+                rx,
+                &tx,
+            );
             tokio::spawn(driver.run());
             (tx, 1)
         }
@@ -210,7 +217,11 @@ fn next_sub_id() -> u64 {
 impl WatchHub {
     /// Opens the shared stream and starts its driver; a hub without one where the server
     /// allows none.
-    async fn start(backend: &Backend, liveness: Liveness) -> Result<WatchHub> {
+    async fn start(
+        backend: &Backend,
+        liveness: Liveness,
+        counters: &Arc<Counters>,
+    ) -> Result<WatchHub> {
         match backend.open_bidi::<WatchRequest>().await? {
             Some(conn) => {
                 tracing::debug!(
@@ -220,7 +231,14 @@ impl WatchHub {
                 let (tx, rx) = mpsc::unbounded_channel();
                 // The driver holds a weak sender only for resumes: it ends once every
                 // handle (the client's and the watches') is gone.
-                let driver = Driver::new(backend.clone(), liveness, Some(conn), rx, &tx);
+                let driver = Driver::new(
+                    backend.clone(),
+                    liveness,
+                    counters.clone(),
+                    Some(conn),
+                    rx,
+                    &tx,
+                );
                 tokio::spawn(driver.run());
                 Ok(WatchHub { commands: Some(tx) })
             }
@@ -274,6 +292,8 @@ const RECHECK: Duration = Duration::from_millis(200);
 struct Driver {
     backend: Backend,
     liveness: Liveness,
+    /// The client's counters (reconnects).
+    counters: Arc<Counters>,
     shared: bool,
     commands: mpsc::UnboundedReceiver<Command>,
     /// For resume notices from waiter tasks; weak, so that it keeps nothing alive.
@@ -306,6 +326,7 @@ impl Driver {
     fn new(
         backend: Backend,
         liveness: Liveness,
+        counters: Arc<Counters>,
         conn: Option<BidiConn<WatchRequest>>,
         commands: mpsc::UnboundedReceiver<Command>,
         resume: &mpsc::UnboundedSender<Command>,
@@ -314,6 +335,7 @@ impl Driver {
         Driver {
             backend,
             liveness,
+            counters,
             shared,
             commands,
             resume: resume.downgrade(),
@@ -678,6 +700,9 @@ impl Driver {
         self.failures += 1;
         if let Some(conn) = &self.conn {
             let endpoint = conn.endpoint();
+            self.counters
+                .watch_reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.backend.demote(&endpoint);
             tracing::debug!(%endpoint, "watch stream lost; resuming elsewhere");
         }

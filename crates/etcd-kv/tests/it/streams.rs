@@ -3,7 +3,7 @@
 
 use crate::fake::{fake_gateway, Fake};
 use crate::procfs::tcp_connections_to;
-use etcd_kv::{Client, Error};
+use etcd_kv::{Client, Error, TxnOp};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -257,6 +257,7 @@ async fn with_defaults_a_frozen_followers_watch_delivers_during_the_freeze() {
     // watches): the member freezes under a silent stream.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(watch.endpoint(), endpoints[0], "no needless move");
+    assert_eq!(watcher.stream_stats().watch_reconnects, 0);
     etcd.pause_node(frozen).unwrap();
     let frozen_at = Instant::now();
     let freeze = Duration::from_secs(10);
@@ -295,6 +296,63 @@ async fn with_defaults_a_frozen_followers_watch_delivers_during_the_freeze() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted, delivered, "in order, none repeated");
+}
+
+/// A member busy serving large ranges is not a dead member: an idle watch on it is probed
+/// (a tiny read and a ping, answered beside the ranges) and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_busy_with_large_ranges_keeps_its_watches() {
+    let Some((etcd, client)) = crate::connect().await else {
+        return;
+    };
+    let p = xtask::testing::unique_prefix("busy-member");
+    // 2,000 keys of 4 KiB: 8 MiB per range.
+    let value = "x".repeat(4096);
+    for batch in 0..20 {
+        let ops: Vec<_> = (0..100)
+            .map(|i| TxnOp::put(format!("{p}big/{:05}", batch * 100 + i), value.clone()))
+            .collect();
+        client.txn().and_then(ops).await.unwrap();
+    }
+    let watcher = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = watcher.watch(format!("{p}w/")).prefix().await.unwrap();
+    let busy_until = Instant::now() + Duration::from_secs(6);
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let reader = crate::builder()
+            .endpoint(etcd.endpoint(0))
+            .max_response_len(64 << 20)
+            .build()
+            .unwrap();
+        let prefix = format!("{p}big/");
+        readers.push(tokio::spawn(async move {
+            let mut ranges = 0;
+            while Instant::now() < busy_until {
+                let page = reader.range(&prefix).prefix().await.unwrap();
+                assert_eq!(page.kvs().len(), 2000);
+                ranges += 1;
+            }
+            ranges
+        }));
+    }
+    let mut ranges = 0;
+    for reader in readers {
+        ranges += reader.await.unwrap();
+    }
+    let stats = watcher.stream_stats();
+    eprintln!("{ranges} ranges of 8 MiB in 6 s beside an idle watch: {stats:?}");
+    assert_eq!(stats.watch_reconnects, 0, "no needless move");
+    client.put(format!("{p}w/k"), "v").await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("the event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.events()[0].kv().value(), b"v");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
