@@ -47,13 +47,19 @@ impl Backend {
         }
     }
 
-    /// The one answer of a streaming method that answers once per request (a keep-alive).
-    pub(crate) async fn call_stream_once<R: StreamRpc>(&self, request: &R) -> Result<R::Response> {
+    /// The one answer of a streaming method that answers once per request (a keep-alive),
+    /// within `deadline` (`None`: the default).
+    pub(crate) async fn call_stream_once<R: StreamRpc>(
+        &self,
+        request: &R,
+        deadline: Option<Duration>,
+    ) -> Result<R::Response> {
         match self {
-            Backend::Transport(t) => t
-                .call_stream_once(request)
-                .await
-                .map_err(Error::from_transport),
+            Backend::Transport(t) => match deadline {
+                None => t.call_stream_once(request).await,
+                Some(d) => t.call_stream_once_within(request, Some(d)).await,
+            }
+            .map_err(Error::from_transport),
         }
     }
 

@@ -298,7 +298,7 @@ impl Client {
                 let answer: wire::LeaseKeepAliveResponse = self
                     .inner
                     .backend
-                    .call_stream_once(&wire::LeaseKeepAliveRequest { id })
+                    .call_stream_once(&wire::LeaseKeepAliveRequest { id }, None)
                     .await
                     .map_err(|e| lease_error(e, id))?;
                 answer.ttl

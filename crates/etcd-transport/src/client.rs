@@ -331,10 +331,22 @@ impl Transport {
     /// as the gateway's `lease/keepalive` over a plain POST, over a pooled connection, and
     /// decodes that answer.
     pub async fn call_stream_once<R: StreamRpc>(&self, request: &R) -> Result<R::Response, Error> {
+        self.call_stream_once_within(request, self.inner.deadline)
+            .await
+    }
+
+    /// [`call_stream_once`](Self::call_stream_once) with a deadline of its own for the
+    /// whole call, retries included (`None`: none): a keep-alive must not wait out the
+    /// request timeout on a frozen member while its lease runs out.
+    pub async fn call_stream_once_within<R: StreamRpc>(
+        &self,
+        request: &R,
+        deadline: Option<Duration>,
+    ) -> Result<R::Response, Error> {
         let route = Route {
             method: R::PATH,
             idempotency: Idempotency::Idempotent,
-            deadline: self.inner.deadline,
+            deadline,
             require_leader: R::REQUIRE_LEADER,
         };
         #[cfg(feature = "grpc")]

@@ -220,8 +220,7 @@ impl Driver {
                 self.leases.remove(&id);
                 continue;
             }
-            let retry = (entry.ttl / 10).clamp(MIN_RETRY, Duration::from_secs(1));
-            let next = (now + retry).min(entry.deadline);
+            let next = (now + retry_interval(entry.ttl)).min(entry.deadline);
             entry.sent = Some(now);
             self.reschedule(id, next);
             send.push(id);
@@ -257,14 +256,28 @@ impl Driver {
             if !self.leases.contains_key(&id) {
                 continue;
             }
+            let Some(entry) = self.leases.get(&id) else {
+                continue;
+            };
+            // Twice the retry interval: a member that does not answer by then (frozen, cut
+            // off) is left for the next endpoint, long before the lease runs out.
+            let deadline = retry_interval(entry.ttl) * 2;
             self.posts_in_flight += 1;
             let backend = self.backend.clone();
             let answers = self.answers_tx.clone();
             tokio::spawn(async move {
                 let sent = Instant::now();
                 let result = backend
-                    .call_stream_once(&LeaseKeepAliveRequest { id })
-                    .await
+                    .call_stream_once(&LeaseKeepAliveRequest { id }, Some(deadline))
+                    .await;
+                if let Err(e) = &result {
+                    if e.is_transient() {
+                        if let Some(endpoint) = e.endpoint() {
+                            backend.demote(endpoint);
+                        }
+                    }
+                }
+                let result = result
                     .map(|a: LeaseKeepAliveResponse| a.ttl)
                     .map_err(|e| crate::kv::lease_error(e, id));
                 let _ = answers.send((id, sent, result));
@@ -361,6 +374,13 @@ impl Driver {
             }
         }
     }
+}
+
+/// How soon a keep-alive of a lease of `ttl` is sent again when unanswered: a tenth of
+/// the TTL, between 100 ms and 1 s. On a stream, an answer still missing by then means the
+/// member is gone (the stream moves).
+fn retry_interval(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(MIN_RETRY, Duration::from_secs(1))
 }
 
 async fn next_answer(

@@ -298,6 +298,64 @@ async fn with_defaults_a_frozen_followers_watch_delivers_during_the_freeze() {
     assert_eq!(sorted, delivered, "in order, none repeated");
 }
 
+/// With default settings, leases kept alive through a member that freezes are refreshed
+/// through another within a few seconds of their next refresh: none lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_defaults_keep_alives_move_off_a_frozen_member() {
+    let Some(mut etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let (frozen, _) = follower_and_leader(&etcd).await;
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != frozen)
+        .map(|i| etcd.endpoint(i))
+        .collect();
+    let mut endpoints = vec![etcd.endpoint(frozen)];
+    endpoints.extend(others.clone());
+    let keeper_client = crate::builder()
+        .endpoints(endpoints)
+        .connect()
+        .await
+        .unwrap();
+    let ttl = 5;
+    let keeper = keeper_client.lease_keeper(ttl).await.unwrap();
+    let checker = crate::builder().endpoints(others).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    etcd.pause_node(frozen).unwrap();
+    let frozen_at = Instant::now();
+    // The lease's time to live, seen from the live members through the freeze: it never
+    // reaches 0, and a refresh through another member shows as a rise.
+    let mut lowest = ttl;
+    let mut refreshed_after = None;
+    let mut last = ttl;
+    while frozen_at.elapsed() < Duration::from_secs(8) {
+        let left = checker.lease_time_to_live(keeper.id()).await.unwrap().ttl();
+        if left > last
+            && refreshed_after.is_none()
+            && frozen_at.elapsed() > Duration::from_millis(200)
+        {
+            refreshed_after = Some(frozen_at.elapsed());
+        }
+        last = left;
+        lowest = lowest.min(left);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    etcd.resume_node(frozen).unwrap();
+    let stats = keeper_client.stream_stats();
+    eprintln!(
+        "keep-alives during a freeze: lowest TTL {lowest} s of {ttl}, first refresh elsewhere after {refreshed_after:?}, {stats:?}"
+    );
+    assert!(keeper.lost_reason().is_none(), "{:?}", keeper.lost_reason());
+    assert!(lowest >= 1, "the lease nearly lapsed: {lowest} s left");
+    let refreshed_after = refreshed_after.expect("refreshed through another member");
+    // Due within TTL/3 of the freeze at the latest, then stalled for at most 1 s.
+    assert!(
+        refreshed_after < Duration::from_secs(4),
+        "{refreshed_after:?}"
+    );
+    assert!(stats.keep_alive_reconnects >= 1 || per_call(), "{stats:?}");
+}
+
 /// A member busy serving large ranges is not a dead member: an idle watch on it is probed
 /// (a tiny read and a ping, answered beside the ranges) and stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
