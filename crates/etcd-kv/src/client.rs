@@ -62,15 +62,17 @@ pub enum StreamMode {
 /// with unary calls, which prove it alive), and a serializable one-key read on that member
 /// that must be refused at once if the member has no leader. The stream stays if, within
 /// `timeout`, the member said it has a leader and the connection answered (or carried a
-/// message). A member that answers "no leader" is asked again every 200 ms until then, so
-/// that an election (about one election timeout) moves nothing. Otherwise the watches move
+/// message). A member that answers "no leader" while another endpoint has one is cut off:
+/// the watches move at once; where no endpoint has a leader (an election), it is asked again
+/// every 200 ms until then, so that an election moves nothing. Otherwise the watches move
 /// to the next endpoint and resume from their first undelivered revision.
 ///
 /// What it does not take for a dead member: a busy one (the probe is a tiny read, answered
 /// beside large ranges), an unanswered progress request (etcd 3.5.13+ leaves it unanswered
 /// while a watch catches up), a short election. What it costs: on a silent stream, one
-/// small read per `idle`. The defaults (1 s, 1.5 s) move a watch off a frozen or
-/// partitioned member within 2.5 s of its last message. Members also end require-leader
+/// small read per `idle`. The defaults (1 s, 1.5 s) move a watch off a frozen member
+/// within 2.5 s of its last message, off a partitioned one within 1 s of its noticing
+/// that it lost its leader (etcd's election timeout). Members also end require-leader
 /// streams themselves (gRPC and the gateway's POST streams) about three election timeouts
 /// after losing their leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

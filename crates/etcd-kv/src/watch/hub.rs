@@ -289,6 +289,9 @@ struct Probe {
 /// answers yes and the watches stay.
 const RECHECK: Duration = Duration::from_millis(200);
 
+/// How often a probe whose member answered looks for its connection's pong.
+const PONG_POLL: Duration = Duration::from_millis(20);
+
 struct Driver {
     backend: Backend,
     liveness: Liveness,
@@ -361,6 +364,11 @@ impl Driver {
                 continue;
             }
             let wake_at = match &self.probe {
+                // The member answered; its connection's pong is read by `next`, which says
+                // nothing: look again shortly.
+                Some(probe) if probe.check.is_none() => {
+                    probe.deadline.min(Instant::now() + PONG_POLL)
+                }
                 Some(probe) => probe.deadline,
                 None => self.last_message + self.liveness.idle,
             };
@@ -399,6 +407,8 @@ impl Driver {
                             let stream_alive = self.stream_alive(&probe);
                             if probe.check.is_none() && stream_alive {
                                 self.last_message = Instant::now();
+                            } else if Instant::now() < probe.deadline {
+                                self.probe = Some(probe);
                             } else {
                                 tracing::info!(
                                     endpoint = ?self.conn.as_ref().map(Conn::endpoint),
@@ -476,8 +486,16 @@ impl Driver {
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let result = backend.check_leader(&endpoint, left).await;
-                    if result.is_ok() || Instant::now() + RECHECK >= deadline {
-                        return result;
+                    let Err(e) = result else {
+                        return Ok(());
+                    };
+                    // "No leader" here while another member has one: this member is cut
+                    // off (not an election, which every member would report): move now.
+                    if is_no_leader(&e) && another_has_leader(&backend, &endpoint, left).await {
+                        return Err(e);
+                    }
+                    if Instant::now() + RECHECK >= deadline {
+                        return Err(e);
                     }
                     tokio::time::sleep(RECHECK).await;
                 }
@@ -1057,6 +1075,31 @@ async fn next_message(conn: &mut Option<Conn>) -> Option<Result<WireResponse>> {
         Some(conn) => conn.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// True for a member's "no leader" answer.
+fn is_no_leader(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(_))
+        && e.status().is_some_and(|s| s.message.contains("no leader"))
+}
+
+/// Whether any endpoint but `endpoint` has a leader, asking them all at once within `within`.
+async fn another_has_leader(backend: &Backend, endpoint: &str, within: Duration) -> bool {
+    let others: Vec<String> = backend
+        .endpoints()
+        .into_iter()
+        .filter(|e| e != endpoint)
+        .collect();
+    let mut checks: futures_util::stream::FuturesUnordered<_> = others
+        .iter()
+        .map(|other| backend.check_leader(other, within))
+        .collect();
+    while let Some(result) = futures_util::StreamExt::next(&mut checks).await {
+        if result.is_ok() {
+            return true;
+        }
+    }
+    false
 }
 
 /// The leader check of the probe in flight, if any; pending otherwise.
