@@ -13,7 +13,8 @@
 //! * linearizable reads (`Linearizable`, `CacheConsistent`); serializable and cache reads
 //!   are [`super::reads`]' business;
 //! * every write with an answer, failed compare-and-sets and deletes that found nothing
-//!   (they read the key);
+//!   (they read the key; a failed lock write may have failed on its fencing compare, which
+//!   is about another key, so only its revision counts);
 //! * writes of unknown outcome, open-ended: they may apply at any time after their call, or
 //!   never. With the store's history, an unknown put or compare-and-set whose value the
 //!   store has becomes "applied at that revision" (still open-ended), one whose value it
@@ -30,7 +31,7 @@
 //! may have happened at their revisions, or not), so the reported operations alone prove
 //! the violation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::store::{Acknowledged, StoreIndex};
@@ -136,6 +137,11 @@ fn prepare(
     rev_lbs: &HashMap<u64, i64>,
 ) -> Prepared {
     let mut values = Interner::default();
+    let fenced: HashSet<u64> = history
+        .locks
+        .iter()
+        .flat_map(|l| l.writes.iter().copied())
+        .collect();
     let mut out: Vec<(SOp, Option<u64>)> = Vec::new();
     let mut malformed = Vec::new();
     let mut acknowledged_deletes = Vec::new();
@@ -244,6 +250,13 @@ fn prepare(
                         false,
                     ))
                 } else {
+                    // A lock write also compares its ownership key: it may have failed on
+                    // that one.
+                    let cmp = if fenced.contains(&op.id) {
+                        Cmp::Fenced
+                    } else {
+                        cmp
+                    };
                     Some((Action::CasFailed { cmp, h: *revision }, true, false))
                 }
             }

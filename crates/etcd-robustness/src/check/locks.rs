@@ -471,6 +471,65 @@ mod tests {
         assert_eq!(kinds(&kit.finish()), [AnomalyKind::TwoLockHolders]);
     }
 
+    /// Holder 4 acquires, loses its ownership key (its session expired), then tries an
+    /// increment whose counter comparison holds: the fencing compare makes it fail.
+    fn lost_lock(kit: &mut Kit) -> u64 {
+        let owner_revision = kit.apply_put("lock/4", "", 0);
+        kit.apply_delete("lock/4");
+        let m = kit.current("counter").unwrap().mod_revision;
+        let id = kit.cas_value(
+            4,
+            "counter",
+            Expect::Value("nope".into()),
+            "10/4",
+            1_000,
+            1_010,
+        );
+        kit.op_mut(id).request = Request::Cas {
+            key: "counter".into(),
+            expect: Expect::ModRevision(m),
+            value: "10/4".into(),
+        };
+        kit.history.locks.push(LockRecord {
+            id: 4,
+            client: 4,
+            name: "lock/".into(),
+            owner_key: "lock/4".into(),
+            owner_revision,
+            counter_key: "counter".into(),
+            acquired: 990,
+            released: Some(1_020),
+            writes: vec![id],
+        });
+        id
+    }
+
+    #[test]
+    fn fenced_write_of_a_lost_lock_fails_quietly() {
+        let mut kit = valid();
+        lost_lock(&mut kit);
+        let history = kit.finish();
+        let all = crate::check::check(&history);
+        assert!(all.is_empty(), "{all:#?}");
+    }
+
+    #[test]
+    fn fenced_write_succeeding_without_ownership() {
+        let mut kit = valid();
+        let id = lost_lock(&mut kit);
+        let revision = kit.apply_put("counter", "10/4", 0);
+        kit.op_mut(id).outcome = Outcome::Cas {
+            revision,
+            succeeded: true,
+        };
+        let history = kit.finish();
+        let all: Vec<AnomalyKind> = crate::check::check(&history)
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(all, [AnomalyKind::CompareMismatch], "{all:?}");
+    }
+
     #[test]
     fn unknown_write_listed_but_missing_op() {
         let mut history = valid().finish();

@@ -4,7 +4,9 @@
 //!   (value, create and mod revisions, version) ([`AnomalyKind::ReadMismatch`]); likewise a
 //!   delete that found nothing found an absent key, a delete that deleted found one, and a
 //!   compare-and-set's verdict is the comparison's truth in the store just before it
-//!   ([`AnomalyKind::CompareMismatch`]);
+//!   ([`AnomalyKind::CompareMismatch`]); for a lock write, the comparison includes the
+//!   fencing compare: the holder's ownership key exists with its create revision (etcd's
+//!   `Mutex::IsOwner`);
 //! * a linearizable read (`Linearizable`, `CacheConsistent`) is at least as new as every
 //!   answer that came back before it was invoked: a write's revision, another linearizable
 //!   read's header, of any key, since revisions are global ([`AnomalyKind::StaleRead`]);
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 
 use super::store::{holds, same_kv, show_kv, StoreIndex};
 use super::{describe_op, missing_store, Anomaly, AnomalyKind};
-use crate::history::{History, Op, Outcome, ReadKind, Request, Time};
+use crate::history::{History, LockRecord, Op, Outcome, ReadKind, Request, Time};
 
 /// Checks every read against the store's history, for staleness and for monotonicity.
 pub fn check(history: &History) -> Vec<Anomaly> {
@@ -28,18 +30,29 @@ pub fn check(history: &History) -> Vec<Anomaly> {
         return vec![missing_store("the reads check")];
     };
     let index = StoreIndex::new(store);
+    let fences: HashMap<u64, &LockRecord> = history
+        .locks
+        .iter()
+        .flat_map(|l| l.writes.iter().map(move |&id| (id, l)))
+        .collect();
     let mut anomalies: Vec<Anomaly> = history
         .ops
         .iter()
-        .filter_map(|op| against_store(op, &index, store.last_revision))
+        .filter_map(|op| against_store(op, &index, &fences, store.last_revision))
         .collect();
     anomalies.extend(stale(history));
     anomalies.extend(backwards(history));
     anomalies
 }
 
-/// One answer against the store's state at its revision.
-fn against_store(op: &Op, index: &StoreIndex<'_>, last_revision: i64) -> Option<Anomaly> {
+/// One answer against the store's state at its revision. A lock write (in `fences`) also
+/// compares its holder's ownership key: it must exist with the holder's create revision.
+fn against_store(
+    op: &Op,
+    index: &StoreIndex<'_>,
+    fences: &HashMap<u64, &LockRecord>,
+    last_revision: i64,
+) -> Option<Anomaly> {
     let key = op.key();
     let anomaly = |kind, revision: i64, message: String| {
         Some(
@@ -117,14 +130,29 @@ fn against_store(op: &Op, index: &StoreIndex<'_>, last_revision: i64) -> Option<
         ) => {
             let at = if *succeeded { revision - 1 } else { *revision };
             let before = index.state_at(key, at);
-            if holds(before, expect) == *succeeded {
+            let fence = fences.get(&op.id).map(|lock| {
+                let owner = index.state_at(&lock.owner_key, at);
+                let owns = owner.is_some_and(|kv| kv.create_revision == lock.owner_revision);
+                (lock, owner, owns)
+            });
+            let owns = fence.is_none_or(|(_, _, owns)| owns);
+            if (holds(before, expect) && owns) == *succeeded {
                 return None;
             }
+            let fence = fence.map_or_else(String::new, |(lock, owner, _)| {
+                format!(
+                    " and its ownership key {:?} (holder {}, created at {}) was {}",
+                    lock.owner_key,
+                    lock.id,
+                    lock.owner_revision,
+                    show_kv(owner)
+                )
+            });
             anomaly(
                 AnomalyKind::CompareMismatch,
                 *revision,
                 format!(
-                    "{} answered swapped={succeeded}, but at revision {at} the store had {}",
+                    "{} answered swapped={succeeded}, but at revision {at} the store had {}{fence}",
                     describe_op(op),
                     show_kv(before)
                 ),

@@ -71,6 +71,9 @@ pub(super) enum Cmp {
     Value(u32),
     Absent,
     ModRevision(i64),
+    /// The comparison also involves another key (a lock's fencing compare): a failed
+    /// compare-and-set may have failed on it, so its verdict tells nothing of this key.
+    Fenced,
 }
 
 /// What an operation does, with what it answered (`rev: None`: a write whose outcome, and so
@@ -191,7 +194,7 @@ impl Gap {
 /// not tell.
 fn holds(kv: &Kv, cmp: Cmp) -> Option<bool> {
     match (kv, cmp) {
-        (Kv::Unknown, _) => None,
+        (Kv::Unknown, _) | (_, Cmp::Fenced) => None,
         (Kv::Absent, Cmp::Value(_)) => Some(false),
         (Kv::Absent, Cmp::Absent) => Some(true),
         (Kv::Absent, Cmp::ModRevision(m)) => Some(m == 0),
@@ -563,6 +566,16 @@ mod tests {
         )
         .is_none());
         assert!(step(&s1, &op(Action::DeleteNone { h: 10 }), None).is_none());
+        // A fenced compare may have failed on its other key.
+        assert!(step(
+            &s1,
+            &op(Action::CasFailed {
+                cmp: Cmp::Fenced,
+                h: 10
+            }),
+            None
+        )
+        .is_some());
         let s2 = step(&s1, &op(Action::Delete { rev: Some(11) }), None).unwrap();
         assert_eq!(s2.kv, Kv::Absent);
         assert!(step(&s2, &op(Action::Delete { rev: Some(12) }), None).is_none());
