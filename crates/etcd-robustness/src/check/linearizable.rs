@@ -16,11 +16,16 @@
 //!   (they read the key; a failed lock write may have failed on its fencing compare, which
 //!   is about another key, so only its revision counts);
 //! * writes of unknown outcome, open-ended: they may apply at any time after their call, or
-//!   never. With the store's history, an unknown put or compare-and-set whose value the
-//!   store has becomes "applied at that revision" (still open-ended), one whose value it
-//!   lacks never applied and is left out; unknown deletes stay open;
-//! * the deletes of lease keys by their lease (from the store's history, or possible at any
-//!   time after the grant without it).
+//!   never. What the history tells of them is used first: with the store's history, an
+//!   unknown put or compare-and-set whose value the store has becomes "applied at that
+//!   revision" (still open-ended), one whose value it lacks never applied and is left out,
+//!   and the key's deletes that no acknowledged delete claims become deletes at their
+//!   revisions (made by an unknown delete or a lease); without it, an unknown put whose
+//!   value a read returned applied at the mod revision the read saw, and one whose value
+//!   nothing ever observed only leaves versions, create revisions and compare verdicts
+//!   open after its call. The rest (unknown deletes, puts named by a comparison, without
+//!   the store) are searched as optional;
+//! * the deletes of lease keys by their lease.
 //!
 //! Left out: definitely failed operations (they changed nothing) and reads of unknown
 //! outcome (they constrain nothing).
@@ -36,12 +41,12 @@ use std::time::{Duration, Instant};
 
 use super::store::{Acknowledged, StoreIndex};
 use super::{describe_op, revision_lower_bounds, Anomaly, AnomalyKind};
-use crate::history::{Expect, History, KeyValue, Op, Outcome, Request};
+use crate::history::{EventKind, Expect, History, KeyValue, Op, Outcome, Request, Time};
 
 mod model;
 mod search;
 
-use model::{Action, Cmp, Gap, ReadKv, SOp};
+use model::{Action, Cmp, Context, Gap, ReadKv, SOp};
 use search::{search, Deepest, Verdict};
 
 /// Bounds of the check.
@@ -96,6 +101,8 @@ struct Prepared {
     sops: Vec<SOp>,
     /// The history op of each (`None` for a lease's delete).
     ids: Vec<Option<u64>>,
+    /// What the search must know of the unknown puts it does not place.
+    unseen_after: Option<i64>,
     malformed: Vec<Anomaly>,
 }
 
@@ -127,7 +134,63 @@ impl Interner {
     }
 }
 
+/// Where the key's writes of unknown outcome applied, as far as the history tells: with
+/// the store's history, the revisions of the Put events with their values that no
+/// acknowledged write claims (none: they never applied); without it, the mod revisions
+/// with which reads returned their values. Unknown writes of one value (a workload may
+/// write a value again after an unknown outcome) take those revisions in call order.
+fn settle_unknown_writes(
+    key: &str,
+    ops: &[&Op],
+    index: Option<&StoreIndex<'_>>,
+    acknowledged: &Acknowledged<'_>,
+) -> HashMap<u64, i64> {
+    let mut unknown: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        if let (Some(value), Outcome::Unknown { .. }) = (op.request.written_value(), &op.outcome) {
+            unknown.entry(value).or_default().push(op);
+        }
+    }
+    let mut seen: HashMap<&str, Vec<i64>> = HashMap::new();
+    if index.is_none() {
+        for op in ops {
+            if let Outcome::Get { kv: Some(kv), .. } = &op.outcome {
+                seen.entry(kv.value.as_str())
+                    .or_default()
+                    .push(kv.mod_revision);
+            }
+        }
+    }
+    let mut settled = HashMap::new();
+    for (value, mut writes) in unknown {
+        let mut revisions: Vec<i64> = match index {
+            Some(index) => index
+                .puts_of_value(value)
+                .filter(|e| e.key == key)
+                .map(|e| e.revision)
+                .collect(),
+            None => seen.remove(value).unwrap_or_default(),
+        };
+        revisions.retain(|&r| !acknowledged.claims(key, value, r));
+        revisions.sort_unstable();
+        revisions.dedup();
+        writes.sort_by_key(|op| (op.call, op.id));
+        for (op, r) in writes.iter().zip(revisions) {
+            settled.insert(op.id, r);
+        }
+    }
+    settled
+}
+
 /// Turns one key's operations into search operations.
+///
+/// Unknown writes become required open-ended writes at the revision where they applied
+/// when the history tells it ([`settle_unknown_writes`]); with the store's history, an
+/// unknown put or compare-and-set it does not have is left out, and the deletes of the key
+/// that no acknowledged delete claims become required open-ended deletes at their
+/// revisions, invoked with the earliest unknown delete or lease that can explain them
+/// (unknown deletes that explain none deleted nothing). Otherwise unknown writes are
+/// optional, and a lease may delete its key at any time after its grant.
 fn prepare(
     key: &str,
     ops: &[&Op],
@@ -142,9 +205,16 @@ fn prepare(
         .iter()
         .flat_map(|l| l.writes.iter().copied())
         .collect();
+    let settled = settle_unknown_writes(key, ops, index, acknowledged);
+    let unseen = match index {
+        Some(_) => HashSet::new(),
+        None => unseen_writes(ops, &settled, rev_lbs),
+    };
     let mut out: Vec<(SOp, Option<u64>)> = Vec::new();
     let mut malformed = Vec::new();
-    let mut acknowledged_deletes = Vec::new();
+    let mut acknowledged_deletes = HashSet::new();
+    // Unknown deletes: (call, revision lower bound, id).
+    let mut unknown_deletes: Vec<(Time, i64, u64)> = Vec::new();
     for op in ops {
         if op.ret.is_some_and(|ret| ret < op.call) {
             malformed.push(
@@ -158,7 +228,17 @@ fn prepare(
             continue;
         }
         let rev_lb = rev_lbs.get(&op.id).copied().unwrap_or(0);
-        // (action, required, open-ended)
+        let answered = |action: Action| Some((action, true, op.ret));
+        // An unknown write: required where it applied, else optional, or left out when the
+        // store says it never applied.
+        if unseen.contains(&op.id) {
+            continue;
+        }
+        let unknown = |action: Action| match (settled.get(&op.id), index) {
+            (Some(_), _) => Some((action, true, None)),
+            (None, Some(_)) => None,
+            (None, None) => Some((action, false, None)),
+        };
         let action = match (&op.request, &op.outcome) {
             (_, Outcome::Failed { .. }) => continue,
             (Request::Get { .. }, Outcome::Unknown { .. }) => continue,
@@ -166,45 +246,19 @@ fn prepare(
                 if !read.is_linearizable() {
                     continue;
                 }
-                Some((
-                    Action::Read {
-                        h: *revision,
-                        kv: values.read(kv),
-                    },
-                    true,
-                    false,
-                ))
+                answered(Action::Read {
+                    h: *revision,
+                    kv: values.read(kv),
+                })
             }
-            (Request::Put { value, .. }, Outcome::Put { revision }) => Some((
-                Action::Put {
-                    value: values.id(value),
-                    rev: Some(*revision),
-                },
-                true,
-                false,
-            )),
-            (Request::Put { value, .. }, Outcome::Unknown { .. }) => match index {
-                Some(index) => index
-                    .unknown_write_revision(key, value, acknowledged)
-                    .map(|r| {
-                        (
-                            Action::Put {
-                                value: values.id(value),
-                                rev: Some(r),
-                            },
-                            true,
-                            true,
-                        )
-                    }),
-                None => Some((
-                    Action::Put {
-                        value: values.id(value),
-                        rev: None,
-                    },
-                    false,
-                    true,
-                )),
-            },
+            (Request::Put { value, .. }, Outcome::Put { revision }) => answered(Action::Put {
+                value: values.id(value),
+                rev: Some(*revision),
+            }),
+            (Request::Put { value, .. }, Outcome::Unknown { .. }) => unknown(Action::Put {
+                value: values.id(value),
+                rev: settled.get(&op.id).copied(),
+            }),
             (
                 Request::Delete { .. },
                 Outcome::Delete {
@@ -212,14 +266,10 @@ fn prepare(
                     deleted: 1,
                 },
             ) => {
-                acknowledged_deletes.push(*revision);
-                Some((
-                    Action::Delete {
-                        rev: Some(*revision),
-                    },
-                    true,
-                    false,
-                ))
+                acknowledged_deletes.insert(*revision);
+                answered(Action::Delete {
+                    rev: Some(*revision),
+                })
             }
             (
                 Request::Delete { .. },
@@ -227,9 +277,13 @@ fn prepare(
                     revision,
                     deleted: 0,
                 },
-            ) => Some((Action::DeleteNone { h: *revision }, true, false)),
+            ) => answered(Action::DeleteNone { h: *revision }),
             (Request::Delete { .. }, Outcome::Unknown { .. }) => {
-                Some((Action::Delete { rev: None }, false, true))
+                if index.is_some() {
+                    unknown_deletes.push((op.call, rev_lb, op.id));
+                    continue;
+                }
+                Some((Action::Delete { rev: None }, false, None))
             }
             (
                 Request::Cas { expect, value, .. },
@@ -240,15 +294,11 @@ fn prepare(
             ) => {
                 let cmp = values.cmp(expect);
                 if *succeeded {
-                    Some((
-                        Action::Cas {
-                            cmp,
-                            value: values.id(value),
-                            rev: Some(*revision),
-                        },
-                        true,
-                        false,
-                    ))
+                    answered(Action::Cas {
+                        cmp,
+                        value: values.id(value),
+                        rev: Some(*revision),
+                    })
                 } else {
                     // A lock write also compares its ownership key: it may have failed on
                     // that one.
@@ -257,38 +307,14 @@ fn prepare(
                     } else {
                         cmp
                     };
-                    Some((Action::CasFailed { cmp, h: *revision }, true, false))
+                    answered(Action::CasFailed { cmp, h: *revision })
                 }
             }
-            (Request::Cas { expect, value, .. }, Outcome::Unknown { .. }) => {
-                let cmp = values.cmp(expect);
-                match index {
-                    Some(index) => {
-                        index
-                            .unknown_write_revision(key, value, acknowledged)
-                            .map(|r| {
-                                (
-                                    Action::Cas {
-                                        cmp,
-                                        value: values.id(value),
-                                        rev: Some(r),
-                                    },
-                                    true,
-                                    true,
-                                )
-                            })
-                    }
-                    None => Some((
-                        Action::Cas {
-                            cmp,
-                            value: values.id(value),
-                            rev: None,
-                        },
-                        false,
-                        true,
-                    )),
-                }
-            }
+            (Request::Cas { expect, value, .. }, Outcome::Unknown { .. }) => unknown(Action::Cas {
+                cmp: values.cmp(expect),
+                value: values.id(value),
+                rev: settled.get(&op.id).copied(),
+            }),
             _ => {
                 malformed.push(
                     Anomaly::new(
@@ -305,17 +331,13 @@ fn prepare(
                 continue;
             }
         };
-        let Some((action, required, open)) = action else {
+        let Some((action, required, ret)) = action else {
             continue;
         };
         out.push((
             SOp {
                 call: op.call,
-                ret: if open || op.outcome.is_unknown() {
-                    None
-                } else {
-                    op.ret
-                },
+                ret: if op.outcome.is_unknown() { None } else { ret },
                 required,
                 action,
                 rev_lb,
@@ -323,57 +345,148 @@ fn prepare(
             Some(op.id),
         ));
     }
-    // A lease's key goes when the lease is revoked or expires: with the store's history,
-    // at the revisions of its delete events no acknowledged delete claims; without it, at
-    // any time after the grant, or never.
-    for lease in history.leases.iter().filter(|l| l.key == key) {
-        match index {
-            Some(index) => {
-                let deletes: Vec<i64> = index
-                    .events_of(key)
-                    .filter(|e| e.kind == crate::history::EventKind::Delete)
-                    .map(|e| e.revision)
-                    .filter(|r| !acknowledged_deletes.contains(r))
-                    .collect();
-                for r in deletes {
-                    acknowledged_deletes.push(r);
-                    out.push((
-                        SOp {
-                            call: lease.granted,
-                            ret: None,
-                            required: true,
-                            action: Action::Delete { rev: Some(r) },
-                            rev_lb: 0,
-                        },
-                        None,
-                    ));
+    let leases: Vec<Time> = history
+        .leases
+        .iter()
+        .filter(|l| l.key == key)
+        .map(|l| l.granted)
+        .collect();
+    match index {
+        Some(index) => {
+            // Deletes no acknowledged delete claims: an unknown delete's, or a lease's.
+            for e in index.events_of(key) {
+                if e.kind != EventKind::Delete || acknowledged_deletes.contains(&e.revision) {
+                    continue;
                 }
+                let by_op = unknown_deletes
+                    .iter()
+                    .filter(|(_, lb, _)| *lb < e.revision)
+                    .min_by_key(|(call, _, id)| (*call, *id));
+                let by_lease = leases.iter().min();
+                let call = match (by_op, by_lease) {
+                    (Some((call, _, _)), Some(granted)) => (*call).min(*granted),
+                    (Some((call, _, _)), None) => *call,
+                    (None, Some(granted)) => *granted,
+                    // Nothing explains it: the durability check reports it, and the search
+                    // will not find a linearization.
+                    (None, None) => continue,
+                };
+                out.push((
+                    SOp {
+                        call,
+                        ret: None,
+                        required: true,
+                        action: Action::Delete {
+                            rev: Some(e.revision),
+                        },
+                        rev_lb: 0,
+                    },
+                    by_op.map(|(_, _, id)| *id),
+                ));
             }
-            None => out.push((
-                SOp {
-                    call: lease.granted,
-                    ret: None,
-                    required: false,
-                    action: Action::Delete { rev: None },
-                    rev_lb: 0,
-                },
-                None,
-            )),
+        }
+        None => {
+            for granted in leases {
+                out.push((
+                    SOp {
+                        call: granted,
+                        ret: None,
+                        required: false,
+                        action: Action::Delete { rev: None },
+                        rev_lb: 0,
+                    },
+                    None,
+                ));
+            }
         }
     }
     out.sort_by_key(|(op, id)| (op.action.priority(), op.call, *id));
     let (sops, ids) = out.into_iter().unzip();
+    let unseen_after = ops
+        .iter()
+        .filter(|op| unseen.contains(&op.id))
+        .map(|op| rev_lbs.get(&op.id).copied().unwrap_or(0))
+        .min();
     Prepared {
         sops,
         ids,
+        unseen_after,
         malformed,
     }
+}
+
+/// Without the store's history: the unknown puts and compare-and-sets whose values nothing
+/// observed (no read returned them, no comparison named them). Whether and when they
+/// applied matters only to versions, create revisions and compare verdicts, which the
+/// model then leaves open ([`model::Context::unseen_after`]) instead of searching over
+/// them. Not those that may have made a mod revision that a compare-and-set names and
+/// nothing else explains.
+fn unseen_writes(
+    ops: &[&Op],
+    settled: &HashMap<u64, i64>,
+    rev_lbs: &HashMap<u64, i64>,
+) -> HashSet<u64> {
+    let mut mentioned: HashSet<&str> = HashSet::new();
+    let mut revisions: HashSet<i64> = settled.values().copied().collect();
+    for op in ops {
+        match (&op.request, &op.outcome) {
+            (_, Outcome::Get { kv: Some(kv), .. }) => {
+                mentioned.insert(&kv.value);
+                revisions.insert(kv.mod_revision);
+                revisions.insert(kv.create_revision);
+            }
+            (Request::Put { .. }, Outcome::Put { revision })
+            | (Request::Delete { .. }, Outcome::Delete { revision, .. })
+            | (Request::Cas { .. }, Outcome::Cas { revision, .. }) => {
+                revisions.insert(*revision);
+            }
+            _ => {}
+        }
+        if let Request::Cas {
+            expect: Expect::Value(v),
+            ..
+        } = &op.request
+        {
+            mentioned.insert(v);
+        }
+    }
+    // A compare-and-set naming a mod revision nothing explains learned it from a write
+    // the history does not show: any unknown put that may have made it stays searched.
+    let unexplained: Vec<(i64, Time)> = ops
+        .iter()
+        .filter_map(|op| match &op.request {
+            Request::Cas {
+                expect: Expect::ModRevision(m),
+                ..
+            } if *m != 0 && !revisions.contains(m) => Some((*m, op.call)),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .filter(|op| op.outcome.is_unknown() && !settled.contains_key(&op.id))
+        .filter(|op| {
+            op.request
+                .written_value()
+                .is_some_and(|v| !mentioned.contains(v))
+        })
+        .filter(|op| {
+            let lb = rev_lbs.get(&op.id).copied().unwrap_or(0);
+            !unexplained
+                .iter()
+                .any(|&(m, call)| lb < m && op.call < call)
+        })
+        .map(|op| op.id)
+        .collect()
 }
 
 /// Searches one key and explains a failure.
 fn check_key(key: &str, prepared: &Prepared, ops: &[&Op], options: &Options) -> Vec<Anomaly> {
     let sops = &prepared.sops;
-    match search(sops, None, options.max_states) {
+    let ctx = Context {
+        gap: None,
+        unseen_after: prepared.unseen_after,
+    };
+    match search(sops, &ctx, options.max_states) {
         Verdict::Linearizable => Vec::new(),
         Verdict::GaveUp { states, deepest } => {
             let placed = deepest.order.len();
@@ -392,7 +505,13 @@ fn check_key(key: &str, prepared: &Prepared, ops: &[&Op], options: &Options) -> 
         }
         Verdict::NotLinearizable(deepest) => {
             let deadline = Instant::now() + options.shrink_time;
-            let conflict = shrink(sops, &deepest, options.shrink_states, deadline);
+            let conflict = shrink(
+                sops,
+                prepared.unseen_after,
+                &deepest,
+                options.shrink_states,
+                deadline,
+            );
             vec![explain(key, prepared, ops, &deepest, conflict)]
         }
     }
@@ -465,14 +584,22 @@ fn explain(
 /// Whether the operations `subset` (indices into `sops`, sorted) cannot be linearized,
 /// whatever the other writes did: `Some(true)` proven, `Some(false)` linearizable, `None`
 /// undecided within `max_states`.
-fn fails(sops: &[SOp], subset: &[usize], max_states: usize) -> Option<bool> {
+fn fails(
+    sops: &[SOp],
+    unseen_after: Option<i64>,
+    subset: &[usize],
+    max_states: usize,
+) -> Option<bool> {
     let mut inside = vec![false; sops.len()];
     for &i in subset {
         inside[i] = true;
     }
-    let gap = Gap::of(sops, |i| !inside[i]);
+    let ctx = Context {
+        gap: Some(Gap::of(sops, |i| !inside[i])),
+        unseen_after,
+    };
     let part: Vec<SOp> = subset.iter().map(|&i| sops[i].clone()).collect();
-    match search(&part, Some(&gap), max_states) {
+    match search(&part, &ctx, max_states) {
         Verdict::NotLinearizable(_) => Some(true),
         Verdict::Linearizable => Some(false),
         Verdict::GaveUp { .. } => None,
@@ -484,6 +611,7 @@ fn fails(sops: &[SOp], subset: &[usize], max_states: usize) -> Option<bool> {
 /// reads saw), then delta debugging; `None` when none was found before `deadline`.
 fn shrink(
     sops: &[SOp],
+    unseen_after: Option<i64>,
     deepest: &Deepest,
     max_states: usize,
     deadline: Instant,
@@ -517,7 +645,7 @@ fn shrink(
         window.extend(seen);
         window.sort_unstable();
         window.dedup();
-        if fails(sops, &window, max_states) == Some(true) {
+        if fails(sops, unseen_after, &window, max_states) == Some(true) {
             break window;
         }
         if lo == 0 && hi == by_call.len() {
@@ -540,7 +668,7 @@ fn shrink(
                 .chain(&set[(start + chunk).min(len)..])
                 .copied()
                 .collect();
-            if !rest.is_empty() && fails(sops, &rest, max_states) == Some(true) {
+            if !rest.is_empty() && fails(sops, unseen_after, &rest, max_states) == Some(true) {
                 set = rest;
                 chunks = (chunks - 1).max(2);
                 removed = true;

@@ -155,6 +155,7 @@ fn check_counter(
     let mut queue: Vec<&LockRecord> = records.to_vec();
     queue.sort_by_key(|r| r.owner_revision);
     let mut applied = 0u64;
+    let mut unknown_values: HashSet<&str> = HashSet::new();
     for (position, record) in queue.iter().enumerate() {
         // The later holder of the same lock that acquired it first.
         let later = queue[position + 1..]
@@ -237,17 +238,22 @@ fn check_counter(
                         );
                     }
                 }
-                Outcome::Unknown { .. }
-                    if index
-                        .unknown_write_revision(counter, value, acknowledged)
-                        .is_some() =>
-                {
-                    applied += 1
+                Outcome::Unknown { .. } => {
+                    unknown_values.insert(value.as_str());
                 }
                 _ => {}
             }
         }
     }
+    // Unknown increments that applied: the counter's values they wrote that no acknowledged
+    // write claims (a holder may write a value again after an unknown outcome).
+    applied += index
+        .events_of(counter)
+        .filter_map(|e| Some((e.revision, &e.kv.as_ref()?.value)))
+        .filter(|(r, v)| {
+            unknown_values.contains(v.as_str()) && !acknowledged.claims(counter, v, *r)
+        })
+        .count() as u64;
     if !sequence_broken {
         let last = increments.last().map_or(0, |i| i.n);
         if last != applied {

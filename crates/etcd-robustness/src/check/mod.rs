@@ -395,8 +395,9 @@ mod tests {
             unknown_per_mille: 30,
             failed_per_mille: 20,
             extras: true,
+            unknown_delay: 4,
         };
-        for seed in 0..100 {
+        for seed in 0..testkit::seeds(100) {
             let history = testkit::simulate(seed, config);
             assert!(!history.watches.is_empty() && !history.locks.is_empty());
             let anomalies = check(&history);

@@ -1,7 +1,7 @@
 //! Test support: a tiny correct etcd that records histories ([`Kit`]), and a randomized
 //! simulation of many concurrent clients ([`simulate`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -421,6 +421,14 @@ impl Kit {
     }
 }
 
+/// How many seeds randomized tests try: `default`, or `ROBUSTNESS_SEEDS` when set.
+pub(crate) fn seeds(default: u64) -> u64 {
+    std::env::var("ROBUSTNESS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// What [`simulate`] makes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SimConfig {
@@ -433,6 +441,8 @@ pub(crate) struct SimConfig {
     pub failed_per_mille: u32,
     /// Adds watches, a lease and a lock workload.
     pub extras: bool,
+    /// How late an unknown request may take effect, in multiples of its duration.
+    pub unknown_delay: u64,
 }
 
 /// One pending request of the simulation.
@@ -486,11 +496,7 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
                 key,
                 expect: match rng.gen_range(0..3) {
                     0 => Expect::Absent,
-                    1 => Expect::Value(format!(
-                        "c{}.{}",
-                        rng.gen_range(0..config.clients),
-                        seq.saturating_sub(rng.gen_range(1..20))
-                    )),
+                    1 => Expect::Value(format!("nobody.{seq}")),
                     _ => Expect::ModRevision(0),
                 },
                 value,
@@ -522,7 +528,7 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
         };
         let lin = match fate {
             // An unknown request may take effect long after the client gave up on it.
-            Fate::Unknown(_) => call + rng.gen_range(0..duration * 4),
+            Fate::Unknown(_) => call + rng.gen_range(0..duration * config.unknown_delay.max(1)),
             _ => call + rng.gen_range(0..=duration),
         };
         pending.push(Pending {
@@ -539,18 +545,21 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
     pending.sort_by_key(|p| p.lin);
     let mut applied_rev: [i64; 3] = [BASE_REVISION; 3];
     let mut cache_rev = BASE_REVISION;
+    let mut last_read: HashMap<(u32, String), Option<KeyValue>> = HashMap::new();
     for mut p in pending {
         let endpoint = rng.gen_range(0..3);
         let key = p.request.key().to_string();
-        // Half of the comparisons name what the key holds when they take effect (as if
-        // the client had read it just before), so that some succeed.
+        // Most comparisons name what the client last read of the key, so that some
+        // succeed.
         if let Request::Cas { expect, .. } = &mut p.request {
-            if rng.gen_bool(0.5) {
-                let current = kit.current(&key);
-                *expect = match (&*expect, current) {
-                    (Expect::Value(_), Some(kv)) => Expect::Value(kv.value),
-                    (Expect::ModRevision(_), cur) => {
-                        Expect::ModRevision(cur.map_or(0, |kv| kv.mod_revision))
+            if let Some(last) = last_read
+                .get(&(p.client, key.clone()))
+                .filter(|_| rng.gen_bool(0.8))
+            {
+                *expect = match (&*expect, last) {
+                    (Expect::Value(_), Some(kv)) => Expect::Value(kv.value.clone()),
+                    (Expect::ModRevision(_), last) => {
+                        Expect::ModRevision(last.as_ref().map_or(0, |kv| kv.mod_revision))
                     }
                     (other, _) => other.clone(),
                 };
@@ -598,6 +607,9 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
         }
         if let Some(rev) = outcome.revision() {
             applied_rev[endpoint] = applied_rev[endpoint].max(rev);
+        }
+        if let Outcome::Get { kv, .. } = &outcome {
+            last_read.insert((p.client, key.clone()), kv.clone());
         }
         let id = kit.record(p.client, p.call, ret, p.request, outcome);
         kit.op_mut(id).endpoint = Some(endpoints[endpoint].to_string());

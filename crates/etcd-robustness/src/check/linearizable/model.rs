@@ -11,6 +11,7 @@
 //! unknown (the write that made it had an unknown revision); a read of the key then tells
 //! it. [`Kv::Unknown`] is only used when checking a part of a history
 //! (see [`Gap`]): the key may hold anything because a write left out may have happened.
+//! [`Context`] holds what the search knows of writes it does not place.
 
 use crate::history::Time;
 
@@ -212,9 +213,11 @@ fn holds(kv: &Kv, cmp: Cmp) -> Option<bool> {
     }
 }
 
-/// The key after putting `value` over `kv` at revision `rev` (0: unknown).
-fn put_over(kv: Kv, value: u32, rev: i64) -> Kv {
-    match kv {
+/// The key after putting `value` over `kv` at revision `rev` (0: unknown); with `unseen`,
+/// an unseen put may have come just before (version, and create revision if the key was
+/// absent, unknown).
+fn put_over(kv: Kv, value: u32, rev: i64, unseen: bool) -> Kv {
+    let after = match kv {
         Kv::Absent => Kv::Present {
             value,
             create: rev,
@@ -235,26 +238,57 @@ fn put_over(kv: Kv, value: u32, rev: i64) -> Kv {
             modr: rev,
             version: 0,
         },
+    };
+    match after {
+        Kv::Present {
+            value,
+            create,
+            modr,
+            ..
+        } if unseen => Kv::Present {
+            value,
+            create: if kv == Kv::Absent { 0 } else { create },
+            modr,
+            version: 0,
+        },
+        after => after,
     }
 }
 
-/// Places `op` in state `st`: the state after it, or `None` when it cannot come now. With
-/// `gap`, the key may have been changed by left-out writes just before `op`.
-pub(super) fn step(st: &State, op: &SOp, gap: Option<&Gap>) -> Option<State> {
+/// What the search knows of the key's writes that it does not place itself.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Context {
+    /// When checking part of a history: the writes left out, which may have changed the key
+    /// at their revisions.
+    pub gap: Option<Gap>,
+    /// Without the store's history: the smallest revision lower bound of the unknown puts
+    /// whose values nothing observed. Such a put may have applied at any later revision
+    /// and been overwritten before anyone looked, so after it versions and create revisions
+    /// are not known, a failed comparison may have failed on it, and a delete may have
+    /// found the key it created.
+    pub unseen_after: Option<i64>,
+}
+
+/// Places `op` in state `st`: the state after it, or `None` when it cannot come now.
+pub(super) fn step(st: &State, op: &SOp, ctx: &Context) -> Option<State> {
     let action = op.action;
     let mut st = *st;
-    if let Some(gap) = gap {
+    // The revision before which `op` took effect (or read the key).
+    let before = match action {
+        Action::Read { h, .. } | Action::DeleteNone { h } | Action::CasFailed { h, .. } => {
+            h.saturating_add(1)
+        }
+        _ => action.known_revision().unwrap_or(i64::MAX),
+    };
+    if let Some(gap) = &ctx.gap {
         // A left-out write may have happened between the last change and this operation.
-        let before = match action {
-            Action::Read { h, .. } | Action::DeleteNone { h } | Action::CasFailed { h, .. } => {
-                h.saturating_add(1)
-            }
-            _ => action.known_revision().unwrap_or(i64::MAX),
-        };
         if st.kv != Kv::Unknown && gap.any(st.changed, before) {
             st.kv = Kv::Unknown;
         }
     }
+    let unseen = ctx
+        .unseen_after
+        .is_some_and(|lb| st.changed.max(lb).saturating_add(1) < before);
     // The revision an unknown-revision write gets: above everything placed and answered
     // before it was invoked.
     let unknown_rev = st.floor().max(op.rev_lb).saturating_add(1);
@@ -276,13 +310,13 @@ pub(super) fn step(st: &State, op: &SOp, gap: Option<&Gap>) -> Option<State> {
             if r <= st.floor() {
                 return None;
             }
-            st = changed(put_over(st.kv, value, r), r);
+            st = changed(put_over(st.kv, value, r, unseen), r);
         }
         Action::Put { value, rev: None } => {
-            st = changed(put_over(st.kv, value, 0), unknown_rev);
+            st = changed(put_over(st.kv, value, 0, unseen), unknown_rev);
         }
         Action::Delete { rev: Some(r) } => {
-            if r <= st.floor() || st.kv == Kv::Absent {
+            if r <= st.floor() || (st.kv == Kv::Absent && !unseen) {
                 return None;
             }
             st = changed(Kv::Absent, r);
@@ -311,13 +345,13 @@ pub(super) fn step(st: &State, op: &SOp, gap: Option<&Gap>) -> Option<State> {
                     if r <= st.floor() {
                         return None;
                     }
-                    st = changed(put_over(st.kv, value, r), r);
+                    st = changed(put_over(st.kv, value, r, unseen), r);
                 }
-                None => st = changed(put_over(st.kv, value, 0), unknown_rev),
+                None => st = changed(put_over(st.kv, value, 0, unseen), unknown_rev),
             }
         }
         Action::CasFailed { cmp, h } => {
-            if h < st.changed || holds(&st.kv, cmp) == Some(true) {
+            if h < st.changed || (holds(&st.kv, cmp) == Some(true) && !unseen) {
                 return None;
             }
             st.seen = st.seen.max(h);
@@ -414,7 +448,7 @@ mod tests {
                 value: 1,
                 rev: Some(10),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         let s2 = step(
@@ -423,7 +457,7 @@ mod tests {
                 value: 2,
                 rev: Some(12),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         assert!(step(
@@ -432,7 +466,7 @@ mod tests {
                 h: 12,
                 kv: kv(2, 10, 12, 2)
             }),
-            None
+            &Context::default()
         )
         .is_some());
         // Wrong version, wrong create revision, stale header, old value.
@@ -442,7 +476,7 @@ mod tests {
                 h: 12,
                 kv: kv(2, 10, 12, 3)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         assert!(step(
@@ -451,7 +485,7 @@ mod tests {
                 h: 12,
                 kv: kv(2, 12, 12, 2)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         assert!(step(
@@ -460,7 +494,7 @@ mod tests {
                 h: 11,
                 kv: kv(2, 10, 12, 2)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         assert!(step(
@@ -469,7 +503,7 @@ mod tests {
                 h: 13,
                 kv: kv(1, 10, 10, 1)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         // A write must have a revision above the last change.
@@ -479,7 +513,7 @@ mod tests {
                 value: 3,
                 rev: Some(11)
             }),
-            None
+            &Context::default()
         )
         .is_none());
     }
@@ -492,7 +526,7 @@ mod tests {
                 value: 1,
                 rev: Some(10),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         let s2 = step(
@@ -501,7 +535,7 @@ mod tests {
                 h: 15,
                 kv: kv(1, 10, 10, 1),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         assert!(step(
@@ -510,7 +544,7 @@ mod tests {
                 value: 2,
                 rev: Some(14)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         assert!(step(
@@ -519,7 +553,7 @@ mod tests {
                 value: 2,
                 rev: Some(16)
             }),
-            None
+            &Context::default()
         )
         .is_some());
     }
@@ -532,7 +566,7 @@ mod tests {
                 value: 1,
                 rev: Some(10),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         let swap = |cmp| {
@@ -542,18 +576,18 @@ mod tests {
                 rev: Some(11),
             })
         };
-        assert!(step(&s1, &swap(Cmp::Value(1)), None).is_some());
-        assert!(step(&s1, &swap(Cmp::Value(3)), None).is_none());
-        assert!(step(&s1, &swap(Cmp::ModRevision(10)), None).is_some());
-        assert!(step(&s1, &swap(Cmp::ModRevision(0)), None).is_none());
-        assert!(step(&s1, &swap(Cmp::Absent), None).is_none());
+        assert!(step(&s1, &swap(Cmp::Value(1)), &Context::default()).is_some());
+        assert!(step(&s1, &swap(Cmp::Value(3)), &Context::default()).is_none());
+        assert!(step(&s1, &swap(Cmp::ModRevision(10)), &Context::default()).is_some());
+        assert!(step(&s1, &swap(Cmp::ModRevision(0)), &Context::default()).is_none());
+        assert!(step(&s1, &swap(Cmp::Absent), &Context::default()).is_none());
         assert!(step(
             &s1,
             &op(Action::CasFailed {
                 cmp: Cmp::Absent,
                 h: 10
             }),
-            None
+            &Context::default()
         )
         .is_some());
         assert!(step(
@@ -562,10 +596,10 @@ mod tests {
                 cmp: Cmp::Value(1),
                 h: 10
             }),
-            None
+            &Context::default()
         )
         .is_none());
-        assert!(step(&s1, &op(Action::DeleteNone { h: 10 }), None).is_none());
+        assert!(step(&s1, &op(Action::DeleteNone { h: 10 }), &Context::default()).is_none());
         // A fenced compare may have failed on its other key.
         assert!(step(
             &s1,
@@ -573,20 +607,30 @@ mod tests {
                 cmp: Cmp::Fenced,
                 h: 10
             }),
-            None
+            &Context::default()
         )
         .is_some());
-        let s2 = step(&s1, &op(Action::Delete { rev: Some(11) }), None).unwrap();
+        let s2 = step(
+            &s1,
+            &op(Action::Delete { rev: Some(11) }),
+            &Context::default(),
+        )
+        .unwrap();
         assert_eq!(s2.kv, Kv::Absent);
-        assert!(step(&s2, &op(Action::Delete { rev: Some(12) }), None).is_none());
-        assert!(step(&s2, &op(Action::DeleteNone { h: 11 }), None).is_some());
+        assert!(step(
+            &s2,
+            &op(Action::Delete { rev: Some(12) }),
+            &Context::default()
+        )
+        .is_none());
+        assert!(step(&s2, &op(Action::DeleteNone { h: 11 }), &Context::default()).is_some());
         let s3 = step(
             &s2,
             &op(Action::Put {
                 value: 3,
                 rev: Some(13),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         assert_eq!(
@@ -607,7 +651,7 @@ mod tests {
             rev: None,
         });
         unknown.rev_lb = 20;
-        let s1 = step(&State::initial(), &unknown, None).unwrap();
+        let s1 = step(&State::initial(), &unknown, &Context::default()).unwrap();
         assert_eq!(s1.changed, 21);
         // Its revision must be above what was answered before it was invoked.
         assert!(step(
@@ -616,7 +660,7 @@ mod tests {
                 h: 30,
                 kv: kv(1, 19, 19, 1)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         let s2 = step(
@@ -625,7 +669,7 @@ mod tests {
                 h: 30,
                 kv: kv(1, 25, 25, 1),
             }),
-            None,
+            &Context::default(),
         )
         .unwrap();
         assert_eq!(s2.changed, 25);
@@ -635,11 +679,75 @@ mod tests {
                 h: 30,
                 kv: kv(1, 25, 26, 1)
             }),
-            None
+            &Context::default()
         )
         .is_none());
         // An unknown delete of an absent key is a no-op the search skips.
-        assert!(step(&State::initial(), &op(Action::Delete { rev: None }), None).is_none());
+        assert!(step(
+            &State::initial(),
+            &op(Action::Delete { rev: None }),
+            &Context::default()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn unseen_puts_blur_versions_and_verdicts() {
+        let unseen = Context {
+            gap: None,
+            unseen_after: Some(10),
+        };
+        let s1 = step(
+            &State::initial(),
+            &op(Action::Put {
+                value: 1,
+                rev: Some(10),
+            }),
+            &Context::default(),
+        )
+        .unwrap();
+        // An unseen put may have come between 10 and 12: the version is unknown...
+        let s2 = step(
+            &s1,
+            &op(Action::Put {
+                value: 2,
+                rev: Some(12),
+            }),
+            &unseen,
+        )
+        .unwrap();
+        assert!(step(
+            &s2,
+            &op(Action::Read {
+                h: 12,
+                kv: kv(2, 10, 12, 3)
+            }),
+            &unseen
+        )
+        .is_some());
+        // ... but not the value, the mod revision, or the create revision of a key that existed.
+        assert!(step(
+            &s2,
+            &op(Action::Read {
+                h: 12,
+                kv: kv(2, 11, 12, 3)
+            }),
+            &unseen
+        )
+        .is_none());
+        // A failed comparison that held may have failed on the unseen value.
+        let failed = op(Action::CasFailed {
+            cmp: Cmp::Value(1),
+            h: 12,
+        });
+        assert!(step(&s1, &failed, &Context::default()).is_none());
+        assert!(step(&s1, &failed, &unseen).is_some());
+        // Not before the unseen put could have applied.
+        let early = op(Action::CasFailed {
+            cmp: Cmp::Value(1),
+            h: 10,
+        });
+        assert!(step(&s1, &early, &unseen).is_none());
     }
 
     #[test]
@@ -649,13 +757,17 @@ mod tests {
             rev: Some(11),
         })];
         let gap = Gap::of(&ops, |_| true);
+        let with_gap = Context {
+            gap: Some(gap),
+            unseen_after: None,
+        };
         let s1 = step(
             &State::initial(),
             &op(Action::Put {
                 value: 1,
                 rev: Some(10),
             }),
-            Some(&gap),
+            &with_gap,
         )
         .unwrap();
         // Without the gap this read would be impossible; the left-out write at 11 explains it.
@@ -663,13 +775,13 @@ mod tests {
             h: 12,
             kv: kv(9, 10, 11, 2),
         });
-        assert!(step(&s1, &read, None).is_none());
-        assert!(step(&s1, &read, Some(&gap)).is_some());
+        assert!(step(&s1, &read, &Context::default()).is_none());
+        assert!(step(&s1, &read, &with_gap).is_some());
         // But not a read at 10: nothing left out happened by then.
         let early = op(Action::Read {
             h: 10,
             kv: kv(9, 10, 11, 2),
         });
-        assert!(step(&s1, &early, Some(&gap)).is_none());
+        assert!(step(&s1, &early, &with_gap).is_none());
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::model::{step, Gap, SOp, State};
+use super::model::{step, Context, SOp, State};
 use crate::history::Time;
 
 /// The furthest the search got.
@@ -102,7 +102,7 @@ struct Frame {
 /// The search over `ops`, which must be sorted by priority (their index is their rank).
 struct Search<'a> {
     ops: &'a [SOp],
-    gap: Option<&'a Gap>,
+    ctx: &'a Context,
     /// Indices of operations with a return, by call time.
     finite: Vec<usize>,
     /// Indices of open-ended operations, by call time.
@@ -220,16 +220,16 @@ impl Search<'_> {
 }
 
 /// Searches for a linearization of `ops` (sorted by [`super::model::Action::priority`])
-/// from the initial state, visiting at most `max_states` states. With `gap`, `ops` is part
-/// of a history and the writes left out may have happened anywhere in `gap`.
-pub(super) fn search(ops: &[SOp], gap: Option<&Gap>, max_states: usize) -> Verdict {
+/// from the initial state, visiting at most `max_states` states, knowing `ctx` of the writes
+/// it does not place.
+pub(super) fn search(ops: &[SOp], ctx: &Context, max_states: usize) -> Verdict {
     let mut finite: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].ret.is_some()).collect();
     finite.sort_by_key(|&i| ops[i].call);
     let mut open: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].ret.is_none()).collect();
     open.sort_by_key(|&i| ops[i].call);
     let mut s = Search {
         ops,
-        gap,
+        ctx,
         finite,
         open,
         placed: vec![0; ops.len().div_ceil(64)],
@@ -254,7 +254,7 @@ pub(super) fn search(ops: &[SOp], gap: Option<&Gap>, max_states: usize) -> Verdi
             let i = candidates[next];
             next += 1;
             let op = &s.ops[i];
-            let Some(after) = step(&state, op, s.gap) else {
+            let Some(after) = step(&state, op, s.ctx) else {
                 continue;
             };
             // An optional write that changes nothing is the same as leaving it out.
@@ -382,7 +382,10 @@ mod tests {
             ),
             op(60, Some(70), read(11, 1, 11, 2, 10)),
         ]);
-        assert!(matches!(search(&ops, None, 1000), Verdict::Linearizable));
+        assert!(matches!(
+            search(&ops, &Context::default(), 1000),
+            Verdict::Linearizable
+        ));
     }
 
     #[test]
@@ -399,7 +402,7 @@ mod tests {
                 },
             ),
         ]);
-        let Verdict::NotLinearizable(deepest) = search(&ops, None, 1000) else {
+        let Verdict::NotLinearizable(deepest) = search(&ops, &Context::default(), 1000) else {
             panic!("not linearizable expected");
         };
         assert!(deepest.blocking.is_some());
@@ -420,10 +423,16 @@ mod tests {
             unknown.clone(),
             op(10, Some(20), Action::Read { h: 5, kv: None }),
         ]);
-        assert!(matches!(search(&ops, None, 1000), Verdict::Linearizable));
+        assert!(matches!(
+            search(&ops, &Context::default(), 1000),
+            Verdict::Linearizable
+        ));
         // ... or placed when a read needs them.
         let ops = sorted(vec![unknown, op(10, Some(20), read(12, 7, 12, 1, 12))]);
-        assert!(matches!(search(&ops, None, 1000), Verdict::Linearizable));
+        assert!(matches!(
+            search(&ops, &Context::default(), 1000),
+            Verdict::Linearizable
+        ));
     }
 
     #[test]
@@ -443,6 +452,9 @@ mod tests {
         }
         ops.push(op(2, Some(1000), Action::Read { h: 10, kv: None }));
         let ops = sorted(ops);
-        assert!(matches!(search(&ops, None, 100), Verdict::GaveUp { .. }));
+        assert!(matches!(
+            search(&ops, &Context::default(), 100),
+            Verdict::GaveUp { .. }
+        ));
     }
 }
