@@ -19,3 +19,4 @@
 
 pub mod check;
 pub mod history;
+pub mod report;

@@ -25,7 +25,7 @@ pub mod leases;
 pub mod linearizable;
 pub mod locks;
 pub mod reads;
-mod store;
+pub(crate) mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod watch;

@@ -3,7 +3,7 @@
 //! the same (set of placed operations, state).
 //!
 //! Real time: an operation may be placed next only if it was invoked before every unplaced
-//! required operation returned. Candidates are tried in [`Action::priority`] order (the
+//! required operation returned. Candidates are tried in [`super::model::Action::priority`] order (the
 //! operation whose revision comes next first), so that a correct history is usually placed
 //! without backtracking.
 
