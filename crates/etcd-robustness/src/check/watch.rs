@@ -335,6 +335,21 @@ mod tests {
             });
         }
         store.last_revision = rev;
+        // The transaction's writes, as the workload would record them.
+        for (n, (key, value)) in [("a", "t1"), ("c", "t2")].into_iter().enumerate() {
+            history.ops.push(crate::history::Op {
+                id: 100 + n as u64,
+                client: 5,
+                call: 80,
+                ret: Some(90),
+                endpoint: None,
+                request: crate::history::Request::Put {
+                    key: key.into(),
+                    value: value.into(),
+                },
+                outcome: crate::history::Outcome::Put { revision: rev },
+            });
+        }
         let all = watch_of(&history, 1, "", "\0", 0);
         let one = watch_of(&history, 2, "a", "", BASE_REVISION + 3);
         let mut now = watch_of(&history, 3, "a", "b", 0);
@@ -408,6 +423,8 @@ mod tests {
     fn valid_watches_pass() {
         let history = valid();
         assert_eq!(kinds(&history), []);
+        let all = crate::check::check(&history);
+        assert!(all.is_empty(), "{all:#?}");
         assert!(history.watches.iter().all(|w| !w.responses.is_empty()));
     }
 

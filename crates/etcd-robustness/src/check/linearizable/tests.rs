@@ -16,6 +16,8 @@ fn kinds(anomalies: &[Anomaly]) -> Vec<AnomalyKind> {
 fn assert_ok(history: &History) {
     let anomalies = check(history);
     assert!(anomalies.is_empty(), "with the store: {anomalies:#?}");
+    let all = crate::check::check(history);
+    assert!(all.is_empty(), "every checker: {all:#?}");
     let mut without = history.clone();
     without.store = None;
     let anomalies = check(&without);
