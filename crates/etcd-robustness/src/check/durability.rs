@@ -37,7 +37,7 @@ pub fn check(history: &History) -> Vec<Anomaly> {
     for op in &history.ops {
         anomalies.extend(check_op(op, &index, &writers, store.last_revision));
     }
-    anomalies.extend(duplicates(&index));
+    anomalies.extend(duplicates(&index, &writers));
     anomalies.extend(invented(history, &index));
     anomalies
 }
@@ -273,7 +273,7 @@ fn check_op(
 }
 
 /// Values put more than once.
-fn duplicates(index: &StoreIndex<'_>) -> Vec<Anomaly> {
+fn duplicates(index: &StoreIndex<'_>, writers: &Writers<'_>) -> Vec<Anomaly> {
     let mut counts: BTreeMap<(i64, &str), Vec<&Event>> = BTreeMap::new();
     let mut seen: HashSet<&str> = HashSet::new();
     for e in &index.store.events {
@@ -303,6 +303,13 @@ fn duplicates(index: &StoreIndex<'_>) -> Vec<Anomaly> {
             )
             .with_key(&events[0].key)
             .with_revision(events[1].revision)
+            .with_ops(
+                events
+                    .iter()
+                    .filter_map(|e| writers.get(&(e.key.as_str(), value)))
+                    .flatten()
+                    .map(|op| op.id),
+            )
         })
         .collect()
 }
@@ -615,7 +622,10 @@ mod tests {
         let p = kit.put(0, "k", 300, 310);
         let value = kit.op(p).request.written_value().unwrap().to_string();
         kit.apply_put("k", &value, 0);
-        assert_eq!(kinds(&kit.finish()), [AnomalyKind::DuplicateWrite]);
+        let anomalies = check(&kit.finish());
+        assert_eq!(anomalies.len(), 1);
+        assert_eq!(anomalies[0].kind, AnomalyKind::DuplicateWrite);
+        assert_eq!(anomalies[0].ops, [p]);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct Options {
     /// The most states the search of one key may visit before it gives up (and reports
     /// [`AnomalyKind::CheckIncomplete`]).
     pub max_states: usize,
-    /// The time allowed to shrink one failure to a small conflicting set.
+    /// The time allowed to shrink failures to small conflicting sets, for the whole check.
     pub shrink_time: Duration,
     /// The most states one shrinking step may visit.
     pub shrink_states: usize,
@@ -69,6 +69,29 @@ impl Default for Options {
             shrink_time: Duration::from_secs(2),
             shrink_states: 20_000,
         }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::max_states`].
+    #[must_use]
+    pub fn with_max_states(mut self, max_states: usize) -> Options {
+        self.max_states = max_states;
+        self
+    }
+
+    /// Sets [`Options::shrink_time`].
+    #[must_use]
+    pub fn with_shrink_time(mut self, shrink_time: Duration) -> Options {
+        self.shrink_time = shrink_time;
+        self
+    }
+
+    /// Sets [`Options::shrink_states`].
+    #[must_use]
+    pub fn with_shrink_states(mut self, shrink_states: usize) -> Options {
+        self.shrink_states = shrink_states;
+        self
     }
 }
 
@@ -87,10 +110,11 @@ pub fn check_with(history: &History, options: &Options) -> Vec<Anomaly> {
         by_key.entry(op.key()).or_default().push(op);
     }
     let mut anomalies = Vec::new();
+    let deadline = Instant::now() + options.shrink_time;
     for (key, ops) in by_key {
         let prepared = prepare(key, &ops, index.as_ref(), &acknowledged, history, &rev_lbs);
         anomalies.extend(prepared.malformed.iter().cloned());
-        anomalies.extend(check_key(key, &prepared, &ops, options));
+        anomalies.extend(check_key(key, &prepared, &ops, options, deadline));
     }
     anomalies
 }
@@ -480,7 +504,13 @@ fn unseen_writes(
 }
 
 /// Searches one key and explains a failure.
-fn check_key(key: &str, prepared: &Prepared, ops: &[&Op], options: &Options) -> Vec<Anomaly> {
+fn check_key(
+    key: &str,
+    prepared: &Prepared,
+    ops: &[&Op],
+    options: &Options,
+    shrink_deadline: Instant,
+) -> Vec<Anomaly> {
     let sops = &prepared.sops;
     let ctx = Context {
         gap: None,
@@ -504,13 +534,12 @@ fn check_key(key: &str, prepared: &Prepared, ops: &[&Op], options: &Options) -> 
             .with_ops(first_ids(prepared, deepest.blocking.into_iter()))]
         }
         Verdict::NotLinearizable(deepest) => {
-            let deadline = Instant::now() + options.shrink_time;
             let conflict = shrink(
                 sops,
                 prepared.unseen_after,
                 &deepest,
                 options.shrink_states,
-                deadline,
+                shrink_deadline,
             );
             vec![explain(key, prepared, ops, &deepest, conflict)]
         }

@@ -280,10 +280,7 @@ fn search_bound_reports_incomplete() {
         revision: kit.revision(),
         kv: None,
     };
-    let options = Options {
-        max_states: 1_000,
-        ..Options::default()
-    };
+    let options = Options::default().with_max_states(1_000);
     let anomalies = check_with(&kit.finish(), &options);
     assert_eq!(kinds(&anomalies), [AnomalyKind::CheckIncomplete]);
     assert!(anomalies[0].message.contains("gave up"), "{}", anomalies[0]);
