@@ -1,4 +1,4 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -6,6 +6,15 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::check::testkit::{seeds, simulate, Kit, SimConfig};
 use crate::history::{Expect, LeaseRecord, ReadKind};
+
+/// The check with a shrinking budget that a loaded machine cannot exhaust, so that the
+/// conflicts found do not depend on the load.
+fn check(history: &History) -> Vec<Anomaly> {
+    check_with(
+        history,
+        &Options::default().with_shrink_time(Duration::from_secs(120)),
+    )
+}
 
 fn kinds(anomalies: &[Anomaly]) -> Vec<AnomalyKind> {
     anomalies.iter().map(|a| a.kind).collect()
@@ -458,5 +467,54 @@ fn perf_20k_ops() {
              {without_store:.3}s without; every checker {every:.3}s"
         );
         assert!(with_store < 2.0 && every < 2.0);
+    }
+}
+
+/// The same 20,000 operations with one bad read in the middle: found, and shrunk, quickly
+/// (`cargo test -p etcd-robustness --release -- --ignored perf`).
+#[test]
+#[ignore = "timing; run with optimizations"]
+fn perf_20k_ops_one_bad_read() {
+    let config = SimConfig {
+        keys: 5,
+        clients: 10,
+        ops: 20_000,
+        unknown_per_mille: 3,
+        failed_per_mille: 5,
+        extras: false,
+        unknown_delay: 4,
+    };
+    let mut history = simulate(42, config);
+    let mut rng = StdRng::seed_from_u64(1);
+    let i = loop {
+        let i = pick_read(&history, &mut rng).unwrap();
+        if (9_000..11_000).contains(&i) {
+            break i;
+        }
+    };
+    let id = history.ops[i].id;
+    if let Outcome::Get { kv: Some(kv), .. } = &mut history.ops[i].outcome {
+        kv.version += 1;
+    }
+    for store in [true, false] {
+        let mut h = history.clone();
+        if !store {
+            h.store = None;
+        }
+        let start = Instant::now();
+        let unshrunk = check_with(&h, &Options::default().with_shrink_time(Duration::ZERO));
+        let search = start.elapsed().as_secs_f64();
+        assert_eq!(kinds(&unshrunk), [AnomalyKind::NotLinearizable]);
+        let start = Instant::now();
+        let anomalies = check(&h);
+        let took = start.elapsed().as_secs_f64();
+        assert_eq!(kinds(&anomalies), [AnomalyKind::NotLinearizable]);
+        assert!(anomalies[0].ops.contains(&id));
+        eprintln!(
+            "perf (one read with a wrong version, store: {store}): found in {search:.3}s; \
+             found and shrunk to {} ops in {took:.3}s",
+            anomalies[0].ops.len()
+        );
+        assert!(took < 4.0);
     }
 }
