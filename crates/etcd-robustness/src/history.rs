@@ -106,10 +106,6 @@ pub enum Request {
         expect: Expect,
         /// The (unique) value put when it holds.
         value: String,
-        /// The transaction also compared a key of something else (a lock's ownership key,
-        /// the fencing compare): when it did not succeed, that says nothing about this key.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        fenced: bool,
     },
 }
 
@@ -318,7 +314,9 @@ pub struct WatchRecord {
     pub caught_up_to: i64,
 }
 
-/// One response a watch delivered: the events of one revision, or a progress notification.
+/// One response a watch delivered: the events of one revision (as this client delivers
+/// them; a checker also accepts etcd's own batches of several revisions), or a progress
+/// notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchDelivery {
     /// When it was delivered.
@@ -356,7 +354,9 @@ pub struct LockRecord {
     /// When the release finished (or was abandoned); `None` if never.
     pub released: Option<Time>,
     /// The counter writes it made: op ids in [`History::ops`] (`Cas` requests whose values
-    /// are `"<n>/<lock record id>"`).
+    /// are `"<n>/<lock record id>"`). Each transaction also compared the ownership key
+    /// (etcd's `IsOwner`: `create_revision(owner_key) == owner_revision`), which the `Cas`
+    /// request does not show: one that did not succeed says nothing about the counter.
     pub writes: Vec<u64>,
 }
 

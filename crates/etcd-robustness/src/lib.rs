@@ -22,6 +22,7 @@ pub mod history;
 pub mod nemesis;
 pub mod proxy;
 pub mod recorder;
+pub mod report;
 pub mod scenario;
 pub mod store;
 pub mod workload;

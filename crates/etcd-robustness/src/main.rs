@@ -19,6 +19,7 @@ macro_rules! note {
 }
 use etcd_kv::StreamMode;
 use etcd_robustness::nemesis::FaultKind;
+use etcd_robustness::report::{self, ScenarioReport};
 use etcd_robustness::scenario::{self, Settings, Spec, Wire};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,7 +214,7 @@ async fn run(args: Args) -> Result<bool, String> {
         per_scenario,
         args.version
     );
-    let mut totals = interim::Totals::default();
+    let mut reports = Vec::new();
     let mut clean = true;
     let jobs = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     let mut running = tokio::task::JoinSet::new();
@@ -242,29 +243,39 @@ async fn run(args: Args) -> Result<bool, String> {
     while let Some(joined) = running.join_next().await {
         let run = joined.map_err(|e| e.to_string())??;
         let name = run.spec.name.clone();
-        let line = interim::scenario_report(&run);
-        println!(
-            "{}",
-            serde_json::to_string(&line).map_err(|e| e.to_string())?
-        );
-        totals.add(&line);
+        let kinds: Vec<String> = run.faults.iter().map(|f| f.kind.name()).collect();
+        let mut line = ScenarioReport::new(
+            &name,
+            run.spec.protocol(),
+            &run.history,
+            &run.anomalies,
+            run.faults.len(),
+            run.check_ms,
+        )
+        .with_version(&run.version)
+        .with_seed(run.seed)
+        .with_duration_ms(run.elapsed.as_millis() as u64)
+        .with_fault_kinds(kinds.iter().map(String::as_str));
         if !run.anomalies.is_empty() {
             clean = false;
             for anomaly in &run.anomalies {
                 note!("robustness: {name}: ANOMALY: {anomaly}");
             }
-            let files = interim::write_failure(&out, &name, &run.history, &run.anomalies)
+            let files = report::write_failure(&out, &name, &run.history, &run.anomalies)
                 .map_err(|e| format!("writing the failing history under {}: {e}", out.display()))?;
-            for file in files {
+            for file in &files {
                 note!("robustness: {name}: wrote {}", file.display());
             }
             note!(
                 "robustness: replay with --seed {seed} --scenario {name} --version {}",
                 args.version
             );
+            line = line.with_failure_files(&files);
         }
+        println!("{}", line.to_json_line());
+        reports.push(line);
     }
-    println!("{}", totals.closing_line());
+    println!("{}", report::summary_line(&reports));
     Ok(clean)
 }
 
@@ -273,87 +284,4 @@ fn scenario_seed(seed: u64, name: &str) -> u64 {
     name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-/// Reports until the report module lands.
-mod interim {
-    use etcd_robustness::check::Anomaly;
-    use etcd_robustness::history::{History, Outcome};
-    use etcd_robustness::scenario::Run;
-    use serde::Serialize;
-    use std::path::{Path, PathBuf};
-
-    #[derive(Serialize)]
-    pub struct Line {
-        scenario: String,
-        protocol: String,
-        version: String,
-        seed: u64,
-        ops: usize,
-        ok: usize,
-        failed: usize,
-        unknown: usize,
-        faults: usize,
-        anomalies: usize,
-        check_ms: u64,
-        duration_ms: u64,
-    }
-
-    pub fn scenario_report(run: &Run) -> Line {
-        let ops = &run.history.ops;
-        Line {
-            scenario: run.spec.name.clone(),
-            protocol: run.spec.protocol(),
-            version: run.version.clone(),
-            seed: run.seed,
-            ops: ops.len(),
-            ok: ops
-                .iter()
-                .filter(|o| !matches!(o.outcome, Outcome::Failed { .. } | Outcome::Unknown { .. }))
-                .count(),
-            failed: ops.iter().filter(|o| o.outcome.is_failed()).count(),
-            unknown: ops.iter().filter(|o| o.outcome.is_unknown()).count(),
-            faults: run.faults.len(),
-            anomalies: run.anomalies.len(),
-            check_ms: run.check_ms,
-            duration_ms: run.elapsed.as_millis() as u64,
-        }
-    }
-
-    #[derive(Default)]
-    pub struct Totals {
-        scenarios: usize,
-        ops: usize,
-        faults: usize,
-        anomalies: usize,
-    }
-
-    impl Totals {
-        pub fn add(&mut self, line: &Line) {
-            self.scenarios += 1;
-            self.ops += line.ops;
-            self.faults += line.faults;
-            self.anomalies += line.anomalies;
-        }
-        pub fn closing_line(&self) -> String {
-            format!(
-                "robustness: {} scenarios, {} ops, {} faults, {} anomalies",
-                self.scenarios, self.ops, self.faults, self.anomalies
-            )
-        }
-    }
-
-    pub fn write_failure(
-        out: &Path,
-        name: &str,
-        history: &History,
-        anomalies: &[Anomaly],
-    ) -> std::io::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(out)?;
-        let path = out.join(format!("{name}.json"));
-        let text = serde_json::to_string(history).map_err(std::io::Error::other)?;
-        std::fs::write(&path, text)?;
-        let _ = anomalies;
-        Ok(vec![path])
-    }
 }

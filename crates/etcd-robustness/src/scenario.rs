@@ -135,6 +135,8 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
         enable_auth(&admin).await?;
     }
     let admin = client(&spec, &direct, 0, user).await?;
+    // Everything of the scenario is under `base` (what the store's history covers): the
+    // data the watches see under `prefix`, the lock's ownership keys beside it.
     let base = format!("rb/{}/{seed:016x}/", spec.name);
     let prefix = format!("{base}d/");
     let first_revision = admin
@@ -166,16 +168,25 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
     let (target_tx, _) = tokio::sync::watch::channel(None);
     let target = Arc::new(target_tx);
     let mut watchers = Vec::new();
+    let mut ready = Vec::new();
     for i in 0..WATCHERS {
         let c = client(&spec, &proxied, i as usize, user).await?;
         let w = worker(c, Duration::ZERO);
         let start = if i == WATCHERS - 1 { 0 } else { first_revision };
+        let (created, created_rx) = tokio::sync::oneshot::channel();
+        ready.push(created_rx);
         watchers.push(tokio::spawn(workload::watch_worker(
             w,
             i,
             start,
             target.clone(),
+            created,
         )));
+    }
+    // Nothing is written before every watch exists: the one from "now" knows where it
+    // starts.
+    for created in ready {
+        let _ = created.await;
     }
     let keys = workload::kv_keys(&prefix, KV_KEYS);
     let mut tasks = Vec::new();
@@ -199,7 +210,7 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
     }
     let mut locks = Vec::new();
     let lock_records = Arc::new(AtomicU32::new(1));
-    let lock_name = format!("{base}lock/");
+    let lock_name = format!("{base}lock");
     let counter = format!("{prefix}counter");
     for i in 0..LOCK_WORKERS {
         let c = client(&spec, &proxied, i as usize + 2, user).await?;
@@ -302,7 +313,7 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
         etcd.etcdctl_path(),
         &direct,
         user,
-        &prefix,
+        &base,
         first_revision,
         closing,
     )
@@ -319,7 +330,7 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
     drop(keepers);
 
     let history = History {
-        prefix: prefix.clone(),
+        prefix: base.clone(),
         ops: recorder.take_ops(),
         watches,
         locks: lock_history,

@@ -167,7 +167,6 @@ async fn cas(w: &Worker, key: &str, expect: Expect, value: String) -> Op {
         key: key.to_string(),
         expect,
         value: value.clone(),
-        fenced: false,
     };
     let client = &w.client;
     w.recorder
@@ -206,6 +205,7 @@ pub async fn watch_worker(
     watch_id: u32,
     start_revision: i64,
     target: Arc<WatchTarget>,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) -> WatchRecord {
     let mut record = WatchRecord {
         id: watch_id,
@@ -228,8 +228,8 @@ pub async fn watch_worker(
     };
     record.created = w.recorder.now();
     if start_revision == 0 {
-        // Every change after a linearizable read made after creation must be delivered
-        // (the watch was created at or before the read's revision).
+        // The revision it was created at: a linearizable read right after creation, before
+        // any workload writes (the scenario waits for `ready`), reads the same one.
         loop {
             match w.client.range(&w.prefix).count_only().await {
                 Ok(answer) => {
@@ -244,6 +244,7 @@ pub async fn watch_worker(
             }
         }
     }
+    let _ = ready.send(());
     let mut target = target.subscribe();
     let mut last = 0i64;
     let mut next_progress = tokio::time::Instant::now() + Duration::from_millis(700);
@@ -483,7 +484,6 @@ pub async fn lock_worker(
                 key: counter_key.clone(),
                 expect: expect.clone(),
                 value: value.clone(),
-                fenced: true,
             };
             let client = &w.client;
             let owner = guard.is_owner_compare();

@@ -1,0 +1,999 @@
+//! What a run reports: one JSON line per scenario ([`ScenarioReport`]), a closing line
+//! ([`summary_line`]), and, for a scenario with anomalies, failure files a person can read
+//! ([`write_failure`]): each anomaly's small sub-history as JSON ([`FailureRecord`], which
+//! the checkers can be run on again) and one self-contained HTML page with a timeline per
+//! anomaly.
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{describe_op, Anomaly, AnomalyKind};
+use crate::history::{
+    Event, EventKind, History, Op, Outcome, Request, StoreHistory, Time, WatchRecord,
+};
+
+/// How many operations of a history had an answer, definitely failed, or have an unknown
+/// outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OpCounts {
+    /// Every operation.
+    pub ops: usize,
+    /// Operations with an answer (a compare-and-set that did not swap is answered too).
+    pub ok: usize,
+    /// Operations that definitely failed.
+    pub failed: usize,
+    /// Operations whose outcome is unknown.
+    pub unknown: usize,
+}
+
+impl OpCounts {
+    /// Counts the operations of `history`.
+    pub fn of(history: &History) -> OpCounts {
+        let mut counts = OpCounts {
+            ops: history.ops.len(),
+            ..OpCounts::default()
+        };
+        for op in &history.ops {
+            match op.outcome {
+                Outcome::Failed { .. } => counts.failed += 1,
+                Outcome::Unknown { .. } => counts.unknown += 1,
+                _ => counts.ok += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// One scenario's result, printed as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ScenarioReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// How the clients talked to etcd (`grpc`, `http`...).
+    pub protocol: String,
+    /// etcd's version, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The seed of the scenario's random choices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How long the scenario ran, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Operations recorded.
+    pub ops: usize,
+    /// Operations answered.
+    pub ok: usize,
+    /// Operations that definitely failed.
+    pub failed: usize,
+    /// Operations of unknown outcome.
+    pub unknown: usize,
+    /// Events the watches delivered.
+    #[serde(default)]
+    pub watch_events: usize,
+    /// Faults the nemesis injected.
+    pub faults: usize,
+    /// How many faults of each kind (`kill-leader`...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fault_kinds: BTreeMap<String, usize>,
+    /// Anomalies found (0: the scenario passed).
+    pub anomalies: usize,
+    /// How many anomalies of each kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<AnomalyKind, usize>,
+    /// How long the checkers took, in milliseconds.
+    pub check_ms: u64,
+    /// The failure files written for it ([`write_failure`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_files: Vec<String>,
+}
+
+impl ScenarioReport {
+    /// The report of `scenario`, run over `protocol`, from its history, the anomalies the
+    /// checkers found in `check_ms` milliseconds, and the number of faults injected.
+    pub fn new(
+        scenario: impl Into<String>,
+        protocol: impl Into<String>,
+        history: &History,
+        anomalies: &[Anomaly],
+        faults: usize,
+        check_ms: u64,
+    ) -> ScenarioReport {
+        let counts = OpCounts::of(history);
+        let mut kinds = BTreeMap::new();
+        for anomaly in anomalies {
+            *kinds.entry(anomaly.kind).or_insert(0) += 1;
+        }
+        ScenarioReport {
+            scenario: scenario.into(),
+            protocol: protocol.into(),
+            version: None,
+            seed: None,
+            duration_ms: 0,
+            ops: counts.ops,
+            ok: counts.ok,
+            failed: counts.failed,
+            unknown: counts.unknown,
+            watch_events: history
+                .watches
+                .iter()
+                .flat_map(|w| &w.responses)
+                .map(|d| d.events.len())
+                .sum(),
+            faults,
+            fault_kinds: BTreeMap::new(),
+            anomalies: anomalies.len(),
+            kinds,
+            check_ms,
+            failure_files: Vec::new(),
+        }
+    }
+
+    /// Sets how many faults of each kind were injected.
+    pub fn with_fault_kinds<'a>(
+        mut self,
+        kinds: impl IntoIterator<Item = &'a str>,
+    ) -> ScenarioReport {
+        for kind in kinds {
+            *self.fault_kinds.entry(kind.to_string()).or_insert(0) += 1;
+        }
+        self
+    }
+
+    /// Sets etcd's version.
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> ScenarioReport {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Sets the scenario's seed.
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> ScenarioReport {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets how long the scenario ran.
+    #[must_use]
+    pub fn with_duration_ms(mut self, duration_ms: u64) -> ScenarioReport {
+        self.duration_ms = duration_ms;
+        self
+    }
+
+    /// Names the failure files written for it.
+    #[must_use]
+    pub fn with_failure_files(mut self, files: &[PathBuf]) -> ScenarioReport {
+        self.failure_files = files.iter().map(|p| p.display().to_string()).collect();
+        self
+    }
+
+    /// True when no anomaly was found.
+    pub fn passed(&self) -> bool {
+        self.anomalies == 0
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+}
+
+/// The closing line of a run: `robustness: N scenarios, M ops, K faults, A anomalies`.
+pub fn summary_line(reports: &[ScenarioReport]) -> String {
+    let ops: usize = reports.iter().map(|r| r.ops).sum();
+    let faults: usize = reports.iter().map(|r| r.faults).sum();
+    let anomalies: usize = reports.iter().map(|r| r.anomalies).sum();
+    format!(
+        "robustness: {} scenarios, {ops} ops, {faults} faults, {anomalies} anomalies",
+        reports.len()
+    )
+}
+
+/// One anomaly with the part of the history that shows it, as written by
+/// [`write_failure`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailureRecord {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The anomaly.
+    pub anomaly: Anomaly,
+    /// The operations and records involved, the operations of the same keys overlapping
+    /// them in time, and the store events of those keys around the revisions involved.
+    pub history: History,
+}
+
+/// At most this many anomalies of a scenario get a sub-history and a timeline (all are
+/// listed).
+pub const MAX_DETAILED: usize = 20;
+
+/// At most this many context operations are added to a sub-history.
+const MAX_CONTEXT: usize = 200;
+
+/// The part of `history` that shows `anomaly`: the operations, watch, lock and lease
+/// records it names; for context, the operations of the same keys whose intervals overlap
+/// the involved ones' (the nearest 200); and the store events of those keys in
+/// the revision range the operations refer to, with the change before it.
+pub fn sub_history(history: &History, anomaly: &Anomaly) -> History {
+    let mut ids: BTreeSet<u64> = anomaly.ops.iter().copied().collect();
+    let locks: Vec<_> = history
+        .locks
+        .iter()
+        .filter(|l| anomaly.locks.contains(&l.id))
+        .cloned()
+        .collect();
+    for lock in &locks {
+        ids.extend(&lock.writes);
+    }
+    let leases: Vec<_> = history
+        .leases
+        .iter()
+        .filter(|l| Some(l.lease) == anomaly.lease)
+        .cloned()
+        .collect();
+    ids.extend(leases.iter().filter_map(|l| l.put));
+    let involved: Vec<&Op> = history
+        .ops
+        .iter()
+        .filter(|op| ids.contains(&op.id))
+        .collect();
+    let mut keys: BTreeSet<&str> = involved.iter().map(|op| op.key()).collect();
+    keys.extend(anomaly.key.as_deref());
+    keys.extend(leases.iter().map(|l| l.key.as_str()));
+    // Context: operations of those keys overlapping the involved ones in time.
+    let window = involved.iter().fold(None, |w: Option<(Time, Time)>, op| {
+        let end = op.ret.unwrap_or(op.call);
+        Some(w.map_or((op.call, end), |(a, b)| (a.min(op.call), b.max(end))))
+    });
+    let mut ops: Vec<Op> = involved.iter().map(|op| (*op).clone()).collect();
+    if let Some((t0, t1)) = window {
+        let mut context: Vec<&Op> = history
+            .ops
+            .iter()
+            .filter(|op| !ids.contains(&op.id) && keys.contains(op.key()))
+            .filter(|op| op.call <= t1 && op.ret.is_none_or(|ret| ret >= t0))
+            .collect();
+        let middle = t0 / 2 + t1 / 2;
+        context.sort_by_key(|op| op.call.abs_diff(middle));
+        ops.extend(context.into_iter().take(MAX_CONTEXT).cloned());
+    }
+    ops.sort_by_key(|op| (op.call, op.id));
+    let watches: Vec<WatchRecord> = history
+        .watches
+        .iter()
+        .filter(|w| Some(w.id) == anomaly.watch)
+        .map(|w| trim_watch(w, anomaly.revision))
+        .collect();
+    let store = history
+        .store
+        .as_ref()
+        .map(|store| store_context(store, &ops, &keys, &watches, anomaly.revision));
+    History {
+        prefix: history.prefix.clone(),
+        ops,
+        watches,
+        locks,
+        leases,
+        store,
+    }
+}
+
+/// A watch's responses around `revision` (all of them when there are few).
+fn trim_watch(w: &WatchRecord, revision: Option<i64>) -> WatchRecord {
+    const AROUND: usize = 15;
+    let mut w = w.clone();
+    if w.responses.len() > 2 * AROUND {
+        let rev = revision.unwrap_or(0);
+        let at = w
+            .responses
+            .iter()
+            .position(|d| {
+                d.events
+                    .iter()
+                    .map(|e| e.revision)
+                    .max()
+                    .unwrap_or(d.revision)
+                    >= rev
+            })
+            .unwrap_or(w.responses.len());
+        let start = at.saturating_sub(AROUND);
+        let end = (at + AROUND).min(w.responses.len());
+        w.responses = w.responses[start..end].to_vec();
+    }
+    w
+}
+
+/// The store events of `keys` (and of the watches' ranges) in the revision range the
+/// operations and the anomaly refer to, with each key's change before it.
+fn store_context(
+    store: &StoreHistory,
+    ops: &[Op],
+    keys: &BTreeSet<&str>,
+    watches: &[WatchRecord],
+    revision: Option<i64>,
+) -> StoreHistory {
+    let mut revisions: Vec<i64> = revision.into_iter().collect();
+    for op in ops {
+        revisions.extend(op.outcome.revision());
+        if let Outcome::Get { kv: Some(kv), .. } = &op.outcome {
+            revisions.push(kv.mod_revision);
+            revisions.push(kv.create_revision);
+        }
+    }
+    for w in watches {
+        for d in &w.responses {
+            revisions.push(d.revision);
+            revisions.extend(d.events.iter().map(|e| e.revision));
+        }
+    }
+    let lo = revisions
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(store.first_revision);
+    let hi = revisions
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(store.last_revision);
+    let relevant = |e: &Event| {
+        keys.contains(e.key.as_str())
+            || watches
+                .iter()
+                .any(|w| crate::check::store::in_range(&e.key, &w.key, &w.range_end))
+    };
+    let mut before: BTreeMap<&str, &Event> = BTreeMap::new();
+    let mut events = Vec::new();
+    for e in store.events.iter().filter(|e| relevant(e)) {
+        if e.revision < lo {
+            before.insert(&e.key, e);
+        } else if e.revision <= hi {
+            events.push(e.clone());
+        }
+    }
+    let mut all: Vec<Event> = before.into_values().cloned().collect();
+    all.extend(events);
+    all.sort_by_key(|e| e.revision);
+    StoreHistory {
+        first_revision: store.first_revision,
+        last_revision: store.last_revision,
+        events: all,
+    }
+}
+
+/// Writes the failure files of `scenario` into `dir` (created if needed): for each of the
+/// first [`MAX_DETAILED`] anomalies, `<scenario>-anomaly-<n>.json` (a [`FailureRecord`]);
+/// `<scenario>-anomalies.json`, the list of all anomalies; and `<scenario>.html`, the
+/// anomalies' timelines. Returns the paths written.
+pub fn write_failure(
+    dir: &Path,
+    scenario: &str,
+    history: &History,
+    anomalies: &[Anomaly],
+) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let name = file_name(scenario);
+    let mut written = Vec::new();
+    let records: Vec<FailureRecord> = anomalies
+        .iter()
+        .take(MAX_DETAILED)
+        .map(|anomaly| FailureRecord {
+            scenario: scenario.to_string(),
+            anomaly: anomaly.clone(),
+            history: sub_history(history, anomaly),
+        })
+        .collect();
+    for (n, record) in records.iter().enumerate() {
+        let path = dir.join(format!("{name}-anomaly-{}.json", n + 1));
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(record).map_err(io::Error::other)?,
+        )?;
+        written.push(path);
+    }
+    let path = dir.join(format!("{name}-anomalies.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(anomalies).map_err(io::Error::other)?,
+    )?;
+    written.push(path);
+    let path = dir.join(format!("{name}.html"));
+    std::fs::write(&path, html_page(scenario, anomalies, &records))?;
+    written.push(path);
+    Ok(written)
+}
+
+/// `scenario` as a file name: letters, digits, `.`, `-` and `_`.
+fn file_name(scenario: &str) -> String {
+    let name: String = scenario
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with('.') {
+        format!("scenario{name}")
+    } else {
+        name
+    }
+}
+
+/// Escapes text for HTML and SVG (content and attribute values).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The colours of operation kinds: (name, colour).
+const KINDS: [(&str, &str); 4] = [
+    ("put", "#4e79a7"),
+    ("get", "#59a14f"),
+    ("delete", "#f28e2b"),
+    ("cas", "#b07aa1"),
+];
+
+fn op_kind(op: &Op) -> &'static str {
+    match op.request {
+        Request::Put { .. } => "put",
+        Request::Get { .. } => "get",
+        Request::Delete { .. } => "delete",
+        Request::Cas { .. } => "cas",
+    }
+}
+
+fn colour(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or("#999999", |(_, c)| c)
+}
+
+/// A short label for an operation's bar.
+fn label(op: &Op) -> String {
+    let request = match &op.request {
+        Request::Put { value, .. } => format!("put {value}"),
+        Request::Get { .. } => "get".to_string(),
+        Request::Delete { .. } => "del".to_string(),
+        Request::Cas { value, .. } => format!("cas {value}"),
+    };
+    let outcome = match &op.outcome {
+        Outcome::Put { revision } => format!("r{revision}"),
+        Outcome::Get { revision, kv } => match kv {
+            Some(kv) => format!("{}@{revision}", kv.value),
+            None => format!("∅@{revision}"),
+        },
+        Outcome::Delete { revision, deleted } => format!("{deleted}@{revision}"),
+        Outcome::Cas {
+            revision,
+            succeeded,
+        } => format!("{}@{revision}", if *succeeded { "ok" } else { "no" }),
+        Outcome::Failed { .. } => "failed".into(),
+        Outcome::Unknown { .. } => "?".into(),
+    };
+    format!("#{} {request} → {outcome}", op.id)
+}
+
+/// The whole page: every anomaly listed, the detailed ones with their timelines.
+fn html_page(scenario: &str, anomalies: &[Anomaly], records: &[FailureRecord]) -> String {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{} — {} anomalies</title>\n<style>{STYLE}</style></head><body>\n",
+        escape(scenario),
+        anomalies.len()
+    );
+    let _ = writeln!(
+        page,
+        "<h1>Scenario {} — {} anomal{}</h1>",
+        escape(scenario),
+        anomalies.len(),
+        if anomalies.len() == 1 { "y" } else { "ies" }
+    );
+    page.push_str(&legend());
+    page.push_str("<ol class=\"summary\">\n");
+    for (n, anomaly) in anomalies.iter().enumerate() {
+        if n < records.len() {
+            let _ = writeln!(
+                page,
+                "<li><a href=\"#anomaly-{}\">{}</a></li>",
+                n + 1,
+                escape(&anomaly.to_string())
+            );
+        } else {
+            let _ = writeln!(page, "<li>{}</li>", escape(&anomaly.to_string()));
+        }
+    }
+    page.push_str("</ol>\n");
+    page.push_str(GRADIENTS);
+    for (n, record) in records.iter().enumerate() {
+        page.push_str(&section(n + 1, record));
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
+h2{font-size:1.1em;margin-top:2em;border-top:1px solid #ccc;padding-top:.8em}\
+.message{background:#fff3f3;border-left:4px solid #d62728;padding:.5em .8em;font-family:monospace;white-space:pre-wrap}\
+table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}\
+tr.hit td{background:#fff3f3;font-weight:bold}svg text{font-family:monospace}\
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.2em;height:.8em;margin-right:.3em;vertical-align:middle}\
+.op.anomaly rect{stroke:#d62728;stroke-width:3}.summary li{font-family:monospace;font-size:12px}";
+
+/// One fading gradient per kind, for operations of unknown outcome.
+const GRADIENTS: &str = "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>\
+<linearGradient id=\"fade-put\"><stop offset=\"0\" stop-color=\"#4e79a7\"/><stop offset=\"1\" stop-color=\"#4e79a7\" stop-opacity=\"0\"/></linearGradient>\
+<linearGradient id=\"fade-get\"><stop offset=\"0\" stop-color=\"#59a14f\"/><stop offset=\"1\" stop-color=\"#59a14f\" stop-opacity=\"0\"/></linearGradient>\
+<linearGradient id=\"fade-delete\"><stop offset=\"0\" stop-color=\"#f28e2b\"/><stop offset=\"1\" stop-color=\"#f28e2b\" stop-opacity=\"0\"/></linearGradient>\
+<linearGradient id=\"fade-cas\"><stop offset=\"0\" stop-color=\"#b07aa1\"/><stop offset=\"1\" stop-color=\"#b07aa1\" stop-opacity=\"0\"/></linearGradient>\
+</defs></svg>\n";
+
+fn legend() -> String {
+    let mut out = String::from("<p class=\"legend\">");
+    for (kind, colour) in KINDS {
+        let _ = write!(
+            out,
+            "<span><i style=\"background:{colour}\"></i>{kind}</span>"
+        );
+    }
+    out.push_str(
+        "<span><i style=\"background:#ccc;border:1px dashed #666\"></i>failed</span>\
+         <span><i style=\"background:linear-gradient(to right,#4e79a7,transparent)\"></i>unknown (open-ended)</span>\
+         <span><i style=\"border:3px solid #d62728\"></i>involved in the anomaly</span>\
+         Hover a bar for details.</p>\n",
+    );
+    out
+}
+
+/// One anomaly: its message, the operations' timeline, and the records and store events.
+fn section(n: usize, record: &FailureRecord) -> String {
+    let anomaly = &record.anomaly;
+    let history = &record.history;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<section id=\"anomaly-{n}\"><h2>{n}. {}</h2>\n<div class=\"message\">{}</div>\n",
+        escape(anomaly.kind.name()),
+        escape(&anomaly.to_string())
+    );
+    let marked: HashSet<u64> = anomaly.ops.iter().copied().collect();
+    if !history.ops.is_empty() {
+        out.push_str(&timeline(&history.ops, &marked));
+    }
+    for w in &history.watches {
+        out.push_str(&watch_table(w, anomaly.revision));
+    }
+    if !history.locks.is_empty() {
+        out.push_str("<h3>Lock holders</h3><table><tr><th>id</th><th>client</th><th>owner key</th><th>queued at</th><th>acquired</th><th>released</th><th>writes</th></tr>\n");
+        for l in &history.locks {
+            let class = if anomaly.locks.contains(&l.id) {
+                " class=\"hit\""
+            } else {
+                ""
+            };
+            let writes: Vec<String> = l.writes.iter().map(|id| format!("#{id}")).collect();
+            let _ = writeln!(
+                out,
+                "<tr{class}><td>{}</td><td>c{}</td><td>{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                l.id,
+                l.client,
+                escape(&l.owner_key),
+                l.owner_revision,
+                ms(l.acquired),
+                l.released.map_or_else(|| "—".to_string(), ms),
+                escape(&writes.join(" "))
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !history.leases.is_empty() {
+        out.push_str("<h3>Leases</h3><table><tr><th>lease</th><th>client</th><th>key</th><th>put</th><th>granted</th><th>lost</th><th>revoked</th><th>kept to the end</th></tr>\n");
+        for l in &history.leases {
+            let _ = writeln!(
+                out,
+                "<tr class=\"hit\"><td>{:x}</td><td>c{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                l.lease,
+                l.client,
+                escape(&l.key),
+                l.put.map_or_else(|| "—".to_string(), |id| format!("#{id}")),
+                ms(l.granted),
+                escape(&l.lost.as_ref().map_or_else(|| "—".to_string(), |(t, why)| format!("{} ({why})", ms(*t)))),
+                l.revoked.map_or_else(|| "—".to_string(), ms),
+                l.kept_to_end
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if let Some(store) = &history.store {
+        out.push_str(&store_table(store, anomaly, &history.ops));
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+/// Nanoseconds as milliseconds.
+fn ms(t: Time) -> String {
+    format!("{:.3} ms", t as f64 / 1e6)
+}
+
+/// The operations as bars, one row per client.
+fn timeline(ops: &[Op], marked: &HashSet<u64>) -> String {
+    const WIDTH: f64 = 1100.0;
+    const LEFT: f64 = 50.0;
+    const ROW: f64 = 26.0;
+    const TOP: f64 = 22.0;
+    let t0 = ops.iter().map(|op| op.call).min().unwrap_or(0);
+    let t1 = ops
+        .iter()
+        .map(|op| op.ret.unwrap_or(op.call))
+        .max()
+        .unwrap_or(t0)
+        .max(t0 + 1);
+    // Open-ended operations run to the right edge, a little past the last return.
+    let span = (t1 - t0) as f64 * 1.08;
+    let x = |t: Time| LEFT + (t.saturating_sub(t0)) as f64 / span * WIDTH;
+    let clients: BTreeSet<u32> = ops.iter().map(|op| op.client).collect();
+    let row_of = |c: u32| clients.iter().position(|&x| x == c).unwrap_or(0);
+    let height = TOP + ROW * clients.len() as f64 + 10.0;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<h3>Operations (time from {} to {})</h3>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\">\n",
+        ms(t0),
+        ms(t1),
+        LEFT + WIDTH + 10.0
+    );
+    // A time axis: five ticks.
+    for i in 0..=4 {
+        let t = t0 + (t1 - t0) * i / 4;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{height}\" stroke=\"#eee\"/>\
+             <text x=\"{0:.1}\" y=\"12\" font-size=\"10\" fill=\"#666\">{1}</text>",
+            x(t),
+            escape(&ms(t))
+        );
+    }
+    for &c in &clients {
+        let y = TOP + ROW * row_of(c) as f64;
+        let _ = writeln!(
+            out,
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"11\">c{c}</text>",
+            y + 15.0
+        );
+    }
+    for op in ops {
+        let kind = op_kind(op);
+        let y = TOP + ROW * row_of(op.client) as f64 + 3.0;
+        let x0 = x(op.call);
+        let x1 = match op.ret {
+            Some(ret) => x(ret),
+            None => LEFT + WIDTH,
+        };
+        let w = (x1 - x0).max(2.0);
+        let (fill, extra) = match op.outcome {
+            Outcome::Failed { .. } => (
+                "#cccccc".to_string(),
+                " stroke=\"#666\" stroke-dasharray=\"3 2\"",
+            ),
+            Outcome::Unknown { .. } => (format!("url(#fade-{kind})"), ""),
+            _ => (colour(kind).to_string(), ""),
+        };
+        let class = if marked.contains(&op.id) {
+            "op anomaly"
+        } else {
+            "op"
+        };
+        let title = format!(
+            "{}\ncall {}, return {}{}",
+            describe_op(op),
+            ms(op.call),
+            op.ret.map_or_else(|| "unknown".to_string(), ms),
+            op.endpoint
+                .as_deref()
+                .map(|e| format!(", via {e}"))
+                .unwrap_or_default()
+        );
+        let text = label(op);
+        let fits = ((w - 4.0) / 6.2).floor().max(0.0) as usize;
+        let shown: String = if text.chars().count() <= fits {
+            text
+        } else if fits > 2 {
+            text.chars()
+                .take(fits - 1)
+                .chain(std::iter::once('…'))
+                .collect()
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "<g class=\"{class}\" data-op=\"{}\"><title>{}</title><rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"18\" rx=\"2\" fill=\"{fill}\"{extra}/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#fff\">{}</text></g>",
+            op.id,
+            escape(&title),
+            x0 + 2.0,
+            y + 13.0,
+            escape(&shown)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A watch's deliveries.
+fn watch_table(w: &WatchRecord, revision: Option<i64>) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<h3>Watch {} of {} (range end {}) from revision {} (created at r{}), caught up to r{}{}</h3>\n\
+         <table><tr><th>time</th><th>revision</th><th>kind</th><th>events</th><th>member</th></tr>\n",
+        w.id,
+        escape(&format!("{:?}", w.key)),
+        escape(&format!("{:?}", w.range_end)),
+        w.start_revision,
+        w.created_revision,
+        w.caught_up_to,
+        w.ended.as_ref().map(|e| format!(", ended: {}", escape(e))).unwrap_or_default()
+    );
+    for d in &w.responses {
+        let hit =
+            revision.is_some_and(|r| d.revision == r || d.events.iter().any(|e| e.revision == r));
+        let events: Vec<String> = d.events.iter().map(show_event).collect();
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if hit { " class=\"hit\"" } else { "" },
+            ms(d.time),
+            d.revision,
+            if d.progress { "progress" } else { "events" },
+            escape(&events.join("; ")),
+            escape(d.endpoint.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+fn show_event(e: &Event) -> String {
+    match (&e.kind, &e.kv) {
+        (EventKind::Put, Some(kv)) => format!(
+            "r{} put {}={} (create {}, version {})",
+            e.revision, e.key, kv.value, kv.create_revision, kv.version
+        ),
+        (EventKind::Put, None) => format!("r{} put {}", e.revision, e.key),
+        (EventKind::Delete, _) => format!("r{} delete {}", e.revision, e.key),
+    }
+}
+
+/// The store's events around the anomaly; those the involved operations refer to are
+/// highlighted.
+fn store_table(store: &StoreHistory, anomaly: &Anomaly, ops: &[Op]) -> String {
+    let mut hits: HashSet<i64> = anomaly.revision.into_iter().collect();
+    for op in ops.iter().filter(|op| anomaly.ops.contains(&op.id)) {
+        hits.extend(op.outcome.revision());
+        if let Outcome::Get { kv: Some(kv), .. } = &op.outcome {
+            hits.insert(kv.mod_revision);
+        }
+    }
+    let mut out = format!(
+        "<h3>The store's changes (of {}..={})</h3>\n<table><tr><th>revision</th><th>key</th><th>change</th></tr>\n",
+        store.first_revision, store.last_revision
+    );
+    for e in &store.events {
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if hits.contains(&e.revision) {
+                " class=\"hit\""
+            } else {
+                ""
+            },
+            e.revision,
+            escape(&e.key),
+            escape(&show_event(e))
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testkit::Kit;
+    use crate::check::{check, AnomalyKind};
+    use crate::history::ReadKind;
+
+    /// The key of [`failing`]: it must be escaped.
+    const KEY: &str = "k<&>";
+
+    /// A history with a stale read among other operations.
+    fn failing() -> (History, u64) {
+        let mut kit = Kit::new();
+        for i in 0..10u32 {
+            let t = u64::from(i) * 100;
+            kit.put(i % 3, KEY, t, t + 50);
+            kit.get((i + 1) % 3, KEY, t + 60, t + 90);
+        }
+        kit.unknown_put(5, KEY, 1_000, true);
+        kit.failed_put(6, KEY, 1_010, 1_020);
+        let old = kit.revision() - 3;
+        let bad = kit.read_at(4, KEY, ReadKind::Linearizable, old, 1_100, 1_150);
+        kit.put(1, "other", 1_200, 1_250);
+        (kit.finish(), bad)
+    }
+
+    #[test]
+    fn counts_and_lines() {
+        let (history, _) = failing();
+        let anomalies = check(&history);
+        let report = ScenarioReport::new("kv/partition", "grpc", &history, &anomalies, 3, 12)
+            .with_seed(7)
+            .with_version("3.5.17");
+        assert_eq!(
+            (report.ops, report.ok, report.failed, report.unknown),
+            (24, 22, 1, 1)
+        );
+        assert_eq!(report.anomalies, anomalies.len());
+        assert!(!report.passed());
+        let line = report.to_json_line();
+        assert!(!line.contains('\n'));
+        let back: ScenarioReport = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, report);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for field in [
+            "scenario",
+            "protocol",
+            "ops",
+            "ok",
+            "failed",
+            "unknown",
+            "faults",
+            "anomalies",
+            "check_ms",
+        ] {
+            assert!(value.get(field).is_some(), "{field} missing from {line}");
+        }
+        let clean = ScenarioReport::new("kv/none", "http", &History::default(), &[], 0, 1);
+        assert_eq!(
+            summary_line(&[report, clean]),
+            format!(
+                "robustness: 2 scenarios, 24 ops, 3 faults, {} anomalies",
+                anomalies.len()
+            )
+        );
+    }
+
+    #[test]
+    fn failure_files_show_the_anomaly() {
+        let (history, bad) = failing();
+        let anomalies = check(&history);
+        assert!(anomalies.iter().any(|a| a.kind == AnomalyKind::StaleRead));
+        let dir =
+            std::env::temp_dir().join(format!("etcd-robustness-report-{}", std::process::id()));
+        let files = write_failure(&dir, "kv/stale <read>", &history, &anomalies).unwrap();
+        assert_eq!(files.len(), anomalies.len() + 2);
+        for path in &files {
+            assert!(path.starts_with(&dir));
+            assert!(!path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(['/', '<', ' ']));
+        }
+        // Each JSON file parses back, names its anomaly, and its history shows the read.
+        for (path, anomaly) in files.iter().zip(&anomalies) {
+            let record: FailureRecord =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            assert_eq!(&record.anomaly, anomaly);
+            for id in &anomaly.ops {
+                assert!(record.history.ops.iter().any(|op| op.id == *id));
+            }
+            assert!(
+                record.history.ops.iter().all(|op| op.key() == KEY),
+                "only the key's operations"
+            );
+        }
+        let stale = anomalies
+            .iter()
+            .position(|a| a.kind == AnomalyKind::StaleRead)
+            .unwrap();
+        let record: FailureRecord =
+            serde_json::from_slice(&std::fs::read(&files[stale]).unwrap()).unwrap();
+        // The stale read is still found in its sub-history alone.
+        let again = check(&record.history);
+        assert!(
+            again
+                .iter()
+                .any(|a| a.kind == AnomalyKind::StaleRead && a.ops.contains(&bad)),
+            "{again:#?}"
+        );
+        let list: Vec<Anomaly> =
+            serde_json::from_slice(&std::fs::read(&files[anomalies.len()]).unwrap()).unwrap();
+        assert_eq!(list, anomalies);
+        // The page marks the read and escapes what it shows.
+        let html = std::fs::read_to_string(files.last().unwrap()).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(
+            html.contains(&format!("<g class=\"op anomaly\" data-op=\"{bad}\">")),
+            "read not marked"
+        );
+        assert!(html.contains("kv/stale &lt;read&gt;"));
+        assert!(!html.contains("<read>"));
+        assert!(html.contains("k&lt;&amp;&gt;") && !html.contains(KEY));
+        assert!(html.contains("url(#fade-put)"), "the unknown put fades");
+        assert_eq!(html.matches("<section").count(), anomalies.len());
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn watch_and_lock_anomalies_get_their_records() {
+        let mut kit = Kit::new();
+        for i in 0..40 {
+            kit.put(0, "w", i * 10, i * 10 + 5);
+        }
+        let mut watch = kit.watch_all(3, "w", "", 0);
+        watch.responses.remove(20);
+        kit.history.watches.push(watch);
+        let history = kit.finish();
+        let anomalies = check(&history);
+        assert_eq!(anomalies.len(), 1);
+        assert_eq!(anomalies[0].kind, AnomalyKind::WatchMissedEvent);
+        let sub = sub_history(&history, &anomalies[0]);
+        assert_eq!(sub.watches.len(), 1);
+        assert!(sub.watches[0].responses.len() < history.watches[0].responses.len());
+        let missed = anomalies[0].revision.unwrap();
+        assert!(sub
+            .store
+            .unwrap()
+            .events
+            .iter()
+            .any(|e| e.revision == missed));
+        let page = html_page(
+            "w",
+            &anomalies,
+            &[FailureRecord {
+                scenario: "w".into(),
+                anomaly: anomalies[0].clone(),
+                history: sub_history(&history, &anomalies[0]),
+            }],
+        );
+        assert!(page.contains("Watch 3 of"));
+    }
+
+    #[test]
+    fn escaping_and_file_names() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(file_name("kv/partition 1"), "kv_partition_1");
+        assert_eq!(file_name(".."), "scenario..");
+        assert_eq!(file_name(""), "scenario");
+    }
+}
