@@ -40,7 +40,7 @@ commands:
                     repeated; default ours,ceiling
   robustness [--version V]... [--release] [--duration SECS] [--seed N]
         [--protocol gateway|grpc|all] [--faults LIST] [--scenario NAME]...
-        [--jobs J] [--out DIR] [--list]
+        [--jobs J] [--out DIR] [--dump] [--list]
                     history-checked scenarios on fresh 3-member clusters under a
                     nemesis (kills, restarts, freezes, partitions, client-side
                     faults), once per etcd version (default: any); SECS of load
@@ -212,12 +212,12 @@ const ROBUSTNESS_OPTIONS: [&str; 7] = [
 /// one `cargo build --workspace` makes; `--release` for long soaks).
 fn cmd_robustness(args: &[String]) -> Result<(), String> {
     let mut release = false;
-    let mut list = false;
+    let mut flags = Vec::new();
     let mut rest = Vec::new();
     for arg in args {
         match arg.as_str() {
             "--release" => release = true,
-            "--list" => list = true,
+            "--list" | "--dump" => flags.push(arg.clone()),
             _ => rest.push(arg.clone()),
         }
     }
@@ -243,9 +243,7 @@ fn cmd_robustness(args: &[String]) -> Result<(), String> {
         for (name, value) in opts.iter().filter(|(n, _)| n != "--version") {
             cmd.arg(name).arg(value);
         }
-        if list {
-            cmd.arg("--list");
-        }
+        cmd.args(&flags);
         let status = cmd
             .status()
             .map_err(|e| format!("running the robustness runner: {e}"))?;

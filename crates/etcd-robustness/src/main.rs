@@ -50,6 +50,9 @@ struct Args {
     /// Where failing sub-histories go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write every scenario's whole history (`<out>/<scenario>.history.json`).
+    #[arg(long)]
+    dump: bool,
     /// How many scenarios run at once (each on its own cluster).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -256,6 +259,25 @@ async fn run(args: Args) -> Result<bool, String> {
         .with_seed(run.seed)
         .with_duration_ms(run.elapsed.as_millis() as u64)
         .with_fault_kinds(kinds.iter().map(String::as_str));
+        if args.dump {
+            let path = out.join(format!("{name}.history.json"));
+            std::fs::create_dir_all(&out)
+                .and_then(|()| {
+                    let text =
+                        serde_json::to_string(&run.history).map_err(std::io::Error::other)?;
+                    std::fs::write(&path, text)
+                })
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            note!("robustness: {name}: wrote {}", path.display());
+        }
+        for (error, count) in error_summary(&run.history) {
+            note!("robustness: {name}: {count} x {error}");
+        }
+        for watch in &run.history.watches {
+            if let Some(ended) = &watch.ended {
+                note!("robustness: {name}: watch {} ended: {ended}", watch.id);
+            }
+        }
         if !run.anomalies.is_empty() {
             clean = false;
             for anomaly in &run.anomalies {
@@ -284,4 +306,30 @@ fn scenario_seed(seed: u64, name: &str) -> u64 {
     name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// The errors of failed and unknown operations, most frequent first (the first three),
+/// with endpoints and numbers blurred so that alike errors group.
+fn error_summary(history: &etcd_robustness::history::History) -> Vec<(String, usize)> {
+    use etcd_robustness::history::Outcome;
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for op in &history.ops {
+        let (Outcome::Failed { error } | Outcome::Unknown { error }) = &op.outcome else {
+            continue;
+        };
+        let kind = if op.outcome.is_unknown() {
+            "unknown"
+        } else {
+            "failed"
+        };
+        let blurred: String = error
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        *counts.entry(format!("{kind}: {blurred}")).or_insert(0) += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.truncate(3);
+    counts
 }

@@ -312,6 +312,9 @@ struct Driver {
     last_message: Instant,
     probe: Option<Probe>,
     commands_open: bool,
+    /// The token was renewed for a stream refused "permission denied" since a watch was
+    /// last created: a second refusal is for real.
+    stream_auth_retried: bool,
     /// Whether the server orders its answers to progress requests with the stream's events
     /// (etcd 3.4.25+, 3.5.8+), learnt on the first connection: only then may they move a
     /// watch's resume point.
@@ -351,6 +354,7 @@ impl Driver {
             probe: None,
             commands_open: true,
             ordered_progress: None,
+            stream_auth_retried: false,
         }
     }
 
@@ -689,6 +693,12 @@ impl Driver {
                     }
                 }
             }
+            Err(e) if e.is_auth() && self.backend.uses_auth() && !self.stream_auth_retried => {
+                // A stale token (expired, or a restarted member's): renew it, try again.
+                self.stream_auth_retried = true;
+                let renewed = self.backend.renew_token().await;
+                tracing::debug!(error = %e, ok = renewed.is_ok(), "watch stream refused; token renewed");
+            }
             Err(e) => {
                 self.failures += 1;
                 tracing::debug!(error = %e, "watch stream connect failed");
@@ -754,6 +764,19 @@ impl Driver {
                 tracing::debug!(error = %e, "watch stream error; resuming");
                 return Next::Reconnect;
             }
+            Some(Err(e))
+                if e.is_auth() && self.backend.uses_auth() && !self.stream_auth_retried =>
+            {
+                // etcd refuses a watch stream whose token expired (or that a restarted
+                // member never issued) as "permission denied" (etcd issue #12385), the
+                // gateway as a stream error: renew the token and reopen the stream, once
+                // until a watch is created on it again.
+                self.stream_auth_retried = true;
+                let renewed = self.backend.renew_token().await;
+                tracing::debug!(error = %e, ok = renewed.is_ok(), "watch stream refused; token renewed, reconnecting");
+                self.drop_stream();
+                return Next::Continue;
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "watch stream ended by a permanent error");
                 self.end_all(e);
@@ -783,6 +806,7 @@ impl Driver {
             return Next::Continue;
         };
         if message.created && !message.canceled {
+            self.stream_auth_retried = false;
             sub.active = true;
             sub.auth_retried = false;
             sub.resumed = true;

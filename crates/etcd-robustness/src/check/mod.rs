@@ -75,6 +75,9 @@ pub enum AnomalyKind {
     WatchMissedEvent,
     /// A progress notification came before events at or below its revision.
     WatchProgressAhead,
+    /// A watch ended with an error before the run was over (no fault of a scenario, and no
+    /// compaction, may end a watch).
+    WatchEnded,
     /// Two lock holders' counter writes interleave ([`locks`]).
     TwoLockHolders,
     /// The lock counter skipped a value, or an acknowledged increment is missing.
@@ -110,6 +113,7 @@ impl AnomalyKind {
             AnomalyKind::WatchInventedEvent => "watch_invented_event",
             AnomalyKind::WatchMissedEvent => "watch_missed_event",
             AnomalyKind::WatchProgressAhead => "watch_progress_ahead",
+            AnomalyKind::WatchEnded => "watch_ended",
             AnomalyKind::TwoLockHolders => "two_lock_holders",
             AnomalyKind::LostIncrement => "lost_increment",
             AnomalyKind::DoubledIncrement => "doubled_increment",

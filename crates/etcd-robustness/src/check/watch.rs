@@ -21,6 +21,9 @@
 //!   ([`AnomalyKind::WatchProgressAhead`]); one that never comes is a missed event, since a
 //!   notification extends `to`.
 //!
+//! * lasting: a watch survives every fault; one that ended with an error before the run was
+//!   over is reported ([`AnomalyKind::WatchEnded`]), and checked up to where it got.
+//!
 //! Each watch reports each kind once, with how many times it happened.
 //!
 //! What it cannot see: events after `to` that were never delivered (the watch may just
@@ -141,6 +144,23 @@ fn check_watch(
         watch: w.id,
         found: BTreeMap::new(),
     };
+    if let Some(reason) = &w.ended {
+        let message = format!(
+            "watch {} of {:?} ended after {} deliveries: {reason}",
+            w.id,
+            w.key,
+            w.responses.len()
+        );
+        findings.found.insert(
+            AnomalyKind::WatchEnded,
+            (
+                Anomaly::new(AnomalyKind::WatchEnded, message)
+                    .with_key(&w.key)
+                    .with_watch(w.id),
+                1,
+            ),
+        );
+    }
     let mut delivered: HashSet<(i64, &str)> = HashSet::new();
     let mut last_revision = 0;
     let mut last_response = usize::MAX;
@@ -502,6 +522,13 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_that_ended_early() {
+        let mut history = valid();
+        history.watches[0].ended = Some("etcd auth error: permission denied".into());
+        assert_eq!(kinds(&history), [AnomalyKind::WatchEnded]);
+    }
+
+    #[test]
     fn progress_ahead_of_events() {
         let mut history = valid();
         let e = events_of(&mut history);
@@ -519,9 +546,12 @@ mod tests {
         w.caught_up_to = 0;
         w.ended = Some("compacted".into());
         w.responses.truncate(4);
-        assert_eq!(kinds(&history), []);
+        assert_eq!(kinds(&history), [AnomalyKind::WatchEnded]);
         // A hole before its last delivery still counts.
         history.watches[0].responses.drain(0..2);
-        assert_eq!(kinds(&history), [AnomalyKind::WatchMissedEvent]);
+        assert_eq!(
+            kinds(&history),
+            [AnomalyKind::WatchMissedEvent, AnomalyKind::WatchEnded]
+        );
     }
 }
