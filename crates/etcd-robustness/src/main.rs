@@ -329,7 +329,7 @@ fn error_summary(history: &etcd_robustness::history::History) -> Vec<(String, us
         *counts.entry(format!("{kind}: {blurred}")).or_insert(0) += 1;
     }
     let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts.truncate(3);
     counts
 }
