@@ -39,6 +39,23 @@ pub struct History {
     pub leases: Vec<LeaseRecord>,
     /// The store's history of the prefix, read back after the run.
     pub store: Option<StoreHistory>,
+    /// The faults the nemesis injected, for the record: no checker reads them, reports
+    /// show them beside the operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSpan>,
+}
+
+/// One fault, from injection to healing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSpan {
+    /// What (`kill-leader`, `isolate-follower`...).
+    pub kind: String,
+    /// The member it hit (for a bridge: the bridging member).
+    pub member: usize,
+    /// When it was injected.
+    pub start: Time,
+    /// When it was healed.
+    pub healed: Time,
 }
 
 /// One single-key operation.

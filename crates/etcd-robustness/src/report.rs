@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{describe_op, Anomaly, AnomalyKind};
 use crate::history::{
-    Event, EventKind, History, Op, Outcome, Request, StoreHistory, Time, WatchRecord,
+    Event, EventKind, FaultSpan, History, Op, Outcome, Request, StoreHistory, Time, WatchRecord,
 };
 
 /// How many operations of a history had an answer, definitely failed, or have an unknown
@@ -283,6 +283,7 @@ pub fn sub_history(history: &History, anomaly: &Anomaly) -> History {
         locks,
         leases,
         store,
+        faults: history.faults.clone(),
     }
 }
 
@@ -581,7 +582,7 @@ fn section(n: usize, record: &FailureRecord) -> String {
     );
     let marked: HashSet<u64> = anomaly.ops.iter().copied().collect();
     if !history.ops.is_empty() {
-        out.push_str(&timeline(&history.ops, &marked));
+        out.push_str(&timeline(&history.ops, &history.faults, &marked));
     }
     for w in &history.watches {
         out.push_str(&watch_table(w, anomaly.revision));
@@ -640,7 +641,7 @@ fn ms(t: Time) -> String {
 }
 
 /// The operations as bars, one row per client.
-fn timeline(ops: &[Op], marked: &HashSet<u64>) -> String {
+fn timeline(ops: &[Op], faults: &[FaultSpan], marked: &HashSet<u64>) -> String {
     const WIDTH: f64 = 1100.0;
     const LEFT: f64 = 50.0;
     const ROW: f64 = 26.0;
@@ -675,6 +676,27 @@ fn timeline(ops: &[Op], marked: &HashSet<u64>) -> String {
              <text x=\"{0:.1}\" y=\"12\" font-size=\"10\" fill=\"#666\">{1}</text>",
             x(t),
             escape(&ms(t))
+        );
+    }
+    // The faults under way, as shaded bands behind the operations.
+    for fault in faults.iter().filter(|f| f.start <= t1 && f.healed >= t0) {
+        let (a, b) = (x(fault.start.max(t0)), x(fault.healed.min(t1)));
+        let _ = writeln!(
+            out,
+            "<g class=\"fault\"><title>{}</title><rect x=\"{a:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#f5d76e\" fill-opacity=\"0.35\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#8a6d00\">{}</text></g>",
+            escape(&format!(
+                "{} on member {} from {} to {}",
+                fault.kind,
+                fault.member,
+                ms(fault.start),
+                ms(fault.healed)
+            )),
+            (b - a).max(1.0),
+            height - TOP,
+            a + 2.0,
+            height - 2.0,
+            escape(&format!("{} (member {})", fault.kind, fault.member))
         );
     }
     for &c in &clients {
@@ -890,8 +912,16 @@ mod tests {
 
     #[test]
     fn failure_files_show_the_anomaly() {
-        let (history, bad) = failing();
+        let (mut history, bad) = failing();
         let anomalies = check(&history);
+        // A fault under way during the operations shows as a band.
+        let (t0, t1) = (history.ops[0].call, history.ops[history.ops.len() - 1].call);
+        history.faults.push(FaultSpan {
+            kind: "freeze-leader".into(),
+            member: 2,
+            start: t0,
+            healed: t1,
+        });
         assert!(anomalies.iter().any(|a| a.kind == AnomalyKind::StaleRead));
         let dir =
             std::env::temp_dir().join(format!("etcd-robustness-report-{}", std::process::id()));
@@ -946,6 +976,10 @@ mod tests {
         assert!(!html.contains("<read>"));
         assert!(html.contains("k&lt;&amp;&gt;") && !html.contains(KEY));
         assert!(html.contains("url(#fade-put)"), "the unknown put fades");
+        assert!(
+            html.contains("<g class=\"fault\"><title>freeze-leader on member 2"),
+            "the fault shows"
+        );
         assert_eq!(html.matches("<section").count(), anomalies.len());
         assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -3,7 +3,7 @@
 //! back and everything checked.
 
 use crate::check::{self, Anomaly};
-use crate::history::{History, Op, Outcome, Request};
+use crate::history::{FaultSpan, History, Op, Outcome, Request};
 use crate::nemesis::{FaultKind, FaultRecord, Nemesis};
 use crate::proxy::Proxy;
 use crate::recorder::Recorder;
@@ -336,6 +336,15 @@ pub async fn run(spec: Spec, settings: &Settings, seed: u64) -> Result<Run, Stri
         locks: lock_history,
         leases: lease_history,
         store: Some(store),
+        faults: faults
+            .iter()
+            .map(|f| FaultSpan {
+                kind: f.kind.name(),
+                member: f.member,
+                start: f.start,
+                healed: f.healed,
+            })
+            .collect(),
     };
     let checking = Instant::now();
     let (history, anomalies) = tokio::task::spawn_blocking(move || {
