@@ -357,6 +357,12 @@ impl Etcd {
         self.binary.version()
     }
 
+    /// Whether the etcd version is at least `min` (dotted numbers: `&[3, 5, 10]` for
+    /// 3.5.10), for tests of behaviour that changed between releases.
+    pub fn version_at_least(&self, min: &[u64]) -> bool {
+        version_at_least(self.binary.version(), min)
+    }
+
     /// The etcd server binary.
     pub fn binary(&self) -> &Path {
         self.binary.path()

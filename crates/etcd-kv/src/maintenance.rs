@@ -372,9 +372,10 @@ impl Client {
     }
 
     /// The hash of the MVCC keys up to `revision` (0: the current one) of the member behind
-    /// the current endpoint. The gateway of etcd 3.4 and 3.5 does not reach HashKV (it
-    /// routes it to `maintenance/hash`): there it fails with [`Error::Unsupported`]; over
-    /// native gRPC ([`Protocol::Grpc`](crate::Protocol)) it works on every version.
+    /// the current endpoint. The gateway reaches HashKV from etcd 3.5.10 on; older ones
+    /// (3.4, 3.5.0 to 3.5.9) have no `maintenance/hashkv` route: there it fails with
+    /// [`Error::Unsupported`]. Over native gRPC ([`Protocol::Grpc`](crate::Protocol)) it
+    /// works on every version.
     pub async fn hash_kv(&self, revision: i64) -> Result<KvHash> {
         match self.call(&wire::HashKvRequest { revision }).await {
             Ok(r) => Ok(KvHash {
@@ -384,7 +385,7 @@ impl Client {
                 hash_revision: r.hash_revision,
             }),
             Err(e) if is_missing_route(&e) => Err(Error::Unsupported(format!(
-                "hash_kv needs etcd 3.6 or later, or native gRPC (the gateway has no maintenance/hashkv: {e})"
+                "hash_kv needs etcd 3.5.10 or later, or native gRPC (the gateway has no maintenance/hashkv: {e})"
             ))),
             Err(e) => Err(e),
         }
