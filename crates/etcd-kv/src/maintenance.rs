@@ -17,17 +17,23 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub const SNAPSHOT_CHECKSUM_LEN: usize = 32;
 
 /// True when the server has no such call: the gateway has no route for it (HTTP 404 `Not
-/// Found`), or over gRPC the method is `Unimplemented`. The server is older than the call.
+/// Found`, as text or as v2's status), or over gRPC the method is `Unimplemented`. The
+/// server is older than the call.
 pub(crate) fn is_missing_route(e: &Error) -> bool {
-    let (Error::Transport(cause) | Error::Unavailable(cause)) = e else {
+    // v2's 404 is a `NotFound`, gRPC's `Unimplemented` a `Server`, v1's a `Transport`.
+    let Some(cause) = e.cause() else {
         return false;
     };
     let mut current = Some(cause.transport());
     while let Some(t) = current {
         match t {
+            // grpc-gateway v1 (etcd 3.4, 3.5 as released): a plain-text 404.
             TransportError::Http { status: 404, .. } => return true,
-            // Over native gRPC: a method the server does not have.
-            TransportError::Server { status, .. } => return status.code == 12,
+            // grpc-gateway v2 (etcd 3.6, Debian's 3.5.30): 404 `{"code":5,"message":"Not
+            // Found"}`; over native gRPC: a method the server does not have (code 12).
+            TransportError::Server { status, .. } => {
+                return status.is_unknown_route() || status.code == 12
+            }
             TransportError::Unavailable { last, .. } => current = Some(last),
             _ => return false,
         }
@@ -448,5 +454,41 @@ mod tests {
         // Without its checksum message, the last 32 bytes of the database are no checksum.
         let db: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         assert!(verify_snapshot(&db).err().is_some_and(|e| e.is_checksum()));
+    }
+
+    fn from_body(http: u16, body: &str) -> Error {
+        let endpoint = "http://127.0.0.1:2379".to_string();
+        let error = match etcd_wire::from_slice::<etcd_wire::Status>(body.as_bytes()) {
+            Ok(status) => TransportError::Server { endpoint, status },
+            Err(_) => TransportError::Http {
+                endpoint,
+                status: http,
+                body: body.into(),
+            },
+        };
+        Error::from_transport(error)
+    }
+
+    #[test]
+    fn missing_routes_of_both_gateway_versions() {
+        // grpc-gateway v1 (etcd 3.4.23, 3.5.1): plain text.
+        assert!(is_missing_route(&from_body(404, "Not Found\n")));
+        // v2 (etcd 3.5.30): a status, typed NotFound like etcd's own "not found" errors.
+        let v2 = from_body(404, r#"{"code":5, "message":"Not Found"}"#);
+        assert!(matches!(v2, Error::NotFound(_)), "{v2:?}");
+        assert!(is_missing_route(&v2));
+        assert!(is_missing_route(&from_body(
+            501,
+            r#"{"code":12, "message":"Method Not Allowed"}"#
+        )));
+        // etcd's own errors are not missing routes.
+        assert!(!is_missing_route(&from_body(
+            404,
+            r#"{"code":5, "message":"etcdserver: requested lease not found"}"#
+        )));
+        assert!(!is_missing_route(&from_body(
+            403,
+            r#"{"code":7, "message":"etcdserver: permission denied"}"#
+        )));
     }
 }
