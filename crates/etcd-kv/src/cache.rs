@@ -56,6 +56,13 @@
 //! its revision, so reads after writes elsewhere in the keyspace probe once. A read that waits longer than
 //! [`CacheBuilder::read_timeout`] fails with a timeout.
 //!
+//! etcd 3.5.13+ answers a progress request only when every watch on the stream is synced
+//! and none waits for a future revision; otherwise it drops the request, never to answer
+//! it (another watch of the same client catching up, or created from a revision still to
+//! come). A read whose progress requests go unanswered for 200 ms probes as above, and
+//! later reads probe at once (still asking for progress) until a progress notification
+//! arrives again; [`Cache::probes`] counts the probes.
+//!
 //! # Memory
 //!
 //! Keys and values are copied out of the answers' shared buffers into one allocation per
@@ -85,7 +92,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::IntoFuture;
 use std::ops::{Bound, Deref};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -104,6 +111,12 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 /// How often a waiting consistent read asks again for a progress notification (etcd
 /// drops a progress request while some of its watchers are catching up).
 const PROGRESS_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a read waits for the answer to its progress requests before probing etcd
+/// instead: etcd 3.5.13+ drops a progress request, never to answer it, while a watch on the
+/// stream is catching up or waits for a future revision. (A served request is answered
+/// within about a millisecond, after the events queued before it.)
+const PROGRESS_PATIENCE: Duration = Duration::from_millis(200);
 
 /// How long a read waits for the watch before probing etcd (where progress is not asked
 /// for) when the prefix is large: events usually arrive within a millisecond of their
@@ -386,6 +399,11 @@ struct Shared {
     verified: std::sync::Mutex<(i64, i64)>,
     /// Readers waiting for the cache ask its task for a progress notification.
     progress_wanted: Notify,
+    /// A read waited `PROGRESS_PATIENCE` in vain for a progress notification (etcd dropped
+    /// its requests): reads probe at once (still asking for progress) until one arrives.
+    progress_unanswered: AtomicBool,
+    /// How many probes reads made (see [`Cache::probes`]).
+    probes_made: AtomicU64,
     /// The watch offers no progress requests (per-call stream mode).
     per_call: AtomicBool,
     /// The server sends progress notifications in order with events (etcd ≥ 3.4.25,
@@ -534,6 +552,8 @@ impl<'a> CacheBuilder<'a> {
             }),
             applied,
             progress_wanted: Notify::new(),
+            progress_unanswered: AtomicBool::new(false),
+            probes_made: AtomicU64::new(0),
             verified: std::sync::Mutex::new((0, 0)),
             per_call: AtomicBool::new(self.client.inner.stream_mode == StreamMode::PerCall),
             ordered_progress,
@@ -744,6 +764,14 @@ impl Cache {
         self.shared.read().lists
     }
 
+    /// How many times a read asked etcd whether the prefix changed since the cache's
+    /// revision (one range of the prefix, keys only, limit 1; its cost grows with the
+    /// prefix): where progress notifications are not used, and where etcd left a read's
+    /// progress requests unanswered (see the module docs).
+    pub fn probes(&self) -> u64 {
+        self.shared.probes_made.load(Ordering::Relaxed)
+    }
+
     /// The error that stopped the cache, if it stopped.
     pub fn error(&self) -> Option<Error> {
         self.shared.read().error.clone()
@@ -819,6 +847,8 @@ impl Cache {
         } else {
             Instant::now() + PROBE_GRACE
         };
+        // Where progress is asked for: until when this read waits for its answer.
+        let mut progress_until = None;
         loop {
             {
                 let state = shared.read();
@@ -836,12 +866,35 @@ impl Cache {
                     });
                 }
             }
-            let mut wake_at = Instant::now() + PROGRESS_RETRY;
-            if !shared.probes() {
+            let now = Instant::now();
+            let mut wake_at = now + PROGRESS_RETRY;
+            let asks_progress = !shared.probes();
+            if asks_progress {
                 shared.progress_wanted.notify_one();
-            } else if Instant::now() >= probe_at {
+            }
+            // Wait for the progress notification, unless its requests go unanswered.
+            let waits_for_progress = asks_progress
+                && !shared.progress_unanswered.load(Ordering::Relaxed)
+                && match *progress_until.get_or_insert(now + PROGRESS_PATIENCE) {
+                    until if now < until => {
+                        wake_at = wake_at.min(until);
+                        true
+                    }
+                    _ => {
+                        tracing::debug!(
+                            target_revision = target,
+                            "no answer to the cache's progress requests (etcd drops them while a watch on the stream catches up or waits for a future revision): probing"
+                        );
+                        shared.progress_unanswered.store(true, Ordering::Relaxed);
+                        false
+                    }
+                };
+            if waits_for_progress {
+                // The answer (or the events) will wake the read.
+            } else if now >= probe_at {
                 // Has the prefix changed since the cache's revision? One range: its key
                 // count and its newest mod revision, at the cluster's current revision.
+                shared.probes_made.fetch_add(1, Ordering::Relaxed);
                 let probe = shared
                     .client
                     .range(shared.prefix.clone())
@@ -1207,6 +1260,8 @@ fn apply(s: &Shared, response: WatchResponse) -> Result<()> {
     let revision = response.revision();
     let mut state = s.write();
     if response.is_progress_notify() {
+        // Progress requests are answered again.
+        s.progress_unanswered.store(false, Ordering::Relaxed);
         if s.ordered_progress && revision > state.revision {
             state.revision = revision;
             drop(state);

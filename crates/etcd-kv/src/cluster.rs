@@ -170,6 +170,12 @@ fn members(list: Vec<wc::Member>) -> Vec<Member> {
 
 impl Client {
     /// The status of the member behind the current endpoint.
+    ///
+    /// With auth on, etcd 3.5.28 to 3.5.31, 3.6.9 to 3.6.11 and 3.4.42+ answer it only to
+    /// an admin (a user with the `root` role): anyone else gets [`Error::Auth`] with the
+    /// server's PermissionDenied (7) "etcdserver: permission denied".
+    ///
+    /// [`Error::Auth`]: crate::Error::Auth
     pub async fn status(&self) -> Result<ServerStatus> {
         let s: wm::StatusResponse = self.call(&wm::StatusRequest::default()).await?;
         Ok(ServerStatus {
@@ -211,7 +217,8 @@ impl Client {
             .and_then(|m| m.client_urls.into_iter().next()))
     }
 
-    /// The members of the cluster.
+    /// The members of the cluster. With auth on, etcd 3.4.42+, 3.5.28+ and 3.6.9+ answer
+    /// only an authenticated user (a client with credentials or a token).
     pub async fn member_list(&self) -> Result<Vec<Member>> {
         let r: wc::MemberListResponse = self.call(&wc::MemberListRequest::default()).await?;
         Ok(members(r.members))
@@ -250,7 +257,8 @@ impl Client {
         Ok(members(r.members))
     }
 
-    /// The active alarms of the cluster (e.g. NOSPACE when the quota is exceeded).
+    /// The active alarms of the cluster (e.g. NOSPACE when the quota is exceeded). With
+    /// auth on, etcd 3.4.42+, 3.5.28+ and 3.6.9+ answer only an authenticated user.
     pub async fn alarms(&self) -> Result<Vec<Alarm>> {
         self.alarm(wm::AlarmAction::Get, 0, AlarmType::None).await
     }

@@ -270,7 +270,9 @@ impl Client {
         Ok(())
     }
 
-    /// How long a lease has left; `.keys()` also lists its keys.
+    /// How long a lease has left; `.keys()` also lists its keys. With auth on, etcd
+    /// 3.4.42+, 3.5.28+ and 3.6.9+ answer only an authenticated user, as for
+    /// [`leases`](Self::leases) and keep-alives.
     pub fn lease_time_to_live(&self, id: i64) -> LeaseTimeToLiveRequest<'_> {
         LeaseTimeToLiveRequest {
             client: self,
@@ -278,7 +280,8 @@ impl Client {
         }
     }
 
-    /// The IDs of every lease (etcd 3.3+).
+    /// The IDs of every lease (etcd 3.3+). With auth on, etcd 3.4.42+, 3.5.28+ and 3.6.9+
+    /// answer only an authenticated user.
     pub async fn leases(&self) -> Result<Vec<i64>> {
         let answer: wire::LeaseLeasesResponse =
             self.call(&wire::LeaseLeasesRequest::default()).await?;
@@ -289,7 +292,12 @@ impl Client {
     ///
     /// The refresh goes over a keep-alive stream the client keeps for these calls (one
     /// round trip once it is open); a call made while another is on it, or where there is
-    /// no such stream (per-call streams), makes a keep-alive call of its own.
+    /// no such stream (per-call streams), makes a keep-alive call of its own. With auth on,
+    /// keep-alives carry the token: over the gateway each is then a POST of its own with
+    /// the `Authorization` header (the gateway's WebSocket takes no token on etcd before
+    /// 3.5.32 and 3.6.13), over gRPC the token is metadata of the keep-alive stream; a
+    /// client without credentials is refused on etcd 3.4.42+, 3.5.28+ and 3.6.9+ with
+    /// [`Error::Auth`] (InvalidArgument "etcdserver: user name is empty").
     #[doc(alias = "refresh")]
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
         let ttl = match self.keep_alive_on_stream(id).await {

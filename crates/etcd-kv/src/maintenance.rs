@@ -17,17 +17,23 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub const SNAPSHOT_CHECKSUM_LEN: usize = 32;
 
 /// True when the server has no such call: the gateway has no route for it (HTTP 404 `Not
-/// Found`), or over gRPC the method is `Unimplemented`. The server is older than the call.
+/// Found`, as text or as v2's status), or over gRPC the method is `Unimplemented`. The
+/// server is older than the call.
 pub(crate) fn is_missing_route(e: &Error) -> bool {
-    let (Error::Transport(cause) | Error::Unavailable(cause)) = e else {
+    // v2's 404 is a `NotFound`, gRPC's `Unimplemented` a `Server`, v1's a `Transport`.
+    let Some(cause) = e.cause() else {
         return false;
     };
     let mut current = Some(cause.transport());
     while let Some(t) = current {
         match t {
+            // grpc-gateway v1 (etcd 3.4, 3.5 as released): a plain-text 404.
             TransportError::Http { status: 404, .. } => return true,
-            // Over native gRPC: a method the server does not have.
-            TransportError::Server { status, .. } => return status.code == 12,
+            // grpc-gateway v2 (etcd 3.6, Debian's 3.5.30): 404 `{"code":5,"message":"Not
+            // Found"}`; over native gRPC: a method the server does not have (code 12).
+            TransportError::Server { status, .. } => {
+                return status.is_unknown_route() || status.code == 12
+            }
             TransportError::Unavailable { last, .. } => current = Some(last),
             _ => return false,
         }
@@ -372,9 +378,10 @@ impl Client {
     }
 
     /// The hash of the MVCC keys up to `revision` (0: the current one) of the member behind
-    /// the current endpoint. The gateway of etcd 3.4 and 3.5 does not reach HashKV (it
-    /// routes it to `maintenance/hash`): there it fails with [`Error::Unsupported`]; over
-    /// native gRPC ([`Protocol::Grpc`](crate::Protocol)) it works on every version.
+    /// the current endpoint. The gateway reaches HashKV from etcd 3.5.10 on; older ones
+    /// (3.4, 3.5.0 to 3.5.9) have no `maintenance/hashkv` route: there it fails with
+    /// [`Error::Unsupported`]. Over native gRPC ([`Protocol::Grpc`](crate::Protocol)) it
+    /// works on every version.
     pub async fn hash_kv(&self, revision: i64) -> Result<KvHash> {
         match self.call(&wire::HashKvRequest { revision }).await {
             Ok(r) => Ok(KvHash {
@@ -384,7 +391,7 @@ impl Client {
                 hash_revision: r.hash_revision,
             }),
             Err(e) if is_missing_route(&e) => Err(Error::Unsupported(format!(
-                "hash_kv needs etcd 3.6 or later, or native gRPC (the gateway has no maintenance/hashkv: {e})"
+                "hash_kv needs etcd 3.5.10 or later, or native gRPC (the gateway has no maintenance/hashkv: {e})"
             ))),
             Err(e) => Err(e),
         }
@@ -447,5 +454,41 @@ mod tests {
         // Without its checksum message, the last 32 bytes of the database are no checksum.
         let db: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         assert!(verify_snapshot(&db).err().is_some_and(|e| e.is_checksum()));
+    }
+
+    fn from_body(http: u16, body: &str) -> Error {
+        let endpoint = "http://127.0.0.1:2379".to_string();
+        let error = match etcd_wire::from_slice::<etcd_wire::Status>(body.as_bytes()) {
+            Ok(status) => TransportError::Server { endpoint, status },
+            Err(_) => TransportError::Http {
+                endpoint,
+                status: http,
+                body: body.into(),
+            },
+        };
+        Error::from_transport(error)
+    }
+
+    #[test]
+    fn missing_routes_of_both_gateway_versions() {
+        // grpc-gateway v1 (etcd 3.4.23, 3.5.1): plain text.
+        assert!(is_missing_route(&from_body(404, "Not Found\n")));
+        // v2 (etcd 3.5.30): a status, typed NotFound like etcd's own "not found" errors.
+        let v2 = from_body(404, r#"{"code":5, "message":"Not Found"}"#);
+        assert!(matches!(v2, Error::NotFound(_)), "{v2:?}");
+        assert!(is_missing_route(&v2));
+        assert!(is_missing_route(&from_body(
+            501,
+            r#"{"code":12, "message":"Method Not Allowed"}"#
+        )));
+        // etcd's own errors are not missing routes.
+        assert!(!is_missing_route(&from_body(
+            404,
+            r#"{"code":5, "message":"etcdserver: requested lease not found"}"#
+        )));
+        assert!(!is_missing_route(&from_body(
+            403,
+            r#"{"code":7, "message":"etcdserver: permission denied"}"#
+        )));
     }
 }

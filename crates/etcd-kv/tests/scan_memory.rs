@@ -102,10 +102,12 @@ async fn scan_100k_keys_with_memory_bounded_by_the_page() {
          data {data_size} bytes, peak heap growth during the scan {peak_growth} bytes"
     );
     // One page is ~1000 × 140 bytes of key-values, ~200 KB as base64 JSON: a few copies of
-    // that are expected, the 100,000 keys (over 14 MB) are not.
+    // that are expected, the 100,000 keys (over 14 MB) are not. Measured: 2.3 to 3.04 MB
+    // (etcd 3.5.1 and 3.5.30, gateway and gRPC, on a loaded 2-core machine): the bound
+    // leaves room for that spread, and is still under a third of the data.
     assert!(data_size > 10_000_000);
     assert!(
-        peak_growth < 3_000_000,
+        peak_growth < 4_000_000,
         "peak heap grew by {peak_growth} bytes while scanning {data_size} bytes of data"
     );
 

@@ -910,8 +910,25 @@ impl Transport {
     async fn fetch_version(&self, idx: usize) -> Result<VersionResponse, Error> {
         #[cfg(feature = "grpc")]
         if let Some(grpc) = &self.inner.grpc {
-            return self.grpc_version(grpc, idx).await;
+            return match self.grpc_version(grpc, idx).await {
+                // With auth on, etcd 3.4.42+, 3.5.28 to 3.5.31 and 3.6.9 to 3.6.11 answer
+                // Maintenance/Status only to an admin (CVE-2026-33413): the member is there,
+                // and `GET /version` on the same port (HTTP/1.1) tells its version to anyone.
+                Err(e) if is_auth_refusal(&e) => {
+                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "Maintenance/Status refused: the version from GET /version");
+                    self.http_version(idx).await.map_err(|http| {
+                        tracing::debug!(error = %http, "GET /version failed too");
+                        e
+                    })
+                }
+                other => other,
+            };
         }
+        self.http_version(idx).await
+    }
+
+    /// The version from `GET /version` (HTTP/1.1, no token needed).
+    async fn http_version(&self, idx: usize) -> Result<VersionResponse, Error> {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
         let request = Request::builder()
@@ -1057,6 +1074,15 @@ fn send_error(endpoint: &str, e: SendError) -> Error {
             source: Box::new(source),
         },
     }
+}
+
+/// The server refused a request for want of a token or of a permission: it is up.
+#[cfg(feature = "grpc")]
+fn is_auth_refusal(e: &Error) -> bool {
+    e.is_missing_token()
+        || e.is_invalid_token()
+        || e.status()
+            .is_some_and(|s| s.grpc_code() == etcd_wire::Code::PermissionDenied)
 }
 
 fn server_error(endpoint: &str, status: StatusCode, body: &[u8]) -> Error {

@@ -1,7 +1,7 @@
 //! The Maintenance service: `maintenance/status`, `maintenance/alarm`,
-//! `maintenance/defragment`, `maintenance/hash`, `maintenance/hashkv` (3.6+: on 3.4 and 3.5
-//! the gateway routes HashKV to `maintenance/hash`, which answers Hash, so HashKV is not
-//! reachable there), `maintenance/snapshot` (streamed), `maintenance/transfer-leadership`
+//! `maintenance/defragment`, `maintenance/hash`, `maintenance/hashkv` (3.5.10+: on 3.4 and
+//! 3.5.0 to 3.5.9 the gateway routes HashKV to `maintenance/hash`, which answers Hash, so
+//! HashKV is not reachable there), `maintenance/snapshot` (streamed), `maintenance/transfer-leadership`
 //! and `maintenance/downgrade` (3.5+).
 //!
 //! Field names here are the proto's camelCase ones: `dbSize`, `raftIndex`, `memberID`,
@@ -206,7 +206,7 @@ pub struct HashResponse {
     pub hash: u32,
 }
 
-/// Hashes the MVCC keys up to a revision (`HashKVRequest`; `maintenance/hashkv`, etcd 3.6+).
+/// Hashes the MVCC keys up to a revision (`HashKVRequest`; `maintenance/hashkv`, etcd 3.5.10+ through the gateway).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HashKvRequest {

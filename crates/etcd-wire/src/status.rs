@@ -106,11 +106,20 @@ impl fmt::Display for Code {
 
 /// An error reported by the gateway, decoded from any server version's format.
 ///
-/// - unary, etcd 3.4/3.5: `{"error":"msg","message":"msg","code":N,"details":[...]}`
+/// The gateway's format follows its grpc-gateway version, not etcd's: v1 (etcd up to 3.5 as
+/// etcd releases it) or v2 (etcd 3.6, and Debian's etcd 3.5.15+, e.g. 3.5.30).
+///
+/// - unary, grpc-gateway v1 (etcd 3.4/3.5): `{"error":"msg","message":"msg","code":N,"details":[...]}`
 /// - unary, etcd 3.2/3.3: `{"error":"msg","code":N}`
-/// - unary, etcd 3.6: `{"code":N,"message":"msg","details":[...]}`
-/// - in a stream, etcd 3.4/3.5: `{"grpc_code":N,"http_code":N,"message":"msg","http_status":"..."}`
-/// - in a stream, etcd 3.6: `{"code":N,"message":"msg"}`
+/// - unary, grpc-gateway v2 (etcd 3.6, 3.5.30): `{"code":N,"message":"msg","details":[...]}`,
+///   also for routing errors (404 `{"code":5,"message":"Not Found"}`, 501
+///   `{"code":12,"message":"Method Not Allowed"}`, see [`Status::is_unknown_route`])
+/// - a stream's error before its first message, grpc-gateway v2: the HTTP status of the
+///   error and the in-stream form as the whole body, `{"error":{"code":N,"message":"msg"}}`
+/// - in a stream, v1: `{"grpc_code":N,"http_code":N,"message":"msg","http_status":"..."}`
+/// - in a stream, v2: `{"code":N,"message":"msg"}`
+///
+/// Bodies are parsed, never compared as bytes: v2 puts random whitespace between fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Status {
@@ -141,6 +150,19 @@ impl Status {
     pub fn grpc_code(&self) -> Code {
         Code::from_i32(self.code)
     }
+
+    /// Whether this is grpc-gateway v2's answer to a request it has no route for: a path it
+    /// does not know (HTTP 404, `{"code":5,"message":"Not Found"}`) or a method the path
+    /// does not take (HTTP 501, `{"code":12,"message":"Method Not Allowed"}`). etcd's own
+    /// "not found" errors say what is missing (`"etcdserver: requested lease not found"`).
+    /// (grpc-gateway v1 answers these with plain-text bodies, which are not a `Status`.)
+    pub fn is_unknown_route(&self) -> bool {
+        match self.grpc_code() {
+            Code::NotFound => self.message == "Not Found",
+            Code::Unimplemented => self.message == "Method Not Allowed",
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Status {
@@ -167,13 +189,14 @@ struct RawStatus {
 
 impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
-        let raw = RawStatus::deserialize(d)?;
-        if let (None, None, Some(error @ serde_json::Value::Object(_))) =
-            (raw.code, raw.grpc_code, &raw.error)
-        {
-            // A stream's error object as a whole answer (`{"error":{...}}`): what the
-            // gateway sends for a stream refused before its first message.
-            return serde_json::from_value(error.clone()).map_err(serde::de::Error::custom);
+        let mut raw = RawStatus::deserialize(d)?;
+        if raw.code.is_none() && raw.grpc_code.is_none() && raw.message.is_none() {
+            // `{"error":{"code":N,"message":"..."}}`: a stream's in-stream error form sent as
+            // the whole answer (grpc-gateway v2, for a stream that fails before its first
+            // message, with the error's HTTP status).
+            if let Some(inner @ serde_json::Value::Object(_)) = &raw.error {
+                raw = RawStatus::deserialize(inner).map_err(serde::de::Error::custom)?;
+            }
         }
         let code = raw.grpc_code.or(raw.code).unwrap_or(2);
         let code = i32::try_from(code).unwrap_or(2);
@@ -243,6 +266,38 @@ mod tests {
                 .unwrap();
         assert_eq!(v36.grpc_code(), Code::Unavailable);
         assert_eq!(v36.message, "etcdserver: no leader");
+    }
+
+    #[test]
+    fn grpc_gateway_v2_forms() {
+        // Whitespace between fields, as grpc-gateway v2 writes them (etcd 3.5.30).
+        let put_timed_out: Status =
+            serde_json::from_str(r#"{"code":4, "message":"context deadline exceeded"}"#).unwrap();
+        assert_eq!(put_timed_out.grpc_code(), Code::DeadlineExceeded);
+        assert_eq!(put_timed_out.message, "context deadline exceeded");
+        assert!(!put_timed_out.is_unknown_route());
+
+        // A stream refused before its first message: the in-stream form as the whole body.
+        let keep_alive: Status = serde_json::from_str(
+            r#"{"error":{"code":3,"message":"etcdserver: user name is empty"}}"#,
+        )
+        .unwrap();
+        assert_eq!(keep_alive.grpc_code(), Code::InvalidArgument);
+        assert_eq!(keep_alive.message, "etcdserver: user name is empty");
+
+        let unknown: Status = serde_json::from_str(r#"{"code":5, "message":"Not Found"}"#).unwrap();
+        assert!(unknown.is_unknown_route());
+        let wrong_method: Status =
+            serde_json::from_str(r#"{"code":12, "message":"Method Not Allowed"}"#).unwrap();
+        assert!(wrong_method.is_unknown_route());
+        let lease: Status = serde_json::from_str(
+            r#"{"code":5, "message":"etcdserver: requested lease not found"}"#,
+        )
+        .unwrap();
+        assert!(!lease.is_unknown_route());
+        let unimplemented: Status =
+            serde_json::from_str(r#"{"code":12,"message":"unknown method Foo"}"#).unwrap();
+        assert!(!unimplemented.is_unknown_route());
     }
 
     #[test]

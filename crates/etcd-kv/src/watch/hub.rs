@@ -309,6 +309,9 @@ struct Driver {
     /// Consecutive failed or useless connections: the backoff grows with it; only an
     /// event or a progress notification resets it (a `created` does not).
     failures: u32,
+    /// When the backoff before the next connection ends: fixed once, so that commands
+    /// served meanwhile (progress requests every few milliseconds) do not restart it.
+    reconnect_at: Option<Instant>,
     last_message: Instant,
     probe: Option<Probe>,
     commands_open: bool,
@@ -350,6 +353,7 @@ impl Driver {
             next_server_id: 1,
             conn: conn.map(|c| Conn::Shared(Box::new(c))),
             failures: 0,
+            reconnect_at: None,
             last_message: Instant::now(),
             probe: None,
             commands_open: true,
@@ -618,11 +622,15 @@ impl Driver {
     /// watch on it from its next revision.
     async fn connect(&mut self) {
         // The first attempt after a failure goes at once (to the next endpoint: the failed
-        // one was demoted); later ones back off.
+        // one was demoted); later ones back off, until a fixed instant (commands served
+        // meanwhile do not restart the wait).
         if self.failures > 1 {
-            let delay = backoff(self.failures - 1);
+            let failures = self.failures - 1;
+            let at = *self
+                .reconnect_at
+                .get_or_insert_with(|| Instant::now() + backoff(failures));
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep_until(at) => {}
                 // Keep serving cancels while waiting.
                 command = self.commands.recv(), if self.commands_open => {
                     match command {
@@ -633,6 +641,7 @@ impl Driver {
                 }
             }
         }
+        self.reconnect_at = None;
         if self.subs.is_empty() {
             return;
         }

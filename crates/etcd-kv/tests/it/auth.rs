@@ -3,6 +3,8 @@
 
 use crate::key;
 use etcd_kv::{Client, Error, PermissionType};
+use etcd_wire::Code;
+use std::time::Duration;
 
 const ROOT_PASSWORD: &str = "root-secret";
 
@@ -234,4 +236,119 @@ async fn permission_builders_refuse_a_missing_key_before_sending() {
             other => panic!("expected InvalidInput raised by the client, got {other:?}"),
         }
     }
+}
+
+/// `(minor, patch)` of an etcd 3 version such as `3.5.30`.
+fn minor_patch(etcd: &xtask::Etcd) -> (u64, u64) {
+    let mut parts = etcd.version().split('.').skip(1).map(|p| {
+        p.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    });
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// With auth on, etcd 3.4.42+, 3.5.28+ and 3.6.9+ (CVE-2026-33413) serve lease
+/// time-to-live, leases and keep-alive, alarm and member list only to an authenticated
+/// user; status only to an admin on 3.5.28 to 3.5.31 and 3.6.9 to 3.6.11 (and 3.4.42+).
+/// Keep-alives then go through plain POSTs carrying the token (over the gateway; over gRPC
+/// the token is metadata of the keep-alive stream), and a refusal is a typed auth error
+/// that keeps the server's code and message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_status_alarms_and_members_with_auth_on() {
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let (minor, patch) = minor_patch(&etcd);
+    let needs_user = match minor {
+        4 => patch >= 42,
+        5 => patch >= 28,
+        6 => patch >= 9,
+        other => other > 6,
+    };
+    let status_needs_admin = match minor {
+        4 => patch >= 42,
+        5 => (28..32).contains(&patch),
+        6 => (9..12).contains(&patch),
+        _ => false,
+    };
+    let endpoint = etcd.endpoint(0);
+    let admin = Client::connect(&endpoint).await.expect("connect");
+    admin.role_add("root").await.unwrap();
+    admin
+        .user_add("root")
+        .password(ROOT_PASSWORD)
+        .await
+        .unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.role_add("nothing").await.unwrap();
+    admin.user_add("alice").password("pw").await.unwrap();
+    admin.user_grant_role("alice", "nothing").await.unwrap();
+    admin.auth_enable().await.unwrap();
+    let root = login(&endpoint, "root", ROOT_PASSWORD).await.unwrap();
+    let alice = login(&endpoint, "alice", "pw").await.unwrap();
+
+    // Any user keeps a lease alive, for longer than its TTL, and asks about it.
+    for (who, client) in [("root", &root), ("alice", &alice)] {
+        let keeper = client.lease_keeper(2).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(keeper.lost_reason(), None, "{who}'s lease is kept");
+        let ttl = client.lease_time_to_live(keeper.id()).await.unwrap();
+        assert!(ttl.ttl() > 0, "{who}: {ttl:?}");
+        assert!(
+            client.leases().await.unwrap().contains(&keeper.id()),
+            "{who}"
+        );
+        assert_eq!(
+            client.lease_keep_alive_once(keeper.id()).await.unwrap(),
+            2,
+            "{who}"
+        );
+        assert!(!client.member_list().await.unwrap().is_empty(), "{who}");
+        assert!(client.alarms().await.unwrap().is_empty(), "{who}");
+        keeper.revoke().await.unwrap();
+    }
+
+    // Status: root always; alice, who is no admin, where status needs one.
+    let status = root.status().await.unwrap();
+    assert_eq!(status.version(), etcd.version());
+    match alice.status().await {
+        Ok(status) => assert!(!status_needs_admin, "{status}"),
+        Err(e) => {
+            assert!(status_needs_admin, "{e:?}");
+            assert!(e.is_auth(), "a typed auth error: {e:?}");
+            assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
+            assert!(e.to_string().contains("permission denied"), "{e}");
+        }
+    }
+
+    // Without a token: refused where a user is needed, with the server's code and message.
+    let lease = root.lease_grant(60).await.unwrap();
+    let anonymous = crate::builder().endpoint(&endpoint).build().unwrap();
+    let refused = |what: &str, result: Result<(), Error>| match result {
+        Ok(()) => assert!(!needs_user, "{what} without a token on {}", etcd.version()),
+        Err(e) => {
+            assert!(needs_user, "{what}: {e:?}");
+            assert!(e.is_auth(), "{what}: a typed auth error: {e:?}");
+            assert_eq!(e.code(), Some(Code::InvalidArgument), "{what}: {e}");
+            assert!(e.to_string().contains("user name is empty"), "{what}: {e}");
+        }
+    };
+    refused(
+        "time-to-live",
+        anonymous.lease_time_to_live(lease.id()).await.map(drop),
+    );
+    refused("leases", anonymous.leases().await.map(drop));
+    refused(
+        "keep-alive",
+        anonymous.lease_keep_alive_once(lease.id()).await.map(drop),
+    );
+    refused("member list", anonymous.member_list().await.map(drop));
+    refused("alarms", anonymous.alarms().await.map(drop));
+    if status_needs_admin {
+        refused("status", anonymous.status().await.map(drop));
+    }
+    root.lease_revoke(lease.id()).await.unwrap();
+    root.auth_disable().await.unwrap();
 }

@@ -387,6 +387,105 @@ async fn a_consistent_read_sees_the_put_just_acknowledged_to_another_client() {
     eprintln!("quiet consistent read: {:?}", started.elapsed() / 200);
 }
 
+/// `(minor, patch)` of the etcd 3 version `version`, e.g. `(5, 30)` for `3.5.30`.
+fn minor_patch(version: &str) -> (u64, u64) {
+    let mut parts = version.split('.').skip(1).map(|p| {
+        p.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    });
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_reads_use_progress_and_probe_when_etcd_drops_the_request() {
+    let (etcd, client, prefix) = crate::setup!("cache-progress");
+    // Progress requests need the shared stream and a server that orders their answers
+    // with events (3.4.25+, 3.5.8+); from 3.5.13 etcd drops them, never to answer, while a
+    // watch on the stream waits for a future revision (or catches up).
+    let (minor, patch) = minor_patch(etcd.version());
+    let ordered = match minor {
+        4 => patch >= 25,
+        5 => patch >= 8,
+        other => other > 5,
+    };
+    let progress = ordered && !per_call();
+    let drops = progress && (minor > 5 || (minor == 5 && patch >= 13));
+    client.put(format!("{prefix}k"), "v").await.unwrap();
+    let cache = client.cache(prefix.clone()).await.expect("cache");
+    let writer = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .unwrap();
+    let outside = format!("{}-outside", prefix.trim_end_matches('/'));
+
+    // A consistent read after a write outside the prefix: where progress is used, its
+    // answer brings the cache to the cluster's revision, without a probe.
+    let read_after_a_write = |what: &'static str| {
+        let (cache, writer, outside) = (cache.clone(), writer.clone(), outside.clone());
+        async move {
+            let put = writer.put(&outside, what).await.unwrap();
+            let probes = cache.probes();
+            let started = Instant::now();
+            let read = cache
+                .consistent_read(|view| view.len())
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let took = started.elapsed();
+            assert!(read.revision() >= put.revision(), "{what}: {read:?}");
+            assert_eq!(*read, 1, "{what}");
+            (cache.probes() - probes, took)
+        }
+    };
+    for _ in 0..5 {
+        let (probed, took) = read_after_a_write("progress").await;
+        if progress {
+            assert_eq!(probed, 0, "answered by a progress notification ({took:?})");
+        } else {
+            assert!(probed > 0, "no progress requests here: a probe");
+        }
+    }
+
+    // A watch on the same stream waiting for a future revision: etcd 3.5.13+ drops the
+    // cache's progress requests. A read waits for the answer a moment, then probes; the
+    // next ones probe at once.
+    let now = writer.put(&outside, "now").await.unwrap().revision();
+    let future = client
+        .watch(format!("{prefix}future/"))
+        .prefix()
+        .start_revision(now + 1_000_000)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let (probed, took) = read_after_a_write("dropped").await;
+        eprintln!("read {i} with a watch waiting for a future revision: {took:?}, {probed} probes");
+        assert!(took < Duration::from_secs(2), "no hang: {took:?}");
+        if drops {
+            assert!(
+                probed > 0,
+                "a dropped progress request falls back to a probe"
+            );
+        } else if progress {
+            assert_eq!(probed, 0, "progress is answered on {}", etcd.version());
+        }
+    }
+
+    // The watch gone, progress requests are answered again: reads stop probing.
+    drop(future);
+    if progress {
+        let mut answered = false;
+        for _ in 0..20 {
+            if read_after_a_write("answered again").await.0 == 0 {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "progress requests are answered again");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_limit_stops_the_cache_with_a_typed_error() {
     let (_etcd, client, prefix) = crate::setup!("cache-limit");

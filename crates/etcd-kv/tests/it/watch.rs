@@ -266,3 +266,61 @@ async fn dropping_watches_cancels_them_on_the_server() {
     }
     assert_eq!(now, before, "dropped watches are canceled on the server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_reconnects_while_progress_is_requested_every_few_milliseconds() {
+    // A server of its own: it is restarted under the watch.
+    let Some(mut etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .request_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = client.watch("flood/").prefix().await.unwrap();
+    // Progress requests need the shared stream; per call, the test still checks the resume.
+    let flood = watch.request_progress().is_ok();
+    // While the member restarts, and after, a progress request reaches the watch's driver
+    // every 20 ms (as from a cache waiting for a consistent read): it must still reconnect
+    // once its backoff is over, and deliver the put made after the restart.
+    let mut restart = Some(tokio::task::spawn_blocking(move || {
+        etcd.restart_node(0).unwrap();
+        etcd
+    }));
+    let mut etcd = None;
+    let mut put = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut progress_requests = 0;
+    loop {
+        tokio::select! {
+            item = watch.next() => {
+                let response = item.expect("the watch goes on").expect("no error");
+                if response.events().is_empty() {
+                    continue;
+                }
+                assert!(put.is_some(), "an event before the put: {response:?}");
+                assert_eq!(response.events()[0].key(), b"flood/after");
+                break;
+            }
+            restarted = async { restart.as_mut().unwrap().await }, if restart.is_some() => {
+                restart = None;
+                etcd = Some(restarted.unwrap());
+                let client = client.clone();
+                put = Some(tokio::spawn(async move { client.put("flood/after", "v").await }));
+            }
+            _ = tick.tick(), if flood => {
+                let _ = watch.request_progress();
+                progress_requests += 1;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                panic!("the watch did not resume within 20 s ({progress_requests} progress requests)")
+            }
+        }
+    }
+    put.unwrap().await.unwrap().unwrap();
+    eprintln!("resumed; {progress_requests} progress requests meanwhile");
+    drop(etcd);
+}

@@ -1,6 +1,7 @@
 //! Auth, cluster, maintenance and version answers recorded from real servers.
 
 use crate::fixtures::*;
+use etcd_wire::stream::StreamMessage;
 use etcd_wire::*;
 
 #[test]
@@ -310,8 +311,16 @@ fn maintenance() {
         assert_ne!(r.hash, 0);
         assert_header(v, &r.header, 22);
 
-        // HashKV is not reachable through the 3.4/3.5 gateway.
-        assert_eq!(manifest(v, "maintenance_hashkv").1, 404);
+        // HashKV is not reachable through the gateway before 3.5.10.
+        if v == "v3.5.30" {
+            let r: HashKvResponse = ok(v, "maintenance_hashkv");
+            assert_ne!(r.hash, 0);
+            assert_header(v, &r.header, 22);
+            // hash_revision is etcd 3.6's: absent (0) on 3.5.
+            assert_eq!((r.compact_revision, r.hash_revision), (22, 0));
+        } else {
+            assert_eq!(manifest(v, "maintenance_hashkv").1, 404);
+        }
 
         // Snapshot: a bbolt file in one chunk, then its SHA-256.
         let msgs: Vec<SnapshotResponse> = stream_ok(v, "maintenance_snapshot_stream");
@@ -376,7 +385,8 @@ fn every_fixture_decodes() {
         let mut checked = 0;
         for name in names(v) {
             let (path, _) = manifest(v, &name);
-            if name.ends_with("_stream") || path == "/version" {
+            if name.ends_with("_stream") || path == "/version" || name.starts_with("route_") {
+                // Streams, and routing errors (no request type: `routing_errors`).
                 continue;
             }
             let done = by_path::<RangeRequest>(v, &name, &path)
@@ -427,5 +437,111 @@ fn every_fixture_decodes() {
             checked += 1;
         }
         assert!(checked > 80, "{v}: only {checked} unary fixtures");
+    });
+}
+
+/// A path the gateway has no route for, and a GET on a POST route: plain text from
+/// grpc-gateway v1, a status from v2.
+#[test]
+fn routing_errors() {
+    for_each_version(|v| {
+        let (path, unknown) = manifest(v, "route_unknown");
+        assert_eq!(path, "/v3/kv/nothing-here");
+        assert_eq!(unknown, 404, "{v}");
+        let (_, wrong_method) = manifest(v, "route_wrong_method");
+        if gateway_v2(v) {
+            assert_eq!(wrong_method, 501, "{v}");
+            for (name, code, message) in [
+                ("route_unknown", 5, "Not Found"),
+                ("route_wrong_method", 12, "Method Not Allowed"),
+            ] {
+                let (s, _) = err(v, name);
+                assert_eq!((s.code, s.message.as_str()), (code, message), "{v}/{name}");
+                assert!(s.is_unknown_route(), "{v}/{name}");
+            }
+        } else {
+            assert_eq!(wrong_method, 405, "{v}");
+            assert_eq!(body(v, "route_unknown"), b"Not Found\n");
+            assert_eq!(body(v, "route_wrong_method"), b"Method Not Allowed\n");
+            for name in ["route_unknown", "route_wrong_method"] {
+                assert!(etcd_wire::from_slice::<Status>(&body(v, name)).is_err());
+            }
+        }
+        // etcd's own "not found" is no routing error, on either gateway.
+        let (lease, _) = err(v, "lease_revoke_unknown");
+        assert!(!lease.is_unknown_route(), "{v}: {lease}");
+    });
+}
+
+/// With auth on, etcd 3.5.28+ (3.4.42+, 3.6.9+; CVE-2026-33413) wants an authenticated user
+/// for lease time-to-live, leases and keep-alive, alarm and member list, and an admin for
+/// status (until 3.5.32 and 3.6.12); before, anyone could.
+#[test]
+fn auth_on_leases_status_alarms_and_members() {
+    for_each_version(|v| {
+        let guarded = v == "v3.5.30";
+        let r: LeaseGrantResponse = ok(v, "auth_lease_grant");
+        assert_eq!((r.id, r.ttl), (20480, 60));
+        let r: LeaseTimeToLiveResponse = ok(v, "auth_lease_timetolive");
+        assert_eq!((r.id, r.granted_ttl), (20480, 60));
+        let r: LeaseLeasesResponse = ok(v, "auth_lease_leases");
+        assert!(r.leases.contains(&LeaseStatus { id: 20480 }), "{v}: {r:?}");
+        let msgs: Vec<LeaseKeepAliveResponse> = stream_ok(v, "auth_lease_keepalive_stream");
+        assert_eq!(msgs.len(), 1);
+        assert_eq!((msgs[0].id, msgs[0].ttl), (20480, 60));
+        let r: StatusResponse = ok(v, "auth_maintenance_status_root");
+        assert_eq!(r.leader, member_id(v));
+        let _: LeaseRevokeResponse = ok(v, "auth_lease_revoke");
+
+        let no_token = [
+            "auth_lease_timetolive_no_token",
+            "auth_lease_leases_no_token",
+            "auth_maintenance_status_no_token",
+            "auth_maintenance_alarm_no_token",
+            "auth_cluster_member_list_no_token",
+        ];
+        if !guarded {
+            for name in no_token {
+                assert_eq!(manifest(v, name).1, 200, "{v}/{name}");
+            }
+            let _: StatusResponse = ok(v, "auth_maintenance_status_alice");
+            let msgs: Vec<LeaseKeepAliveResponse> =
+                stream_ok(v, "auth_lease_keepalive_no_token_stream");
+            assert_eq!((msgs[0].id, msgs[0].ttl), (20480, 60));
+            return;
+        }
+        for name in no_token {
+            let http = assert_err(v, name, 3, "etcdserver: user name is empty");
+            assert_eq!(http, 400, "{v}/{name}");
+        }
+        // A user who is not root: permission denied, HTTP 403.
+        let http = assert_err(
+            v,
+            "auth_maintenance_status_alice",
+            7,
+            "etcdserver: permission denied",
+        );
+        assert_eq!(http, 403);
+        // The keep-alive stream is refused before its first message: the error's HTTP
+        // status, and the in-stream form `{"error":{"code","message"}}` as the whole body,
+        // which decodes as a unary error body too.
+        let (_, http) = manifest(v, "auth_lease_keepalive_no_token_stream");
+        assert_eq!(http, 400);
+        let msgs = stream::<LeaseKeepAliveResponse>(v, "auth_lease_keepalive_no_token_stream");
+        match &msgs[..] {
+            [StreamMessage::Error(s)] => {
+                assert_eq!(
+                    (s.code, s.message.as_str()),
+                    (3, "etcdserver: user name is empty")
+                );
+            }
+            other => panic!("{v}: {other:?}"),
+        }
+        let s: Status =
+            etcd_wire::from_slice(&stream_body(v, "auth_lease_keepalive_no_token_stream")).unwrap();
+        assert_eq!(
+            (s.code, s.message.as_str()),
+            (3, "etcdserver: user name is empty")
+        );
     });
 }

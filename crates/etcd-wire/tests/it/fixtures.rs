@@ -6,7 +6,15 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
 /// The recorded server versions: directory name and `etcdserver` version.
-pub const VERSIONS: [(&str, &str); 2] = [("v3.4", "3.4.23"), ("v3.5", "3.5.1")];
+pub const VERSIONS: [(&str, &str); 3] =
+    [("v3.4", "3.4.23"), ("v3.5", "3.5.1"), ("v3.5.30", "3.5.30")];
+
+/// Whether a recorded server's gateway is grpc-gateway v2 (Debian's etcd 3.5.30, built
+/// with etcd 3.6's gateway): other error bodies, stream errors and routing errors than v1's
+/// (etcd 3.4.23 and 3.5.1 as etcd releases them).
+pub fn gateway_v2(version: &str) -> bool {
+    version == "v3.5.30"
+}
 
 /// Runs `f` for each recorded server version (directory name, e.g. "v3.4").
 pub fn for_each_version(mut f: impl FnMut(&'static str)) {

@@ -140,16 +140,31 @@ fn range_errors() {
         assert_eq!(s.grpc_code(), Code::OutOfRange);
         assert!(s.details.is_empty());
 
-        assert_eq!(
-            assert_err(
-                v,
-                "kv_range_bad_base64",
-                3,
-                "illegal base64 data at input byte 0"
-            ),
-            400
-        );
-        assert_eq!(assert_err(v, "kv_range_bad_json", 3, "unexpected EOF"), 400);
+        if gateway_v2(v) {
+            // grpc-gateway v2 decodes with protojson, whose messages vary on purpose (a
+            // space or a no-break space after "proto:"): never compare them whole.
+            let (s, http) = err(v, "kv_range_bad_base64");
+            assert_eq!((s.code, http), (3, 400));
+            assert!(
+                s.message
+                    .contains(r#"invalid value for bytes field key: "!!notbase64""#),
+                "{v}: {s}"
+            );
+            let (s, http) = err(v, "kv_range_bad_json");
+            assert_eq!((s.code, http), (3, 400));
+            assert!(s.message.contains("unexpected EOF"), "{v}: {s}");
+        } else {
+            assert_eq!(
+                assert_err(
+                    v,
+                    "kv_range_bad_base64",
+                    3,
+                    "illegal base64 data at input byte 0"
+                ),
+                400
+            );
+            assert_eq!(assert_err(v, "kv_range_bad_json", 3, "unexpected EOF"), 400);
+        }
     });
 }
 

@@ -6,13 +6,18 @@ use etcd_wire::stream::{parse_message, StreamDecoder, StreamMessage};
 use etcd_wire::{DecodeError, WatchResponse};
 use proptest::prelude::*;
 
-/// Every streamed fixture: (version, name, body).
+/// Every streamed fixture with an answer: (version, name, body). (grpc-gateway v2 answers
+/// some streams with nothing at all: `watch::stream_errors`.)
 fn streamed() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut out = Vec::new();
     for_each_version(|v| {
         for name in names(v) {
             if name.ends_with("_stream") {
                 let body = stream_body(v, &name);
+                if body.is_empty() {
+                    assert!(gateway_v2(v), "{v}/{name}: no answer recorded");
+                    continue;
+                }
                 out.push((v, name, body));
             }
         }
