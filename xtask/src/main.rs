@@ -404,6 +404,10 @@ const GRPC_SUITES: &[&str] = &[
     "etcd-kv/grpc,etcd-pmap/grpc,etcd-tools/grpc",
 ];
 
+/// Seconds of load under faults per etcd version in `cargo xtask ci`'s robustness step,
+/// split between the 8 scenarios (run two at a time: about 1.7 minutes per version).
+const ROBUSTNESS_CI_SECONDS: u64 = 160;
+
 /// `cargo xtask ci`: every step in order, stopping at the first failure.
 struct Ci {
     started: Instant,
@@ -522,6 +526,7 @@ impl Ci {
         }
 
         self.examples(&root)?;
+        self.robustness()?;
 
         self.header("tidy");
         cmd_tidy()?;
@@ -570,6 +575,39 @@ impl Ci {
             "etcd {}: gateway in both stream modes, and gRPC",
             etcd.version()
         ));
+        Ok(())
+    }
+
+    /// The robustness scenarios on every etcd version CI has (3.4 when installed), two at
+    /// a time: every fault kind over the gateway (both stream modes) and gRPC, with the
+    /// partitions that need root (CI fails when it cannot make them).
+    fn robustness(&mut self) -> Result<(), String> {
+        let mut versions = vec![FETCHED_3_5_VERSION, SID_VERSION];
+        if find_etcd("3.4").is_ok() {
+            versions.push("3.4");
+        }
+        for version in versions {
+            let duration = ROBUSTNESS_CI_SECONDS.to_string();
+            self.cargo(
+                &format!("robustness scenarios (etcd {version})"),
+                &[
+                    "run",
+                    "-q",
+                    "-p",
+                    "etcd-robustness",
+                    "--",
+                    "--version",
+                    version,
+                    "--duration",
+                    &duration,
+                    "--jobs",
+                    "2",
+                ],
+                &[],
+            )?;
+        }
+        self.notes
+            .push("robustness scenarios on every version".into());
         Ok(())
     }
 

@@ -360,10 +360,15 @@ impl Error {
     }
 
     /// True for the server errors that mean "try another endpoint" for a request that is
-    /// safe to repeat.
+    /// safe to repeat: unavailable, timed out, or cancelled under way (a gateway whose
+    /// connection to its stopping member is closing: "grpc: the client connection is
+    /// closing").
     pub(crate) fn is_retryable_status(&self) -> bool {
         matches!(self, Error::Server { status, .. }
-            if matches!(status.grpc_code(), Code::Unavailable | Code::DeadlineExceeded))
+        if matches!(
+            status.grpc_code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+        ))
     }
 
     /// True when the server wants a token and got none ("user name is empty": auth was

@@ -120,11 +120,6 @@ struct Sub {
     wants_progress: bool,
     /// Whether the token was renewed for it since it was last created.
     auth_retried: bool,
-    /// Created on a server at least once: later incarnations resume from the revision
-    /// before `next_revision` (see [`Sub::create_request`]).
-    resumed: bool,
-    /// A compaction refused that earlier start: resume from `next_revision` exactly.
-    exact_resume: bool,
     endpoint: Arc<Mutex<String>>,
 }
 
@@ -157,8 +152,6 @@ pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Resul
         stash: VecDeque::new(),
         wants_progress: false,
         auth_retried: false,
-        resumed: false,
-        exact_resume: false,
         endpoint: endpoint.clone(),
     });
     let is_shared = shared.is_some();
@@ -363,6 +356,10 @@ impl Driver {
     }
 
     async fn run(mut self) {
+        if self.conn.is_some() {
+            // Started on a stream opened for it: before its first answer, as `connect` does.
+            self.learn_progress_order().await;
+        }
         loop {
             if !self.commands_open && self.subs.is_empty() {
                 break;
@@ -437,6 +434,17 @@ impl Driver {
         }
     }
 
+    /// Learns, once, whether the server orders its answers to progress requests with the
+    /// stream's events (from its version; not ordered when it cannot be learnt).
+    async fn learn_progress_order(&mut self) {
+        if self.ordered_progress.is_none() {
+            self.ordered_progress = Some(match self.backend.server_version().await {
+                Ok(version) => super::progress_is_ordered(&version),
+                Err(_) => false,
+            });
+        }
+    }
+
     /// Whether the stream's own connection proved alive since `probe` was sent: it carried
     /// a message, or answered the probe's ping (per-call streams: no ping; the member's
     /// answer stands for it).
@@ -465,9 +473,9 @@ impl Driver {
         let mut ping = 0;
         if let Conn::Shared(c) = conn {
             // The stream's own connection: a ping its far end answers whatever the stream
-            // carries. A progress request is no proof (etcd 3.5.13+ leaves it unanswered
-            // while a watch catches up or waits for a future revision), but where the
-            // server orders its answer with the events it moves the resume points on.
+            // carries. Not a progress request: etcd 3.5.13+ leaves one unanswered while a
+            // watch catches up or waits for a future revision, and ignores every later one on
+            // the stream until its next event, the cache's and the user's included.
             ping = match c.ping().await {
                 Ok(ping) => ping,
                 Err(e) => {
@@ -476,16 +484,6 @@ impl Driver {
                     return;
                 }
             };
-            if self.ordered_progress == Some(true) {
-                let progress = WatchRequest {
-                    progress_request: Some(WatchProgressRequest {}),
-                    ..WatchRequest::default()
-                };
-                if c.send(&progress).await.is_err() {
-                    self.reconnect().await;
-                    return;
-                }
-            }
         }
         let backend = self.backend.clone();
         let deadline = sent + self.liveness.timeout;
@@ -665,11 +663,8 @@ impl Driver {
             self.subs.insert(id, sub);
             self.backend.call_stream(&request).await.map(Conn::Own)
         };
-        if opened.is_ok() && self.ordered_progress.is_none() {
-            self.ordered_progress = Some(match self.backend.server_version().await {
-                Ok(version) => super::progress_is_ordered(&version),
-                Err(_) => false,
-            });
+        if opened.is_ok() {
+            self.learn_progress_order().await;
         }
         self.last_message = Instant::now();
         self.probe = None;
@@ -699,6 +694,15 @@ impl Driver {
                 } else {
                     for sub in self.subs.values() {
                         *lock(&sub.endpoint) = endpoint.clone();
+                    }
+                }
+            }
+            Err(e) if self.backend.uses_auth() && is_invalid_token(&e) => {
+                // As for a stream refused the same way: renew, and try again after a backoff.
+                self.failures += 1;
+                if let Err(renewal) = self.backend.renew_token().await {
+                    if !renewal.is_transient() {
+                        self.end_all(renewal);
                     }
                 }
             }
@@ -773,6 +777,18 @@ impl Driver {
                 tracing::debug!(error = %e, "watch stream error; resuming");
                 return Next::Reconnect;
             }
+            Some(Err(e)) if self.backend.uses_auth() && is_invalid_token(&e) => {
+                // A token this member does not know (expired, issued before it restarted, or
+                // not applied there yet): renew it and reconnect, as often as it happens (with
+                // the backoff of any failure); only a renewal refused for good ends the watches.
+                return match self.backend.renew_token().await {
+                    Err(renewal) if !renewal.is_transient() => {
+                        self.end_all(renewal);
+                        Next::Continue
+                    }
+                    _ => Next::Reconnect,
+                };
+            }
             Some(Err(e))
                 if e.is_auth() && self.backend.uses_auth() && !self.stream_auth_retried =>
             {
@@ -818,7 +834,6 @@ impl Driver {
             self.stream_auth_retried = false;
             sub.active = true;
             sub.auth_retried = false;
-            sub.resumed = true;
             if sub.next_revision == 0 {
                 // A watch from "now": resume after the revision it was created at.
                 sub.next_revision = message.header.revision + 1;
@@ -982,26 +997,6 @@ impl Driver {
         sub.active = false;
         let endpoint = self.conn.as_ref().map(Conn::endpoint).unwrap_or_default();
         let reason = message.cancel_reason;
-        if message.compact_revision > 0
-            && message.compact_revision <= sub.next_revision
-            && sub.resumed
-            && !sub.exact_resume
-        {
-            // Compacted just below what it still needs: resume from exactly there.
-            sub.exact_resume = true;
-            if self.shared {
-                let sent = self.send_create(&mut sub).await;
-                self.subs.insert(id, sub);
-                if sent.is_err() {
-                    return Next::Reconnect;
-                }
-            } else {
-                self.subs.insert(id, sub);
-                self.conn = None;
-                self.by_server_id.clear();
-            }
-            return Next::Continue;
-        }
         let error = if message.compact_revision > 0 {
             Error::Compacted {
                 compact_revision: message.compact_revision,
@@ -1021,10 +1016,21 @@ impl Driver {
                 self.subs.insert(id, sub);
                 return Next::Reconnect;
             }
-            if matches!(code, Code::PermissionDenied | Code::Unauthenticated)
-                && self.backend.uses_auth()
-                && !sub.auth_retried
-            {
+            if code == Code::Unauthenticated && self.backend.uses_auth() {
+                // A token this member does not know: renew and reconnect (with the backoff
+                // of any failure) as often as it happens; a renewal refused for good ends it.
+                match self.backend.renew_token().await {
+                    Err(renewal) if !renewal.is_transient() => {
+                        finish(sub, renewal);
+                        return Next::Continue;
+                    }
+                    _ => {
+                        self.subs.insert(id, sub);
+                        return Next::Reconnect;
+                    }
+                }
+            }
+            if code == Code::PermissionDenied && self.backend.uses_auth() && !sub.auth_retried {
                 // etcd reports a watch created with an expired token as "permission
                 // denied": renew the token and try once more.
                 sub.auth_retried = true;
@@ -1051,20 +1057,15 @@ impl Driver {
 }
 
 impl Sub {
-    /// The create request of an incarnation. A watch created before resumes from the
-    /// revision *before* the first one it has not delivered, whose events it already has
-    /// and drops: a watch resumed from exactly the next revision usually waits for a
-    /// future revision, and while any watch on a stream does, etcd 3.5.13+ leaves every
-    /// progress request on it unanswered. If a compaction refuses that revision (but not
-    /// the next), the watch is created again from the next one.
+    /// The create request of an incarnation: from the first revision it has not
+    /// delivered. (Not from the one before, whose events it would drop: etcd 3.5.13+ takes
+    /// such a watch for unsynced until its next sync, up to 100 ms, and a progress request
+    /// meanwhile is deferred to the stream's next event, with every later one ignored; a
+    /// watch from just after the store's revision is synced at once, and only waits for
+    /// the next write anywhere.)
     fn create_request(&self, server_id: i64) -> WatchCreateRequest {
-        let start_revision = if self.resumed && !self.exact_resume && self.next_revision > 1 {
-            self.next_revision - 1
-        } else {
-            self.next_revision
-        };
         WatchCreateRequest {
-            start_revision,
+            start_revision: self.next_revision,
             watch_id: server_id,
             ..self.create.clone()
         }
@@ -1108,6 +1109,14 @@ async fn next_message(conn: &mut Option<Conn>) -> Option<Result<WireResponse>> {
         Some(conn) => conn.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// True for "invalid auth token": the member does not know the token (it expired, the member
+/// restarted since it was issued, or has not applied it yet); a fresh one will do.
+fn is_invalid_token(e: &Error) -> bool {
+    e.status().is_some_and(|s| {
+        s.grpc_code() == Code::Unauthenticated || s.message.contains("invalid auth token")
+    })
 }
 
 /// True for a member's "no leader" answer.
