@@ -43,7 +43,7 @@ commands:
                     (medians when R > 1). C: ours, ceiling (a raw hyper loop
                     that decodes nothing), etcd-client (the crates.io gRPC
                     client; bench/grpc, needs protoc), all; comma-separated or
-                    repeated; default ours,ceiling
+                    repeated; default ours,ceiling. V: default 3.5.1
   robustness [--version V]... [--release] [--duration SECS] [--seed N]
         [--protocol gateway|grpc|all] [--faults LIST] [--scenario NAME]...
         [--jobs J] [--out DIR] [--dump] [--list]

@@ -1,4 +1,5 @@
-//! Integration tests of etcd-kv against a real etcd (`ETCD_TEST_VERSION=3.4` or `3.5`).
+//! Integration tests of etcd-kv against a real etcd (`ETCD_TEST_VERSION=3.4`, `3.5.1`,
+//! `3.5.30`...).
 //!
 //! Every test shares one server per test binary ([`xtask::testing::shared_etcd`]) and works
 //! under a key prefix of its own, or in a client namespace, so tests run in parallel. Tests

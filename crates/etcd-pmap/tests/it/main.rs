@@ -1,4 +1,5 @@
-//! Integration tests of etcd-pmap against a real etcd (`ETCD_TEST_VERSION=3.4` or `3.5`).
+//! Integration tests of etcd-pmap against a real etcd (`ETCD_TEST_VERSION=3.4`, `3.5.1`,
+//! `3.5.30`...).
 //!
 //! Every test shares one server per test binary ([`xtask::testing::shared_etcd`]) and works
 //! in a database under a key prefix of its own, so tests run in parallel. Without etcd (and
