@@ -507,8 +507,8 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
         // Without the require-leader header the put waits for etcd's own timeout, and the
         // gateway's answer says so in its own form: grpc-gateway v1 (3.4, 3.5.1) HTTP 500,
         // code 2 Unknown; v2 (Debian's 3.5.30) HTTP 504, code 4 DeadlineExceeded, a typed
-        // timeout. Either way the error keeps the server's code and message. (Whether the
-        // put may still be applied is not asserted here: see the transport's classification.)
+        // timeout. Either way the error keeps the server's code and message, and the put
+        // may still be applied (it was proposed): its outcome is unknown.
         let patient = crate::builder()
             .endpoint(etcd.endpoint(0))
             .require_leader(false)
@@ -522,6 +522,7 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
         assert!(took > Duration::from_secs(1), "etcd's timeout: {took:?}");
         let status = err.status().expect("the server's status is kept");
         assert!(status.message.contains("deadline exceeded"), "{err}");
+        assert!(err.is_outcome_unknown(), "{err:?}");
         match status.grpc_code() {
             etcd_wire::Code::DeadlineExceeded => assert!(err.is_timeout(), "{err:?}"),
             etcd_wire::Code::Unknown => {}
