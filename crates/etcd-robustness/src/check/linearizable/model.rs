@@ -430,6 +430,11 @@ mod tests {
         }
     }
 
+    /// One step of the model from `state` with `action`, without context.
+    fn apply(state: &State, action: Action) -> Option<State> {
+        step(state, &op(action), &Context::default())
+    }
+
     fn kv(value: u32, create: i64, modr: i64, version: i64) -> Option<ReadKv> {
         Some(ReadKv {
             value,
@@ -442,131 +447,118 @@ mod tests {
     #[test]
     fn puts_create_then_update() {
         let s0 = State::initial();
-        let s1 = step(
+        let s1 = apply(
             &s0,
-            &op(Action::Put {
+            Action::Put {
                 value: 1,
                 rev: Some(10),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
-        let s2 = step(
+        let s2 = apply(
             &s1,
-            &op(Action::Put {
+            Action::Put {
                 value: 2,
                 rev: Some(12),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 12,
                 kv: kv(2, 10, 12, 2)
-            }),
-            &Context::default()
+            }
         )
         .is_some());
         // Wrong version, wrong create revision, stale header, old value.
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 12,
                 kv: kv(2, 10, 12, 3)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 12,
                 kv: kv(2, 12, 12, 2)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 11,
                 kv: kv(2, 10, 12, 2)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 13,
                 kv: kv(1, 10, 10, 1)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
         // A write must have a revision above the last change.
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Put {
+            Action::Put {
                 value: 3,
                 rev: Some(11)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
     }
 
     #[test]
     fn reads_push_later_writes_up() {
-        let s1 = step(
+        let s1 = apply(
             &State::initial(),
-            &op(Action::Put {
+            Action::Put {
                 value: 1,
                 rev: Some(10),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
-        let s2 = step(
+        let s2 = apply(
             &s1,
-            &op(Action::Read {
+            Action::Read {
                 h: 15,
                 kv: kv(1, 10, 10, 1),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Put {
+            Action::Put {
                 value: 2,
                 rev: Some(14)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Put {
+            Action::Put {
                 value: 2,
                 rev: Some(16)
-            }),
-            &Context::default()
+            }
         )
         .is_some());
     }
 
     #[test]
     fn compare_and_set_and_delete() {
-        let s1 = step(
+        let s1 = apply(
             &State::initial(),
-            &op(Action::Put {
+            Action::Put {
                 value: 1,
                 rev: Some(10),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
         let swap = |cmp| {
@@ -581,56 +573,42 @@ mod tests {
         assert!(step(&s1, &swap(Cmp::ModRevision(10)), &Context::default()).is_some());
         assert!(step(&s1, &swap(Cmp::ModRevision(0)), &Context::default()).is_none());
         assert!(step(&s1, &swap(Cmp::Absent), &Context::default()).is_none());
-        assert!(step(
+        assert!(apply(
             &s1,
-            &op(Action::CasFailed {
+            Action::CasFailed {
                 cmp: Cmp::Absent,
                 h: 10
-            }),
-            &Context::default()
+            }
         )
         .is_some());
-        assert!(step(
+        assert!(apply(
             &s1,
-            &op(Action::CasFailed {
+            Action::CasFailed {
                 cmp: Cmp::Value(1),
                 h: 10
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        assert!(step(&s1, &op(Action::DeleteNone { h: 10 }), &Context::default()).is_none());
+        assert!(apply(&s1, Action::DeleteNone { h: 10 }).is_none());
         // A fenced compare may have failed on its other key.
-        assert!(step(
+        assert!(apply(
             &s1,
-            &op(Action::CasFailed {
+            Action::CasFailed {
                 cmp: Cmp::Fenced,
                 h: 10
-            }),
-            &Context::default()
+            }
         )
         .is_some());
-        let s2 = step(
-            &s1,
-            &op(Action::Delete { rev: Some(11) }),
-            &Context::default(),
-        )
-        .unwrap();
+        let s2 = apply(&s1, Action::Delete { rev: Some(11) }).unwrap();
         assert_eq!(s2.kv, Kv::Absent);
-        assert!(step(
+        assert!(apply(&s2, Action::Delete { rev: Some(12) }).is_none());
+        assert!(apply(&s2, Action::DeleteNone { h: 11 }).is_some());
+        let s3 = apply(
             &s2,
-            &op(Action::Delete { rev: Some(12) }),
-            &Context::default()
-        )
-        .is_none());
-        assert!(step(&s2, &op(Action::DeleteNone { h: 11 }), &Context::default()).is_some());
-        let s3 = step(
-            &s2,
-            &op(Action::Put {
+            Action::Put {
                 value: 3,
                 rev: Some(13),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
         assert_eq!(
@@ -654,41 +632,33 @@ mod tests {
         let s1 = step(&State::initial(), &unknown, &Context::default()).unwrap();
         assert_eq!(s1.changed, 21);
         // Its revision must be above what was answered before it was invoked.
-        assert!(step(
+        assert!(apply(
             &s1,
-            &op(Action::Read {
+            Action::Read {
                 h: 30,
                 kv: kv(1, 19, 19, 1)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
-        let s2 = step(
+        let s2 = apply(
             &s1,
-            &op(Action::Read {
+            Action::Read {
                 h: 30,
                 kv: kv(1, 25, 25, 1),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
         assert_eq!(s2.changed, 25);
-        assert!(step(
+        assert!(apply(
             &s2,
-            &op(Action::Read {
+            Action::Read {
                 h: 30,
                 kv: kv(1, 25, 26, 1)
-            }),
-            &Context::default()
+            }
         )
         .is_none());
         // An unknown delete of an absent key is a no-op the search skips.
-        assert!(step(
-            &State::initial(),
-            &op(Action::Delete { rev: None }),
-            &Context::default()
-        )
-        .is_none());
+        assert!(apply(&State::initial(), Action::Delete { rev: None }).is_none());
     }
 
     #[test]
@@ -697,13 +667,12 @@ mod tests {
             gap: None,
             unseen_after: Some(10),
         };
-        let s1 = step(
+        let s1 = apply(
             &State::initial(),
-            &op(Action::Put {
+            Action::Put {
                 value: 1,
                 rev: Some(10),
-            }),
-            &Context::default(),
+            },
         )
         .unwrap();
         // An unseen put may have come between 10 and 12: the version is unknown...
