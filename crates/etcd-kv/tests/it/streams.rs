@@ -127,6 +127,17 @@ async fn ten_thousand_watches_share_one_connection_and_cancel_cleanly() {
     assert_eq!(wait_watchers(&etcd, baseline).await, baseline);
 }
 
+/// The endpoints with member `first` first (a client of them starts there), and the others'.
+fn member_first(etcd: &Etcd, first: usize) -> (Vec<String>, Vec<String>) {
+    let others: Vec<String> = (0..etcd.node_count())
+        .filter(|&i| i != first)
+        .map(|i| etcd.endpoint(i))
+        .collect();
+    let mut endpoints = vec![etcd.endpoint(first)];
+    endpoints.extend(others.clone());
+    (endpoints, others)
+}
+
 /// The index of a member that is not the leader, and the leader's.
 async fn follower_and_leader(etcd: &Etcd) -> (usize, usize) {
     let mut leader = None;
@@ -146,12 +157,7 @@ async fn a_frozen_member_moves_the_watch_and_no_event_is_lost_or_repeated() {
         return;
     };
     let (frozen, _) = follower_and_leader(&etcd).await;
-    let others: Vec<String> = (0..3)
-        .filter(|&i| i != frozen)
-        .map(|i| etcd.endpoint(i))
-        .collect();
-    let mut endpoints = vec![etcd.endpoint(frozen)];
-    endpoints.extend(others.clone());
+    let (endpoints, others) = member_first(&etcd, frozen);
     let (idle, timeout) = (Duration::from_secs(1), Duration::from_secs(1));
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
@@ -239,12 +245,7 @@ async fn with_defaults_a_frozen_followers_watch_delivers_during_the_freeze() {
         return;
     };
     let (frozen, _) = follower_and_leader(&etcd).await;
-    let others: Vec<String> = (0..3)
-        .filter(|&i| i != frozen)
-        .map(|i| etcd.endpoint(i))
-        .collect();
-    let mut endpoints = vec![etcd.endpoint(frozen)];
-    endpoints.extend(others.clone());
+    let (endpoints, others) = member_first(&etcd, frozen);
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
         .connect()
@@ -307,12 +308,7 @@ async fn with_defaults_a_partitioned_members_watch_moves_within_3s() {
     };
     let partition = etcd.partition().expect("partitionable");
     let (isolated, _) = follower_and_leader(&etcd).await;
-    let others: Vec<String> = (0..3)
-        .filter(|&i| i != isolated)
-        .map(|i| etcd.endpoint(i))
-        .collect();
-    let mut endpoints = vec![etcd.endpoint(isolated)];
-    endpoints.extend(others.clone());
+    let (endpoints, others) = member_first(&etcd, isolated);
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
         .connect()
@@ -366,12 +362,7 @@ async fn with_defaults_keep_alives_move_off_a_frozen_member() {
         return;
     };
     let (frozen, _) = follower_and_leader(&etcd).await;
-    let others: Vec<String> = (0..3)
-        .filter(|&i| i != frozen)
-        .map(|i| etcd.endpoint(i))
-        .collect();
-    let mut endpoints = vec![etcd.endpoint(frozen)];
-    endpoints.extend(others.clone());
+    let (endpoints, others) = member_first(&etcd, frozen);
     let keeper_client = crate::builder()
         .endpoints(endpoints)
         .connect()
