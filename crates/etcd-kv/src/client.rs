@@ -117,7 +117,7 @@ pub(crate) struct Inner {
     pub(crate) stream_mode: StreamMode,
     pub(crate) liveness: Liveness,
     /// The watches' shared stream, started by the first watch.
-    pub(crate) watch_hub: OnceLock<WatchHub>,
+    pub(crate) watch_hub: tokio::sync::OnceCell<WatchHub>,
     /// The keep-alives' shared stream, started by the first keeper.
     pub(crate) keep_alive_hub: OnceLock<KeepAliveHub>,
     /// The stream of [`Client::lease_keep_alive_once`], opened by its first call.
@@ -425,7 +425,7 @@ impl ClientBuilder {
                 limits: self.limits,
                 stream_mode: self.stream_mode,
                 liveness: self.liveness,
-                watch_hub: OnceLock::new(),
+                watch_hub: tokio::sync::OnceCell::new(),
                 keep_alive_hub: OnceLock::new(),
                 once_stream: Default::default(),
                 counters: Arc::default(),

@@ -128,13 +128,13 @@ pub(crate) async fn create(client: &Client, create: WatchCreateRequest) -> Resul
     let inner = &client.inner;
     let shared = match inner.stream_mode {
         StreamMode::PerCall => None,
-        StreamMode::Auto => match inner.watch_hub.get() {
-            Some(hub) => hub.commands.clone(),
-            None => {
-                let hub = WatchHub::start(&inner.backend, inner.liveness, &inner.counters).await?;
-                inner.watch_hub.get_or_init(|| hub).commands.clone()
-            }
-        },
+        // One hub per client: the first watch starts it, concurrent ones wait for it.
+        StreamMode::Auto => inner
+            .watch_hub
+            .get_or_try_init(|| WatchHub::start(&inner.backend, inner.liveness, &inner.counters))
+            .await?
+            .commands
+            .clone(),
     };
     let (events_tx, events_rx) = mpsc::channel(BUFFER);
     let (created_tx, created_rx) = oneshot::channel();
@@ -221,10 +221,17 @@ impl WatchHub {
                     endpoint = conn.endpoint(),
                     "watches share one WebSocket stream"
                 );
+                // Whether progress answers are ordered with events: from the version, now
+                // (a failure leaves it for the next connection).
+                let ordered = backend
+                    .server_version()
+                    .await
+                    .ok()
+                    .map(|version| super::progress_is_ordered(&version));
                 let (tx, rx) = mpsc::unbounded_channel();
                 // The driver holds a weak sender only for resumes: it ends once every
                 // handle (the client's and the watches') is gone.
-                let driver = Driver::new(
+                let mut driver = Driver::new(
                     backend.clone(),
                     liveness,
                     counters.clone(),
@@ -232,6 +239,7 @@ impl WatchHub {
                     rx,
                     &tx,
                 );
+                driver.ordered_progress = ordered;
                 tokio::spawn(driver.run());
                 Ok(WatchHub { commands: Some(tx) })
             }
@@ -356,10 +364,6 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        if self.conn.is_some() {
-            // Started on a stream opened for it: before its first answer, as `connect` does.
-            self.learn_progress_order().await;
-        }
         loop {
             if !self.commands_open && self.subs.is_empty() {
                 break;
