@@ -382,6 +382,15 @@ pub fn write_failure(
 ) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let name = file_name(scenario);
+    // A previous run's files of the same scenario would read as this one's.
+    let stale = format!("{name}-anomaly-");
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&stale) && file.ends_with(".json") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     let mut written = Vec::new();
     let records: Vec<FailureRecord> = anomalies
         .iter()
@@ -927,6 +936,11 @@ mod tests {
             std::env::temp_dir().join(format!("etcd-robustness-report-{}", std::process::id()));
         let files = write_failure(&dir, "kv/stale <read>", &history, &anomalies).unwrap();
         assert_eq!(files.len(), anomalies.len() + 2);
+        // A second, smaller failure of the same scenario replaces the first's files.
+        let again = write_failure(&dir, "kv/stale <read>", &history, &anomalies[..1]).unwrap();
+        let left = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(left, again.len(), "no stale files");
+        let files = write_failure(&dir, "kv/stale <read>", &history, &anomalies).unwrap();
         for path in &files {
             assert!(path.starts_with(&dir));
             assert!(!path
