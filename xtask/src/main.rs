@@ -46,7 +46,7 @@ commands:
                     repeated; default ours,ceiling. V: default 3.5.1
   robustness [--version V]... [--release] [--duration SECS] [--seed N]
         [--protocol gateway|grpc|all] [--faults LIST] [--scenario NAME]...
-        [--jobs J] [--out DIR] [--dump] [--list]
+        [--jobs J] [--out DIR] [--dump] [--list] [--check HISTORY_JSON]
                     history-checked scenarios on fresh 3-member clusters under a
                     nemesis (kills, restarts, freezes, partitions, client-side
                     faults), once per etcd version (default: any); SECS of load
@@ -204,7 +204,8 @@ fn cmd_fetch_etcd(opts: &[(String, String)]) -> Result<(), String> {
 }
 
 /// Options of `cargo xtask robustness` passed on to the runner (`etcd-robustness`).
-const ROBUSTNESS_OPTIONS: [&str; 7] = [
+const ROBUSTNESS_OPTIONS: [&str; 8] = [
+    "--check",
     "--duration",
     "--seed",
     "--protocol",

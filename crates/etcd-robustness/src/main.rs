@@ -59,6 +59,10 @@ struct Args {
     /// Print the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Check a history written by `--dump` again (no etcd needed): print its anomalies and
+    /// write the failure files, as a run would.
+    #[arg(long, value_name = "HISTORY_JSON")]
+    check: Option<PathBuf>,
 }
 
 fn main() {
@@ -147,7 +151,49 @@ fn catalog(protocols: &[Wire], kinds: &[FaultKind]) -> Vec<Spec> {
     specs
 }
 
+/// `--check FILE`: the checkers on a saved history.
+fn check_file(path: &std::path::Path, out: &std::path::Path) -> Result<bool, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let history: etcd_robustness::history::History =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let started = std::time::Instant::now();
+    let anomalies = etcd_robustness::check::check(&history);
+    let name = path
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(".history.json")
+                .to_string()
+        })
+        .unwrap_or_else(|| "history".into());
+    note!(
+        "robustness: {name}: {} ops checked in {:?}: {} anomalies",
+        history.ops.len(),
+        started.elapsed(),
+        anomalies.len()
+    );
+    if anomalies.is_empty() {
+        return Ok(true);
+    }
+    for anomaly in &anomalies {
+        note!("robustness: {name}: ANOMALY: {anomaly}");
+    }
+    let files = report::write_failure(out, &name, &history, &anomalies)
+        .map_err(|e| format!("writing under {}: {e}", out.display()))?;
+    for file in &files {
+        note!("robustness: {name}: wrote {}", file.display());
+    }
+    Ok(false)
+}
+
 async fn run(args: Args) -> Result<bool, String> {
+    if let Some(path) = &args.check {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| xtask::workspace_root().join("target").join("robustness"));
+        return check_file(path, &out);
+    }
     let protocols = match args.protocol.as_str() {
         "gateway" => vec![Wire::Gateway],
         "grpc" => vec![Wire::Grpc],

@@ -655,8 +655,16 @@ fn timeline(ops: &[Op], faults: &[FaultSpan], marked: &HashSet<u64>) -> String {
     const LEFT: f64 = 50.0;
     const ROW: f64 = 26.0;
     const TOP: f64 = 22.0;
-    let t0 = ops.iter().map(|op| op.call).min().unwrap_or(0);
-    let t1 = ops
+    // The window is that of the operations that returned (an open-ended one may have
+    // started long before: it is drawn from the left edge).
+    let returned: Vec<&Op> = ops.iter().filter(|op| op.ret.is_some()).collect();
+    let basis: Vec<&Op> = if returned.is_empty() {
+        ops.iter().collect()
+    } else {
+        returned
+    };
+    let t0 = basis.iter().map(|op| op.call).min().unwrap_or(0);
+    let t1 = basis
         .iter()
         .map(|op| op.ret.unwrap_or(op.call))
         .max()

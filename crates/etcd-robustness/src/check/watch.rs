@@ -151,15 +151,14 @@ fn check_watch(
             w.key,
             w.responses.len()
         );
-        findings.found.insert(
-            AnomalyKind::WatchEnded,
-            (
-                Anomaly::new(AnomalyKind::WatchEnded, message)
-                    .with_key(&w.key)
-                    .with_watch(w.id),
-                1,
-            ),
-        );
+        // Its last deliveries are the ones to show.
+        let mut anomaly = Anomaly::new(AnomalyKind::WatchEnded, message)
+            .with_key(&w.key)
+            .with_watch(w.id);
+        if last_delivered > 0 {
+            anomaly = anomaly.with_revision(last_delivered);
+        }
+        findings.found.insert(AnomalyKind::WatchEnded, (anomaly, 1));
     }
     let mut delivered: HashSet<(i64, &str)> = HashSet::new();
     let mut last_revision = 0;
