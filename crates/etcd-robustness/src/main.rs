@@ -254,7 +254,6 @@ async fn run(args: Args) -> Result<bool, String> {
         .unwrap_or_else(|| xtask::workspace_root().join("target").join("robustness"));
     let settings = Settings {
         version: args.version.clone(),
-        seed,
         partitions,
     };
     note!(

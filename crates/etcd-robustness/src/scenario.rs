@@ -65,8 +65,6 @@ impl Spec {
 pub struct Settings {
     /// The etcd version (`3.4`, `3.5.1`, `3.5.30`, `any`).
     pub version: String,
-    /// The run's seed; each scenario derives its own.
-    pub seed: u64,
     /// Whether partitions are available (root, nftables).
     pub partitions: bool,
 }
