@@ -150,9 +150,111 @@ pub enum Error {
         /// The election's name.
         name: String,
     },
+    /// A lock taken with [`Lock::max_hold`](crate::Lock::max_hold) was held past that
+    /// time: the work under it was cancelled, and etcd released the lock when its lease
+    /// ran out (someone else may hold it now). Not a failure of etcd or of the
+    /// connection: the work took longer than the hold allowed.
+    #[error(
+        "lock {name:?} was held past its max_hold of {}: the work was cancelled and the lock \
+         released",
+        DisplaySecs(*max_hold)
+    )]
+    MaxHoldExceeded {
+        /// The lock's name.
+        name: String,
+        /// The hold time the lock was taken with (as given, before rounding up to whole
+        /// seconds).
+        max_hold: std::time::Duration,
+    },
+    /// An error of your own (or a decoding error: a value that is not UTF-8, not a
+    /// number...) raised inside a body that returns this crate's [`Result`], such as
+    /// [`Client::with_lock`](crate::Client::with_lock) and
+    /// [`Lock::try_run`](crate::Lock::try_run). `?` converts [`std::str::Utf8Error`],
+    /// [`std::string::FromUtf8Error`], [`std::num::ParseIntError`] and
+    /// [`std::num::ParseFloatError`] into it; wrap any other error with [`Error::other`].
+    /// Its `Display` and `source()` are the wrapped error's; get it back with
+    /// [`Error::downcast_other_ref`].
+    #[error(transparent)]
+    Other(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+/// A duration as seconds, the way a person writes it: `5s`, `1.5s`.
+struct DisplaySecs(std::time::Duration);
+
+impl std::fmt::Display for DisplaySecs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{}s", self.0.as_secs())
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
+}
+
+macro_rules! other_from {
+    ($($t:ty),*) => {$(
+        /// Wraps the error as [`Error::Other`], so that `?` works on it in a body that
+        /// returns this crate's [`Result`].
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::other(e)
+            }
+        }
+    )*};
+}
+
+other_from!(
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError
+);
+
 impl Error {
+    /// Wraps an error of your own as [`Error::Other`], to return it from a body that
+    /// returns this crate's [`Result`] (`Err(Error::other(e))?`, or
+    /// `.map_err(Error::other)?`). An [`Error`] given here is returned as it is, not
+    /// wrapped.
+    ///
+    /// ```
+    /// #[derive(Debug)]
+    /// struct OutOfStock;
+    /// impl std::fmt::Display for OutOfStock {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("out of stock")
+    ///     }
+    /// }
+    /// impl std::error::Error for OutOfStock {}
+    ///
+    /// let e = etcd_kv::Error::other(OutOfStock);
+    /// assert_eq!(e.to_string(), "out of stock");
+    /// assert!(e.downcast_other_ref::<OutOfStock>().is_some());
+    /// ```
+    pub fn other<E>(error: E) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(error);
+        match boxed.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(boxed) => Error::Other(std::sync::Arc::from(boxed)),
+        }
+    }
+
+    /// The error wrapped by [`Error::other`] (or a `?` conversion), if it is an `E`.
+    pub fn downcast_other_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Other(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
+    /// True for [`Error::MaxHoldExceeded`]: the work under a lock ran past the lock's
+    /// [`max_hold`](crate::Lock::max_hold) and was cancelled.
+    pub fn is_max_hold_exceeded(&self) -> bool {
+        matches!(self, Error::MaxHoldExceeded { .. })
+    }
+
     /// An [`Error::InvalidInput`] raised by the client before sending.
     pub(crate) fn invalid(reason: impl Into<String>) -> Error {
         Error::InvalidInput {

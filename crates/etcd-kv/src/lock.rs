@@ -88,9 +88,21 @@ impl<'a> Lock<'a> {
     /// `with_lock(name, ttl=N)`. While waiting, the lease is kept alive (waiting does not
     /// eat into the hold time). etcd raises very short TTLs to its minimum (about 2 s).
     ///
-    /// The guard's [`LockGuard::lost`] resolves at the deadline, and [`Lock::run`] then
-    /// cancels the work. Uses a session of its own: with [`Lock::session`] too, awaiting
-    /// fails with [`Error::InvalidInput`].
+    /// The guard's [`LockGuard::lost`] resolves at the deadline (a local timer started
+    /// before the lease's last refresh was sent, so it fires no later than etcd frees the
+    /// lock), and [`Lock::run`], [`Lock::try_run`] then cancel the work and fail with
+    /// [`Error::MaxHoldExceeded`]. Uses a session of its own: with [`Lock::session`] too,
+    /// awaiting fails with [`Error::InvalidInput`].
+    ///
+    /// # Why the work is cancelled, not left to finish
+    ///
+    /// etcetra lets the work run on past the deadline, the lock simply no longer
+    /// exclusive. That is not offered here: once etcd has freed the lock another holder
+    /// may take it, and two holders would then write at the same time; no client-side
+    /// timer can prevent it, because nothing stops a write already on its way. Work that
+    /// must finish whatever happens can take the guard with `.await` and guard each of its
+    /// writes with [`LockGuard::is_owner_compare`] (fencing): after the deadline those
+    /// writes are refused by etcd instead of clobbering the next holder's.
     pub fn max_hold(mut self, hold: Duration) -> Self {
         self.max_hold = Some(hold);
         self
@@ -171,11 +183,16 @@ impl<'a> Lock<'a> {
     /// Takes the lock, runs `work`, and releases the lock; for work that returns a
     /// [`Result`] of this crate, [`Lock::try_run`] gives one `Result` instead of two.
     ///
-    /// If the session is lost while `work` runs (or the [`Lock::max_hold`] time is up),
-    /// `work` is dropped (cancelled) and the call fails with [`Error::SessionLost`]: the
-    /// lock is no longer held, so the work must not go on. If releasing fails, the lock is
-    /// released in the background (or by its TTL) and the output is still returned.
+    /// If the session is lost while `work` runs, `work` is dropped (cancelled) and the call
+    /// fails with [`Error::SessionLost`]: the lock is no longer held, so the work must not
+    /// go on. If the [`Lock::max_hold`] time is up first, `work` is cancelled the same way
+    /// and the call fails with [`Error::MaxHoldExceeded`] (`lock "x" was held past its
+    /// max_hold of 5s: the work was cancelled and the lock released`). If releasing fails,
+    /// the lock is released in the background (or by its TTL) and the output is still
+    /// returned.
     pub async fn run<F: Future>(self, work: F) -> Result<F::Output> {
+        let name = self.name.clone();
+        let max_hold = self.max_hold;
         let guard = self.send().await?;
         let lost = guard.lost();
         tokio::select! {
@@ -185,29 +202,67 @@ impl<'a> Lock<'a> {
                 }
                 Ok(output)
             }
-            reason = lost => Err(Error::SessionLost(reason)),
+            reason = lost => Err(match (max_hold, reason) {
+                // With max_hold the lease is no longer refreshed: only its deadline ends it.
+                (Some(max_hold), LeaseLost::Expired) => Error::MaxHoldExceeded {
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    max_hold,
+                },
+                (_, reason) => Error::SessionLost(reason),
+            }),
         }
     }
 }
 
 impl Lock<'_> {
     /// [`Lock::run`] for work that returns this crate's [`Result`]: `?` works inside on
-    /// etcd calls, and the error of the work and of the lock come out as one.
+    /// etcd calls, on decoding errors (a value that is not UTF-8 or not a number:
+    /// [`Error::Other`]) and, through [`Error::other`], on errors of your own; the error
+    /// of the work and of the lock come out as one. Match a wrapped error of your own with
+    /// [`Error::downcast_other_ref`].
+    ///
+    /// The work is cancelled when the lock is lost ([`Error::SessionLost`]) or held past
+    /// its [`Lock::max_hold`] ([`Error::MaxHoldExceeded`]).
     ///
     /// ```no_run
     /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use etcd_kv::Error;
     /// use std::time::Duration;
-    /// let n = client
-    ///     .lock("locks/counter")
+    ///
+    /// #[derive(Debug)]
+    /// struct Overdrawn(i64);
+    /// impl std::fmt::Display for Overdrawn {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "balance would go to {}", self.0)
+    ///     }
+    /// }
+    /// impl std::error::Error for Overdrawn {}
+    ///
+    /// let result = client
+    ///     .lock("locks/balance")
     ///     .max_hold(Duration::from_secs(5))
     ///     .try_run(async {
-    ///         let n = client.get("counter").await?.map_or(0, |kv| kv.value().len());
-    ///         client.put("counter", "x".repeat(n + 1)).await?;
-    ///         Ok(n + 1)
+    ///         let kv = client.get("balance").await?;
+    ///         let text = kv.as_ref().map_or(Ok("0"), |kv| kv.value_str())?; // Utf8Error
+    ///         let balance: i64 = text.parse()?; // ParseIntError
+    ///         if balance < 10 {
+    ///             return Err(Error::other(Overdrawn(balance - 10))); // your own error
+    ///         }
+    ///         client.put("balance", (balance - 10).to_string()).await?;
+    ///         Ok(balance - 10)
     ///     })
-    ///     .await?;
-    /// # let _ = n; Ok(()) }
+    ///     .await;
+    /// match result {
+    ///     Ok(left) => println!("{left} left"),
+    ///     Err(e) if e.downcast_other_ref::<Overdrawn>().is_some() => println!("refused: {e}"),
+    ///     Err(e) if e.is_max_hold_exceeded() => println!("too slow: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
     /// ```
+    ///
+    /// Work with an error type of its own goes through [`Lock::run`], which hands back
+    /// the work's output as it is: `lock.run(work).await?` is then your `Result`.
     pub async fn try_run<T, F: Future<Output = Result<T>>>(self, work: F) -> Result<T> {
         self.run(work).await?
     }
@@ -324,9 +379,20 @@ impl Client {
     /// own, keep-alive TTL 60 s), and releases it. `work` returns this crate's [`Result`],
     /// so `?` works inside and the outcome is one `Result`.
     ///
-    /// For a lock held at most for a time, for work with another output or error type, or
-    /// for other options: `client.lock(name)` with [`Lock::max_hold`], [`Lock::run`],
-    /// [`Lock::try_run`]. See [`Lock::run`] for what happens when the lock is lost.
+    /// `?` works inside on etcd calls, on decoding errors ([`std::str::Utf8Error`] from
+    /// [`KeyValue::value_str`](crate::KeyValue::value_str), a failed `parse()` of a number:
+    /// [`Error::Other`]), and on errors of your own wrapped with [`Error::other`] (get them
+    /// back with [`Error::downcast_other_ref`]). The bodies take this crate's error type
+    /// rather than one of yours so that `Ok(..)` needs no type annotation; work with an
+    /// error type of its own goes through [`Lock::run`].
+    ///
+    /// For a lock held at most for a time, or for other options: `client.lock(name)` with
+    /// [`Lock::max_hold`], then [`Lock::run`] or [`Lock::try_run`]. Work that outlives a
+    /// `max_hold` is cancelled and the call fails with [`Error::MaxHoldExceeded`]
+    /// (`lock "x" was held past its max_hold of 5s: the work was cancelled and the lock
+    /// released`); [`Lock::max_hold`] says why the work is not left to finish. If the
+    /// session is lost while the work runs, the work is cancelled and the call fails with
+    /// [`Error::SessionLost`].
     ///
     /// ```no_run
     /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
@@ -334,7 +400,16 @@ impl Client {
     ///     .with_lock("locks/report", async {
     ///         client.put("report/status", "running").await?;
     ///         // ... exclusive work ...
-    ///         Ok(42)
+    ///         let runs = match client.get("report/runs").await? {
+    ///             Some(kv) => kv.value_str()?.parse::<u64>()?, // Utf8Error, ParseIntError
+    ///             None => 0,
+    ///         };
+    ///         if runs > 1000 {
+    ///             let e = std::io::Error::other("too many runs"); // an error of your own
+    ///             return Err(etcd_kv::Error::other(e));
+    ///         }
+    ///         client.put("report/runs", (runs + 1).to_string()).await?;
+    ///         Ok(runs + 1)
     ///     })
     ///     .await?;
     /// # let _ = total; Ok(()) }

@@ -127,6 +127,38 @@ impl Database {
     /// println!("visit number {now}");
     /// # Ok(()) }
     /// ```
+    ///
+    /// `?` works in the body on this crate's errors, on etcd-kv's, and on decoding errors
+    /// ([`std::str::Utf8Error`] from `value_str()`, a failed `parse()` of a number, a
+    /// `serde_json` error): these end the body with [`Error::Aborted`], as
+    /// [`Error::abort`] does with an error of your own. The body returns this crate's
+    /// [`Result`] (not a type parameter of yours) so that `Ok(..)` needs no annotation and
+    /// [`Error::Conflict`] stays visible to the retry loop; get your error back with
+    /// [`Error::downcast_aborted_ref`].
+    ///
+    /// ```no_run
+    /// # async fn demo(db: etcd_pmap::Database) -> etcd_pmap::Result<()> {
+    /// use etcd_pmap::{Error, MapStringBinary, Table};
+    /// let notes: MapStringBinary = Table::new(2, "notes");
+    /// let (notes, key) = (&notes, &"todo".to_string());
+    /// let outcome = db
+    ///     .transact(|txn| async move {
+    ///         let raw = notes.get(&txn, key).await?.unwrap_or_default();
+    ///         let text = std::str::from_utf8(&raw)?; // Utf8Error -> Error::Aborted
+    ///         if text.len() > 100 {
+    ///             return Err(Error::abort(std::io::Error::other("note full"))); // yours
+    ///         }
+    ///         notes.put(&txn, key, &format!("{text}!").into_bytes()).await?;
+    ///         Ok(text.len() + 1)
+    ///     })
+    ///     .await;
+    /// match outcome {
+    ///     Ok(len) => println!("{len} bytes"),
+    ///     Err(e) if e.downcast_aborted_ref::<std::io::Error>().is_some() => println!("{e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn transact<F, Fut, T>(&self, mut body: F) -> Result<T>
     where
         F: FnMut(WriteTxn) -> Fut,

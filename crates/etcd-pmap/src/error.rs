@@ -94,8 +94,11 @@ pub enum Error {
     #[error("the transaction is already committed or aborted")]
     Finished,
     /// The body of [`Database::transact`](crate::Database::transact) gave up with an error
-    /// of its own; nothing was committed.
-    #[error("the transaction was aborted")]
+    /// of its own ([`Error::abort`]) or a decoding error that `?` converted (a value that
+    /// is not UTF-8, a number that does not parse, JSON that does not decode); nothing was
+    /// committed, and the transaction is not retried. Get your error back with
+    /// [`Error::downcast_aborted_ref`].
+    #[error("the transaction was aborted: {0}")]
     Aborted(#[source] BoxError),
     /// An error of the etcd client (connection, server error, compacted snapshot...). When
     /// it comes from a commit, [`etcd_kv::Error::is_outcome_unknown`] says whether the
@@ -110,11 +113,39 @@ impl Error {
         Error::Aborted(error.into())
     }
 
+    /// The error that ended the transaction body ([`Error::Aborted`]), if it is an `E`.
+    pub fn downcast_aborted_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Aborted(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
     /// True for [`Error::Conflict`]: retrying the whole transaction may succeed.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
     }
 }
+
+macro_rules! aborted_from {
+    ($($t:ty),*) => {$(
+        /// Ends a transaction body with [`Error::Aborted`], so that `?` works on it in a
+        /// [`Database::transact`](crate::Database::transact) body.
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Aborted(Box::new(e))
+            }
+        }
+    )*};
+}
+
+aborted_from!(
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    serde_json::Error
+);
 
 /// A codec failed to encode or decode.
 #[derive(Debug, thiserror::Error)]
