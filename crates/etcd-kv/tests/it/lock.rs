@@ -132,13 +132,43 @@ async fn a_max_hold_lock_is_freed_in_time_even_if_the_holder_hangs() {
     assert_eq!(reason, LeaseLost::Expired);
     next.release().await.unwrap();
 
-    // run() cancels the work when the hold time is up; release() frees it at once before.
+    // run() cancels the work when the hold time is up, and says so; release() frees it
+    // at once before.
+    let started = Instant::now();
     let result = client
         .lock(&name)
         .max_hold(hold)
         .run(std::future::pending::<()>())
         .await;
-    assert!(matches!(result, Err(Error::SessionLost(_))), "{result:?}");
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::MaxHoldExceeded { name: n, max_hold } if *n == name && *max_hold == hold),
+        "{err:?}"
+    );
+    assert!(err.is_max_hold_exceeded());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "lock {name:?} was held past its max_hold of 2s: the work was cancelled and the \
+             lock released"
+        )
+    );
+    assert!(started.elapsed() >= hold - Duration::from_millis(300));
+    // The work was cancelled no later than etcd freed the lock: it is free now, or soon.
+    let next = client
+        .lock(&name)
+        .timeout(Duration::from_secs(3))
+        .await
+        .expect("freed by etcd at the deadline");
+    next.release().await.unwrap();
+    // try_run says the same.
+    let err = client
+        .lock(&name)
+        .max_hold(hold)
+        .try_run(std::future::pending::<etcd_kv::Result<()>>())
+        .await
+        .unwrap_err();
+    assert!(err.is_max_hold_exceeded(), "{err:?}");
     let guard = client.lock(&name).max_hold(hold).await.unwrap();
     guard.release().await.unwrap();
     assert_eq!(contenders(&client, &name).await, 0);
@@ -153,6 +183,71 @@ async fn a_max_hold_lock_is_freed_in_time_even_if_the_holder_hangs() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
     session.close().await.unwrap();
+}
+
+#[derive(Debug)]
+struct Overdrawn;
+
+impl std::fmt::Display for Overdrawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("overdrawn")
+    }
+}
+
+impl std::error::Error for Overdrawn {}
+
+#[tokio::test]
+async fn decoding_and_application_errors_leave_lock_bodies_through_question_mark() {
+    let (_etcd, client, p) = setup!("lock_body_errors");
+    let name = format!("{p}mutex");
+    client.put(format!("{p}binary"), &b"\xff\xfe"[..]).await.unwrap();
+    client.put(format!("{p}count"), "12x").await.unwrap();
+    client.put(format!("{p}ok"), "41").await.unwrap();
+
+    // A value that is not UTF-8: Utf8Error through `?`.
+    let err = client
+        .with_lock(&name, async {
+            let kv = client.get(format!("{p}binary")).await?.unwrap();
+            Ok(kv.value_str()?.len())
+        })
+        .await
+        .unwrap_err();
+    assert!(err.downcast_other_ref::<std::str::Utf8Error>().is_some(), "{err:?}");
+    assert!(err.to_string().contains("invalid utf-8"), "{err}");
+    // A number that does not parse: ParseIntError.
+    let err = client
+        .with_lock(&name, async {
+            let kv = client.get(format!("{p}count")).await?.unwrap();
+            Ok(kv.value_str()?.parse::<i64>()?)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.downcast_other_ref::<std::num::ParseIntError>().is_some(), "{err:?}");
+    // An error of the application's own, through Error::other; the lock is released.
+    let err = client
+        .lock(&name)
+        .timeout(Duration::from_secs(5))
+        .try_run(async {
+            client.get(format!("{p}ok")).await?;
+            Err::<(), _>(Error::other(Overdrawn))
+        })
+        .await
+        .unwrap_err();
+    assert!(err.downcast_other_ref::<Overdrawn>().is_some(), "{err:?}");
+    assert_eq!(err.to_string(), "overdrawn");
+    assert_eq!(contenders(&client, &name).await, 0);
+    // Error::other on an etcd error returns it unwrapped.
+    let e = Error::other(Error::LockTimeout { name: "x".into() });
+    assert!(matches!(e, Error::LockTimeout { .. }), "{e:?}");
+    // And the success path still reads as before.
+    let n = client
+        .with_lock(&name, async {
+            let kv = client.get(format!("{p}ok")).await?.unwrap();
+            Ok(kv.value_str()?.parse::<i64>()? + 1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 42);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
