@@ -40,6 +40,35 @@ impl Lease {
     }
 }
 
+/// Shows `lease 7587862072954386189 (ttl 10s)`.
+impl std::fmt::Display for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lease {} (ttl {}s)", self.id, self.ttl)
+    }
+}
+
+/// Shows `lease 7587862072954386189: 7s left of 10s`, and the keys when they were asked
+/// for: `..., keys: services/api/1, services/api/2` (as text, or escaped bytes).
+impl std::fmt::Display for LeaseTimeToLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lease {}: {}s left of {}s",
+            self.id, self.ttl, self.granted_ttl
+        )?;
+        if !self.keys.is_empty() {
+            f.write_str(", keys: ")?;
+            for (i, key) in self.keys.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                crate::types::show_bytes(f, key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A lease grant: `client.lease_grant(ttl)`, optionally `.id(chosen)`, then `.await`.
 #[derive(Debug, Clone)]
 #[must_use = "a request does nothing until awaited"]
@@ -423,5 +452,29 @@ impl OnceStream {
     fn refuse(&self) {
         self.refused
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_print_their_id_ttl_and_keys() {
+        let lease = Lease { id: 42, ttl: 10 };
+        assert_eq!(lease.to_string(), "lease 42 (ttl 10s)");
+        let mut left = LeaseTimeToLive {
+            header: Header::default(),
+            id: 42,
+            ttl: 7,
+            granted_ttl: 10,
+            keys: Vec::new(),
+        };
+        assert_eq!(left.to_string(), "lease 42: 7s left of 10s");
+        left.keys = vec![Bytes::from_static(b"a/1"), Bytes::from_static(b"\xff")];
+        assert_eq!(
+            left.to_string(),
+            "lease 42: 7s left of 10s, keys: a/1, b\"\\xff\""
+        );
     }
 }

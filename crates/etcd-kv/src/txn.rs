@@ -507,6 +507,26 @@ impl TxnResponse {
             .collect()
     }
 
+    /// [`TxnResponse::values`] as text: for each operation of the branch that ran, the
+    /// value its read found, as UTF-8 (`None` for a read that matched nothing, a put, a
+    /// delete, a nested transaction); an error if a value is not UTF-8 (`?` works on it in
+    /// this crate's lock bodies). Prints as etcetra's `txn` answer reads.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use etcd_kv::TxnOp;
+    /// let answer = client.txn().and_then([TxnOp::get("a"), TxnOp::get("missing")]).await?;
+    /// println!("{:?}", answer.values_str()?); // [Some("1"), None]
+    /// println!("{answer}"); // succeeded at revision 7: [a = 1; (none)]
+    /// # Ok(()) }
+    /// ```
+    pub fn values_str(&self) -> Result<Vec<Option<&str>>, std::str::Utf8Error> {
+        self.values()
+            .into_iter()
+            .map(|v| v.map(std::str::from_utf8).transpose())
+            .collect()
+    }
+
     /// Every key-value the reads of the branch that ran returned, in order (all the keys
     /// of a prefix read included).
     pub fn kvs(&self) -> impl Iterator<Item = &KeyValue> {
@@ -532,6 +552,36 @@ impl TxnResponse {
     }
 }
 
+/// Shows the answer as [`RangeResponse`], [`PutResponse`], [`DeleteResponse`] or
+/// [`TxnResponse`] shows it.
+impl std::fmt::Display for TxnOpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxnOpResponse::Range(r) => r.fmt(f),
+            TxnOpResponse::Put(r) => r.fmt(f),
+            TxnOpResponse::Delete(r) => r.fmt(f),
+            TxnOpResponse::Txn(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Shows which branch ran, the revision and each operation's answer in order:
+/// `succeeded at revision 9: [put at revision 9; config/mode = draining; (none)]` (a read
+/// shows its key-values, values as text or escaped bytes), `failed at revision 9: []`.
+impl std::fmt::Display for TxnResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let branch = if self.succeeded { "succeeded" } else { "failed" };
+        write!(f, "{branch} at revision {}: [", self.revision())?;
+        for (i, r) in self.responses.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            r.fmt(f)?;
+        }
+        f.write_str("]")
+    }
+}
+
 impl Client {
     /// A transaction builder.
     pub fn txn(&self) -> Txn<'_> {
@@ -539,5 +589,117 @@ impl Client {
             client: self,
             spec: TxnSpec::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_wire::header::{KeyValue as WireKv, ResponseHeader};
+    use etcd_wire::kv as wkv;
+
+    fn kv(key: &[u8], value: &[u8], rev: i64) -> WireKv {
+        WireKv {
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+            mod_revision: rev,
+            ..WireKv::default()
+        }
+    }
+
+    fn header(revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            revision,
+            member_id: 0xab,
+            raft_term: 2,
+            ..ResponseHeader::default()
+        }
+    }
+
+    fn range(kvs: Vec<WireKv>, count: i64, more: bool) -> wire::ResponseOp {
+        wire::ResponseOp {
+            response_range: Some(wkv::RangeResponse {
+                header: header(9),
+                kvs,
+                more,
+                count,
+            }),
+            ..wire::ResponseOp::default()
+        }
+    }
+
+    fn answer(succeeded: bool, responses: Vec<wire::ResponseOp>) -> TxnResponse {
+        let r = wire::TxnResponse {
+            header: header(9),
+            succeeded,
+            responses,
+        };
+        TxnResponse::from_wire(r, &Namespace::default()).unwrap()
+    }
+
+    #[test]
+    fn answers_print_as_text_and_binary_bytes_escaped() {
+        let put = wire::ResponseOp {
+            response_put: Some(wkv::PutResponse {
+                header: header(9),
+                prev_kv: Some(kv(b"mode", b"active", 4)),
+            }),
+            ..wire::ResponseOp::default()
+        };
+        let delete = wire::ResponseOp {
+            response_delete_range: Some(wkv::DeleteRangeResponse {
+                header: header(9),
+                deleted: 1,
+                prev_kvs: vec![kv(b"gone", b"\xff\x00", 3)],
+            }),
+            ..wire::ResponseOp::default()
+        };
+        let a = answer(
+            true,
+            vec![
+                put,
+                range(vec![kv(b"successkey", b"asdf", 5)], 1, false),
+                range(vec![], 0, false),
+                range(vec![kv(b"bin", b"\xff\xfe", 6)], 3, true),
+                range(vec![], 2, false),
+                delete,
+            ],
+        );
+        assert_eq!(
+            a.to_string(),
+            "succeeded at revision 9: [put at revision 9, was mode = active; \
+             successkey = asdf; (none); bin = b\"\\xff\\xfe\" (1 of 3 keys); (2 keys); \
+             deleted 1 key at revision 9: gone = b\"\\xff\\0\"]"
+        );
+        // values() shows bytes; values_str() shows text, and refuses what is not UTF-8.
+        assert_eq!(format!("{:?}", a.values()[1]), "Some([97, 115, 100, 102])");
+        assert!(a.values_str().is_err());
+        let a = answer(
+            false,
+            vec![range(vec![kv(b"failurekey", b"asdf", 5)], 1, false)],
+        );
+        assert_eq!(format!("{:?}", a.values_str().unwrap()), "[Some(\"asdf\")]");
+        assert_eq!(a.to_string(), "failed at revision 9: [failurekey = asdf]");
+        assert_eq!(
+            a.header().to_string(),
+            "revision 9 (member ab, raft term 2)"
+        );
+        assert_eq!(
+            answer(true, vec![]).to_string(),
+            "succeeded at revision 9: []"
+        );
+        // A nested transaction prints inside its parent.
+        let nested = wire::ResponseOp {
+            response_txn: Some(wire::TxnResponse {
+                header: header(9),
+                succeeded: false,
+                responses: vec![range(vec![], 0, false)],
+            }),
+            ..wire::ResponseOp::default()
+        };
+        assert_eq!(
+            answer(true, vec![nested]).to_string(),
+            "succeeded at revision 9: [failed at revision 9: [(none)]]"
+        );
     }
 }

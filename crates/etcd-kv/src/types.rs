@@ -14,19 +14,39 @@ pub struct KeyValue {
     pub(crate) lease: i64,
 }
 
+/// Writes bytes as text when they are UTF-8, else as escaped bytes (`b"\xff\0"`).
+pub(crate) fn show_bytes(f: &mut std::fmt::Formatter<'_>, bytes: &[u8]) -> std::fmt::Result {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => f.write_str(text),
+        Err(_) => write!(f, "{:?}", Bytes::copy_from_slice(bytes)),
+    }
+}
+
+/// Writes the items separated by `, `, or `empty` when there are none.
+pub(crate) fn show_list<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    items: &[T],
+    empty: &str,
+) -> std::fmt::Result {
+    if items.is_empty() {
+        return f.write_str(empty);
+    }
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        std::fmt::Display::fmt(item, f)?;
+    }
+    Ok(())
+}
+
 /// Shows `key = value`: each as text when it is UTF-8, else as escaped bytes
 /// (`b"\xff\x00"`). `{:#}` adds the metadata: `(rev 12, created 3, version 4, lease 0)`.
 impl std::fmt::Display for KeyValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn show(f: &mut std::fmt::Formatter<'_>, bytes: &Bytes) -> std::fmt::Result {
-            match std::str::from_utf8(bytes) {
-                Ok(text) => f.write_str(text),
-                Err(_) => write!(f, "{bytes:?}"),
-            }
-        }
-        show(f, &self.key)?;
+        show_bytes(f, &self.key)?;
         f.write_str(" = ")?;
-        show(f, &self.value)?;
+        show_bytes(f, &self.value)?;
         if f.alternate() {
             write!(
                 f,
@@ -65,9 +85,18 @@ impl KeyValue {
         &self.value
     }
 
-    /// The value as UTF-8 text, if it is.
+    /// The value as UTF-8 text, if it is. In a body that returns this crate's
+    /// [`Result`](crate::Result) (`with_lock`, `try_run`), `?` on its error works
+    /// ([`Error::Other`](crate::Error::Other)).
     pub fn value_str(&self) -> Result<&str, std::str::Utf8Error> {
         std::str::from_utf8(&self.value)
+    }
+
+    /// The value as text to show a person: itself when it is UTF-8 (no copy), else with
+    /// each invalid sequence replaced by `U+FFFD`. [`KeyValue::value_str`] tells the two
+    /// apart; `{}` on the key-value shows invalid bytes escaped instead.
+    pub fn value_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.value)
     }
 
     /// The key, as shared bytes (no copy).
@@ -148,6 +177,71 @@ impl Header {
     }
 }
 
+/// Shows `revision 12 (member 8e9e05c52164694d, raft term 2)`.
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "revision {} (member {:x}, raft term {})",
+            self.revision, self.member_id, self.raft_term
+        )
+    }
+}
+
+/// Shows the key-values found (`a = 1, b = 2`, each as [`KeyValue`] shows it), `(none)`
+/// when there are none, and how many there are in all when a limit cut them short:
+/// `a = 1 (1 of 3 keys)`. A count-only read shows `(3 keys)`.
+impl std::fmt::Display for crate::kv::RangeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kvs = self.kvs();
+        let count = usize::try_from(self.count()).unwrap_or(0);
+        if kvs.is_empty() && count > 0 {
+            return write!(f, "({count} {})", plural(count, "key", "keys"));
+        }
+        show_list(f, kvs, "(none)")?;
+        if self.more() || count > kvs.len() {
+            write!(f, " ({} of {count} {})", kvs.len(), plural(count, "key", "keys"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `put at revision 7`, and the previous key-value when it was asked for:
+/// `put at revision 7, was config/mode = active`.
+impl std::fmt::Display for crate::kv::PutResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "put at revision {}", self.revision())?;
+        if let Some(prev) = self.prev_kv() {
+            write!(f, ", was {prev}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `deleted 2 keys at revision 8`, and the deleted key-values when they were asked
+/// for: `deleted 1 key at revision 8: config/mode = active`.
+impl std::fmt::Display for crate::kv::DeleteResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.deleted();
+        let noun = plural(usize::try_from(n).unwrap_or(0), "key", "keys");
+        write!(f, "deleted {n} {noun} at revision {}", self.revision())?;
+        if !self.prev_kvs().is_empty() {
+            f.write_str(": ")?;
+            show_list(f, self.prev_kvs(), "")?;
+        }
+        Ok(())
+    }
+}
+
+/// `one` for 1, else `many`.
+pub(crate) fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +267,16 @@ mod tests {
             ..KeyValue::default()
         };
         assert_eq!(kv.to_string(), "k = b\"\\xff\\0\"");
+        assert_eq!(kv.value_lossy(), "\u{FFFD}\0");
+        assert!(kv.value_str().is_err());
+        // Any bytes at all: no panic, every byte shown.
+        let all: Vec<u8> = (0..=255).collect();
+        let kv = KeyValue {
+            key: Bytes::from(all.clone()),
+            value: Bytes::from(all),
+            ..KeyValue::default()
+        };
+        let shown = kv.to_string();
+        assert!(shown.starts_with("b\"\\0\\x01") && shown.contains(" = b\""), "{shown}");
     }
 }

@@ -35,6 +35,36 @@ pub enum EventKind {
     Delete,
 }
 
+/// Shows `PUT` or `DELETE`, as etcdctl does.
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventKind::Put => "PUT",
+            EventKind::Delete => "DELETE",
+        })
+    }
+}
+
+/// Shows `PUT config/mode = active` or `DELETE config/mode` (key and value as text, or
+/// escaped bytes); `{:#}` adds the revision: `PUT config/mode = active (rev 12)`.
+impl std::fmt::Display for WatchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", self.kind)?;
+        match self.kind {
+            EventKind::Put => {
+                crate::types::show_bytes(f, self.kv.key())?;
+                f.write_str(" = ")?;
+                crate::types::show_bytes(f, self.kv.value())?;
+            }
+            EventKind::Delete => crate::types::show_bytes(f, self.kv.key())?,
+        }
+        if f.alternate() {
+            write!(f, " (rev {})", self.revision())?;
+        }
+        Ok(())
+    }
+}
+
 /// One change to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEvent {
@@ -363,6 +393,25 @@ mod tests {
             },
             prev_kv: None,
         }
+    }
+
+    #[test]
+    fn events_print_as_etcdctl_names_them() {
+        let put = WatchEvent {
+            kind: EventKind::Put,
+            kv: KeyValue::from_wire(ev("k", 7).kv, |k| k),
+            prev_kv: None,
+        };
+        assert_eq!(put.to_string(), "PUT k = ");
+        assert_eq!(format!("{put:#}"), "PUT k =  (rev 7)");
+        let mut wire = ev("\u{e9}", 8).kv;
+        wire.key = Bytes::from_static(b"\xff");
+        let delete = WatchEvent {
+            kind: EventKind::Delete,
+            kv: KeyValue::from_wire(wire, |k| k),
+            prev_kv: None,
+        };
+        assert_eq!(delete.to_string(), "DELETE b\"\\xff\"");
     }
 
     #[test]
