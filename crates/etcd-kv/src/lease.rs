@@ -107,6 +107,92 @@ impl LeaseGrant<'_> {
 
 into_future!(LeaseGrant, Lease);
 
+/// A lease and the client to act on it: txaioetcd's and aetcd's lease object. Get one
+/// with [`Client::grant_lease`] (grants a lease) or [`Client::lease`] (a lease granted
+/// before, by its ID). Cheap to clone; holds no task and nothing on the server: dropping it
+/// changes nothing (the lease expires after its TTL unless refreshed or kept alive).
+///
+/// ```no_run
+/// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+/// let lease = client.grant_lease(5).await?;
+/// client.put("services/api/1", "10.0.0.7:8080").lease(lease.id()).await?;
+/// let ttl = lease.keep_alive_once().await?; // txaioetcd's `lease.refresh()`
+/// println!("{}", lease.time_to_live().await?); // lease 7587...: 5s left of 5s
+/// println!("{:?}", lease.keys().await?); // [b"services/api/1"]
+/// lease.revoke().await?; // the key is gone
+/// assert!(lease.keep_alive_once().await.is_err()); // Error::LeaseNotFound
+/// # let _ = ttl; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LeaseHandle {
+    client: Client,
+    id: i64,
+    granted_ttl: Option<i64>,
+}
+
+impl LeaseHandle {
+    /// The lease ID, to attach keys with `put(..).lease(id)`.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The TTL in seconds the server granted, when this handle granted the lease
+    /// ([`Client::grant_lease`]); `None` for a handle made from an ID
+    /// ([`Client::lease`]): ask [`LeaseHandle::time_to_live`].
+    pub fn granted_ttl(&self) -> Option<i64> {
+        self.granted_ttl
+    }
+
+    /// Refreshes the lease once and returns its new TTL in seconds
+    /// ([`Client::lease_keep_alive_once`]); an expired or revoked lease is
+    /// [`Error::LeaseNotFound`].
+    #[doc(alias = "refresh")]
+    pub async fn keep_alive_once(&self) -> Result<i64> {
+        self.client.lease_keep_alive_once(self.id).await
+    }
+
+    /// Revokes the lease: every key attached to it is deleted now. A lease already gone
+    /// is [`Error::LeaseNotFound`].
+    pub async fn revoke(&self) -> Result<()> {
+        self.client.lease_revoke(self.id).await
+    }
+
+    /// How long the lease has left, its granted TTL and its keys (`{}` prints
+    /// `lease 42: 7s left of 10s, keys: a, b`); an expired or revoked lease is
+    /// [`Error::LeaseNotFound`].
+    #[doc(alias = "remaining")]
+    pub async fn time_to_live(&self) -> Result<LeaseTimeToLive> {
+        self.client.lease_time_to_live(self.id).keys().await
+    }
+
+    /// The keys attached to the lease (without the client's namespace).
+    pub async fn keys(&self) -> Result<Vec<Bytes>> {
+        Ok(self.time_to_live().await?.keys)
+    }
+
+    /// Keeps the lease alive in the background until the returned keeper is dropped or
+    /// revoked ([`Client::keep_alive`]). For a handle made from an ID, asks etcd for the
+    /// lease's granted TTL first (the keeper refreshes at a third of it).
+    pub async fn keep_alive(&self) -> Result<LeaseKeeper> {
+        let ttl = match self.granted_ttl {
+            Some(ttl) => ttl,
+            None => self.client.lease_time_to_live(self.id).await?.granted_ttl,
+        };
+        Ok(self.client.keep_alive(Lease { id: self.id, ttl }))
+    }
+}
+
+/// Shows `lease 7587862072954386189`, and its granted TTL when known: `(ttl 10s)`.
+impl std::fmt::Display for LeaseHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lease {}", self.id)?;
+        if let Some(ttl) = self.granted_ttl {
+            write!(f, " (ttl {ttl}s)")?;
+        }
+        Ok(())
+    }
+}
+
 /// What `time_to_live` reports about a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseTimeToLive {
@@ -287,6 +373,28 @@ impl Client {
         LeaseGrant {
             client: self,
             request: wire::LeaseGrantRequest { ttl, id: 0 },
+        }
+    }
+
+    /// Grants a lease of `ttl` seconds and returns a handle on it, to refresh, revoke and
+    /// query it with no ID to pass around (see [`LeaseHandle`]). `client.lease_grant(ttl)`
+    /// gives the plain [`Lease`] data instead, and takes a chosen ID.
+    pub async fn grant_lease(&self, ttl: i64) -> Result<LeaseHandle> {
+        let lease = self.lease_grant(ttl).await?;
+        Ok(LeaseHandle {
+            client: self.clone(),
+            id: lease.id,
+            granted_ttl: Some(lease.ttl),
+        })
+    }
+
+    /// A handle on the lease `id` (granted before, by this or another client): nothing
+    /// is sent until one of its methods is called.
+    pub fn lease(&self, id: i64) -> LeaseHandle {
+        LeaseHandle {
+            client: self.clone(),
+            id,
+            granted_ttl: None,
         }
     }
 

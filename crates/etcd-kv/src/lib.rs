@@ -93,7 +93,8 @@ pub use kv::{
     SortTarget,
 };
 pub use lease::{
-    Lease, LeaseGrant, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
+    Lease, LeaseGrant, LeaseHandle, LeaseKeeper, LeaseLost, LeaseTimeToLive,
+    LeaseTimeToLiveRequest,
 };
 pub use lock::{Lock, LockGuard};
 pub use maintenance::{

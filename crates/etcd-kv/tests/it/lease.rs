@@ -133,3 +133,54 @@ async fn keeper_reports_loss_when_revoked_elsewhere_and_revoke_ends_it() {
     keeper.revoke().await.unwrap();
     assert!(client.get("k").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_handle_refreshes_lists_keeps_and_revokes() {
+    let Some(client) = client("lease-handle").await else {
+        return;
+    };
+    let lease = client.grant_lease(2).await.unwrap();
+    assert_eq!(lease.granted_ttl(), Some(2));
+    assert_eq!(lease.to_string(), format!("lease {} (ttl 2s)", lease.id()));
+    client.put("svc/1", "a").lease(lease.id()).await.unwrap();
+    client.put("svc/2", "b").lease(lease.id()).await.unwrap();
+    assert_eq!(lease.keep_alive_once().await.unwrap(), 2);
+    let mut keys = lease.keys().await.unwrap();
+    keys.sort();
+    assert_eq!(keys, [&b"svc/1"[..], &b"svc/2"[..]]);
+    let left = lease.time_to_live().await.unwrap();
+    assert_eq!(left.granted_ttl(), 2);
+    assert!(
+        left.to_string()
+            .starts_with(&format!("lease {}: ", lease.id())),
+        "{left}"
+    );
+    assert!(left.to_string().ends_with("left of 2s, keys: svc/1, svc/2"), "{left}");
+
+    // A handle from the ID alone: its keeper learns the TTL from etcd and keeps the keys
+    // for three TTLs.
+    let by_id = client.lease(lease.id());
+    assert_eq!(by_id.granted_ttl(), None);
+    let keeper = by_id.keep_alive().await.unwrap();
+    assert_eq!(keeper.ttl(), 2);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(client.get("svc/1").await.unwrap().is_some(), "kept alive");
+    drop(keeper);
+
+    lease.revoke().await.unwrap();
+    assert!(client.get("svc/1").await.unwrap().is_none(), "revoked with its lease");
+    assert!(matches!(
+        lease.keep_alive_once().await,
+        Err(Error::LeaseNotFound { .. })
+    ));
+    assert!(matches!(lease.keys().await, Err(Error::LeaseNotFound { .. })));
+    assert!(matches!(by_id.revoke().await, Err(Error::LeaseNotFound { .. })));
+    assert!(matches!(
+        client.lease(i64::MAX).keep_alive().await,
+        Err(Error::LeaseNotFound { .. })
+    ));
+    assert!(matches!(
+        client.grant_lease(0).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
