@@ -107,4 +107,6 @@ pub use sequence::Sequence;
 pub use session::{Session, SessionBuilder, DEFAULT_SESSION_TTL};
 pub use txn::{Compare, CompareBuilder, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{Header, KeyValue};
-pub use watch::{EventKind, Watch, WatchEvent, WatchResponse, WatchStream};
+pub use watch::{
+    EventKind, Watch, WatchEvent, WatchHandle, WatchRangeId, WatchResponse, WatchStream,
+};

@@ -7,8 +7,10 @@
 //! watch yields [`Error::Compacted`] and ends.
 
 mod hub;
+mod set;
 
 pub(crate) use hub::{backoff, WatchHub};
+pub use set::{WatchHandle, WatchRangeId};
 
 use crate::client::Client;
 use crate::error::Result;
@@ -190,14 +192,46 @@ impl<'a> Watch<'a> {
     /// returns are seen. Fails with a timeout when etcd has not confirmed it within the
     /// request timeout (a member that hangs, or answers garbage).
     pub async fn send(self) -> Result<WatchStream> {
+        let create = self.wire_request()?;
+        hub::create(self.client, create).await
+    }
+
+    /// The create request, keys in wire (namespaced) form.
+    fn wire_request(&self) -> Result<WatchCreateRequest> {
         check_key(&self.key, &self.range)?;
         let (key, range_end) = self.client.namespace.range(&self.key, &self.range);
-        let create = WatchCreateRequest {
+        Ok(WatchCreateRequest {
             key,
             range_end,
-            ..self.create
-        };
-        hub::create(self.client, create).await
+            ..self.create.clone()
+        })
+    }
+
+    /// Calls `callback` with each event of this watch on a task of its own, and returns
+    /// once etcd has created the watch (changes made after that are seen). The returned
+    /// [`WatchHandle`] stops the watch when dropped or [cancelled](WatchHandle::cancel),
+    /// and takes more key ranges while it runs ([`WatchHandle::add`]). txaioetcd's
+    /// `etcd.watch([KeySet(..)], on_change)`:
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// let watching = client.watch("mykey").prefix().on_event(|e| println!("{e}")).await?;
+    /// tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    /// watching.cancel();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Events start after the store's current revision, or at
+    /// [`Watch::start_revision`]. The handle ends with an error (see
+    /// [`WatchHandle::ended`]) when the watch does (a compaction, a permission refused);
+    /// connection losses are survived as by a [`WatchStream`].
+    #[doc(alias = "for_each")]
+    pub async fn on_event<F>(self, callback: F) -> Result<WatchHandle>
+    where
+        F: FnMut(WatchEvent) + Send + 'static,
+    {
+        let client = self.client;
+        client.watch_ranges([self], callback).await
     }
 }
 
@@ -323,6 +357,70 @@ impl Client {
             range: KeyRange::Single,
             create: WatchCreateRequest::default(),
         }
+    }
+}
+
+impl Client {
+    /// Calls `callback` with each event of several key ranges, one watch for all
+    /// (txaioetcd's `etcd.watch([KeySet(a), KeySet(b, prefix=True)], on_change)`), and
+    /// returns once etcd has created every range's watch. Ranges are added and removed
+    /// while it runs with [`WatchHandle::add`] and [`WatchHandle::remove`]; an event of a
+    /// key that several ranges cover is delivered once. Every range starts at the same
+    /// revision: the one after the store's current revision, or the
+    /// [`Watch::start_revision`] they all give (different ones are refused with
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput)).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// let watching = client
+    ///     .watch_ranges([client.watch("config"), client.watch("jobs/").prefix()], |e| {
+    ///         println!("{e}") // PUT jobs/7 = queued
+    ///     })
+    ///     .await?;
+    /// let alerts = watching.add(client.watch("alerts/").prefix()).await?;
+    /// // ...
+    /// watching.remove(alerts).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn watch_ranges<'a, F>(
+        &self,
+        ranges: impl IntoIterator<Item = Watch<'a>>,
+        callback: F,
+    ) -> Result<WatchHandle>
+    where
+        F: FnMut(WatchEvent) + Send + 'static,
+    {
+        let ranges: Vec<Watch<'a>> = ranges.into_iter().collect();
+        let mut start = 0;
+        let mut requests = Vec::with_capacity(ranges.len());
+        for range in &ranges {
+            let given = range.create.start_revision;
+            if given != 0 && start != 0 && given != start {
+                return Err(crate::Error::invalid(
+                    "the ranges of one watch start at one revision: give them all the same \
+                     start_revision, or none",
+                ));
+            }
+            start = start.max(given);
+            requests.push((range.client.clone(), range.wire_request()?));
+        }
+        if requests.iter().any(|(_, r)| r.start_revision != start) {
+            return Err(crate::Error::invalid(
+                "the ranges of one watch start at one revision: give them all the same \
+                 start_revision, or none",
+            ));
+        }
+        if start == 0 {
+            // "Now": the revision after the store's current one, read linearizably
+            // through the first range's key (one the caller may read).
+            let key = match ranges.first() {
+                Some(range) if !range.key.is_empty() => range.key.clone(),
+                _ => Bytes::from_static(b"\0"),
+            };
+            let client = ranges.first().map_or(self, |r| r.client);
+            start = client.range(key).count_only().await?.revision() + 1;
+        }
+        set::start(requests, start, callback).await
     }
 }
 

@@ -29,6 +29,7 @@ mod streams;
 mod tls;
 mod txn;
 mod watch;
+mod watch_handle;
 
 /// The fake gateway (also used by `tests/hostile.rs`).
 #[path = "../support/fake.rs"]

@@ -1,0 +1,454 @@
+//! Callback watches over one or several key ranges, changed while they run.
+//!
+//! A [`WatchHandle`] owns one task (the dispatcher) that calls the callback, and one
+//! [`WatchStream`] per key range on the client's shared watch stream (each forwarded by a
+//! small task into the dispatcher's queue). Adding a range registers it in the dispatcher
+//! first, with its start revision (the revision after the last one the handle delivered),
+//! and only then creates its watch: from that moment every event delivered for a key the
+//! new range covers, at or after its start, is known to be owed by it too.
+//!
+//! Exactly once: each range's watch delivers each of its events once, in revision order,
+//! across reconnects (the hub's guarantee). Where ranges overlap, the first copy of an
+//! event `(revision, key)` is delivered and the ranges that will also carry it are noted;
+//! their copies are dropped as they come, and the note is forgotten once every one of
+//! them has come (or its range was removed). Only events of keys that two ranges cover
+//! are noted, and only until the slower range catches up: memory stays bounded by the
+//! lag between overlapping ranges.
+
+use super::{WatchEvent, WatchResponse, WatchStream};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::Namespace;
+use bytes::Bytes;
+use etcd_wire::watch::WatchCreateRequest;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Responses queued from the ranges' watches to the dispatcher.
+const QUEUE: usize = 1024;
+
+/// Which range of a [`WatchHandle`]: returned by [`WatchHandle::add`] and
+/// [`WatchHandle::ranges`], given to [`WatchHandle::remove`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchRangeId(u64);
+
+/// A running callback watch over one or more key ranges: from
+/// [`Watch::on_event`](crate::Watch::on_event) (one range) or [`Client::watch_ranges`]
+/// (several, txaioetcd's list of `KeySet`s). Ranges can be added and removed while it
+/// runs ("dynamic watches"): no event is lost or delivered twice across a change, and an
+/// event of a key that several ranges cover is delivered once.
+///
+/// The callback runs on the handle's own task, one event at a time, in each range's
+/// revision order (events of different ranges may interleave: a range catching up after
+/// a reconnect delivers its older events later). Keep it short; spawn long work.
+///
+/// # Cancellation and drop
+///
+/// [`WatchHandle::cancel`] or dropping the handle stops the watch: no callback starts
+/// after it returns (one running on another thread at that moment finishes), and the
+/// ranges' watches are cancelled on the server in the background.
+///
+/// # Errors
+///
+/// A range whose watch ends with an error ([`Error::Compacted`], [`Error::Auth`]...) ends
+/// the whole handle: [`WatchHandle::ended`] resolves with that error.
+#[derive(Debug)]
+#[must_use = "dropping the handle cancels the watch"]
+pub struct WatchHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    ended: watch::Receiver<Option<Error>>,
+    task: JoinHandle<()>,
+}
+
+/// What the handle and its dispatcher both see.
+#[derive(Debug, Default)]
+struct Shared {
+    cancelled: AtomicBool,
+    /// The highest revision delivered (or the one before the start).
+    delivered: AtomicI64,
+    ranges: Mutex<Vec<WatchRangeId>>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Add {
+        client: Client,
+        create: WatchCreateRequest,
+        reply: oneshot::Sender<Result<WatchRangeId>>,
+    },
+    Remove {
+        id: WatchRangeId,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// What the ranges' tasks tell the dispatcher.
+#[derive(Debug)]
+enum Incoming {
+    Created {
+        id: u64,
+        result: Result<()>,
+        reply: oneshot::Sender<Result<WatchRangeId>>,
+    },
+    Response {
+        id: u64,
+        response: Option<Result<WatchResponse>>,
+    },
+}
+
+/// One range, as the dispatcher sees it.
+struct Range {
+    /// Wire key and range end (namespaced).
+    key: Bytes,
+    end: Bytes,
+    ns: Namespace,
+    /// The first revision this range delivers.
+    start: i64,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Range {
+    fn drop(&mut self) {
+        // Dropping the task's WatchStream cancels the watch on the server.
+        self.task.abort();
+    }
+}
+
+impl Range {
+    fn covers(&self, wire_key: &[u8]) -> bool {
+        let (key, end) = (self.key.as_ref(), self.end.as_ref());
+        if end.is_empty() {
+            wire_key == key
+        } else if end == b"\0" {
+            wire_key >= key
+        } else {
+            wire_key >= key && wire_key < end
+        }
+    }
+}
+
+struct Dispatcher<F> {
+    callback: F,
+    shared: Arc<Shared>,
+    ranges: HashMap<u64, Range>,
+    next_id: u64,
+    /// `(revision, wire key)` of delivered events that other ranges will deliver too,
+    /// with those ranges.
+    owed: HashMap<(i64, Bytes), HashSet<u64>>,
+    incoming_tx: mpsc::Sender<Incoming>,
+    ended: watch::Sender<Option<Error>>,
+}
+
+impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
+    /// Registers a range starting at `start` and creates its watch in the background.
+    fn add(
+        &mut self,
+        client: Client,
+        create: WatchCreateRequest,
+        start: i64,
+        reply: oneshot::Sender<Result<WatchRangeId>>,
+    ) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let ns = client.namespace.clone();
+        let (key, end) = (create.key.clone(), create.range_end.clone());
+        let create = WatchCreateRequest {
+            start_revision: start,
+            ..create
+        };
+        let tx = self.incoming_tx.clone();
+        let task = tokio::spawn(async move {
+            let mut stream: WatchStream = match super::hub::create(&client, create).await {
+                Ok(stream) => {
+                    let created = Incoming::Created {
+                        id,
+                        result: Ok(()),
+                        reply,
+                    };
+                    if tx.send(created).await.is_err() {
+                        return;
+                    }
+                    stream
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Incoming::Created {
+                            id,
+                            result: Err(e),
+                            reply,
+                        })
+                        .await;
+                    return;
+                }
+            };
+            loop {
+                let response = stream.events.recv().await;
+                let end = response.is_none();
+                if tx.send(Incoming::Response { id, response }).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        self.ranges.insert(
+            id,
+            Range {
+                key,
+                end,
+                ns,
+                start,
+                task,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        let removed = self.ranges.remove(&id).is_some();
+        if removed {
+            self.owed.retain(|_, owers| {
+                owers.remove(&id);
+                !owers.is_empty()
+            });
+            lock(&self.shared.ranges).retain(|r| r.0 != id);
+        }
+        removed
+    }
+
+    /// Delivers the events of one range's response that no other range delivered first.
+    fn deliver(&mut self, id: u64, response: WatchResponse) {
+        let Some(range) = self.ranges.get(&id) else {
+            return; // removed: what it had queued is dropped
+        };
+        let ns = range.ns.clone();
+        for event in response.into_events() {
+            let revision = event.revision();
+            let wire_key = ns.key(&event.kv.key);
+            let entry = (revision, wire_key);
+            if let Some(owers) = self.owed.get_mut(&entry) {
+                // Another range delivered it first.
+                owers.remove(&id);
+                if owers.is_empty() {
+                    self.owed.remove(&entry);
+                }
+                continue;
+            }
+            let owers: HashSet<u64> = self
+                .ranges
+                .iter()
+                .filter(|(other, r)| **other != id && r.start <= revision && r.covers(&entry.1))
+                .map(|(other, _)| *other)
+                .collect();
+            if !owers.is_empty() {
+                self.owed.insert(entry, owers);
+            }
+            self.shared.delivered.fetch_max(revision, Ordering::SeqCst);
+            if self.shared.cancelled.load(Ordering::SeqCst) {
+                return;
+            }
+            (self.callback)(event);
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut incoming: mpsc::Receiver<Incoming>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(Command::Add { client, create, reply }) => {
+                        let start = self.shared.delivered.load(Ordering::SeqCst) + 1;
+                        self.add(client, create, start, reply);
+                    }
+                    Some(Command::Remove { id, reply }) => {
+                        let _ = reply.send(self.remove(id.0));
+                    }
+                    None => return,
+                },
+                message = incoming.recv() => match message {
+                    Some(Incoming::Created { id, result, reply }) => {
+                        let result = match result {
+                            Ok(()) if self.ranges.contains_key(&id) => {
+                                lock(&self.shared.ranges).push(WatchRangeId(id));
+                                Ok(WatchRangeId(id))
+                            }
+                            Ok(()) => Err(Error::Protocol("the range was removed".into())),
+                            Err(e) => {
+                                self.remove(id);
+                                Err(e)
+                            }
+                        };
+                        let _ = reply.send(result);
+                    }
+                    Some(Incoming::Response { id, response: Some(Ok(response)) }) => {
+                        self.deliver(id, response);
+                    }
+                    Some(Incoming::Response { id, response }) => {
+                        if !self.ranges.contains_key(&id) {
+                            continue;
+                        }
+                        let error = match response {
+                            Some(Err(e)) => e,
+                            _ => Error::Protocol("a range's watch ended without an error".into()),
+                        };
+                        self.ranges.clear();
+                        lock(&self.shared.ranges).clear();
+                        self.ended.send_replace(Some(error));
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts a handle over `ranges` (wire create requests with their clients), all from
+/// `start` (a revision, > 0), and waits until etcd has created every range's watch.
+pub(crate) async fn start<F>(
+    ranges: Vec<(Client, WatchCreateRequest)>,
+    start: i64,
+    callback: F,
+) -> Result<WatchHandle>
+where
+    F: FnMut(WatchEvent) + Send + 'static,
+{
+    let shared = Arc::new(Shared::default());
+    shared.delivered.store(start - 1, Ordering::SeqCst);
+    let (incoming_tx, incoming_rx) = mpsc::channel(QUEUE);
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (ended_tx, ended_rx) = watch::channel(None);
+    let mut dispatcher = Dispatcher {
+        callback,
+        shared: shared.clone(),
+        ranges: HashMap::new(),
+        next_id: 0,
+        owed: HashMap::new(),
+        incoming_tx,
+        ended: ended_tx,
+    };
+    // Every initial range is registered before any event can be delivered.
+    let mut replies = Vec::with_capacity(ranges.len());
+    for (client, create) in ranges {
+        let (reply, answer) = oneshot::channel();
+        dispatcher.add(client, create, start, reply);
+        replies.push(answer);
+    }
+    let task = tokio::spawn(dispatcher.run(commands_rx, incoming_rx));
+    let handle = WatchHandle {
+        commands: commands_tx,
+        shared,
+        ended: ended_rx,
+        task,
+    };
+    for answer in replies {
+        handle.answer(answer).await?;
+    }
+    Ok(handle)
+}
+
+impl WatchHandle {
+    async fn answer<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(self.error().unwrap_or_else(|| {
+                Error::Protocol("the watch's task has ended (its callback panicked)".into())
+            })),
+        }
+    }
+
+    /// Adds a key range while the watch runs and waits until etcd has created its
+    /// watch: `handle.add(client.watch("jobs/").prefix()).await?`. Its events are
+    /// delivered from the revision after the last one this handle delivered (events
+    /// etcd holds from there on included, so nothing between is lost), each event once
+    /// even where it overlaps the ranges already there. Options of the builder (prev_kv,
+    /// filters) apply to this range; a `start_revision` is refused with
+    /// [`Error::InvalidInput`].
+    pub async fn add(&self, range: super::Watch<'_>) -> Result<WatchRangeId> {
+        if range.create.start_revision != 0 {
+            return Err(Error::invalid(
+                "a range added to a running watch starts after the revision the watch last \
+                 delivered: leave start_revision out",
+            ));
+        }
+        let client = range.client.clone();
+        let create = range.wire_request()?;
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Add {
+                client,
+                create,
+                reply,
+            })
+            .is_err()
+        {
+            return Err(self.gone());
+        }
+        self.answer(answer).await
+    }
+
+    /// Removes a key range: once this returns, no event is delivered through it (events
+    /// of keys that other ranges also cover still are, through those). False when the
+    /// range is not (or no longer) part of the watch.
+    pub async fn remove(&self, id: WatchRangeId) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Remove { id, reply }).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// The ranges watched now, oldest first.
+    pub fn ranges(&self) -> Vec<WatchRangeId> {
+        lock(&self.shared.ranges).clone()
+    }
+
+    /// The highest revision delivered so far (before the first event: the revision
+    /// before the watch's start).
+    pub fn revision(&self) -> i64 {
+        self.shared.delivered.load(Ordering::SeqCst)
+    }
+
+    /// The error that ended the watch, if one did.
+    pub fn error(&self) -> Option<Error> {
+        self.ended.borrow().clone()
+    }
+
+    /// Resolves when the watch ends by itself, with the error that ended it (a range's
+    /// watch ended: compaction, permission...). Cancel safe.
+    pub async fn ended(&self) -> Error {
+        let mut ended = self.ended.clone();
+        let error = match ended.wait_for(Option::is_some).await {
+            Ok(error) => error.clone(),
+            Err(_) => None,
+        };
+        error.unwrap_or_else(|| self.gone())
+    }
+
+    fn gone(&self) -> Error {
+        self.error().unwrap_or_else(|| {
+            Error::Protocol("the watch's task has ended (its callback panicked)".into())
+        })
+    }
+
+    /// Stops the watch: no callback starts after this returns, and every range's watch
+    /// is cancelled on the server in the background. The same as dropping the handle.
+    pub fn cancel(self) {}
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.shared.cancelled.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
