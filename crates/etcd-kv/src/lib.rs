@@ -93,8 +93,7 @@ pub use kv::{
     SortTarget,
 };
 pub use lease::{
-    Lease, LeaseGrant, LeaseHandle, LeaseKeeper, LeaseLost, LeaseTimeToLive,
-    LeaseTimeToLiveRequest,
+    Lease, LeaseGrant, LeaseHandle, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
 };
 pub use lock::{Lock, LockGuard};
 pub use maintenance::{

@@ -570,7 +570,11 @@ impl std::fmt::Display for TxnOpResponse {
 /// shows its key-values, values as text or escaped bytes), `failed at revision 9: []`.
 impl std::fmt::Display for TxnResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let branch = if self.succeeded { "succeeded" } else { "failed" };
+        let branch = if self.succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
         write!(f, "{branch} at revision {}: [", self.revision())?;
         for (i, r) in self.responses.iter().enumerate() {
             if i > 0 {

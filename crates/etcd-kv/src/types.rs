@@ -200,7 +200,12 @@ impl std::fmt::Display for crate::kv::RangeResponse {
         }
         show_list(f, kvs, "(none)")?;
         if self.more() || count > kvs.len() {
-            write!(f, " ({} of {count} {})", kvs.len(), plural(count, "key", "keys"))?;
+            write!(
+                f,
+                " ({} of {count} {})",
+                kvs.len(),
+                plural(count, "key", "keys")
+            )?;
         }
         Ok(())
     }
@@ -277,6 +282,9 @@ mod tests {
             ..KeyValue::default()
         };
         let shown = kv.to_string();
-        assert!(shown.starts_with("b\"\\0\\x01") && shown.contains(" = b\""), "{shown}");
+        assert!(
+            shown.starts_with("b\"\\0\\x01") && shown.contains(" = b\""),
+            "{shown}"
+        );
     }
 }

@@ -155,7 +155,10 @@ async fn a_lease_handle_refreshes_lists_keeps_and_revokes() {
             .starts_with(&format!("lease {}: ", lease.id())),
         "{left}"
     );
-    assert!(left.to_string().ends_with("left of 2s, keys: svc/1, svc/2"), "{left}");
+    assert!(
+        left.to_string().ends_with("left of 2s, keys: svc/1, svc/2"),
+        "{left}"
+    );
 
     // A handle from the ID alone: its keeper learns the TTL from etcd and keeps the keys
     // for three TTLs.
@@ -168,13 +171,22 @@ async fn a_lease_handle_refreshes_lists_keeps_and_revokes() {
     drop(keeper);
 
     lease.revoke().await.unwrap();
-    assert!(client.get("svc/1").await.unwrap().is_none(), "revoked with its lease");
+    assert!(
+        client.get("svc/1").await.unwrap().is_none(),
+        "revoked with its lease"
+    );
     assert!(matches!(
         lease.keep_alive_once().await,
         Err(Error::LeaseNotFound { .. })
     ));
-    assert!(matches!(lease.keys().await, Err(Error::LeaseNotFound { .. })));
-    assert!(matches!(by_id.revoke().await, Err(Error::LeaseNotFound { .. })));
+    assert!(matches!(
+        lease.keys().await,
+        Err(Error::LeaseNotFound { .. })
+    ));
+    assert!(matches!(
+        by_id.revoke().await,
+        Err(Error::LeaseNotFound { .. })
+    ));
     assert!(matches!(
         client.lease(i64::MAX).keep_alive().await,
         Err(Error::LeaseNotFound { .. })

@@ -200,7 +200,10 @@ impl std::error::Error for Overdrawn {}
 async fn decoding_and_application_errors_leave_lock_bodies_through_question_mark() {
     let (_etcd, client, p) = setup!("lock_body_errors");
     let name = format!("{p}mutex");
-    client.put(format!("{p}binary"), &b"\xff\xfe"[..]).await.unwrap();
+    client
+        .put(format!("{p}binary"), &b"\xff\xfe"[..])
+        .await
+        .unwrap();
     client.put(format!("{p}count"), "12x").await.unwrap();
     client.put(format!("{p}ok"), "41").await.unwrap();
 
@@ -212,7 +215,10 @@ async fn decoding_and_application_errors_leave_lock_bodies_through_question_mark
         })
         .await
         .unwrap_err();
-    assert!(err.downcast_other_ref::<std::str::Utf8Error>().is_some(), "{err:?}");
+    assert!(
+        err.downcast_other_ref::<std::str::Utf8Error>().is_some(),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("invalid utf-8"), "{err}");
     // A number that does not parse: ParseIntError.
     let err = client
@@ -222,7 +228,11 @@ async fn decoding_and_application_errors_leave_lock_bodies_through_question_mark
         })
         .await
         .unwrap_err();
-    assert!(err.downcast_other_ref::<std::num::ParseIntError>().is_some(), "{err:?}");
+    assert!(
+        err.downcast_other_ref::<std::num::ParseIntError>()
+            .is_some(),
+        "{err:?}"
+    );
     // An error of the application's own, through Error::other; the lock is released.
     let err = client
         .lock(&name)

@@ -29,11 +29,21 @@ impl Seen {
     }
 
     fn keys(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(_, k)| k.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     fn count(&self, key: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|(_, k)| k == key).count()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, k)| k == key)
+            .count()
     }
 
     /// Waits until `key` was delivered (at most 10 s).
@@ -55,7 +65,10 @@ impl Seen {
         let mut last: HashMap<&str, i64> = HashMap::new();
         for (rev, key) in seen.iter() {
             let prev = last.insert(key, *rev).unwrap_or(0);
-            assert!(*rev > prev, "{key} at {rev} after {prev}: repeated or out of order");
+            assert!(
+                *rev > prev,
+                "{key} at {rev} after {prev}: repeated or out of order"
+            );
         }
     }
 }
@@ -151,7 +164,10 @@ async fn ranges_added_and_removed_while_running_deliver_each_event_once() {
         .add(client.watch("c").start_revision(1))
         .await
         .unwrap_err();
-    assert!(matches!(err, etcd_kv::Error::InvalidInput { .. }), "{err:?}");
+    assert!(
+        matches!(err, etcd_kv::Error::InvalidInput { .. }),
+        "{err:?}"
+    );
     let err = client
         .watch_ranges(
             [
@@ -162,7 +178,10 @@ async fn ranges_added_and_removed_while_running_deliver_each_event_once() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, etcd_kv::Error::InvalidInput { .. }), "{err:?}");
+    assert!(
+        matches!(err, etcd_kv::Error::InvalidInput { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +213,11 @@ async fn several_ranges_from_one_start_revision_and_a_compaction_ends_the_handle
     client.put("end", "").await.unwrap();
     let start = Instant::now();
     while seen.count("end") < 2 {
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", seen.keys());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            seen.keys()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Each range in revision order; ranges may interleave.
@@ -220,6 +243,9 @@ async fn several_ranges_from_one_start_revision_and_a_compaction_ends_the_handle
         .await
         .expect("ended");
     assert!(matches!(err, etcd_kv::Error::Compacted { .. }), "{err:?}");
-    assert!(matches!(watching.error(), Some(etcd_kv::Error::Compacted { .. })));
+    assert!(matches!(
+        watching.error(),
+        Some(etcd_kv::Error::Compacted { .. })
+    ));
     assert!(watching.ranges().is_empty());
 }
