@@ -13,18 +13,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let client = client.with_namespace(format!("examples/lease/{}/", std::process::id()));
 
-    // 1. A plain lease: granted for 5 seconds, with a key attached.
-    let lease = client.lease_grant(5).await?;
+    // 1. A plain lease: granted for 5 seconds, with a key attached. The handle refreshes,
+    //    queries and revokes it without passing its ID around.
+    let lease = client.grant_lease(5).await?;
     client.put("temp", "gone soon").lease(lease.id()).await?;
-    let ttl = client.lease_time_to_live(lease.id()).keys().await?;
-    println!(
-        "lease {:x}: {} s left of {}, keys {:?}",
-        lease.id(),
-        ttl.ttl(),
-        ttl.granted_ttl(),
-        ttl.keys()
-    );
-    client.lease_revoke(lease.id()).await?; // revoking deletes the key now
+    println!("{}", lease.time_to_live().await?); // lease 7587...: 4s left of 5s, keys: temp
+    println!("refreshed: {} s", lease.keep_alive_once().await?);
+    lease.revoke().await?; // revoking deletes the key now
     assert!(client.get("temp").await?.is_none());
 
     // 2. A kept lease: a background task refreshes it every TTL/3, so the key lives as long as

@@ -99,6 +99,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     guard.release().await?;
 
+    // 7. Work that outlives the max hold is cancelled, and the error says so (the lock is
+    //    no longer exclusive past the deadline: the work must not go on).
+    let late = client
+        .lock("report")
+        .max_hold(Duration::from_secs(2))
+        .run(tokio::time::sleep(Duration::from_secs(10)))
+        .await;
+    match late {
+        Err(e) if e.is_max_hold_exceeded() => println!("{e}"), // lock "report" was held past...
+        other => println!("unexpected: {other:?}"),
+    }
+
     session.close().await?; // revokes the lease: anything still held is released
     client.delete("").prefix().await?;
     Ok(())

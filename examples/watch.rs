@@ -4,6 +4,7 @@
 
 use etcd_kv::{Client, EventKind};
 use futures_util::StreamExt;
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,6 +60,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break; // Dropping the stream cancels the watch on the server.
         }
     }
+
+    // 4. The callback form: no stream to poll, a handle that stops the watch when dropped,
+    //    and key ranges added or removed while it runs (each event delivered once, even
+    //    where ranges overlap).
+    let watching = client
+        .watch("jobs/")
+        .prefix()
+        .on_event(|event| println!("callback: {event}"))
+        .await?;
+    let alerts = watching.add(client.watch("alerts/").prefix()).await?;
+    client.put("alerts/disk", "full").await?;
+    client.put("jobs/3", "queued").await?;
+    watching.remove(alerts).await; // alerts/ no longer delivered
+    client.put("alerts/disk", "ok").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watching.cancel();
 
     client.delete("").prefix().await?;
     Ok(())
