@@ -98,7 +98,7 @@ pub enum Error {
     /// is not UTF-8, a number that does not parse, JSON that does not decode); nothing was
     /// committed, and the transaction is not retried. Get your error back with
     /// [`Error::downcast_aborted_ref`].
-    #[error("the transaction was aborted: {0}")]
+    #[error("the transaction was aborted")]
     Aborted(#[source] BoxError),
     /// An error of the etcd client (connection, server error, compacted snapshot...). When
     /// it comes from a commit, [`etcd_kv::Error::is_outcome_unknown`] says whether the

@@ -342,6 +342,55 @@ async fn transact_retries_conflicts_only_and_a_bounded_number_of_times() {
     assert_eq!(runs.load(Ordering::Relaxed), 1);
     assert!(!t.contains(&db.begin_read(), &s("mine")).await.unwrap());
 
+    // Decoding errors leave the body through `?` as Aborted too: not UTF-8, not a number,
+    // not JSON. None is retried, nothing is applied.
+    put_now(&db, &t, "n", "12x").await;
+    runs.store(0, Ordering::Relaxed);
+    let err = db
+        .transact(|txn| async move {
+            runs_ref.fetch_add(1, Ordering::Relaxed);
+            t_ref.put(&txn, &s("mine"), &s("x")).await?;
+            let raw = t_ref.get(&txn, &s("n")).await?.unwrap().into_bytes();
+            let n: i64 = String::from_utf8(raw)?.parse()?; // FromUtf8Error, ParseIntError
+            Ok(n)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.downcast_aborted_ref::<std::num::ParseIntError>()
+            .is_some(),
+        "{err:?}"
+    );
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
+    assert!(!t.contains(&db.begin_read(), &s("mine")).await.unwrap());
+    let err = db
+        .transact(|txn| async move {
+            let mut raw = t_ref.get(&txn, &s("n")).await?.unwrap().into_bytes();
+            raw.push(0xff);
+            Ok(std::str::from_utf8(&raw)?.len()) // Utf8Error
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.downcast_aborted_ref::<std::str::Utf8Error>().is_some(),
+        "{err:?}"
+    );
+    let err = db
+        .transact(|txn| async move {
+            let text = t_ref.get(&txn, &s("n")).await?.unwrap();
+            Ok(serde_json::from_str::<i64>(&text)?)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.downcast_aborted_ref::<serde_json::Error>().is_some(),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::error::Error::source(&err).map(ToString::to_string),
+        Some("trailing characters at line 1 column 3".to_string())
+    );
+
     // A handle kept past the commit is finished.
     let kept = std::sync::Mutex::new(None);
     let kept_ref = &kept;
