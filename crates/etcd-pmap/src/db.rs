@@ -148,7 +148,7 @@ impl Database {
     ///         if text.len() > 100 {
     ///             return Err(Error::abort(std::io::Error::other("note full"))); // yours
     ///         }
-    ///         notes.put(&txn, key, &format!("{text}!").into_bytes()).await?;
+    ///         notes.put(&txn, key, &format!("{text}!").into_bytes().into()).await?;
     ///         Ok(text.len() + 1)
     ///     })
     ///     .await;
