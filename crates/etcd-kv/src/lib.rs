@@ -32,8 +32,15 @@
 //! A consistent local cache of a prefix ([`Client::cache`], [`Cache`]; the [`cache`] module
 //! explains which read gives which guarantee) serves reads at memory speed.
 //!
+//! Answers print as text (`println!("{answer}")` on a [`TxnResponse`], a [`KeyValue`], a
+//! [`WatchEvent`]...; values that are not UTF-8 as escaped bytes), and `?` works in lock
+//! bodies ([`Client::with_lock`], [`Lock::try_run`]) on decoding errors and, through
+//! [`Error::other`], on errors of your own.
+//!
 //! Beyond keys: transactions ([`Client::txn`]), paginated scans ([`Client::scan`]), watches
-//! ([`Client::watch`]), leases ([`Client::lease_grant`], [`LeaseKeeper`]), locks, elections,
+//! ([`Client::watch`] as a stream, or a callback with [`Watch::on_event`] and
+//! [`Client::watch_ranges`], whose [`WatchHandle`] takes and drops key ranges while it runs),
+//! leases ([`Client::grant_lease`] and its [`LeaseHandle`], [`LeaseKeeper`]), locks, elections,
 //! sessions, sequences and queues; cluster and maintenance calls ([`Client::status`],
 //! [`Client::member_list`], [`Client::alarms`], [`Client::defragment`], [`Client::hash`],
 //! [`Client::hash_kv`], [`Client::snapshot_to`] with its checksum verified); and auth
