@@ -432,3 +432,87 @@ impl Error {
 
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("could not bill")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn other_errors_keep_their_message_source_and_type() {
+        let e = Error::other(Outer(std::io::Error::other("card declined")));
+        assert_eq!(e.to_string(), "could not bill");
+        let source = std::error::Error::source(&e).expect("the wrapped error's source");
+        assert_eq!(source.to_string(), "card declined");
+        assert!(e.downcast_other_ref::<Outer>().is_some());
+        assert!(e.downcast_other_ref::<std::io::Error>().is_none());
+        assert!(!e.is_timeout() && !e.is_connect() && e.cause().is_none());
+        let clone = e.clone();
+        assert_eq!(clone.to_string(), e.to_string());
+
+        fn utf8() -> Result<usize> {
+            Ok(std::str::from_utf8(&[0xff])?.len())
+        }
+        fn number() -> Result<i64> {
+            Ok("12x".parse::<i64>()?)
+        }
+        fn owned() -> Result<String> {
+            Ok(String::from_utf8(vec![0xc3])?)
+        }
+        fn float() -> Result<f64> {
+            Ok("x".parse::<f64>()?)
+        }
+        let e = utf8().unwrap_err();
+        assert!(e.downcast_other_ref::<std::str::Utf8Error>().is_some());
+        assert!(e.to_string().starts_with("invalid utf-8"), "{e}");
+        assert!(number()
+            .unwrap_err()
+            .downcast_other_ref::<std::num::ParseIntError>()
+            .is_some());
+        assert!(owned()
+            .unwrap_err()
+            .downcast_other_ref::<std::string::FromUtf8Error>()
+            .is_some());
+        assert!(float()
+            .unwrap_err()
+            .downcast_other_ref::<std::num::ParseFloatError>()
+            .is_some());
+        // An etcd error given to other() stays itself.
+        let e = Error::other(Error::NotLeader { name: "e".into() });
+        assert!(matches!(e, Error::NotLeader { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn max_hold_exceeded_names_the_lock_and_its_hold() {
+        let e = Error::MaxHoldExceeded {
+            name: "x".into(),
+            max_hold: Duration::from_secs(5),
+        };
+        assert_eq!(
+            e.to_string(),
+            "lock \"x\" was held past its max_hold of 5s: the work was cancelled and the lock \
+             released"
+        );
+        assert!(e.is_max_hold_exceeded() && !e.is_timeout());
+        let e = Error::MaxHoldExceeded {
+            name: "y".into(),
+            max_hold: Duration::from_millis(1500),
+        };
+        assert!(e.to_string().contains("max_hold of 1.5s"), "{e}");
+    }
+}
