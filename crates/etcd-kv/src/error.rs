@@ -466,7 +466,8 @@ mod tests {
         assert_eq!(clone.to_string(), e.to_string());
 
         fn utf8() -> Result<usize> {
-            Ok(std::str::from_utf8(&[0xff])?.len())
+            let bytes = vec![b'a', 0xff];
+            Ok(std::str::from_utf8(&bytes)?.len())
         }
         fn number() -> Result<i64> {
             Ok("12x".parse::<i64>()?)
