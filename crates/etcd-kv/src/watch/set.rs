@@ -20,7 +20,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::Namespace;
 use bytes::Bytes;
-use etcd_wire::watch::WatchCreateRequest;
+use etcd_wire::watch::{FilterType, WatchCreateRequest};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,10 @@ pub struct WatchRangeId(u64);
 /// (several, txaioetcd's list of `KeySet`s). Ranges can be added and removed while it
 /// runs ("dynamic watches"): no event is lost or delivered twice across a change, and an
 /// event of a key that several ranges cover is delivered once.
+///
+/// Each range keeps its builder's options (`prev_kv`, `no_put`, `no_delete`); where ranges
+/// overlap, the copy of an event that comes first is the one delivered (with the previous
+/// key-value if its range asked for it).
 ///
 /// The callback runs on the handle's own task, one event at a time, in each range's
 /// revision order (events of different ranges may interleave: a range catching up after
@@ -108,6 +112,9 @@ struct Range {
     ns: Namespace,
     /// The first revision this range delivers.
     start: i64,
+    /// Its filters: events of a kind it leaves out are not owed by it.
+    no_put: bool,
+    no_delete: bool,
     task: JoinHandle<()>,
 }
 
@@ -119,6 +126,15 @@ impl Drop for Range {
 }
 
 impl Range {
+    /// Whether this range's watch delivers `event` (at `wire_key`) too.
+    fn carries(&self, event: &WatchEvent, wire_key: &[u8]) -> bool {
+        let kept = match event.kind {
+            super::EventKind::Put => !self.no_put,
+            super::EventKind::Delete => !self.no_delete,
+        };
+        kept && self.start <= event.revision() && self.covers(wire_key)
+    }
+
     fn covers(&self, wire_key: &[u8]) -> bool {
         let (key, end) = (self.key.as_ref(), self.end.as_ref());
         if end.is_empty() {
@@ -156,6 +172,8 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
         let id = self.next_id;
         let ns = client.namespace.clone();
         let (key, end) = (create.key.clone(), create.range_end.clone());
+        let no_put = create.filters.contains(&FilterType::NoPut);
+        let no_delete = create.filters.contains(&FilterType::NoDelete);
         let create = WatchCreateRequest {
             start_revision: start,
             ..create
@@ -200,6 +218,8 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                 end,
                 ns,
                 start,
+                no_put,
+                no_delete,
                 task,
             },
         );
@@ -238,7 +258,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
             let owers: HashSet<u64> = self
                 .ranges
                 .iter()
-                .filter(|(other, r)| **other != id && r.start <= revision && r.covers(&entry.1))
+                .filter(|(other, r)| **other != id && r.carries(&event, &entry.1))
                 .map(|(other, _)| *other)
                 .collect();
             if !owers.is_empty() {

@@ -249,3 +249,45 @@ async fn several_ranges_from_one_start_revision_and_a_compaction_ends_the_handle
     ));
     assert!(watching.ranges().is_empty());
 }
+
+#[tokio::test]
+async fn overlapping_ranges_with_filters_deliver_each_event_once() {
+    let Some(client) = client("watch-filters").await else {
+        return;
+    };
+    let kinds = Arc::new(Mutex::new(Vec::new()));
+    let watching = client
+        .watch_ranges(
+            [
+                client.watch("f/").prefix().no_put(),
+                client.watch("f/1").no_delete(),
+            ],
+            {
+                let kinds = kinds.clone();
+                move |event: WatchEvent| {
+                    let key = event.kv().key_str().unwrap().to_string();
+                    kinds
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {key}", event.kind()));
+                }
+            },
+        )
+        .await
+        .unwrap();
+    client.put("f/1", "a").await.unwrap(); // only f/1's range carries it
+    client.put("f/2", "b").await.unwrap(); // no range carries it
+    client.delete("f/1").await.unwrap(); // only f/'s range carries it
+    client.delete("f/2").await.unwrap();
+    client.put("f/1", "c").await.unwrap();
+    let start = Instant::now();
+    while kinds.lock().unwrap().len() < 4 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{kinds:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut seen = kinds.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["DELETE f/1", "DELETE f/2", "PUT f/1", "PUT f/1"]);
+    drop(watching);
+}
