@@ -388,11 +388,16 @@ impl WatchHandle {
 
     /// Adds a key range while the watch runs and waits until etcd has created its
     /// watch: `handle.add(client.watch("jobs/").prefix()).await?`. Its events are
-    /// delivered from the revision after the last one this handle delivered (events
-    /// etcd holds from there on included, so nothing between is lost), each event once
-    /// even where it overlaps the ranges already there. Options of the builder (prev_kv,
-    /// filters) apply to this range; a `start_revision` is refused with
-    /// [`Error::InvalidInput`].
+    /// delivered from the revision after the highest one this handle has delivered
+    /// ([`WatchHandle::revision`]; events etcd holds from there on included, so nothing
+    /// between is lost), each event once even where it overlaps the ranges already there.
+    /// Options of the builder (prev_kv, filters) apply to this range; a `start_revision`
+    /// is refused with [`Error::InvalidInput`].
+    ///
+    /// To replace a range by another that covers its keys, add the new one, then remove
+    /// the old: nothing is lost or repeated. (Removed first, or while it is behind the
+    /// handle's highest revision, a range's events not yet delivered are dropped with
+    /// it: the new range starts after that revision.)
     pub async fn add(&self, range: super::Watch<'_>) -> Result<WatchRangeId> {
         if range.create.start_revision != 0 {
             return Err(Error::invalid(

@@ -291,3 +291,56 @@ async fn overlapping_ranges_with_filters_deliver_each_event_once() {
     assert_eq!(seen, ["DELETE f/1", "DELETE f/2", "PUT f/1", "PUT f/1"]);
     drop(watching);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_covering_ranges_under_writers_loses_and_repeats_nothing() {
+    let Some(client) = client("watch-swap").await else {
+        return;
+    };
+    let seen = Seen::default();
+    let watching = client
+        .watch("s/")
+        .prefix()
+        .on_event(seen.callback())
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    client.put(format!("s/{w}/{i:03}"), "").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // While they write: replace the covering range again and again, each time by one of
+    // another shape that covers the same keys, removing the old one once the new one runs.
+    let shapes = [
+        client.watch("s/").prefix(),
+        client.watch("s/").end("s0"),
+        client.watch("s").from_key(),
+    ];
+    let mut current = watching.ranges()[0];
+    for round in 0..12 {
+        let next = watching
+            .add(shapes[round % shapes.len()].clone())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(watching.remove(current).await);
+        current = next;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    client.put("s/end", "").await.unwrap();
+    seen.wait_for("s/end").await;
+    for w in 0..4 {
+        for i in 0..150 {
+            assert_eq!(seen.count(&format!("s/{w}/{i:03}")), 1, "s/{w}/{i:03}");
+        }
+    }
+    seen.assert_once_and_ordered();
+    assert_eq!(watching.ranges(), [current]);
+}
