@@ -55,8 +55,9 @@ mod error;
 pub mod export;
 pub mod format;
 pub mod import;
+mod mismatch;
 pub mod pages;
 pub mod progress;
 pub mod record;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TxnOutcome, TxnState};
