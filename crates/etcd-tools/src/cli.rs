@@ -65,8 +65,10 @@ pub struct ConnectionArgs {
     /// refuses it as a usage error that says how to rebuild ([`GRPC_MISSING`]).
     #[cfg_attr(
         not(feature = "grpc"),
-        arg(help = "Speak native gRPC to etcd instead of its JSON gateway (needs a build \
-                    with `--features grpc`; this one has none)")
+        arg(
+            help = "Speak native gRPC to etcd instead of its JSON gateway (needs a build \
+                    with `--features grpc`; this one has none)"
+        )
     )]
     #[arg(long, env = "ETCD_TOOLS_GRPC", value_parser = clap::builder::FalseyValueParser::new())]
     pub grpc: bool,
@@ -328,10 +330,8 @@ impl ExportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
         if let Err(e) = self.connection.check() {
-            return Err(ExportArgs::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                e.to_string(),
-            ));
+            return Err(ExportArgs::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e.to_string()));
         }
         if self.csv_header && self.format != Format::Csv {
             return Err(ExportArgs::command().error(
@@ -370,10 +370,8 @@ impl ImportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
         if let Err(e) = self.connection.check() {
-            return Err(ImportArgs::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                e.to_string(),
-            ));
+            return Err(ImportArgs::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e.to_string()));
         }
         if self.csv_header && self.format != Format::Csv {
             return Err(ImportArgs::command().error(

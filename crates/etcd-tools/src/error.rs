@@ -124,7 +124,11 @@ pub enum TxnState {
 impl std::fmt::Display for TxnOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = if self.operations == 1 { "" } else { "s" };
-        write!(f, "transaction {} ({} operation{s}, ", self.number, self.operations)?;
+        write!(
+            f,
+            "transaction {} ({} operation{s}, ",
+            self.number, self.operations
+        )?;
         if self.first_key == self.last_key {
             write!(f, "key {}): ", self.first_key)?;
         } else {
@@ -223,9 +227,19 @@ mod tests {
         let e = Error::Write {
             summary: "transaction 3 failed: boom; 2 transactions were applied".into(),
             in_flight: vec![
-                txn(3, TxnState::NotApplied { reason: "boom".into() }),
+                txn(
+                    3,
+                    TxnState::NotApplied {
+                        reason: "boom".into(),
+                    },
+                ),
                 txn(4, TxnState::Applied { revision: 9 }),
-                txn(5, TxnState::Unknown { reason: "timed out".into() }),
+                txn(
+                    5,
+                    TxnState::Unknown {
+                        reason: "timed out".into(),
+                    },
+                ),
             ],
             source: Box::new(etcd_kv::Error::Protocol("boom".into())),
         };
@@ -238,7 +252,10 @@ mod tests {
              whole or not at all): timed out"
         );
         assert!(e.source().is_some());
-        let e = Error::Interrupted { summary: "interrupted".into(), in_flight: vec![] };
+        let e = Error::Interrupted {
+            summary: "interrupted".into(),
+            in_flight: vec![],
+        };
         assert_eq!((e.exit_code(), e.one_line().as_str()), (130, "interrupted"));
     }
 

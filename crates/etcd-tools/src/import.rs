@@ -14,12 +14,12 @@
 
 use crate::diff::{Change, ChangeKind, DiffCounts, Merger, Report, Source, Verbosity};
 use crate::error::{Error, Result};
-use crate::format::{self, Encoding};
-use crate::pages::{key_after, prefix_range, Pager};
-use crate::progress::Progress;
 use crate::error::{TxnOutcome, TxnState};
 use crate::format::Format;
+use crate::format::{self, Encoding};
 use crate::mismatch::{requoted_error, Evidence};
+use crate::pages::{key_after, prefix_range, Pager};
+use crate::progress::Progress;
 use crate::record::{display_key, Record, ValueType};
 use bytes::Bytes;
 use etcd_kv::{Client, Compare, TxnOp};
@@ -833,10 +833,7 @@ impl Batcher {
                     self.applied_text()
                 ));
                 if others_in_flight > 0 {
-                    summary.push_str(&format!(
-                        "; the {} transactions in flight:",
-                        outcomes.len()
-                    ));
+                    summary.push_str(&format!("; the {} transactions in flight:", outcomes.len()));
                 } else {
                     outcomes.clear();
                 }
@@ -916,29 +913,28 @@ impl Batcher {
                  see this import's own writes)",
                 self.revision
             ),
-            None => "to finish, run the same command again: it writes only what still \
-                     differs"
+            None => "to finish, run the same command again (it writes only what still \
+                     differs)"
                 .to_string(),
         };
         let mut summary = if self.transactions == 0 && !unknown {
-            format!("interrupted before the first transaction was applied: nothing was written; {rerun}")
+            format!(
+                "interrupted before the first transaction was applied: nothing was written; \
+                 {rerun}"
+            )
         } else {
             format!(
-                "interrupted: {}, each whole; the transaction being gathered was not sent{}; \
+                "interrupted: {}, each whole; the transaction being gathered was not sent; \
                  {rerun}",
-                self.applied_text(),
-                if in_flight.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", and the {} in flight were waited for",
-                        in_flight.len()
-                    )
-                }
+                self.applied_text()
             )
         };
         if !in_flight.is_empty() {
-            summary.push(':');
+            summary.push_str(&format!(
+                "; the {} transaction{} in flight, waited for:",
+                in_flight.len(),
+                if in_flight.len() == 1 { "" } else { "s" }
+            ));
         }
         Error::Interrupted { summary, in_flight }
     }

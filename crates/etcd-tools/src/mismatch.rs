@@ -79,7 +79,11 @@ impl Evidence {
             self.keys_base64 = false;
             return;
         };
-        if self.key_sign.as_ref().is_some_and(|(_, s)| s.contains("decodes")) {
+        if self
+            .key_sign
+            .as_ref()
+            .is_some_and(|(_, s)| s.contains("decodes"))
+        {
             return;
         }
         let text = String::from_utf8_lossy(key);
@@ -161,7 +165,11 @@ impl Evidence {
              import it as {} reads it{}); nothing was written",
             signs.join(", and "),
             flags.join(" "),
-            if flags.len() == 1 { "that flag" } else { "those flags" },
+            if flags.len() == 1 {
+                "that flag"
+            } else {
+                "those flags"
+            },
             self.given(),
             if flags.contains(&"-v utf8") || flags.contains(&"-v binary") {
                 ": each value stored as a JSON string, quotes included"
@@ -304,7 +312,10 @@ mod tests {
     fn requoted_values() {
         assert_eq!(requoted(br#""on""#, b"on", false), Some(ValueType::Utf8));
         assert_eq!(requoted(br#""on""#, b"on", true), None);
-        assert_eq!(requoted(br#""AAE=""#, b"\0\x01", true), Some(ValueType::Binary));
+        assert_eq!(
+            requoted(br#""AAE=""#, b"\0\x01", true),
+            Some(ValueType::Binary)
+        );
         assert_eq!(requoted(br#""on""#, br#""on""#, false), None);
         assert_eq!(requoted(b"1", b"1", false), None);
     }

@@ -469,15 +469,27 @@ fn grpc_without_the_feature_says_how_to_rebuild() {
     let wanted = "built without gRPC: rebuild with `--features grpc`";
     let file = p(&file);
     let runs: [(&str, Vec<OsString>); 2] = [
-        (EXPORT, vec!["--grpc".into(), "-a".into(), "http://127.0.0.1:1".into()]),
+        (
+            EXPORT,
+            vec!["--grpc".into(), "-a".into(), "http://127.0.0.1:1".into()],
+        ),
         (
             IMPORT,
-            vec!["--grpc".into(), "-a".into(), "http://127.0.0.1:1".into(), file.clone()],
+            vec![
+                "--grpc".into(),
+                "-a".into(),
+                "http://127.0.0.1:1".into(),
+                file.clone(),
+            ],
         ),
     ];
     for (bin, args) in runs {
         let out = run(bin, &args, None).fails(2, wanted);
-        assert!(!out.stderr.contains("unexpected argument"), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("unexpected argument"),
+            "{}",
+            out.stderr
+        );
     }
     // The environment variable asks for gRPC too.
     let out = Command::new(IMPORT)
@@ -490,5 +502,8 @@ fn grpc_without_the_feature_says_how_to_rebuild() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(wanted));
     // The help says so.
     let help = run(IMPORT, ["--help"], None).ok().stdout_str();
-    assert!(help.contains("--grpc") && help.contains("--features grpc"), "{help}");
+    assert!(
+        help.contains("--grpc") && help.contains("--features grpc"),
+        "{help}"
+    );
 }
