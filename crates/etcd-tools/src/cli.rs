@@ -59,17 +59,8 @@ pub struct ConnectionArgs {
     )]
     pub password: Option<String>,
 
-    /// Speak native gRPC to etcd instead of its JSON gateway (faster; same files)
-    ///
-    /// Always accepted on the command line; a build without the cargo feature `grpc`
-    /// refuses it as a usage error that says how to rebuild ([`GRPC_MISSING`]).
-    #[cfg_attr(
-        not(feature = "grpc"),
-        arg(
-            help = "Speak native gRPC to etcd instead of its JSON gateway (needs a build \
-                    with `--features grpc`; this one has none)"
-        )
-    )]
+    /// Speak native gRPC to etcd instead of its JSON gateway (faster; same files; needs
+    /// tools built with `--features grpc`, others refuse it saying so)
     #[arg(long, env = "ETCD_TOOLS_GRPC", value_parser = clap::builder::FalseyValueParser::new())]
     pub grpc: bool,
 }
