@@ -147,14 +147,12 @@ macro_rules! streams {
             type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
 
             #[cfg(feature = "grpc")]
-
             #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn to_proto(&self) -> Self::Proto {
                 self.into()
             }
 
             #[cfg(feature = "grpc")]
-
             #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
                 answer.try_into()
@@ -188,14 +186,12 @@ macro_rules! rpcs {
             type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
 
             #[cfg(feature = "grpc")]
-
             #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn to_proto(&self) -> Self::Proto {
                 self.into()
             }
 
             #[cfg(feature = "grpc")]
-
             #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
                 answer.try_into()
@@ -269,14 +265,12 @@ impl Rpc for RangeRequest {
     type ProtoResponse = <RangeResponse as crate::grpc::ProtoMessage>::Proto;
 
     #[cfg(feature = "grpc")]
-
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto {
         self.into()
     }
 
     #[cfg(feature = "grpc")]
-
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<RangeResponse, DecodeError> {
         answer.try_into()
@@ -301,14 +295,12 @@ impl Rpc for TxnRequest {
     type ProtoResponse = <TxnResponse as crate::grpc::ProtoMessage>::Proto;
 
     #[cfg(feature = "grpc")]
-
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto {
         self.into()
     }
 
     #[cfg(feature = "grpc")]
-
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<TxnResponse, DecodeError> {
         answer.try_into()

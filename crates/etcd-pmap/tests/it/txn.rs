@@ -503,10 +503,7 @@ async fn a_write_transaction_dropped_with_writes_panics_in_debug_and_writes_noth
     // Debug builds panic (a forgotten commit cannot go unnoticed); release builds warn.
     if cfg!(debug_assertions) {
         let panic = dropped.unwrap_err();
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(
             message.contains("a WriteTxn with 1 pending writes was dropped without commit()")
                 && message.contains("abort()"),
