@@ -47,6 +47,8 @@ pub(crate) struct Evidence {
     values_base64: bool,
     /// The first base64 string with padding: line and key.
     base64_sign: Option<(u64, String)>,
+    /// Reused for decoding base64.
+    scratch: Vec<u8>,
 }
 
 impl Evidence {
@@ -60,6 +62,7 @@ impl Evidence {
             json_in_string: None,
             values_base64: encoding.value_type == ValueType::Json,
             base64_sign: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -102,26 +105,33 @@ impl Evidence {
     }
 
     fn value(&mut self, record: &Record, line: u64) {
-        // With -v json a value is compact JSON: a string starts with a quote.
-        let text = match record.value.first() {
-            Some(b'"') => serde_json::from_slice::<String>(&record.value).ok(),
-            _ => None,
-        };
-        let Some(text) = text else {
+        // With -v json a value is one compact JSON text: a string starts with a quote.
+        let value = &record.value;
+        if value.first() != Some(&b'"') {
             self.values_strings = false;
             return;
-        };
-        if self.json_in_string.is_none()
-            && self.encoding.format != Format::Csv
-            && text.trim_start().starts_with(['{', '['])
-            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok()
-        {
-            self.json_in_string = Some((line, display_key(&record.key)));
+        }
+        let inner = &value[1..value.len().saturating_sub(1)];
+        let escaped = inner.contains(&b'\\');
+        if self.json_in_string.is_none() && self.encoding.format != Format::Csv {
+            // Only a string whose text starts with `{` or `[` (or has escapes) is parsed.
+            let start = inner.iter().find(|b| !b" \t\r\n".contains(b));
+            if escaped || matches!(start, Some(b'{' | b'[')) {
+                let text = serde_json::from_slice::<String>(value).unwrap_or_default();
+                if text.trim_start().starts_with(['{', '['])
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok()
+                {
+                    self.json_in_string = Some((line, display_key(&record.key)));
+                }
+            }
         }
         if self.values_base64 {
-            if B64.decode(&text).is_err() {
+            // Base64 needs no escapes in a JSON string: its text is the bytes between the
+            // quotes.
+            self.scratch.clear();
+            if escaped || B64.decode_vec(inner, &mut self.scratch).is_err() {
                 self.values_base64 = false;
-            } else if self.base64_sign.is_none() && text.ends_with('=') {
+            } else if self.base64_sign.is_none() && inner.ends_with(b"=") {
                 self.base64_sign = Some((line, display_key(&record.key)));
             }
         }
