@@ -316,6 +316,28 @@ pub async fn import<W: std::io::Write>(
     options: &ImportOptions,
     report: W,
 ) -> Result<ImportSummary> {
+    match import_diff(client, input, validated, options, report).await {
+        // Interrupted while waiting for a transaction that then failed (a frozen server
+        // timing out): still an interruption, with what became of each in flight.
+        Err(Error::Write {
+            summary, in_flight, ..
+        }) if options.interrupt.is_triggered() => Err(Error::Interrupted {
+            summary: format!(
+                "interrupted; while the transactions in flight were waited for, {summary}"
+            ),
+            in_flight,
+        }),
+        other => other,
+    }
+}
+
+async fn import_diff<W: std::io::Write>(
+    client: &Client,
+    input: &Input,
+    validated: &Validated,
+    options: &ImportOptions,
+    report: W,
+) -> Result<ImportSummary> {
     let mut report = Report::new(report, options.verbosity, options.encoding.key_type);
     report.counts.skipped = validated.skipped;
 
@@ -903,7 +925,7 @@ impl Batcher {
                 in_flight,
             };
         }
-        let unknown = in_flight
+        let any_unknown = in_flight
             .iter()
             .any(|t| matches!(t.state, TxnState::Unknown { .. }));
         let rerun = match options.unchanged_since {
@@ -917,7 +939,7 @@ impl Batcher {
                      differs)"
                 .to_string(),
         };
-        let mut summary = if self.transactions == 0 && !unknown {
+        let mut summary = if self.transactions == 0 && !any_unknown {
             format!(
                 "interrupted before the first transaction was applied: nothing was written; \
                  {rerun}"
@@ -929,6 +951,16 @@ impl Batcher {
                 self.applied_text()
             )
         };
+        let unknown = in_flight
+            .iter()
+            .filter(|t| matches!(t.state, TxnState::Unknown { .. }))
+            .count();
+        if unknown > 0 {
+            summary.push_str(&format!(
+                "; {unknown} of the transactions in flight may or may not have been applied \
+                 (each whole or not at all): the rerun writes whatever still differs"
+            ));
+        }
         if !in_flight.is_empty() {
             summary.push_str(&format!(
                 "; the {} transaction{} in flight, waited for:",

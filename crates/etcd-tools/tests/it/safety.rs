@@ -456,3 +456,130 @@ fn ctrl_c_under_unchanged_since_names_the_revision_to_finish_with() {
     );
     assert_eq!(count(etcd, &prefix), KEYS as u64);
 }
+
+/// Reads a child's stderr on a thread, line by line.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn ctrl_c_with_a_frozen_server_names_unknown_outcomes_and_a_second_one_exits_at_once() {
+    let Some(mut etcd) = fresh_etcd() else { return };
+    let prefix = unique_prefix("ctrl_c_frozen");
+    let dir = temp_dir();
+    let text: String = (0..40_000)
+        .map(|i| format!("{{\"key\":\"{prefix}k{i:06}\",\"value\":{i}}}\n"))
+        .collect();
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, text).unwrap();
+    let args = with_address(
+        &etcd,
+        &[
+            OsString::from("-f"),
+            "jsonl".into(),
+            "--max-txn-ops".into(),
+            "5".into(),
+            p(&file),
+        ],
+    );
+    let sigint = |child: &std::process::Child| {
+        assert!(Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let start_and_freeze = |etcd: &mut Etcd| {
+        let child = command(IMPORT)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let before = count(etcd, &prefix);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count(etcd, &prefix) == before {
+            assert!(
+                Instant::now() < deadline,
+                "the import wrote nothing in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Frozen with transactions in flight: their answers will never come.
+        etcd.pause_node(0).unwrap();
+        child
+    };
+
+    // One Ctrl-C: the import waits for its transactions in flight, whose requests time out.
+    let mut child = start_and_freeze(&mut etcd);
+    sigint(&child);
+    let lines = stderr_lines(&mut child);
+    let status = child.wait().unwrap();
+    etcd.resume_node(0).unwrap();
+    let stderr: Vec<String> = lines.iter().collect();
+    let stderr = stderr.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // Either the wait ended in the transactions' timeouts (unknown outcomes), or the
+    // interruption came while one was awaited, which then failed the same way.
+    assert!(
+        stderr.contains("may or may not have been applied (each whole or not at all)")
+            && stderr.contains("to finish, run the same command again")
+            || stderr.contains("etcd-import: interrupted; while the transactions in flight were waited for, transaction ")
+                && stderr.contains("failed and may have been applied")
+                && stderr.contains("running the import again finishes it"),
+        "{stderr}"
+    );
+    let unknown = stderr
+        .lines()
+        .filter(|l| l.contains("): outcome unknown (applied whole or not at all): "))
+        .count();
+    assert!(unknown > 0, "{stderr}");
+    // Whole transactions only, whatever their outcome: a multiple of 5 keys.
+    assert_eq!(count(&etcd, &prefix) % 5, 0);
+
+    // A second Ctrl-C stops at once, without waiting for the frozen server.
+    let mut child = start_and_freeze(&mut etcd);
+    let lines = stderr_lines(&mut child);
+    sigint(&child);
+    let first = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        first.starts_with("etcd-import: interrupted: sending nothing more"),
+        "{first}"
+    );
+    let again = Instant::now();
+    sigint(&child);
+    let status = child.wait().unwrap();
+    let waited = again.elapsed();
+    etcd.resume_node(0).unwrap();
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| {
+            l.starts_with(
+            "etcd-import: interrupted again: stopped without waiting for the transactions in flight"
+        )
+        }),
+        "{rest:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The rerun finishes the import.
+    let out = run(IMPORT, &args, None).ok();
+    assert!(
+        out.stdout_str().contains("imported at revision"),
+        "{}",
+        out.stdout_str()
+    );
+    assert_eq!(count(&etcd, &prefix), 40_000);
+}
