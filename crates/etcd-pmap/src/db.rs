@@ -83,6 +83,7 @@ impl Database {
     }
 
     /// Starts a read-only transaction. Nothing is sent until its first read.
+    #[must_use = "a read transaction reads nothing until a table read is given it"]
     pub fn begin_read(&self) -> ReadTxn {
         ReadTxn::new(self.clone())
     }
