@@ -311,7 +311,6 @@ fn ctrl_c_finishes_the_transactions_in_flight_and_exits_130() {
         out.stdout_str()
     );
     assert_eq!(count(etcd, &prefix), KEYS as u64);
-    eprintln!("{stderr}");
 }
 
 #[test]
@@ -383,7 +382,6 @@ fn a_failure_names_every_transaction_in_flight() {
         .map(|i| format!("{prefix}k{i:02}").into_bytes())
         .collect();
     assert_eq!(keys, expected);
-    eprintln!("{}", out.stderr);
 }
 
 #[test]
