@@ -43,7 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Write with `db.transact`: the body's writes are buffered and sent as one etcd txn
     // when it returns Ok. (A `db.begin_write()` transaction is committed by hand, with
-    // `txn.commit().await`: dropped without it, its writes are discarded.)
+    // `txn.commit().await`: dropped without it, its writes are discarded, and debug builds
+    // panic so that the forgotten commit is noticed.)
     let homer = User {
         name: "Homer".into(),
         oid: Uuid::new_v4(),

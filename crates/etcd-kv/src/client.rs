@@ -384,8 +384,12 @@ impl ClientBuilder {
         self
     }
 
-    /// The protocol to speak: etcd's gRPC-JSON gateway (default), or native gRPC with the
-    /// `grpc` cargo feature. The API, its types and its errors are the same over either.
+    /// The protocol to speak: etcd's gRPC-JSON gateway (default), or native gRPC. The API,
+    /// its types and its errors are the same over either.
+    ///
+    /// `Protocol::Grpc` needs the cargo feature `grpc` (`etcd-kv = { version = "...",
+    /// features = ["grpc"] }`): without it the variant does not exist and the example
+    /// below fails to compile with "no variant named `Grpc`".
     ///
     /// ```no_run
     /// # #[cfg(feature = "grpc")]

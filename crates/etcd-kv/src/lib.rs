@@ -51,6 +51,7 @@
 //! [`Client::role_list`], [`Client::role_delete`], [`Client::role_grant_permission`],
 //! [`Client::role_revoke_permission`]).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 /// The repository's README, compiled as doctests (its example is a whole program).

@@ -83,14 +83,17 @@ impl Database {
     }
 
     /// Starts a read-only transaction. Nothing is sent until its first read.
+    #[must_use = "a read transaction reads nothing until a table read is given it"]
     pub fn begin_read(&self) -> ReadTxn {
         ReadTxn::new(self.clone())
     }
 
     /// Starts a read-write transaction that you commit yourself: nothing is sent until its
     /// first read or its commit, and **nothing is written without
-    /// [`commit`](WriteTxn::commit)** (a dropped transaction discards its writes, with a
-    /// `tracing` warning). [`Database::transact`] commits for you.
+    /// [`commit`](WriteTxn::commit)**: a transaction dropped with writes discards them, and
+    /// panics in debug builds (a `tracing` warning in release builds) so that a forgotten
+    /// commit cannot go unnoticed; [`abort`](WriteTxn::abort) discards on purpose.
+    /// [`Database::transact`] commits for you.
     #[must_use = "a write transaction applies nothing until `.commit().await`"]
     pub fn begin_write(&self) -> WriteTxn {
         WriteTxn::new(self.clone())
@@ -168,7 +171,7 @@ impl Database {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let txn = self.begin_write();
+            let txn = WriteTxn::managed(self.clone());
             let outcome = match body(txn.clone()).await {
                 Ok(value) => txn.commit().await.map(|_| value),
                 Err(e) => {

@@ -52,11 +52,43 @@
 //! let all: Vec<(uuid::Uuid, User)> = users.iter(&txn).try_collect().await?;
 //! println!("{} users", all.len());
 //!
-//! // By hand: nothing is written without `commit()` (a dropped WriteTxn discards its
-//! // writes, with a `tracing` warning).
+//! // By hand: nothing is written without `commit()`; a WriteTxn dropped with writes
+//! // discards them, and panics in debug builds so that the lost writes are noticed.
 //! let txn = db.begin_write();
 //! users.remove(&txn, &user.oid).await?;
 //! txn.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Borrowing in `transact` bodies
+//!
+//! The body of [`Database::transact`] is a closure that may run several times (once per
+//! conflict retry), and each run returns an `async move` future. A table or a `String`
+//! captured *by value* would be moved out of the closure on its first run, which rustc
+//! refuses (E0507, "cannot move out of ..., a captured variable in an `FnMut` closure");
+//! its hint to add `move` to the closure does not help. Bind references to names before
+//! the call instead: `async move` then copies the references into each run, and the body
+//! clones only what it must own:
+//!
+//! ```no_run
+//! use etcd_pmap::{Database, MapStringString, Table};
+//!
+//! # async fn demo(db: Database) -> etcd_pmap::Result<()> {
+//! let settings: MapStringString = Table::new(2, "settings");
+//! let name = String::from("theme");
+//! let defaults = vec!["light".to_string(), "dark".to_string()];
+//! // References are `Copy`: every run of the body gets its own copy of them.
+//! let (settings, name, defaults) = (&settings, &name, &defaults);
+//! let previous = db
+//!     .transact(|txn| async move {
+//!         let old = settings.get(&txn, name).await?;
+//!         // Clone what the body keeps or returns: the captured data stays borrowed.
+//!         let new = old.clone().unwrap_or_else(|| defaults[0].clone());
+//!         settings.put(&txn, name, &new).await?;
+//!         Ok(old)
+//!     })
+//!     .await?;
+//! println!("theme was {previous:?}");
 //! # Ok(()) }
 //! ```
 //!
@@ -91,6 +123,7 @@
 //! composite key (a tuple) every part but the last is self-delimiting (strings escape `0x00`
 //! as `0x00 0xFF` and end with `0x00 0x00`), so tuples sort part by part.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod cache;

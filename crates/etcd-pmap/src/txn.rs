@@ -57,6 +57,10 @@ struct State {
 pub struct TxnCore {
     db: Database,
     mode: Mode,
+    /// Owned by [`Database::transact`](crate::Database::transact), which commits or aborts
+    /// it; dropped unfinished only when the `transact` future itself is dropped, where
+    /// discarding the writes is what its cancel-safety contract says.
+    managed: bool,
     state: Mutex<State>,
 }
 
@@ -77,6 +81,7 @@ impl TxnCore {
         TxnCore {
             db,
             mode,
+            managed: false,
             state: Mutex::new(State::default()),
         }
     }
@@ -244,8 +249,8 @@ impl TxnCore {
         taken
     }
 
-    async fn commit(&self) -> Result<Committed> {
-        let state = self.finish();
+    /// Commits `state`, taken by [`finish`](Self::finish) when the commit was asked for.
+    async fn commit(&self, state: State) -> Result<Committed> {
         if state.finished {
             return Err(Error::Finished);
         }
@@ -312,13 +317,24 @@ impl Drop for TxnCore {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         if self.mode == Mode::Write && !state.finished && !state.writes.is_empty() {
+            let writes = state.writes.len();
             tracing::warn!(
-                writes = state.writes.len(),
-                "a WriteTxn with {} pending writes was dropped without commit(): they are \
+                writes,
+                "a WriteTxn with {writes} pending writes was dropped without commit(): they are \
                  discarded (call `.commit().await`, use `Database::transact`, or `abort()` \
-                 to discard on purpose)",
-                state.writes.len()
+                 to discard on purpose)"
             );
+            // Debug builds make the lost writes impossible to miss, but never turn a panic
+            // that is already unwinding (and dropping the transaction) into an abort.
+            #[cfg(debug_assertions)]
+            if !self.managed && !std::thread::panicking() {
+                panic!(
+                    "a WriteTxn with {writes} pending writes was dropped without commit(): \
+                     they are discarded. Call `.commit().await`, use `Database::transact`, or \
+                     `abort()` to discard them on purpose (this check runs in debug builds \
+                     only; release builds log a `tracing` warning)"
+                );
+            }
         }
     }
 }
@@ -373,8 +389,13 @@ pub struct ReadTxn {
 ///
 /// Dropping the last handle without [`commit`](WriteTxn::commit) or
 /// [`abort`](WriteTxn::abort) discards the buffered writes: nothing was sent, and reads
-/// see none of them. When there were writes, a `tracing` warning says so (target
-/// `etcd_pmap::txn`); call [`abort`](WriteTxn::abort) to discard them on purpose.
+/// see none of them. When there were writes, that is almost always a forgotten commit, so
+/// it is made impossible to miss: **debug builds panic** (unless the thread is already
+/// panicking), and release builds log a `tracing` warning (target `etcd_pmap::txn`). Call
+/// [`abort`](WriteTxn::abort) to discard writes on purpose, e.g. before an early return
+/// or before dropping a future that holds the transaction. Transactions run by
+/// [`Database::transact`](crate::Database::transact) are exempt: it commits or aborts them
+/// itself, and a dropped `transact` future discards its writes as documented there.
 ///
 /// Clones are handles on the same transaction (so a closure can own one); after a commit
 /// or abort through any handle, the others fail with [`Error::Finished`].
@@ -404,6 +425,16 @@ impl WriteTxn {
         }
     }
 
+    /// A transaction that [`Database::transact`](crate::Database::transact) commits or
+    /// aborts itself: dropping it unfinished (a cancelled `transact`) does not panic.
+    pub(crate) fn managed(db: Database) -> WriteTxn {
+        let mut core = TxnCore::new(db, Mode::Write);
+        core.managed = true;
+        WriteTxn {
+            core: Arc::new(core),
+        }
+    }
+
     /// The snapshot revision, once the first read has pinned it.
     pub fn revision(&self) -> Option<i64> {
         self.core.pinned()
@@ -416,12 +447,16 @@ impl WriteTxn {
     /// in both cases nothing is applied. A transaction without writes sends nothing.
     ///
     /// Cancel safety: dropping the future before the request is sent applies nothing; after,
-    /// the outcome is unknown, as for any write (the transaction is finished either way).
-    pub async fn commit(self) -> Result<Committed> {
-        self.core.commit().await
+    /// the outcome is unknown, as for any write (the transaction is finished either way:
+    /// it is finished when `commit()` is called, so dropping the future never trips the
+    /// [drop check](WriteTxn#drop)).
+    pub fn commit(self) -> impl std::future::Future<Output = Result<Committed>> + Send {
+        let state = self.core.finish();
+        async move { self.core.commit(state).await }
     }
 
-    /// Discards the buffered writes (as dropping every handle does).
+    /// Discards the buffered writes on purpose (dropping every handle without it discards
+    /// them too, but panics in debug builds: see [Drop](WriteTxn#drop)).
     pub fn abort(self) {
         self.core.finish();
     }

@@ -59,13 +59,25 @@ pub struct ConnectionArgs {
     )]
     pub password: Option<String>,
 
-    /// Speak native gRPC to etcd instead of its JSON gateway (faster; same files)
-    #[cfg(feature = "grpc")]
+    /// Speak native gRPC to etcd instead of its JSON gateway (faster; same files; needs
+    /// tools built with `--features grpc`, others refuse it saying so)
     #[arg(long, env = "ETCD_TOOLS_GRPC", value_parser = clap::builder::FalseyValueParser::new())]
     pub grpc: bool,
 }
 
+/// The usage error of `--grpc` (or `ETCD_TOOLS_GRPC`) in tools built without the `grpc`
+/// feature.
+pub const GRPC_MISSING: &str = "built without gRPC: rebuild with `--features grpc`";
+
 impl ConnectionArgs {
+    /// Checks what clap cannot: `--grpc` needs a build with the `grpc` feature.
+    pub fn check(&self) -> Result<()> {
+        if self.grpc && !cfg!(feature = "grpc") {
+            return Err(Error::Usage(GRPC_MISSING.into()));
+        }
+        Ok(())
+    }
+
     fn tls_wanted(&self) -> bool {
         self.cacert.is_some() || self.cert.is_some()
     }
@@ -107,6 +119,7 @@ impl ConnectionArgs {
 
     /// Builds a client and checks that an endpoint answers.
     pub async fn connect(&self, max_txn_ops: usize) -> Result<Client> {
+        self.check()?;
         let endpoints = self.endpoints();
         if endpoints.is_empty() {
             return Err(Error::Usage("no etcd address given".into()));
@@ -288,6 +301,11 @@ pub struct ImportArgs {
           value_parser = clap::value_parser!(i64).range(1..=64))]
     pub concurrency: i64,
 
+    /// Import even when the file looks written with other -k/-v flags (e.g. every key
+    /// base64 under -k utf8, or every value a JSON string of text under -v json)
+    #[arg(long)]
+    pub force: bool,
+
     /// The file to import; `-` reads stdin
     #[arg(value_name = "INPUT_FILE")]
     pub input_file: PathBuf,
@@ -302,6 +320,10 @@ fn bytes_of(os: &Option<OsString>) -> Bytes {
 impl ExportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
+        if let Err(e) = self.connection.check() {
+            return Err(ExportArgs::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e.to_string()));
+        }
         if self.csv_header && self.format != Format::Csv {
             return Err(ExportArgs::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -338,6 +360,10 @@ impl ExportArgs {
 impl ImportArgs {
     /// Checks combinations clap cannot express.
     pub fn check(&self) -> std::result::Result<(), clap::Error> {
+        if let Err(e) = self.connection.check() {
+            return Err(ImportArgs::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e.to_string()));
+        }
         if self.csv_header && self.format != Format::Csv {
             return Err(ImportArgs::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -368,6 +394,7 @@ impl ImportArgs {
         options.concurrency = self.concurrency as usize;
         options.verbosity = self.verbosity;
         options.progress = self.verbosity != Verbosity::Silent;
+        options.force = self.force;
         options
     }
 }
@@ -465,6 +492,20 @@ pub async fn run_import(args: &ImportArgs) -> Result<()> {
         Input::path(&args.input_file)
     };
     let validated = validate(&input, &options)?;
+    // From here on Ctrl-C stops the import between transactions (exit code 130); a
+    // second one stops at once.
+    let watcher = tokio::spawn(interrupt_on_ctrl_c(options.interrupt.clone()));
+    let result = connect_and_import(args, &options, &input, &validated).await;
+    watcher.abort();
+    result
+}
+
+async fn connect_and_import(
+    args: &ImportArgs,
+    options: &ImportOptions,
+    input: &Input,
+    validated: &crate::import::Validated,
+) -> Result<()> {
     let client = args.connection.connect(args.max_txn_ops as usize).await?;
     let report: Box<dyn Write> = match &args.dry_output {
         Some(path) => Box::new(BufWriter::new(
@@ -473,8 +514,29 @@ pub async fn run_import(args: &ImportArgs) -> Result<()> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
-    import(&client, &input, &validated, &options, report).await?;
+    import(&client, input, validated, options, report).await?;
     Ok(())
+}
+
+/// Triggers `interrupt` on the first Ctrl-C (SIGINT); exits with 130 on the second.
+async fn interrupt_on_ctrl_c(interrupt: crate::import::Interrupt) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    interrupt.trigger();
+    let _ = writeln!(
+        std::io::stderr(),
+        "etcd-import: interrupted: sending nothing more, waiting for the transactions in \
+         flight (Ctrl-C again to stop at once)"
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "etcd-import: interrupted again: stopped without waiting for the transactions in \
+             flight, each applied whole or not at all; run the same command again to finish"
+        );
+        std::process::exit(130);
+    }
 }
 
 #[cfg(test)]
@@ -572,6 +634,21 @@ mod tests {
         let i =
             ImportArgs::try_parse_from(["etcd-import", "--csv-header", "-f", "csv", "in"]).unwrap();
         assert!(i.check().is_ok() && i.options().encoding.csv_header);
+    }
+
+    #[test]
+    fn grpc_always_parses() {
+        let a = ImportArgs::try_parse_from(["etcd-import", "--grpc", "in"]).unwrap();
+        assert!(a.connection.grpc);
+        let e = ExportArgs::try_parse_from(["etcd-export", "--grpc"]).unwrap();
+        if cfg!(feature = "grpc") {
+            assert!(a.check().is_ok() && e.check().is_ok());
+        } else {
+            for err in [a.check().unwrap_err(), e.check().unwrap_err()] {
+                assert_eq!(err.exit_code(), 2);
+                assert!(err.to_string().contains(GRPC_MISSING), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl<W: Write> Report<W> {
         Ok(())
     }
 
+    /// Flushes what was written so far.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(report_error)
+    }
+
     /// Prints the summary line (unless silent) and flushes.
     ///
     /// `dry run at revision R: A added, C changed, D deleted, U unchanged` or
@@ -204,6 +209,11 @@ pub(crate) struct Merger {
     pub(crate) records: u64,
     /// Records whose value already matched.
     pub(crate) unchanged: u64,
+    /// `Some(csv)`: look for a file's JSON string whose text etcd holds as the value (see
+    /// [`crate::mismatch::requoted`]).
+    requote_check: Option<bool>,
+    /// The first such key: the key, etcd's value, and the value type probably meant.
+    pub(crate) requoted: Option<(Bytes, Bytes, crate::record::ValueType)>,
 }
 
 impl Merger {
@@ -221,7 +231,16 @@ impl Merger {
             etcd: VecDeque::new(),
             records: 0,
             unchanged: 0,
+            requote_check: None,
+            requoted: None,
         }
+    }
+
+    /// Records the first changed key whose file value is a JSON string of etcd's value
+    /// (its text, or with `csv` only its base64) in [`Merger::requoted`].
+    pub(crate) fn check_requoted(mut self, csv: bool) -> Merger {
+        self.requote_check = Some(csv);
+        self
     }
 
     /// Compares values as JSON documents (`-v json`): a value with the same meaning as the
@@ -292,6 +311,13 @@ impl Merger {
                         if same {
                             self.unchanged += 1;
                         } else {
+                            if let (Some(csv), None) = (self.requote_check, &self.requoted) {
+                                if let Some(meant) =
+                                    crate::mismatch::requoted(&f.value, e.value(), csv)
+                                {
+                                    self.requoted = Some((f.key.clone(), e.value_bytes(), meant));
+                                }
+                            }
                             return Ok(Some(Change {
                                 kind: ChangeKind::Changed,
                                 key: f.key,

@@ -14,7 +14,10 @@
 
 use crate::diff::{Change, ChangeKind, DiffCounts, Merger, Report, Source, Verbosity};
 use crate::error::{Error, Result};
+use crate::error::{TxnOutcome, TxnState};
+use crate::format::Format;
 use crate::format::{self, Encoding};
+use crate::mismatch::{requoted_error, Evidence};
 use crate::pages::{key_after, prefix_range, Pager};
 use crate::progress::Progress;
 use crate::record::{display_key, Record, ValueType};
@@ -51,6 +54,56 @@ pub struct ImportOptions {
     pub verbosity: Verbosity,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Import even when the file looks written with other key or value types than
+    /// `encoding` says (`--force`; see [`validate`]).
+    pub force: bool,
+    /// Stops the import between two transactions when triggered (Ctrl-C): see
+    /// [`Interrupt`].
+    pub interrupt: Interrupt,
+}
+
+/// A flag that stops an [`import`] cleanly: once triggered, no further transaction is
+/// sent, the ones in flight are waited for (each is atomic: applied whole or not at all),
+/// and the import fails with [`Error::Interrupted`] saying what was applied and how to
+/// finish. Clones share the flag. `etcd-import` triggers it on Ctrl-C (SIGINT).
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(std::sync::Arc<InterruptInner>);
+
+#[derive(Debug, Default)]
+struct InterruptInner {
+    flag: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    /// A flag not triggered yet.
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Asks the import to stop at its next transaction boundary.
+    pub fn trigger(&self) {
+        self.0.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether [`trigger`](Self::trigger) was called.
+    pub fn is_triggered(&self) -> bool {
+        self.0.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Completes once triggered.
+    async fn triggered(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_triggered() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl ImportOptions {
@@ -67,6 +120,8 @@ impl ImportOptions {
             concurrency: 4,
             verbosity: Verbosity::Compact,
             progress: false,
+            force: false,
+            interrupt: Interrupt::new(),
         }
     }
 }
@@ -144,10 +199,20 @@ pub struct Validated {
     pub min_key: Option<Bytes>,
     /// The largest key under the prefix.
     pub max_key: Option<Bytes>,
+    /// With `-v json`: every value of the file is a JSON string, so [`import`] checks,
+    /// before writing, that the file was not written with `-v utf8` or `-v binary` (unless
+    /// `force`).
+    pub values_all_strings: bool,
 }
 
 /// Reads and decodes the whole file, failing on the first invalid record (or the first
 /// duplicate key of a file in key order) with its file, line and reason.
+///
+/// Then, unless `options.force`, fails with [`Error::Mismatch`] when the file is plainly
+/// written with other `-k`/`-v` flags than `options.encoding`: every key base64 with some
+/// decoding to text (a `-k binary` file read with `-k utf8`), or, with `-v json`, every
+/// value a JSON string with some holding JSON objects or arrays (`-v utf8`) or padded
+/// base64 (`-v binary`). docs/tools.md has the rules.
 pub fn validate(input: &Input, options: &ImportOptions) -> Result<Validated> {
     let (reader, len) = input.open()?;
     let progress = Progress::bytes(options.progress, "checking", len);
@@ -161,11 +226,13 @@ pub fn validate(input: &Input, options: &ImportOptions) -> Result<Validated> {
     };
     let mut last: Option<(Bytes, u64)> = None;
     let name = input.name();
+    let mut evidence = Evidence::new(options.encoding);
     format::read(
         options.encoding,
         BufReader::new(reader),
         name,
         &mut |record, line| {
+            evidence.record(&record, line);
             if !record.key.starts_with(&options.prefix) {
                 v.skipped += 1;
                 return Ok(());
@@ -193,6 +260,10 @@ pub fn validate(input: &Input, options: &ImportOptions) -> Result<Validated> {
         },
     )?;
     progress.finish();
+    if !options.force {
+        evidence.verdict(name)?;
+    }
+    v.values_all_strings = evidence.values_all_strings();
     Ok(v)
 }
 
@@ -239,6 +310,28 @@ pub struct ImportSummary {
 /// On error, the transactions already written stay written; the error says how many.
 /// Running the same import again finishes it: keys already right are not written twice.
 pub async fn import<W: std::io::Write>(
+    client: &Client,
+    input: &Input,
+    validated: &Validated,
+    options: &ImportOptions,
+    report: W,
+) -> Result<ImportSummary> {
+    match import_diff(client, input, validated, options, report).await {
+        // Interrupted while waiting for a transaction that then failed (a frozen server
+        // timing out): still an interruption, with what became of each in flight.
+        Err(Error::Write {
+            summary, in_flight, ..
+        }) if options.interrupt.is_triggered() => Err(Error::Interrupted {
+            summary: format!(
+                "interrupted; while the transactions in flight were waited for, {summary}"
+            ),
+            in_flight,
+        }),
+        other => other,
+    }
+}
+
+async fn import_diff<W: std::io::Write>(
     client: &Client,
     input: &Input,
     validated: &Validated,
@@ -300,22 +393,66 @@ pub async fn import<W: std::io::Write>(
         },
         Some(validated.records),
     );
+    // With every value a JSON string under -v json, the file may be a -v utf8 or -v binary
+    // export: changes are held back (nothing sent) until the first key etcd holds tells.
+    let check_requoted = validated.values_all_strings
+        && options.encoding.value_type == ValueType::Json
+        && !options.force;
     let mut merger = Merger::new(source, pager, options.replace)
         .json_values(options.encoding.value_type == ValueType::Json)
         .progress(progress.clone());
+    if check_requoted {
+        merger = merger.check_requoted(options.encoding.format == Format::Csv);
+    }
     let mut batcher = Batcher::new(client, options, snapshot_revision);
+    let mut held: Option<Held> = check_requoted.then(Held::default);
     loop {
-        let change = match merger.next().await {
+        if options.interrupt.is_triggered() {
+            return Err(batcher.interrupted(options, &mut report).await);
+        }
+        // A long run of unchanged keys yields no change: Ctrl-C is heard meanwhile too.
+        let next = tokio::select! {
+            biased;
+            next = merger.next() => next,
+            () = options.interrupt.triggered() => {
+                return Err(batcher.interrupted(options, &mut report).await);
+            }
+        };
+        let change = match next {
             Ok(Some(change)) => change,
             Ok(None) => break,
             // Reading the file or the keyspace failed: say what was written before.
             Err(e) => return Err(batcher.abandon(e, &mut report).await),
         };
-        if options.dry_run {
-            report.change(change.kind, &change.key)?;
-        } else {
-            batcher.push(change, &mut report).await?;
+        if let Some(h) = &mut held {
+            if let Some((key, current, meant)) = merger.requoted.take() {
+                return Err(requoted_error(
+                    input.name(),
+                    &key,
+                    &current,
+                    meant,
+                    options.encoding,
+                ));
+            }
+            // A key already holding the file's JSON string, or changed from something
+            // else than the string's text, proves -v json right.
+            let settled = merger.unchanged > 0 || change.kind == ChangeKind::Changed;
+            h.push(change);
+            if !settled && !h.full() {
+                continue;
+            }
+            for change in held.take().map(|h| h.changes).unwrap_or_default() {
+                apply(change, options, &mut batcher, &mut report).await?;
+            }
+            continue;
         }
+        apply(change, options, &mut batcher, &mut report).await?;
+    }
+    for change in held.take().map(|h| h.changes).unwrap_or_default() {
+        apply(change, options, &mut batcher, &mut report).await?;
+    }
+    if options.interrupt.is_triggered() {
+        return Err(batcher.interrupted(options, &mut report).await);
     }
     batcher.finish(&mut report).await?;
     progress.finish();
@@ -335,6 +472,42 @@ pub async fn import<W: std::io::Write>(
         revision: batcher.revision,
         transactions: batcher.transactions,
     })
+}
+
+/// Reports a change (dry run) or hands it to the batcher.
+async fn apply<W: std::io::Write>(
+    change: Change,
+    options: &ImportOptions,
+    batcher: &mut Batcher,
+    report: &mut Report<W>,
+) -> Result<()> {
+    if options.dry_run {
+        report.change(change.kind, &change.key)
+    } else {
+        batcher.push(change, report).await
+    }
+}
+
+/// Changes held back while the file's value type is in doubt: at most this many, or
+/// this many bytes, then they go (the doubt is only about the first keys etcd holds).
+const HOLD_CHANGES: usize = 1000;
+const HOLD_BYTES: usize = 8 << 20;
+
+#[derive(Default)]
+struct Held {
+    changes: Vec<Change>,
+    bytes: usize,
+}
+
+impl Held {
+    fn push(&mut self, change: Change) {
+        self.bytes += change.key.len() + change.value.len();
+        self.changes.push(change);
+    }
+
+    fn full(&self) -> bool {
+        self.changes.len() >= HOLD_CHANGES || self.bytes >= HOLD_BYTES
+    }
 }
 
 /// `--unchanged-since`: no key under the prefix was created, changed or deleted after
@@ -459,6 +632,8 @@ struct Batcher {
     pending: Vec<(ChangeKind, Bytes)>,
     bytes: usize,
     in_flight: VecDeque<InFlight>,
+    /// Transactions sent so far (the last one's number).
+    sent: u64,
     /// The revision after the last transaction (the snapshot's before the first).
     revision: i64,
     transactions: u64,
@@ -467,12 +642,35 @@ struct Batcher {
 
 /// A transaction sent, and what it changes.
 struct InFlight {
+    /// Its number in the import, from 1.
+    number: u64,
     changes: Vec<(ChangeKind, Bytes)>,
     task: tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
 }
 
+impl InFlight {
+    fn outcome(&self, state: TxnState) -> TxnOutcome {
+        let key = |c: Option<&(ChangeKind, Bytes)>| c.map(|c| display_key(&c.1));
+        TxnOutcome {
+            number: self.number,
+            operations: self.changes.len(),
+            first_key: key(self.changes.first()).unwrap_or_default(),
+            last_key: key(self.changes.last()).unwrap_or_default(),
+            state,
+        }
+    }
+}
+
 /// Bytes counted per operation besides its key and value (protobuf framing).
 const OP_OVERHEAD: usize = 32;
+
+/// What a settled transaction's answer means.
+enum Settled {
+    Applied(i64),
+    /// Its compares failed (`--unchanged-since`): nothing applied.
+    CompareFailed,
+    Failed(etcd_kv::Error),
+}
 
 impl Batcher {
     fn new(client: &Client, options: &ImportOptions, snapshot_revision: i64) -> Self {
@@ -498,6 +696,7 @@ impl Batcher {
             pending: Vec::new(),
             bytes: 0,
             in_flight: VecDeque::new(),
+            sent: 0,
             revision: snapshot_revision,
             transactions: 0,
             applied: DiffCounts::default(),
@@ -555,7 +754,9 @@ impl Batcher {
         let ops = std::mem::take(&mut self.ops);
         let client = self.client.clone();
         let task = tokio::spawn(async move { client.txn().when(compares).and_then(ops).await });
+        self.sent += 1;
         self.in_flight.push_back(InFlight {
+            number: self.sent,
             changes: std::mem::take(&mut self.pending),
             task,
         });
@@ -572,57 +773,99 @@ impl Batcher {
         Ok(())
     }
 
+    /// Waits for `txn` and counts it when applied.
+    async fn wait<W: std::io::Write>(
+        &mut self,
+        txn: &mut InFlight,
+        report: &mut Report<W>,
+    ) -> Result<Settled> {
+        Ok(match join(&mut txn.task).await {
+            Ok(response) if response.succeeded() => {
+                self.applied_ok(&txn.changes, response.revision(), report)?;
+                Settled::Applied(response.revision())
+            }
+            Ok(_) => Settled::CompareFailed,
+            Err(e) => Settled::Failed(e),
+        })
+    }
+
+    /// Waits for every transaction still in flight, and says what became of each.
+    async fn wait_all<W: std::io::Write>(
+        &mut self,
+        report: &mut Report<W>,
+    ) -> Result<Vec<TxnOutcome>> {
+        let mut outcomes = Vec::new();
+        while let Some(mut txn) = self.in_flight.pop_front() {
+            let state = match self.wait(&mut txn, report).await? {
+                Settled::Applied(revision) => TxnState::Applied { revision },
+                Settled::CompareFailed => TxnState::NotApplied {
+                    reason: "the keyspace under the prefix changed (--unchanged-since)".into(),
+                },
+                Settled::Failed(e) => failed_state(&e),
+            };
+            outcomes.push(txn.outcome(state));
+        }
+        Ok(outcomes)
+    }
+
     /// Waits for the oldest transaction in flight. On failure, waits for the others too,
-    /// so that the error says exactly what was applied.
+    /// so that the error says exactly what was applied, and what became of each
+    /// transaction that was in flight.
     async fn settle<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
-        let Some(next) = self.in_flight.pop_front() else {
+        let Some(mut next) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let failure = match join(next.task).await {
-            Ok(response) if response.succeeded() => {
-                self.applied_ok(&next.changes, response.revision(), report)?;
-                return Ok(());
+        let others_in_flight = self.in_flight.len();
+        match self.wait(&mut next, report).await? {
+            Settled::Applied(_) => Ok(()),
+            Settled::CompareFailed => {
+                let text = format!(
+                    "the keyspace under the prefix changed after revision {} \
+                     (--unchanged-since)",
+                    self.revision
+                );
+                self.wait_all(report).await?;
+                Err(Error::Conflict(format!("{text}; {}", self.applied_text())))
             }
-            Ok(_) => Error::Conflict(format!(
-                "the keyspace under the prefix changed after revision {} (--unchanged-since)",
-                self.revision
-            )),
-            Err(e) => {
-                let first = next.changes.first().map(|c| display_key(&c.1));
-                let last = next.changes.last().map(|c| display_key(&c.1));
-                let mut context = format!(
-                    "a transaction of {} operations (keys {} to {}) failed",
-                    next.changes.len(),
-                    first.unwrap_or_default(),
-                    last.unwrap_or_default()
+            Settled::Failed(e) => {
+                let mut outcomes = vec![next.outcome(failed_state(&e))];
+                outcomes.extend(self.wait_all(report).await?);
+                let named = next.outcome(TxnState::Applied { revision: 0 });
+                let keys = if named.first_key == named.last_key {
+                    format!("key {}", named.first_key)
+                } else {
+                    format!("keys {} to {}", named.first_key, named.last_key)
+                };
+                let s = if named.operations == 1 { "" } else { "s" };
+                let mut summary = format!(
+                    "transaction {} ({} operation{s}, {keys}) failed",
+                    named.number, named.operations
                 );
                 if e.is_outcome_unknown() {
-                    context.push_str(" and may have been applied");
+                    summary.push_str(" and may have been applied");
                 }
                 if matches!(e, etcd_kv::Error::InvalidInput { .. }) {
-                    context.push_str(
+                    summary.push_str(
                         " (check --max-txn-ops and --max-txn-bytes against the server's limits)",
                     );
                 }
-                Error::etcd(context, e)
-            }
-        };
-        while let Some(other) = self.in_flight.pop_front() {
-            if let Ok(response) = join(other.task).await {
-                if response.succeeded() {
-                    self.applied_ok(&other.changes, response.revision(), report)?;
+                summary.push_str(&format!(
+                    ": {}; {}; running the import again finishes it",
+                    crate::error::chain_line(&e),
+                    self.applied_text()
+                ));
+                if others_in_flight > 0 {
+                    summary.push_str(&format!("; the {} transactions in flight:", outcomes.len()));
+                } else {
+                    outcomes.clear();
                 }
+                Err(Error::Write {
+                    summary,
+                    in_flight: outcomes,
+                    source: Box::new(e),
+                })
             }
         }
-        let applied = self.applied_text();
-        Err(match failure {
-            Error::Conflict(text) => Error::Conflict(format!("{text}; {applied}")),
-            Error::Etcd { context, source } => Error::Etcd {
-                context: format!("{context}; {applied}; running the import again finishes it"),
-                source,
-            },
-            other => other,
-        })
     }
 
     fn applied_text(&self) -> String {
@@ -641,16 +884,8 @@ impl Batcher {
     /// After `error` elsewhere: sends nothing more, waits for the transactions in flight
     /// and adds to the error what was written.
     async fn abandon<W: std::io::Write>(&mut self, error: Error, report: &mut Report<W>) -> Error {
-        while let Some(other) = self.in_flight.pop_front() {
-            if let Ok(response) = join(other.task).await {
-                if response.succeeded()
-                    && self
-                        .applied_ok(&other.changes, response.revision(), report)
-                        .is_err()
-                {
-                    break;
-                }
-            }
+        if self.wait_all(report).await.is_err() {
+            return error;
         }
         if self.transactions == 0 {
             return error;
@@ -674,6 +909,68 @@ impl Batcher {
         }
     }
 
+    /// After an [`Interrupt`]: sends nothing more (the operations gathered for the next
+    /// transaction are dropped), waits for the transactions in flight, and says what was
+    /// applied and how to finish.
+    async fn interrupted<W: std::io::Write>(
+        &mut self,
+        options: &ImportOptions,
+        report: &mut Report<W>,
+    ) -> Error {
+        let in_flight = self.wait_all(report).await.unwrap_or_default();
+        let _ = report.flush();
+        if options.dry_run {
+            return Error::Interrupted {
+                summary: "interrupted: nothing was written (a dry run writes nothing)".into(),
+                in_flight,
+            };
+        }
+        let any_unknown = in_flight
+            .iter()
+            .any(|t| matches!(t.state, TxnState::Unknown { .. }));
+        let rerun = match options.unchanged_since {
+            Some(_) => format!(
+                "to finish, run the same command with --unchanged-since {} (the revision \
+                 after this import's last transaction; the first --unchanged-since would now \
+                 see this import's own writes)",
+                self.revision
+            ),
+            None => "to finish, run the same command again (it writes only what still \
+                     differs)"
+                .to_string(),
+        };
+        let mut summary = if self.transactions == 0 && !any_unknown {
+            format!(
+                "interrupted before the first transaction was applied: nothing was written; \
+                 {rerun}"
+            )
+        } else {
+            format!(
+                "interrupted: {}, each whole; the transaction being gathered was not sent; \
+                 {rerun}",
+                self.applied_text()
+            )
+        };
+        let unknown = in_flight
+            .iter()
+            .filter(|t| matches!(t.state, TxnState::Unknown { .. }))
+            .count();
+        if unknown > 0 {
+            summary.push_str(&format!(
+                "; {unknown} of the transactions in flight may or may not have been applied \
+                 (each whole or not at all): the rerun writes whatever still differs"
+            ));
+        }
+        if !in_flight.is_empty() {
+            summary.push_str(&format!(
+                "; the {} transaction{} in flight, waited for:",
+                in_flight.len(),
+                if in_flight.len() == 1 { "" } else { "s" }
+            ));
+        }
+        Error::Interrupted { summary, in_flight }
+    }
+
     fn applied_ok<W: std::io::Write>(
         &mut self,
         changes: &[(ChangeKind, Bytes)],
@@ -690,8 +987,19 @@ impl Batcher {
     }
 }
 
+/// A failed transaction's state: not applied, or unknown when the request may have
+/// reached the server.
+fn failed_state(e: &etcd_kv::Error) -> TxnState {
+    let reason = crate::error::chain_line(e);
+    if e.is_outcome_unknown() {
+        TxnState::Unknown { reason }
+    } else {
+        TxnState::NotApplied { reason }
+    }
+}
+
 async fn join(
-    task: tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
+    task: &mut tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
 ) -> etcd_kv::Result<etcd_kv::TxnResponse> {
     match task.await {
         Ok(result) => result,

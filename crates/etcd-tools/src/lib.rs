@@ -4,8 +4,12 @@
 //! `docs/tools.md` defines the file formats and the flags. In short: a dump is a JSON
 //! object, RFC 4180 CSV or JSON lines; keys are text or base64 (`-k`), values embedded
 //! JSON, text or base64 (`-v`); an export is a snapshot at one revision read page by page;
-//! an import checks the whole file first, then writes only what differs, in atomic
-//! batches.
+//! an import checks the whole file first (refusing files that look written with other
+//! `-k`/`-v` flags), then writes only what differs, in atomic batches, and stops cleanly
+//! between two of them on Ctrl-C ([`import::Interrupt`]).
+//!
+//! With the cargo feature `grpc` the tools also speak native gRPC (`--grpc`); built
+//! without it they refuse `--grpc` with a usage error that says how to rebuild.
 //!
 //! ```
 //! use etcd_tools::format::{self, Encoding, Format};
@@ -46,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -54,8 +59,9 @@ mod error;
 pub mod export;
 pub mod format;
 pub mod import;
+mod mismatch;
 pub mod pages;
 pub mod progress;
 pub mod record;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TxnOutcome, TxnState};

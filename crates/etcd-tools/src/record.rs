@@ -130,10 +130,9 @@ impl KeyType {
     pub fn decode(self, text: &str) -> Result<Bytes, String> {
         let key = match self {
             KeyType::Utf8 => Bytes::copy_from_slice(text.as_bytes()),
-            KeyType::Binary => B64
-                .decode(text)
-                .map(Bytes::from)
-                .map_err(|e| format!("the key is not valid base64 ({e})"))?,
+            KeyType::Binary => B64.decode(text).map(Bytes::from).map_err(|e| {
+                format!("the key is not valid base64 ({e}); if the file was written with -k utf8, use -k utf8")
+            })?,
         };
         if key.is_empty() {
             return Err("the key is empty (etcd keys cannot be empty)".into());
@@ -184,7 +183,8 @@ impl ValueType {
             ValueType::Utf8 | ValueType::Binary => {
                 let text: Cow<'_, str> = serde_json::from_str(raw).map_err(|_| {
                     format!(
-                        "the value must be a JSON string with -v {}, found {}",
+                        "the value must be a JSON string with -v {}, found {}; if the file was \
+                         written with -v json, use -v json",
                         self.name(),
                         json_kind(raw)
                     )
@@ -206,8 +206,12 @@ impl ValueType {
                 self.decode_text(&text)
             }
             ValueType::Json => {
-                check_json(cell)
-                    .map_err(|e| format!("the value is not JSON ({e}), as -v json requires"))?;
+                check_json(cell).map_err(|e| {
+                    format!(
+                        "the value is not JSON ({e}), as -v json requires; if the file was \
+                         written with -v utf8 (text values), use -v utf8"
+                    )
+                })?;
                 Ok(Bytes::from(compact_json(cell).into_owned()))
             }
             _ => self.decode_text(cell),
@@ -445,6 +449,11 @@ mod tests {
         );
         let err = ValueType::Utf8.decode_json("12").unwrap_err();
         assert!(err.contains("a number") && err.contains("-v utf8"), "{err}");
+        assert!(err.ends_with("use -v json"), "{err}");
+        let err = ValueType::Json.decode_cell("plain text").unwrap_err();
+        assert!(err.ends_with("use -v utf8"), "{err}");
+        let err = KeyType::Binary.decode("app/a").unwrap_err();
+        assert!(err.ends_with("use -k utf8"), "{err}");
         assert_eq!(
             ValueType::Binary.decode_json(r#""AAE=""#).unwrap(),
             &b"\0\x01"[..]

@@ -167,6 +167,9 @@ pub struct TransportBuilder {
 }
 
 /// The protocol a transport speaks to etcd.
+///
+/// `Protocol::Gateway` always exists; `Protocol::Grpc` only with the cargo feature
+/// `grpc` (`etcd-kv = { version = "...", features = ["grpc"] }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Protocol {
@@ -175,8 +178,14 @@ pub enum Protocol {
     #[default]
     Gateway,
     /// Native gRPC: HTTP/2 and protobuf, every call and stream of the transport on one
-    /// connection per endpoint (cargo feature `grpc`).
+    /// connection per endpoint.
+    ///
+    /// Needs the cargo feature `grpc` (of etcd-transport, or of etcd-kv, etcd-pmap or
+    /// etcd-tools, which pass it on): without it this variant does not exist, and
+    /// `Protocol::Grpc` fails to compile with "no variant named `Grpc`". Add
+    /// `features = ["grpc"]` to the dependency.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     Grpc,
 }
 
@@ -316,8 +325,11 @@ impl TransportBuilder {
         self
     }
 
-    /// The protocol to speak: the gateway (default) or, with the `grpc` feature, native
-    /// gRPC. Everything else (endpoints, failover, deadlines, TLS, auth) is the same.
+    /// The protocol to speak: the gateway (default) or native gRPC. Everything else
+    /// (endpoints, failover, deadlines, TLS, auth) is the same.
+    ///
+    /// `Protocol::Grpc` needs the cargo feature `grpc`: without it the variant does not
+    /// exist (see [`Protocol`]).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self

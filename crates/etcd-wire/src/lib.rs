@@ -49,6 +49,7 @@
 //! protobuf are checked as the JSON decoder checks them. Without the feature, nothing of this
 //! is compiled and prost is not a dependency.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 /// An empty message: `{}` on the wire.
@@ -80,6 +81,7 @@ pub(crate) use header_response;
 pub mod codec;
 mod fast;
 #[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 pub mod status;
 pub mod stream;

@@ -49,9 +49,11 @@ pub trait Rpc: Serialize {
     type Response: DeserializeOwned;
     /// The protobuf request message.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type Proto: prost::Message + Default + Send + Sync + 'static;
     /// The protobuf answer message.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type ProtoResponse: prost::Message + Default + Send + Sync + 'static;
 
     /// Whether this request may be repeated; a transaction with only reads may.
@@ -66,11 +68,13 @@ pub trait Rpc: Serialize {
 
     /// This request as protobuf.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto;
 
     /// The answer from protobuf, checked like the JSON decoder checks it (see
     /// [`grpc`](crate::grpc)).
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<Self::Response, DecodeError>;
 }
 
@@ -90,18 +94,22 @@ pub trait StreamRpc: Serialize {
     type Response: DeserializeOwned;
     /// The protobuf request message (for observe, the election's `LeaderRequest`).
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type Proto: prost::Message + Default + Send + Sync + 'static;
     /// The protobuf message of the answer stream.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type ProtoResponse: prost::Message + Default + Send + Sync + 'static;
 
     /// This request as protobuf.
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto;
 
     /// One answer of the stream from protobuf, checked like the JSON decoder checks it (see
     /// [`grpc`](crate::grpc)).
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<Self::Response, DecodeError>;
 }
 
@@ -132,16 +140,20 @@ macro_rules! streams {
                 $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
 
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn to_proto(&self) -> Self::Proto {
                 self.into()
             }
 
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
                 answer.try_into()
             }
@@ -167,16 +179,20 @@ macro_rules! rpcs {
                 $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
 
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn to_proto(&self) -> Self::Proto {
                 self.into()
             }
 
             #[cfg(feature = "grpc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
                 answer.try_into()
             }
@@ -242,16 +258,20 @@ impl Rpc for RangeRequest {
     const IDEMPOTENCY: Idempotency = Idempotency::Idempotent;
     type Response = RangeResponse;
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type ProtoResponse = <RangeResponse as crate::grpc::ProtoMessage>::Proto;
 
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto {
         self.into()
     }
 
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<RangeResponse, DecodeError> {
         answer.try_into()
     }
@@ -268,16 +288,20 @@ impl Rpc for TxnRequest {
     const IDEMPOTENCY: Idempotency = Idempotency::NotIdempotent;
     type Response = TxnResponse;
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     type ProtoResponse = <TxnResponse as crate::grpc::ProtoMessage>::Proto;
 
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn to_proto(&self) -> Self::Proto {
         self.into()
     }
 
     #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     fn from_proto(answer: Self::ProtoResponse) -> Result<TxnResponse, DecodeError> {
         answer.try_into()
     }

@@ -538,7 +538,7 @@ impl tracing::Subscriber for Warnings {
 }
 
 #[tokio::test]
-async fn a_write_transaction_dropped_with_writes_warns_and_writes_nothing() {
+async fn a_write_transaction_dropped_with_writes_panics_in_debug_and_writes_nothing() {
     let db = setup!("dropped_write");
     let t: MapStringString = Table::new(1, "t");
     let warnings = Arc::new(Warnings::default());
@@ -546,7 +546,21 @@ async fn a_write_transaction_dropped_with_writes_warns_and_writes_nothing() {
 
     let txn = db.begin_write();
     t.put(&txn, &s("a"), &s("1")).await.unwrap();
-    tracing::dispatcher::with_default(&dispatch, || drop(txn));
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::dispatcher::with_default(&dispatch, || drop(txn))
+    }));
+    // Debug builds panic (a forgotten commit cannot go unnoticed); release builds warn.
+    if cfg!(debug_assertions) {
+        let panic = dropped.unwrap_err();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.contains("a WriteTxn with 1 pending writes was dropped without commit()")
+                && message.contains("abort()"),
+            "{message}"
+        );
+    } else {
+        assert!(dropped.is_ok());
+    }
     assert_eq!(t.get(&db.begin_read(), &s("a")).await.unwrap(), None);
     {
         let seen = warnings.0.lock().unwrap();
@@ -556,6 +570,46 @@ async fn a_write_transaction_dropped_with_writes_warns_and_writes_nothing() {
             "{seen:?}"
         );
     }
+
+    // A transaction dropped while a panic unwinds does not panic again (no abort).
+    let txn = db.begin_write();
+    t.put(&txn, &s("c"), &s("1")).await.unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _txn = txn;
+        panic!("the application's own panic");
+    }));
+    let panic = unwound.unwrap_err();
+    assert_eq!(
+        panic.downcast_ref::<&str>(),
+        Some(&"the application's own panic")
+    );
+
+    // A cancelled `transact` (its future dropped mid-body) discards its writes quietly,
+    // as is a commit future dropped before it is polled.
+    let (started, wait) = tokio::sync::oneshot::channel::<()>();
+    let started = std::sync::Mutex::new(Some(started));
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        db.transact(|txn| {
+            let (t, started) = (&t, &started);
+            async move {
+                t.put(&txn, &s("d"), &s("1")).await?;
+                if let Some(tx) = started.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        }),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    wait.await.unwrap();
+    let txn = db.begin_write();
+    t.put(&txn, &s("e"), &s("1")).await.unwrap();
+    drop(txn.commit());
+    assert_eq!(t.get(&db.begin_read(), &s("d")).await.unwrap(), None);
+    assert_eq!(t.get(&db.begin_read(), &s("e")).await.unwrap(), None);
 
     // Committed, aborted, or without writes: no warning.
     tracing::dispatcher::with_default(&dispatch, || {

@@ -288,7 +288,8 @@ mod tests {
         let e = read_str(enc(ValueType::Utf8), "{\n  \"a\": \"x\",\n  \"b\": 2\n}").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "dump.json:3: key \"b\": the value must be a JSON string with -v utf8, found a number"
+            "dump.json:3: key \"b\": the value must be a JSON string with -v utf8, found a \
+             number; if the file was written with -v json, use -v json"
         );
         let e = read_str(
             Encoding::new(Format::Json, KeyType::Binary, ValueType::Json),

@@ -456,3 +456,54 @@ fn tls_with_a_ca_and_a_client_certificate() {
         "{\"key\":\"tls/k\",\"value\":\"over tls\"}\n{\"key\":\"tls/new\",\"value\":2}\n"
     );
 }
+
+/// Without the `grpc` feature, `--grpc` (or `ETCD_TOOLS_GRPC`) still parses and is refused
+/// as a usage error saying how to rebuild, not clap's "unexpected argument". (The gRPC
+/// runs of this suite, built with the feature, use the flag against etcd.)
+#[cfg(not(feature = "grpc"))]
+#[test]
+fn grpc_without_the_feature_says_how_to_rebuild() {
+    let dir = temp_dir();
+    let file = dir.path().join("dump.json");
+    std::fs::write(&file, "{}\n").unwrap();
+    let wanted = "built without gRPC: rebuild with `--features grpc`";
+    let file = p(&file);
+    let runs: [(&str, Vec<OsString>); 2] = [
+        (
+            EXPORT,
+            vec!["--grpc".into(), "-a".into(), "http://127.0.0.1:1".into()],
+        ),
+        (
+            IMPORT,
+            vec![
+                "--grpc".into(),
+                "-a".into(),
+                "http://127.0.0.1:1".into(),
+                file.clone(),
+            ],
+        ),
+    ];
+    for (bin, args) in runs {
+        let out = run(bin, &args, None).fails(2, wanted);
+        assert!(
+            !out.stderr.contains("unexpected argument"),
+            "{}",
+            out.stderr
+        );
+    }
+    // The environment variable asks for gRPC too.
+    let out = Command::new(IMPORT)
+        .args(["-a", "http://127.0.0.1:1"])
+        .arg(&file)
+        .env("ETCD_TOOLS_GRPC", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(wanted));
+    // The help says so.
+    let help = run(IMPORT, ["--help"], None).ok().stdout_str();
+    assert!(
+        help.contains("--grpc") && help.contains("--features grpc"),
+        "{help}"
+    );
+}

@@ -7,6 +7,7 @@ mod import;
 mod matrix;
 mod memory;
 mod roundtrip;
+mod safety;
 mod txaioetcd;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -70,12 +71,8 @@ pub fn grpc() -> bool {
     xtask::testing::grpc_transport()
 }
 
-/// Runs a tool with arguments and optional stdin.
-pub fn run<I, S>(bin: &str, args: I, stdin: Option<&[u8]>) -> Ran
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
+/// A command running a tool over the protocol of the run.
+pub fn command(bin: &str) -> Command {
     let mut cmd = Command::new(bin);
     if grpc() {
         // The tools speak the protocol of the run.
@@ -86,6 +83,16 @@ where
     } else {
         cmd.env_remove("ETCD_TOOLS_GRPC");
     }
+    cmd
+}
+
+/// Runs a tool with arguments and optional stdin.
+pub fn run<I, S>(bin: &str, args: I, stdin: Option<&[u8]>) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command(bin);
     cmd.args(args)
         .env_remove("ETCD_PASSWORD")
         .stdout(Stdio::piped())
