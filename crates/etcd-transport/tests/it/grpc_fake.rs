@@ -169,7 +169,6 @@ async fn a_server_that_is_not_http2_fails_typed_and_fast() {
     });
     let started = Instant::now();
     let err = transport(&url).call(&get()).await.unwrap_err();
-    eprintln!("ERR {err} :: {err:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{err}");
     assert_eq!(err.endpoint(), Some(url.as_str()), "{err:?}");
 }
