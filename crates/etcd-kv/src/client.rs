@@ -27,8 +27,25 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 pub struct Limits {
     /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]).
     pub max_txn_ops: usize,
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): every
+    /// unary request whose keys and values add up to more is refused before sending.
     pub max_request_bytes: usize,
+}
+
+impl Limits {
+    /// Refuses a request carrying `payload` bytes of keys and values over
+    /// `max_request_bytes`.
+    pub(crate) fn check(&self, payload: usize) -> Result<()> {
+        if payload > self.max_request_bytes {
+            return Err(Error::invalid(format!(
+                "the request carries {payload} bytes of keys and values, over the limit of {} \
+                 bytes (etcd's --max-request-bytes); store less in one request, or raise the \
+                 server's --max-request-bytes and the client's max_request_bytes with it",
+                self.max_request_bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -240,7 +257,10 @@ impl Client {
     }
 
     /// Sends a request and decodes its answer: what travels and how is the backend's.
+    /// A request whose keys and values alone exceed the request limit is refused here,
+    /// before anything is sent (every unary call of the client passes here).
     pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
+        self.inner.limits.check(request.payload_len())?;
         self.inner.backend.call(request, self.deadline).await
     }
 }
@@ -329,7 +349,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): a request
+    /// whose keys and values alone are larger (a put, a transaction's operations and
+    /// compares together, a lock name, an election value) is refused with
+    /// [`Error::InvalidInput`] before anything is sent.
     pub fn max_request_bytes(mut self, n: usize) -> Self {
         self.limits.max_request_bytes = n;
         self
