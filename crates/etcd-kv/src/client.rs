@@ -38,9 +38,10 @@ impl Limits {
     pub(crate) fn check(&self, payload: usize) -> Result<()> {
         if payload > self.max_request_bytes {
             return Err(Error::invalid(format!(
-                "the request carries {payload} bytes of keys and values, over the limit of {} \
-                 bytes (etcd's --max-request-bytes); store less in one request, or raise the \
-                 server's --max-request-bytes and the client's max_request_bytes with it",
+                "the request is too large: its keys and values alone are {payload} bytes, over \
+                 the limit of {} bytes (etcd's --max-request-bytes); store less in one request, \
+                 or raise the server's --max-request-bytes and the client's max_request_bytes \
+                 (ClientBuilder::max_request_bytes) with it",
                 self.max_request_bytes
             )));
         }

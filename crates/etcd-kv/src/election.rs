@@ -151,6 +151,11 @@ impl<'a> Campaign<'a> {
     pub async fn send(self) -> Result<Leadership> {
         self.election.check_name()?;
         let client = &self.election.client;
+        // Refused before the session is made: its key and value go in one put.
+        client
+            .inner
+            .limits
+            .check(self.election.prefix.len() + self.value.len())?;
         let (session, owns_session) = match &self.session {
             Some(session) => (session.clone(), false),
             None => (Session::builder(client).ttl(self.ttl).await?, true),

@@ -119,6 +119,7 @@ impl<'a> Lock<'a> {
     /// [`Error::SessionLost`] if the session's lease is lost while waiting.
     pub async fn send(self) -> Result<LockGuard> {
         crate::claim::check_name("lock", "client.lock(\"jobs/nightly\")", &self.name)?;
+        self.client.inner.limits.check(self.name.len())?;
         if self.max_hold == Some(Duration::ZERO) {
             return Err(Error::invalid(
                 "a lock's max_hold must be more than zero: give the longest time it may be \

@@ -899,8 +899,8 @@ impl Transport {
             Ok(Err(e)) if not_http2(&e) => {
                 grpc.forget_current(idx);
                 return Err(not_etcd(format!(
-                    "it does not speak HTTP/2 ({}): over gRPC give etcd's client port \
-                     (usually 2379), or speak the gateway protocol to an HTTP/1.1 endpoint",
+                    "it does not speak HTTP/2 ({}), as etcd's gRPC does; check the host and \
+                     port (etcd's client port is usually 2379)",
                     std::error::Error::source(&e)
                         .map(|s| s.to_string())
                         .unwrap_or_default()
