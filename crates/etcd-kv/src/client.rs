@@ -176,10 +176,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to one endpoint with default settings and checks that it answers.
+    /// Connects to one endpoint with default settings and checks that it answers as etcd
+    /// does (see [`ClientBuilder::connect`]).
     ///
     /// `endpoint` is a URL (`http://127.0.0.1:2379`, `https://etcd.example:2379`) or a bare
-    /// `host:port`, which means `http://host:port`.
+    /// `host:port`, which means `http://host:port`; the port is required (see
+    /// [`ClientBuilder::endpoint`] for what is refused).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Client> {
         Client::builder().endpoint(endpoint).connect().await
     }
@@ -290,8 +292,16 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Adds an endpoint URL (`http://host:port` or `https://host:port`; a bare `host:port`
-    /// means `http://host:port`).
+    /// Adds an endpoint URL: `http://host:port` or `https://host:port`, optionally with a
+    /// path (a reverse proxy's); a bare `host:port` means `http://host:port`. The port is
+    /// required (etcd's is usually 2379). [`build`](Self::build) and
+    /// [`connect`](Self::connect) refuse, with [`Error::InvalidInput`] saying what to write
+    /// instead and before anything is resolved or sent, anything that would dial something
+    /// else than meant: a missing or out-of-range port, a misspelt or unsupported scheme
+    /// (`unix://` is not supported yet), a path ending in the API prefix (`/v3`: the client
+    /// adds it; [`api_prefix`](Self::api_prefix) forces one), credentials in the URL (use
+    /// [`credentials`](Self::credentials); the error never shows them), a query, white
+    /// space, several endpoints in one string.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.transport = self.transport.endpoint(url);
         self
@@ -440,7 +450,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client without contacting the server.
+    /// Builds the client without contacting the server. Bad endpoints (see
+    /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`].
     pub fn build(self) -> Result<Client> {
         let transport = self.transport.build().map_err(Error::from_transport)?;
         Ok(Client {
@@ -459,8 +470,12 @@ impl ClientBuilder {
         })
     }
 
-    /// Builds the client and checks that an endpoint answers (each is tried in turn;
-    /// requests then start at the one that answered).
+    /// Builds the client and checks that an endpoint answers as etcd does (its version:
+    /// `GET /version` over the gateway, Maintenance/Status over gRPC); each is tried in
+    /// turn, and requests then start at the one that answered. A server that answers
+    /// something else (an HTML page, a 404, garbage, no HTTP/2 over gRPC) is
+    /// [`Error::NotEtcd`], naming the endpoint; none answering at all is
+    /// [`Error::Unavailable`].
     pub async fn connect(self) -> Result<Client> {
         let client = self.build()?;
         client.server_version().await?;
