@@ -144,10 +144,7 @@ impl ConnectionArgs {
         }
         builder.connect().await.map_err(|e| {
             let shown: Vec<String> = endpoints.iter().map(|e| shown(e)).collect();
-            Error::etcd(
-                format!("cannot connect to etcd at {}", shown.join(",")),
-                e,
-            )
+            Error::etcd(format!("cannot connect to etcd at {}", shown.join(",")), e)
         })
     }
 }
@@ -526,7 +523,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             a.connection.endpoints(),
-            ["htp:/x", "http//h:1", "u:pw@h:1", "http://h:2", "http://[::1]:3"]
+            [
+                "htp:/x",
+                "http//h:1",
+                "u:pw@h:1",
+                "http://h:2",
+                "http://[::1]:3"
+            ]
         );
         assert_eq!(shown("http://u:pw@h:1"), "http://***@h:1");
         assert_eq!(shown("u:pw@h:1"), "***@h:1");

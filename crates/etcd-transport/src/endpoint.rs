@@ -227,8 +227,7 @@ fn parse_url(url: &str) -> Result<Parsed, String> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let Some((addr, after)) = v6.split_once(']') else {
             return Err(write(
-                "has an IPv6 address without its closing ']': write it as http://[::1]:2379"
-                    .into(),
+                "has an IPv6 address without its closing ']': write it as http://[::1]:2379".into(),
             ));
         };
         if addr.parse::<std::net::Ipv6Addr>().is_err() {
@@ -289,8 +288,12 @@ fn parse_url(url: &str) -> Result<Parsed, String> {
                 with_port(&ETCD_PORT.to_string())
             )))
         }
-        Some(port) if !port.trim_start_matches('-').is_empty()
-            && port.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) =>
+        Some(port)
+            if !port.trim_start_matches('-').is_empty()
+                && port
+                    .trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_digit()) =>
         {
             match port.parse::<u16>() {
                 Ok(n) if n > 0 => n,
@@ -387,12 +390,18 @@ mod tests {
             ("https://127.0.0.1:2379/", "https://127.0.0.1:2379"),
             ("127.0.0.1:1", "http://127.0.0.1:1"),
             ("localhost:65535", "http://localhost:65535"),
-            ("\tetcd-0.etcd_svc.local:2379\n", "http://etcd-0.etcd_svc.local:2379"),
+            (
+                "\tetcd-0.etcd_svc.local:2379\n",
+                "http://etcd-0.etcd_svc.local:2379",
+            ),
             ("http://[::1]:2379", "http://[::1]:2379"),
             // Paths other than an API prefix: a reverse proxy's.
             ("http://127.0.0.1:8080/etcd", "http://127.0.0.1:8080/etcd"),
             ("http://127.0.0.1:8080/etcd/", "http://127.0.0.1:8080/etcd"),
-            ("http://127.0.0.1:8080/v3/etcd", "http://127.0.0.1:8080/v3/etcd"),
+            (
+                "http://127.0.0.1:8080/v3/etcd",
+                "http://127.0.0.1:8080/v3/etcd",
+            ),
             ("http://127.0.0.1:8080/v30", "http://127.0.0.1:8080/v30"),
         ] {
             let e = Endpoint::parse(url, None).unwrap_or_else(|e| panic!("{url:?}: {e}"));
@@ -471,8 +480,14 @@ mod tests {
                 panic!("{url:?} was taken");
             };
             let text = format!("{err} {err:?}");
-            assert!(!text.contains("secret") && !text.contains("cret"), "{url:?}: {text}");
-            assert!(text.contains(".credentials(user, password)"), "{url:?}: {text}");
+            assert!(
+                !text.contains("secret") && !text.contains("cret"),
+                "{url:?}: {text}"
+            );
+            assert!(
+                text.contains(".credentials(user, password)"),
+                "{url:?}: {text}"
+            );
         }
         assert_eq!(
             shown("http://user:secret@127.0.0.1:2379"),

@@ -340,8 +340,7 @@ fn txn_payload(t: &TxnRequest) -> usize {
         .map(|op| {
             op.request_range.as_ref().map_or(0, range_payload)
                 + op.request_put.as_ref().map_or(0, put_payload)
-                + op
-                    .request_delete_range
+                + op.request_delete_range
                     .as_ref()
                     .map_or(0, |d| d.key.len() + d.range_end.len())
                 + op.request_txn.as_ref().map_or(0, txn_payload)

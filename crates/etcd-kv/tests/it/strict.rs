@@ -56,10 +56,16 @@ async fn bad_endpoints_are_invalid_input_and_dial_nothing() {
         ("htp:/x".to_string(), "write http://x"),
         (format!("http//127.0.0.1:{port}"), "write http://127.0.0.1:"),
         ("127.0.0.1:port".to_string(), "not a number"),
-        ("ftp://127.0.0.1:2379".to_string(), "write http:// or https://"),
+        (
+            "ftp://127.0.0.1:2379".to_string(),
+            "write http:// or https://",
+        ),
         ("unix:///tmp/etcd.sock".to_string(), "not supported yet"),
         ("127.0.0.1".to_string(), "write http://127.0.0.1:2379"),
-        ("http://127.0.0.1".to_string(), "write http://127.0.0.1:2379"),
+        (
+            "http://127.0.0.1".to_string(),
+            "write http://127.0.0.1:2379",
+        ),
         (
             format!("http://127.0.0.1:{port}/v3"),
             ".api_prefix(\"/v3\")",
@@ -96,7 +102,11 @@ async fn bad_endpoints_are_invalid_input_and_dial_nothing() {
         "no endpoint given",
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused endpoint was dialled");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a refused endpoint was dialled"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +121,10 @@ async fn connect_to_a_server_that_is_not_etcd_fails_by_name() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::NotEtcd(_)) && err.is_not_etcd(), "{err:?}");
+    assert!(
+        matches!(err, Error::NotEtcd(_)) && err.is_not_etcd(),
+        "{err:?}"
+    );
     assert!(
         text.starts_with(&format!("{url} is not an etcd server")),
         "{text}"
@@ -138,8 +151,15 @@ async fn connect_to_a_server_that_is_not_etcd_fails_by_name() {
 async fn connect_to_an_unreachable_endpoint_is_still_unavailable() {
     let client = unreachable_client();
     let endpoint = client.endpoints()[0].clone();
-    let err = crate::builder().endpoint(&endpoint).connect().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)) && err.is_connect(), "{err:?}");
+    let err = crate::builder()
+        .endpoint(&endpoint)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(_)) && err.is_connect(),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +171,10 @@ async fn requests_over_max_request_bytes_are_refused_at_once_and_write_nothing()
     let started = Instant::now();
     assert_refused(client.put(key(&p, "put"), big.clone()).await, "too large");
     assert_refused(
-        client.put(key(&p, "leased"), big.clone()).lease(lease).await,
+        client
+            .put(key(&p, "leased"), big.clone())
+            .lease(lease)
+            .await,
         "too large",
     );
     // Two values of 1 MiB: each fits, the transaction does not.
@@ -169,19 +192,33 @@ async fn requests_over_max_request_bytes_are_refused_at_once_and_write_nothing()
     assert_refused(election.campaign(big.clone()).await, "too large");
     assert_refused(client.lock(big.clone()).await, "too large");
     assert_refused(
-        Queue::new(&client, key(&p, "queue")).push(big.clone()).await,
+        Queue::new(&client, key(&p, "queue"))
+            .push(big.clone())
+            .await,
         "too large",
     );
     let took = started.elapsed();
     eprintln!("six requests over the limit refused in {took:?}");
     assert!(took < Duration::from_millis(50), "refusing took {took:?}");
     // Nothing was written.
-    assert_eq!(client.range(&p).prefix().count_only().await.unwrap().count(), 0);
+    assert_eq!(
+        client
+            .range(&p)
+            .prefix()
+            .count_only()
+            .await
+            .unwrap()
+            .count(),
+        0
+    );
     // Nothing was sent either: a client that cannot reach a server refuses the same way
     // (a campaign or lock would have asked for a session's lease first).
     let c = unreachable_client();
     assert_refused(c.put("k", big.clone()).await, "too large");
-    assert_refused(Election::new(&c, "e").campaign(big.clone()).await, "too large");
+    assert_refused(
+        Election::new(&c, "e").campaign(big.clone()).await,
+        "too large",
+    );
     assert_refused(c.lock(big.clone()).await, "too large");
     // The message says how to raise the limit, and raising it lets the put through to
     // the server, which refuses it in its own words.
@@ -192,7 +229,16 @@ async fn requests_over_max_request_bytes_are_refused_at_once_and_write_nothing()
         .await
         .unwrap();
     let err = raised.put(key(&p, "put"), big).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { source: Some(_), .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                source: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -234,7 +280,10 @@ async fn cache_reads_outside_its_prefix_are_refused() {
     client.put(&inside, "1").await.unwrap();
     client.put(&outside, "2").await.unwrap();
     let cache = client.cache(format!("{p}app/")).await.unwrap();
-    assert_eq!(cache.get(&inside).unwrap().into_inner().unwrap().value(), b"1");
+    assert_eq!(
+        cache.get(&inside).unwrap().into_inner().unwrap().value(),
+        b"1"
+    );
     let says = "outside this cache's prefix";
     assert_refused(cache.get(&outside), says);
     assert_refused(cache.consistent_get(&outside).await, says);
@@ -243,8 +292,18 @@ async fn cache_reads_outside_its_prefix_are_refused() {
     assert_refused(cache.range(&p, ""), says);
     assert_refused(cache.range(format!("{p}app/"), format!("{p}b")), says);
     // Reads within the prefix, and ranges to its end, are answered.
-    assert_eq!(cache.prefix(format!("{p}app/")).unwrap().into_inner().len(), 1);
-    assert_eq!(cache.range(format!("{p}app/"), "").unwrap().into_inner().len(), 1);
+    assert_eq!(
+        cache.prefix(format!("{p}app/")).unwrap().into_inner().len(),
+        1
+    );
+    assert_eq!(
+        cache
+            .range(format!("{p}app/"), "")
+            .unwrap()
+            .into_inner()
+            .len(),
+        1
+    );
     assert_eq!(
         cache
             .range(format!("{p}app/"), format!("{p}app0"))
@@ -253,5 +312,10 @@ async fn cache_reads_outside_its_prefix_are_refused() {
             .len(),
         1
     );
-    assert!(cache.consistent_get(format!("{p}app/b")).await.unwrap().into_inner().is_none());
+    assert!(cache
+        .consistent_get(format!("{p}app/b"))
+        .await
+        .unwrap()
+        .into_inner()
+        .is_none());
 }

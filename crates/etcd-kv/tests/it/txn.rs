@@ -486,8 +486,7 @@ async fn a_txn_over_the_servers_op_limit_fails_typed_and_changes_nothing() {
 #[tokio::test]
 async fn a_txn_over_the_request_size_limit_fails_typed_and_changes_nothing() {
     let (_etcd, client, p) = setup!("txn_too_large");
-    let too_large = |result: etcd_kv::Result<etcd_kv::TxnResponse>, by_server: bool| match result
-    {
+    let too_large = |result: etcd_kv::Result<etcd_kv::TxnResponse>, by_server: bool| match result {
         Err(e @ Error::InvalidInput { .. }) => {
             assert!(e.to_string().contains("too large"), "{e}");
             assert_eq!(e.status().is_some(), by_server, "{e:?}");

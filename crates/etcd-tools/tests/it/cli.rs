@@ -123,7 +123,11 @@ fn a_web_server_that_is_not_etcd_is_named_in_one_line() {
     );
     if crate::grpc() {
         // An HTTP/1.1 server breaks the HTTP/2 connection: no page to show.
-        assert!(out.stderr.contains("does not speak HTTP/2"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("does not speak HTTP/2"),
+            "{}",
+            out.stderr
+        );
         return;
     }
     assert!(
@@ -195,7 +199,11 @@ fn bad_addresses_say_what_to_write_and_never_echo_a_password() {
         let out = run(EXPORT, ["-a", address], None);
         assert_eq!(out.code, 1, "{address}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{address}: {}", out.stderr);
-        assert!(out.stderr.contains("invalid input"), "{address}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("invalid input"),
+            "{address}: {}",
+            out.stderr
+        );
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
 }

@@ -8,5 +8,5 @@ mod failover;
 #[cfg(feature = "grpc")]
 mod grpc_fake;
 mod pool;
-mod strict;
 mod streams;
+mod strict;

@@ -34,7 +34,6 @@ async fn listener(status: &'static str, body: &'static str) -> (u16, Arc<AtomicU
     (port, accepted)
 }
 
-
 #[tokio::test]
 async fn a_refused_endpoint_makes_no_connection() {
     let (port, accepted) = listener("200 OK", "hello").await;
@@ -93,7 +92,9 @@ async fn a_server_that_is_not_etcd_fails_the_version_probe_by_name() {
         assert!(err.is_not_etcd(), "{text}");
         assert_eq!(err.endpoint(), Some(url.as_str()), "{err:?}");
         assert!(
-            text.starts_with(&format!("{url} is not an etcd server: GET /version answered")),
+            text.starts_with(&format!(
+                "{url} is not an etcd server: GET /version answered"
+            )),
             "{text}"
         );
         assert!(text.contains(shows), "{text}");
@@ -134,7 +135,9 @@ async fn over_grpc_an_http1_server_is_not_etcd() {
     let text = err.to_string();
     assert!(err.is_not_etcd(), "{err:?}");
     assert!(
-        text.starts_with(&format!("{url} is not an etcd server: it does not speak HTTP/2")),
+        text.starts_with(&format!(
+            "{url} is not an etcd server: it does not speak HTTP/2"
+        )),
         "{text}"
     );
     assert!(started.elapsed() < Duration::from_secs(1), "{text}");
