@@ -22,7 +22,7 @@ use std::process::ExitCode;
 #[non_exhaustive]
 pub struct ConnectionArgs {
     /// etcd endpoint(s), comma-separated; `host:port` means `http://host:port`
-    /// (`https://` with TLS options)
+    /// (`https://` with TLS options); the port is required
     #[arg(
         short = 'a',
         long = "address",
