@@ -626,7 +626,8 @@ impl<'a> CacheView<'a> {
         self.revision
     }
 
-    /// The key-value of `key`, if it exists.
+    /// The key-value of `key`, if it exists. A view has no error to return: a key outside
+    /// the cache's prefix is simply absent here ([`Cache::get`] refuses it).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<KeyValue> {
         self.state.map.get(key.as_ref()).map(Entry::kv)
     }
@@ -709,22 +710,63 @@ impl Cache {
         })
     }
 
-    /// The key-value of `key` at the cache's current revision.
+    /// Refuses a key outside the cache's prefix: the cache cannot say whether it exists.
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        let prefix = &self.shared.prefix;
+        if key.starts_with(prefix) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "key {:?} is outside this cache's prefix {:?}: the cache holds only the keys under \
+             it; read it with client.get",
+            String::from_utf8_lossy(key),
+            String::from_utf8_lossy(prefix)
+        )))
+    }
+
+    /// Refuses a range reaching outside the cache's prefix (an empty `end`: to the last
+    /// cached key).
+    fn check_range(&self, start: &[u8], end: &[u8]) -> Result<()> {
+        let prefix = &self.shared.prefix;
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        let limit = prefix_end(prefix);
+        let beyond = !end.is_empty() && (limit.as_ref() != b"\0" && end > limit.as_ref());
+        if start >= prefix.as_ref() && !beyond {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "range [{:?}, {:?}) reaches outside this cache's prefix {:?}: the cache holds only \
+             the keys under it; read the range with client.range",
+            String::from_utf8_lossy(start),
+            String::from_utf8_lossy(end),
+            String::from_utf8_lossy(prefix)
+        )))
+    }
+
+    /// The key-value of `key` at the cache's current revision. A key outside the cache's
+    /// prefix is refused ([`Error::InvalidInput`]): read it with [`Client::get`].
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<AtRevision<Option<KeyValue>>> {
+        self.check_key(key.as_ref())?;
         self.read_now(|view| view.get(key))
     }
 
-    /// The key-values in `[start, end)` in key order (an empty `end`: to the last key).
+    /// The key-values in `[start, end)` in key order (an empty `end`: to the last key). A
+    /// range reaching outside the cache's prefix is refused ([`Error::InvalidInput`]).
     pub fn range(
         &self,
         start: impl AsRef<[u8]>,
         end: impl AsRef<[u8]>,
     ) -> Result<AtRevision<Vec<KeyValue>>> {
+        self.check_range(start.as_ref(), end.as_ref())?;
         self.read_now(|view| view.range(start, end).collect())
     }
 
-    /// The key-values under `prefix` (within the cache's own prefix), in key order.
+    /// The key-values under `prefix`, in key order. `prefix` must be within the cache's
+    /// own prefix (start with it), else [`Error::InvalidInput`].
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<AtRevision<Vec<KeyValue>>> {
+        self.check_key(prefix.as_ref())?;
         self.read_now(|view| view.prefix(prefix).collect())
     }
 
@@ -791,6 +833,7 @@ impl Cache {
         key: impl AsRef<[u8]>,
         revision: i64,
     ) -> Result<AtRevision<Option<KeyValue>>> {
+        self.check_key(key.as_ref())?;
         self.read_at_least(revision, |view| view.get(key)).await
     }
 
@@ -809,6 +852,7 @@ impl Cache {
         &self,
         key: impl AsRef<[u8]>,
     ) -> Result<AtRevision<Option<KeyValue>>> {
+        self.check_key(key.as_ref())?;
         self.consistent_read(|view| view.get(key)).await
     }
 

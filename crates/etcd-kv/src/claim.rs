@@ -16,6 +16,19 @@ use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
+/// Refuses an empty name of a lock, election, queue or sequence (`what`): its keys would
+/// be everything under `/` (or, for a sequence, the namespace itself). `example` is how
+/// to name one, e.g. `client.lock("jobs/nightly")`.
+pub(crate) fn check_name(what: &str, example: &str, name: &[u8]) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!(
+            "the {what} name is empty, which would take in every key under \"/\" (or the \
+             namespace's own key): give it a name, e.g. {example}"
+        )));
+    }
+    Ok(())
+}
+
 /// A session's key under a prefix: waiting in line, or owning.
 ///
 /// Dropped while armed (waiting cancelled, or a guard dropped), it deletes its key from a

@@ -27,8 +27,26 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 pub struct Limits {
     /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]).
     pub max_txn_ops: usize,
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): every
+    /// unary request whose keys and values add up to more is refused before sending.
     pub max_request_bytes: usize,
+}
+
+impl Limits {
+    /// Refuses a request carrying `payload` bytes of keys and values over
+    /// `max_request_bytes`.
+    pub(crate) fn check(&self, payload: usize) -> Result<()> {
+        if payload > self.max_request_bytes {
+            return Err(Error::invalid(format!(
+                "the request is too large: its keys and values alone are {payload} bytes, over \
+                 the limit of {} bytes (etcd's --max-request-bytes); store less in one request, \
+                 or raise the server's --max-request-bytes and the client's max_request_bytes \
+                 (ClientBuilder::max_request_bytes) with it",
+                self.max_request_bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -158,10 +176,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to one endpoint with default settings and checks that it answers.
+    /// Connects to one endpoint with default settings and checks that it answers as etcd
+    /// does (see [`ClientBuilder::connect`]).
     ///
     /// `endpoint` is a URL (`http://127.0.0.1:2379`, `https://etcd.example:2379`) or a bare
-    /// `host:port`, which means `http://host:port`.
+    /// `host:port`, which means `http://host:port`; the port is required (see
+    /// [`ClientBuilder::endpoint`] for what is refused).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Client> {
         Client::builder().endpoint(endpoint).connect().await
     }
@@ -240,7 +260,10 @@ impl Client {
     }
 
     /// Sends a request and decodes its answer: what travels and how is the backend's.
+    /// A request whose keys and values alone exceed the request limit is refused here,
+    /// before anything is sent (every unary call of the client passes here).
     pub(crate) async fn call<R: Rpc>(&self, request: &R) -> Result<R::Response> {
+        self.inner.limits.check(request.payload_len())?;
         self.inner.backend.call(request, self.deadline).await
     }
 }
@@ -269,8 +292,16 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Adds an endpoint URL (`http://host:port` or `https://host:port`; a bare `host:port`
-    /// means `http://host:port`).
+    /// Adds an endpoint URL: `http://host:port` or `https://host:port`, optionally with a
+    /// path (a reverse proxy's); a bare `host:port` means `http://host:port`. The port is
+    /// required (etcd's is usually 2379). [`build`](Self::build) and
+    /// [`connect`](Self::connect) refuse, with [`Error::InvalidInput`] saying what to write
+    /// instead and before anything is resolved or sent, anything that would dial something
+    /// else than meant: a missing or out-of-range port, a misspelt or unsupported scheme
+    /// (`unix://` is not supported yet), a path ending in the API prefix (`/v3`: the client
+    /// adds it; [`api_prefix`](Self::api_prefix) forces one), credentials in the URL (use
+    /// [`credentials`](Self::credentials); the error never shows them), a query, white
+    /// space, several endpoints in one string.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.transport = self.transport.endpoint(url);
         self
@@ -329,7 +360,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]).
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): a request
+    /// whose keys and values alone are larger (a put, a transaction's operations and
+    /// compares together, a lock name, an election value) is refused with
+    /// [`Error::InvalidInput`] before anything is sent.
     pub fn max_request_bytes(mut self, n: usize) -> Self {
         self.limits.max_request_bytes = n;
         self
@@ -420,7 +454,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client without contacting the server.
+    /// Builds the client without contacting the server. Bad endpoints (see
+    /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`].
     pub fn build(self) -> Result<Client> {
         let transport = self.transport.build().map_err(Error::from_transport)?;
         Ok(Client {
@@ -439,8 +474,12 @@ impl ClientBuilder {
         })
     }
 
-    /// Builds the client and checks that an endpoint answers (each is tried in turn;
-    /// requests then start at the one that answered).
+    /// Builds the client and checks that an endpoint answers as etcd does (its version:
+    /// `GET /version` over the gateway, Maintenance/Status over gRPC); each is tried in
+    /// turn, and requests then start at the one that answered. A server that answers
+    /// something else (an HTML page, a 404, garbage, no HTTP/2 over gRPC) is
+    /// [`Error::NotEtcd`], naming the endpoint; none answering at all is
+    /// [`Error::Unavailable`].
     pub async fn connect(self) -> Result<Client> {
         let client = self.build()?;
         client.server_version().await?;

@@ -67,6 +67,15 @@ impl Election {
         &self.name
     }
 
+    /// An empty name is refused before anything is sent.
+    fn check_name(&self) -> Result<()> {
+        crate::claim::check_name(
+            "election",
+            "Election::new(&client, \"service/leader\")",
+            &self.name,
+        )
+    }
+
     /// Runs for leader with `value`; awaiting the returned [`Campaign`] waits until elected.
     pub fn campaign(&self, value: impl IntoBytes) -> Campaign<'_> {
         Campaign {
@@ -79,6 +88,7 @@ impl Election {
 
     /// The current leader, or `None` when nobody campaigns.
     pub async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        self.check_name()?;
         Ok(leader_at(&self.client, &self.prefix, 0).await?.1)
     }
 
@@ -91,6 +101,15 @@ impl Election {
     /// task and closes its watch. Must be called within a Tokio runtime.
     pub fn observe(&self) -> LeaderStream {
         let (tx, rx) = mpsc::channel(16);
+        if let Err(e) = self.check_name() {
+            // The stream yields the error, then ends.
+            let _ = tx.try_send(Err(e));
+            drop(tx);
+            return LeaderStream {
+                rx,
+                task: tokio::spawn(async {}),
+            };
+        }
         let task = tokio::spawn(observe(self.client.clone(), self.prefix.clone(), tx));
         LeaderStream { rx, task }
     }
@@ -130,7 +149,13 @@ impl<'a> Campaign<'a> {
 
     /// Waits until elected. Fails with [`Error::SessionLost`] if the session is lost first.
     pub async fn send(self) -> Result<Leadership> {
+        self.election.check_name()?;
         let client = &self.election.client;
+        // Refused before the session is made: its key and value go in one put.
+        client
+            .inner
+            .limits
+            .check(self.election.prefix.len() + self.value.len())?;
         let (session, owns_session) = match &self.session {
             Some(session) => (session.clone(), false),
             None => (Session::builder(client).ttl(self.ttl).await?, true),

@@ -114,9 +114,16 @@ pub enum Error {
     /// refused. Not retried; nothing was applied.
     #[error("TLS error: {0}")]
     Tls(Cause),
-    /// A connection, decoding or configuration problem.
+    /// A connection or decoding problem.
     #[error("{0}")]
     Transport(Cause),
+    /// An endpoint answered, but not as etcd does (an HTML page, a 404, garbage, a server
+    /// that does not speak HTTP/2 over gRPC): a wrong host, port or path, most likely. The
+    /// message names the endpoint and what it answered.
+    /// [`ClientBuilder::connect`](crate::ClientBuilder::connect) checks this before
+    /// returning a client.
+    #[error("{0}")]
+    NotEtcd(Cause),
     /// The server's answer is not what the protocol allows.
     #[error("unexpected answer from etcd: {0}")]
     Protocol(String),
@@ -273,6 +280,7 @@ impl Error {
             | Error::Timeout(e)
             | Error::Auth(e)
             | Error::Server(e)
+            | Error::NotEtcd(e)
             | Error::Transport(e) => Some(e),
             Error::InvalidInput { source, .. } => source.as_ref(),
             _ => None,
@@ -322,6 +330,11 @@ impl Error {
             }
         }
         false
+    }
+
+    /// True when an endpoint answered, but not as etcd does (see [`Error::NotEtcd`]).
+    pub fn is_not_etcd(&self) -> bool {
+        matches!(self, Error::NotEtcd(_))
     }
 
     /// True for a certificate problem (see [`Error::Tls`]).
@@ -388,6 +401,14 @@ impl Error {
         }
         if e.transport().is_tls() {
             return Error::Tls(e);
+        }
+        if e.transport().is_not_etcd() {
+            return Error::NotEtcd(e);
+        }
+        if let TransportError::Config(reason) = e.transport() {
+            // A bad endpoint, token or request refused before anything was sent: the
+            // message already says what to write instead.
+            return Error::invalid(reason.clone());
         }
         let Some(status) = e.status() else {
             return match e.transport() {

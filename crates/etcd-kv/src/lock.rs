@@ -130,6 +130,14 @@ impl<'a> Lock<'a> {
     /// Fails with [`Error::LockTimeout`] after the [`Lock::timeout`], and with
     /// [`Error::SessionLost`] if the session's lease is lost while waiting.
     pub async fn send(self) -> Result<LockGuard> {
+        crate::claim::check_name("lock", "client.lock(\"jobs/nightly\")", &self.name)?;
+        self.client.inner.limits.check(self.name.len())?;
+        if self.max_hold == Some(Duration::ZERO) {
+            return Err(Error::invalid(
+                "a lock's max_hold must be more than zero: give the longest time it may be \
+                 held, e.g. .max_hold(Duration::from_secs(5))",
+            ));
+        }
         if self.max_hold.is_some() && self.session.is_some() {
             return Err(Error::InvalidInput {
                 reason: "a lock with max_hold makes its own session: do not give one".into(),

@@ -129,6 +129,11 @@ impl Queue {
         &self.prefix[..self.prefix.len() - 1]
     }
 
+    /// An empty name is refused before anything is sent.
+    fn check_name(&self) -> Result<()> {
+        crate::claim::check_name("queue", "Queue::new(&client, \"jobs\")", self.name())
+    }
+
     /// Appends an item with [`DEFAULT_PRIORITY`].
     pub async fn push(&self, value: impl IntoBytes) -> Result<()> {
         self.push_with_priority(value, DEFAULT_PRIORITY).await
@@ -139,6 +144,7 @@ impl Queue {
     /// Not retried on an unknown outcome ([`Error::is_outcome_unknown`]): the item may or
     /// may not be queued.
     pub async fn push_with_priority(&self, value: impl IntoBytes, priority: u16) -> Result<()> {
+        self.check_name()?;
         let value = value.into_bytes();
         let bucket = bucket(&self.prefix, priority);
         loop {
@@ -166,6 +172,7 @@ impl Queue {
         I: IntoIterator<Item = V>,
         V: IntoBytes,
     {
+        self.check_name()?;
         let values: Vec<Bytes> = values.into_iter().map(IntoBytes::into_bytes).collect();
         let bucket = bucket(&self.prefix, DEFAULT_PRIORITY);
         loop {
@@ -229,6 +236,7 @@ impl Queue {
 
     /// How many items are queued.
     pub async fn count(&self) -> Result<i64> {
+        self.check_name()?;
         Ok(self
             .client
             .range(&self.prefix)
@@ -244,6 +252,7 @@ impl Queue {
     /// and reads again before waiting: a watch from a past revision would be served by
     /// etcd's catch-up loop, which runs every 100 ms.
     async fn pop_until(&self, batch: Batch, deadline: Option<Instant>) -> Result<Vec<Bytes>> {
+        self.check_name()?;
         let mut puts: Option<watch::Receiver<u64>> = None;
         loop {
             let taken = match batch {

@@ -61,12 +61,14 @@ impl Sequence {
 
     /// The last number handed out by anyone (0 before the first).
     pub async fn current(&self) -> Result<u64> {
+        self.check_key()?;
         let kv = self.client.get(&self.key).await?;
         Ok(self.parse(kv.as_ref())?.0)
     }
 
     /// Increments the counter and returns the new value.
     pub async fn next(&self) -> Result<u64> {
+        self.check_key()?;
         let mut seen = *self.lock_last();
         loop {
             let (n, revision) = match seen {
@@ -94,6 +96,15 @@ impl Sequence {
                 .and_then(|r| r.kvs().first());
             seen = Some(self.parse(current)?);
         }
+    }
+
+    /// An empty key is refused before anything is sent.
+    fn check_key(&self) -> Result<()> {
+        crate::claim::check_name(
+            "sequence",
+            "Sequence::new(&client, \"ids/orders\")",
+            &self.key,
+        )
     }
 
     /// `(value, mod revision)` of the counter's key-value; `(0, 0)` when absent.

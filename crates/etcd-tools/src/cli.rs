@@ -22,7 +22,7 @@ use std::process::ExitCode;
 #[non_exhaustive]
 pub struct ConnectionArgs {
     /// etcd endpoint(s), comma-separated; `host:port` means `http://host:port`
-    /// (`https://` with TLS options)
+    /// (`https://` with TLS options); the port is required
     #[arg(
         short = 'a',
         long = "address",
@@ -82,7 +82,9 @@ impl ConnectionArgs {
         self.cacert.is_some() || self.cert.is_some()
     }
 
-    /// The endpoint URLs, with a scheme added where missing.
+    /// The endpoint URLs, with a scheme added where missing (not to a misspelt one, such
+    /// as `http:/h:1` or `http//h:1`, nor to one with credentials: the client refuses
+    /// those with a message saying what to write).
     pub fn endpoints(&self) -> Vec<String> {
         let scheme = if self.tls_wanted() { "https" } else { "http" };
         self.address
@@ -90,7 +92,7 @@ impl ConnectionArgs {
             .map(|a| a.trim())
             .filter(|a| !a.is_empty())
             .map(|a| {
-                if a.contains("://") {
+                if a.contains("://") || a.contains('@') || misspelt_scheme(a) {
                     a.to_string()
                 } else {
                     format!("{scheme}://{a}")
@@ -124,6 +126,14 @@ impl ConnectionArgs {
         if endpoints.is_empty() {
             return Err(Error::Usage("no etcd address given".into()));
         }
+        if let Some(with_credentials) = endpoints.iter().find(|e| e.contains('@')) {
+            return Err(Error::Usage(format!(
+                "address {:?} has credentials in it: credentials in the address are not \
+                 used; write the address without them and give them with --user \
+                 NAME[:PASSWORD]",
+                shown(with_credentials)
+            )));
+        }
         let mut builder = Client::builder()
             .endpoints(endpoints.clone())
             .max_txn_ops(max_txn_ops);
@@ -146,12 +156,34 @@ impl ConnectionArgs {
             builder = builder.protocol(etcd_kv::Protocol::Grpc);
         }
         builder.connect().await.map_err(|e| {
-            Error::etcd(
-                format!("cannot connect to etcd at {}", endpoints.join(",")),
-                e,
-            )
+            let shown: Vec<String> = endpoints.iter().map(|e| shown(e)).collect();
+            Error::etcd(format!("cannot connect to etcd at {}", shown.join(",")), e)
         })
     }
+}
+
+/// True for an address that starts like a URL with a misspelt scheme: `http:/h:1`,
+/// `htp:/h`, `http//h:1`.
+fn misspelt_scheme(address: &str) -> bool {
+    let head = address.split('/').next().unwrap_or("");
+    if address.find(":/").is_some_and(|i| i < head.len() + 1) {
+        return true;
+    }
+    address
+        .split_once("//")
+        .is_some_and(|(word, _)| !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()))
+}
+
+/// An endpoint as it may be shown: credentials (anything before an `@`) replaced by `***`.
+fn shown(endpoint: &str) -> String {
+    let Some(at) = endpoint.rfind('@') else {
+        return endpoint.to_string();
+    };
+    let start = endpoint.find("://").map_or(0, |i| i + 3);
+    if start > at {
+        return "***".to_string();
+    }
+    format!("{}***{}", &endpoint[..start], &endpoint[at..])
 }
 
 /// The command line of `etcd-export`.
@@ -542,6 +574,29 @@ async fn interrupt_on_ctrl_c(interrupt: crate::import::Interrupt) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelt_and_credential_addresses_are_passed_on_as_written() {
+        let a = ExportArgs::try_parse_from([
+            "etcd-export",
+            "-a",
+            "htp:/x,http//h:1,u:pw@h:1,h:2,[::1]:3",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.connection.endpoints(),
+            [
+                "htp:/x",
+                "http//h:1",
+                "u:pw@h:1",
+                "http://h:2",
+                "http://[::1]:3"
+            ]
+        );
+        assert_eq!(shown("http://u:pw@h:1"), "http://***@h:1");
+        assert_eq!(shown("u:pw@h:1"), "***@h:1");
+        assert_eq!(shown("http://h:1"), "http://h:1");
+    }
 
     #[test]
     fn command_lines_are_consistent() {

@@ -158,7 +158,9 @@ impl Transport {
 
     pub(crate) fn from_builder(b: TransportBuilder) -> Result<Transport, Error> {
         if b.endpoints.is_empty() {
-            return Err(Error::Config("no endpoint given".into()));
+            return Err(Error::Config(
+                "no endpoint given: add one with .endpoint(\"http://127.0.0.1:2379\")".into(),
+            ));
         }
         let endpoints = b
             .endpoints
@@ -645,8 +647,9 @@ impl Transport {
                 Box::pin(self.renew_token_unless_replaced(idx, token)).await?;
                 continue;
             }
-            if err.is_tls() {
-                // A certificate problem does not go away: each endpoint once, no backoff.
+            if err.is_tls() || err.is_not_etcd() {
+                // A certificate problem, or a server that is not etcd, does not go away:
+                // each endpoint once, no backoff.
                 tls_failures += 1;
                 if tls_failures >= n {
                     return Err(Error::all_failed(n, Some(err)));
@@ -927,7 +930,8 @@ impl Transport {
         self.http_version(idx).await
     }
 
-    /// The version from `GET /version` (HTTP/1.1, no token needed).
+    /// The version from `GET /version` (HTTP/1.1, no token needed): an answer that is not
+    /// etcd's (a 4xx, an HTML page, JSON without a version) is [`Error::NotEtcd`].
     async fn http_version(&self, idx: usize) -> Result<VersionResponse, Error> {
         let inner = &*self.inner;
         let endpoint = &inner.endpoints[idx];
@@ -946,20 +950,27 @@ impl Transport {
             let status = response.status();
             let bytes = self.read_body(idx, response.into_body()).await?;
             inner.pool.give_back(idx, conn);
-            if status == StatusCode::NOT_FOUND {
-                // Not an etcd that reports its version (a proxy, perhaps): assume a current one.
-                return Ok(VersionResponse {
-                    etcdserver: "3.4.0".into(),
-                    ..VersionResponse::default()
-                });
-            }
-            if !status.is_success() {
+            if status.is_server_error() {
+                // Something in between (or a starting member) failing: not a verdict.
                 return Err(server_error(&endpoint.base, status, &bytes));
             }
-            etcd_wire::from_slice::<VersionResponse>(&bytes).map_err(|source| Error::Decode {
+            let not_etcd = |reason: String| Error::NotEtcd {
                 endpoint: endpoint.base.clone(),
-                source,
-            })
+                reason,
+            };
+            if !status.is_success() {
+                return Err(not_etcd(crate::error::not_etcd_answer(
+                    status.as_u16(),
+                    &bytes,
+                )));
+            }
+            match etcd_wire::from_slice::<VersionResponse>(&bytes) {
+                Ok(v) if v.server_version().is_some() => Ok(v),
+                _ => Err(not_etcd(crate::error::not_etcd_answer(
+                    status.as_u16(),
+                    &bytes,
+                ))),
+            }
         };
         let after = inner.request_timeout.unwrap_or(Duration::from_secs(10));
         tokio::time::timeout(after, exchange)

@@ -217,8 +217,15 @@ impl Default for TransportBuilder {
 }
 
 impl TransportBuilder {
-    /// Adds one endpoint URL (`http://host:port` or `https://host:port`; a bare `host:port`
-    /// means `http://host:port`).
+    /// Adds one endpoint URL: `http://host:port` or `https://host:port`, optionally with a
+    /// path (a reverse proxy's); a bare `host:port` means `http://host:port`. The port is
+    /// required (etcd's is usually 2379). [`build`](Self::build) refuses, with an
+    /// [`Error::Config`] saying what to write instead, anything that would dial something
+    /// else than meant: a missing or out-of-range port, a misspelt or unsupported scheme
+    /// (`unix://` is not supported yet), a path ending in the API prefix (`/v3`: the
+    /// transport adds it; [`api_prefix`](Self::api_prefix) forces one), credentials in the
+    /// URL (use [`credentials`](Self::credentials); the error never shows them), a query,
+    /// white space, several endpoints in one string.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoints.push(url.into());
         self
@@ -335,7 +342,8 @@ impl TransportBuilder {
         self
     }
 
-    /// Checks the configuration and builds the transport. Connects lazily.
+    /// Checks the configuration (every endpoint URL: see [`endpoint`](Self::endpoint)) and
+    /// builds the transport. Connects lazily; nothing is resolved or sent here.
     pub fn build(self) -> Result<Transport, Error> {
         Transport::from_builder(self)
     }

@@ -27,54 +27,48 @@ pub(crate) struct Endpoint {
 const MAX_CACHED_URIS: usize = 64;
 
 impl Endpoint {
-    /// Parses `url`: `http://host:port[/path]`, `https://...`, or `host:port` alone, which
-    /// means `http://host:port` (as etcdctl takes it).
+    /// Parses `url`: `http://host:port[/path]`, `https://host:port[/path]`, or `host:port`
+    /// alone, which means `http://host:port` (as etcdctl takes it).
+    ///
+    /// Everything that would make the client dial something else than what was meant is
+    /// refused here, before anything is resolved or sent, with a message that says what to
+    /// write instead: a missing or invalid port (never a silent port 80), a misspelt or
+    /// unsupported scheme, a path that is etcd's API prefix (the client adds it itself),
+    /// credentials in the URL (never echoed back), a query, white space.
     pub(crate) fn parse(url: &str, prefix: Option<&str>) -> Result<Endpoint, Error> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let with_scheme;
-        let trimmed = if url.contains("://") || trimmed.is_empty() {
-            trimmed
-        } else {
-            with_scheme = format!("http://{trimmed}");
-            with_scheme.as_str()
-        };
-        let uri: Uri = trimmed
-            .parse()
-            .map_err(|e| Error::Config(format!("invalid endpoint URL {url:?}: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => {
-                return Err(Error::Config(format!(
-                    "endpoint {url:?} must start with http:// or https://"
-                )))
-            }
-        }
-        let Some(authority) = uri.authority() else {
-            return Err(Error::Config(format!("endpoint {url:?} has no host")));
-        };
-        if uri.query().is_some() {
-            return Err(Error::Config(format!(
-                "endpoint {url:?} must not have a query"
-            )));
-        }
+        let parsed = parse_url(url).map_err(Error::Config)?;
         let cell = tokio::sync::OnceCell::new();
         if let Some(p) = prefix {
             // Setting a fresh cell cannot fail.
             let _ = cell.set(normalize_prefix(p));
         }
+        let authority = format!("{}:{}", parsed.host, parsed.port);
+        let base = format!("{}://{authority}{}", parsed.scheme, parsed.path);
+        let invalid = |e: &dyn std::fmt::Display| {
+            Error::Config(format!(
+                "invalid endpoint {:?}: {e}; write one such as http://127.0.0.1:2379",
+                shown(url)
+            ))
+        };
         let origin = Uri::builder()
-            .scheme(uri.scheme_str().unwrap_or("http"))
-            .authority(authority.clone())
+            .scheme(parsed.scheme)
+            .authority(authority.as_str())
             .path_and_query("/")
             .build()
-            .map_err(|e| Error::Config(format!("invalid endpoint URL {url:?}: {e}")))?;
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| Error::Config(format!("invalid endpoint host in {url:?}: {e}")))?;
+            .map_err(|e| invalid(&e))?;
+        if !parsed.path.is_empty() {
+            // The path goes into every request's URI: it must be one.
+            parsed
+                .path
+                .parse::<http::uri::PathAndQuery>()
+                .map_err(|e| invalid(&e))?;
+        }
+        let host = HeaderValue::from_str(&authority).map_err(|e| invalid(&e))?;
         Ok(Endpoint {
-            base: trimmed.to_string(),
+            base,
             origin,
             host,
-            path: uri.path().trim_end_matches('/').to_string(),
+            path: parsed.path,
             prefix: cell,
             uris: RwLock::new(Vec::new()),
         })
@@ -113,6 +107,231 @@ impl Endpoint {
     }
 }
 
+/// The parts of a checked endpoint URL.
+#[derive(Debug, PartialEq)]
+struct Parsed {
+    scheme: &'static str,
+    /// A host name, an IPv4 address, or an IPv6 address in brackets.
+    host: String,
+    port: u16,
+    /// Empty, or `/...` without a trailing slash.
+    path: String,
+}
+
+/// etcd's client port, suggested where a port is missing.
+const ETCD_PORT: u16 = 2379;
+
+/// The API prefixes etcd's gateway serves under; the client adds them itself.
+const API_PREFIXES: [&str; 3] = ["v3", "v3beta", "v3alpha"];
+
+/// `url` as it may be shown in an error: credentials (anything before an `@`) replaced
+/// by `***`, so that a password never appears.
+pub(crate) fn shown(url: &str) -> String {
+    let url = url.trim();
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let start = url.find("://").map_or(0, |i| i + 3);
+    if start > at {
+        return "***".to_string();
+    }
+    format!("{}***{}", &url[..start], &url[at..])
+}
+
+/// Checks an endpoint URL (see [`Endpoint::parse`]); the error is the message to show.
+fn parse_url(url: &str) -> Result<Parsed, String> {
+    let text = url.trim();
+    let show = shown(url);
+    let write = |what: String| format!("endpoint {show:?} {what}");
+    if text.is_empty() {
+        return Err("an endpoint is empty: write one such as http://127.0.0.1:2379".into());
+    }
+    if text.contains('@') {
+        // Refused before anything else looks at the text: no part of it is echoed.
+        return Err(format!(
+            "endpoint {show:?} has credentials in it: credentials in the URL are not used; \
+             write the endpoint without them and give them with .credentials(user, password)"
+        ));
+    }
+    if text.contains(char::is_whitespace) {
+        return Err(write(
+            "contains white space: write one URL per endpoint, such as http://127.0.0.1:2379"
+                .into(),
+        ));
+    }
+    if text.contains(',') {
+        return Err(write(
+            "holds several endpoints: give each one separately, e.g. \
+             .endpoints([\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379\"])"
+                .into(),
+        ));
+    }
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = match scheme.to_ascii_lowercase().as_str() {
+                "http" => "http",
+                "https" => "https",
+                "unix" | "unixs" => {
+                    return Err(write(
+                        "is a Unix socket: Unix sockets are not supported yet; \
+                         write a TCP endpoint such as http://127.0.0.1:2379"
+                            .into(),
+                    ))
+                }
+                other => {
+                    return Err(write(format!(
+                        "has the scheme {other:?}: write http:// or https://, e.g. \
+                         http://127.0.0.1:2379"
+                    )))
+                }
+            };
+            (scheme, rest)
+        }
+        None => {
+            // `host:port[/path]`, unless it is a misspelt URL: `http:/x`, `http//x`, `htp:/x`.
+            let head = text.split('/').next().unwrap_or("");
+            if let Some(i) = text.find(":/").filter(|&i| i < head.len() + 1) {
+                let rest = text[i..].trim_start_matches([':', '/']);
+                return Err(write(format!(
+                    "has a misspelt scheme ({:?}): write http://{rest} (or https://)",
+                    &text[..i + 2]
+                )));
+            }
+            if let Some((word, rest)) = text.split_once("//") {
+                if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(write(format!(
+                        "has a misspelt scheme ({:?}): write http://{rest} (or https://)",
+                        format!("{word}//")
+                    )));
+                }
+            }
+            ("http", text)
+        }
+    };
+    if rest.contains(['?', '#']) {
+        return Err(write(
+            "has a query or fragment: write the endpoint without it, e.g. http://127.0.0.1:2379"
+                .into(),
+        ));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let path = path.trim_end_matches('/');
+    if path.contains("//") {
+        return Err(write(format!(
+            "has an empty segment in its path ({path:?}): write the path with single slashes"
+        )));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return Err(write(
+                "has an IPv6 address without its closing ']': write it as http://[::1]:2379".into(),
+            ));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(write(format!(
+                "has {addr:?} in brackets, which is not an IPv6 address"
+            )));
+        }
+        let port = match after.strip_prefix(':') {
+            Some(port) => Some(port),
+            None if after.is_empty() => None,
+            None => {
+                return Err(write(format!(
+                    "has {after:?} after its IPv6 address: write http://[{addr}]:{ETCD_PORT}"
+                )))
+            }
+        };
+        (format!("[{addr}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(write(format!(
+                    "has an IPv6 address without brackets: write it as {scheme}://[{host}]:{ETCD_PORT} \
+                     (or whichever port it listens on)"
+                )))
+            }
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(write(format!(
+            "has no host: write one such as {scheme}://127.0.0.1:{ETCD_PORT}"
+        )));
+    }
+    if !host.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(write(format!(
+            "has {host:?} as its host, which is not a host name or an IP address: \
+             write one such as {scheme}://127.0.0.1:{ETCD_PORT}"
+        )));
+    }
+    let with_port = |port: &str| format!("{scheme}://{host}:{port}{path}");
+    let port = match port {
+        None => {
+            return Err(write(format!(
+                "has no port: write {} (etcd's client port; a missing port is never taken \
+                 to mean {})",
+                with_port(&ETCD_PORT.to_string()),
+                if scheme == "https" { 443 } else { 80 },
+            )))
+        }
+        Some("") => {
+            return Err(write(format!(
+                "has an empty port: write {}",
+                with_port(&ETCD_PORT.to_string())
+            )))
+        }
+        Some(port)
+            if !port.trim_start_matches('-').is_empty()
+                && port
+                    .trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_digit()) =>
+        {
+            match port.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(write(format!(
+                        "has the port {port}, outside 1-65535: write a port etcd listens on, \
+                         such as {}",
+                        with_port(&ETCD_PORT.to_string())
+                    )))
+                }
+            }
+        }
+        Some(port) => {
+            return Err(write(format!(
+                "has the port {port:?}, which is not a number: write {}",
+                with_port(&ETCD_PORT.to_string())
+            )))
+        }
+    };
+    if let Some(last) = path.rsplit('/').next() {
+        if API_PREFIXES.contains(&last.to_ascii_lowercase().as_str()) {
+            let base = &path[..path.len() - last.len() - 1];
+            return Err(write(format!(
+                "ends with etcd's API prefix {:?}, which the client adds itself: write \
+                 {scheme}://{host}:{port}{base} (to force a prefix, use .api_prefix(\"/{last}\") \
+                 on the builder)",
+                format!("/{last}")
+            )));
+        }
+    }
+    Ok(Parsed {
+        scheme,
+        host,
+        port,
+        path: path.to_string(),
+    })
+}
+
 fn normalize_prefix(p: &str) -> String {
     let p = p.trim_end_matches('/');
     if p.starts_with('/') || p.is_empty() {
@@ -133,11 +352,12 @@ mod tests {
         assert!(!e.is_https());
         assert_eq!(e.path, "");
         assert_eq!(e.host, "127.0.0.1:2379");
-        let e = Endpoint::parse("https://etcd.example/proxy", Some("v3")).unwrap();
-        assert_eq!(e.base, "https://etcd.example/proxy");
+        let e = Endpoint::parse("https://etcd.example:443/proxy", Some("v3")).unwrap();
+        assert_eq!(e.base, "https://etcd.example:443/proxy");
+        assert!(e.is_https());
         assert_eq!(e.path, "/proxy");
-        assert_eq!(e.host, "etcd.example");
-        assert_eq!(e.origin.to_string(), "https://etcd.example/");
+        assert_eq!(e.host, "etcd.example:443");
+        assert_eq!(e.origin.to_string(), "https://etcd.example:443/");
         assert_eq!(e.prefix.get().map(String::as_str), Some("/v3"));
         assert_eq!(
             e.method_uri("/v3", "kv/put").unwrap().to_string(),
@@ -158,9 +378,122 @@ mod tests {
             (e.base.as_str(), e.path.as_str()),
             ("http://[::1]:2379/gw", "/gw")
         );
-        assert!(Endpoint::parse("", None).is_err());
-        assert!(Endpoint::parse("127.0.0.1:2379?x=1", None).is_err());
-        assert!(Endpoint::parse("ftp://x", None).is_err());
-        assert!(Endpoint::parse("http://", None).is_err());
+        let e = Endpoint::parse("HTTPS://[::1]:2379", None).unwrap();
+        assert_eq!(e.base, "https://[::1]:2379");
+    }
+
+    /// Endpoints that are taken, and what they become.
+    #[test]
+    fn good_endpoints() {
+        for (url, base) in [
+            ("http://127.0.0.1:2379", "http://127.0.0.1:2379"),
+            ("https://127.0.0.1:2379/", "https://127.0.0.1:2379"),
+            ("127.0.0.1:1", "http://127.0.0.1:1"),
+            ("localhost:65535", "http://localhost:65535"),
+            (
+                "\tetcd-0.etcd_svc.local:2379\n",
+                "http://etcd-0.etcd_svc.local:2379",
+            ),
+            ("http://[::1]:2379", "http://[::1]:2379"),
+            // Paths other than an API prefix: a reverse proxy's.
+            ("http://127.0.0.1:8080/etcd", "http://127.0.0.1:8080/etcd"),
+            ("http://127.0.0.1:8080/etcd/", "http://127.0.0.1:8080/etcd"),
+            (
+                "http://127.0.0.1:8080/v3/etcd",
+                "http://127.0.0.1:8080/v3/etcd",
+            ),
+            ("http://127.0.0.1:8080/v30", "http://127.0.0.1:8080/v30"),
+        ] {
+            let e = Endpoint::parse(url, None).unwrap_or_else(|e| panic!("{url:?}: {e}"));
+            assert_eq!(e.base, base, "{url:?}");
+        }
+    }
+
+    /// Every bad endpoint: refused with a message holding what to write instead.
+    #[test]
+    fn bad_endpoints_say_what_to_write() {
+        for (url, expected) in [
+            ("", "an endpoint is empty: write one such as http://127.0.0.1:2379"),
+            ("   ", "an endpoint is empty"),
+            ("http://127.0.0.1:99999", "port 99999, outside 1-65535"),
+            ("http://127.0.0.1:-1", "port -1, outside 1-65535"),
+            ("http://127.0.0.1:0", "port 0, outside 1-65535"),
+            ("127.0.0.1:0", "write a port etcd listens on, such as http://127.0.0.1:2379"),
+            ("127.0.0.1:port", "port \"port\", which is not a number: write http://127.0.0.1:2379"),
+            ("htp:/x", "misspelt scheme (\"htp:/\"): write http://x"),
+            ("http:/127.0.0.1:2379", "write http://127.0.0.1:2379"),
+            ("http//127.0.0.1:2379", "misspelt scheme (\"http//\"): write http://127.0.0.1:2379"),
+            ("ftp://x:1", "scheme \"ftp\": write http:// or https://"),
+            ("htp://127.0.0.1:2379", "scheme \"htp\": write http:// or https://"),
+            ("unix:///run/etcd.sock", "Unix sockets are not supported yet"),
+            ("unix://localhost:2379", "Unix sockets are not supported yet"),
+            ("127.0.0.1", "has no port: write http://127.0.0.1:2379"),
+            ("http://127.0.0.1", "has no port: write http://127.0.0.1:2379"),
+            ("https://etcd.example/proxy", "write https://etcd.example:2379/proxy"),
+            ("http://127.0.0.1:", "empty port: write http://127.0.0.1:2379"),
+            ("http://", "has no host"),
+            ("http://:2379", "has no host"),
+            ("http://127.0.0.1:2379/v3", "API prefix \"/v3\", which the client adds itself: write http://127.0.0.1:2379 (to force a prefix, use .api_prefix(\"/v3\")"),
+            ("http://127.0.0.1:2379/v3/", "write http://127.0.0.1:2379 "),
+            ("http://127.0.0.1:2379/v3beta", ".api_prefix(\"/v3beta\")"),
+            ("http://127.0.0.1:2379/v3alpha/", ".api_prefix(\"/v3alpha\")"),
+            ("http://127.0.0.1:8080/etcd/v3", "write http://127.0.0.1:8080/etcd "),
+            ("127.0.0.1:2379?x=1", "query or fragment"),
+            ("http://127.0.0.1:2379#x", "query or fragment"),
+            ("http://127.0.0.1:2379/a//b", "empty segment"),
+            ("http://127.0.0.1 :2379", "white space"),
+            ("127.0.0.1:2379,127.0.0.1:22379", "give each one separately"),
+            ("::1:2379", "IPv6 address without brackets: write it as http://[::1]:2379"),
+            ("http://[::1", "closing ']'"),
+            ("http://[::g]:2379", "not an IPv6 address"),
+            ("http://[::1]", "has no port: write http://[::1]:2379"),
+            ("http://[::1]x:2379", "after its IPv6 address"),
+            ("http://exa mple:2379", "white space"),
+            ("http://ex%61mple:2379", "not a host name or an IP address"),
+            (
+                "http://user:secret@127.0.0.1:2379",
+                "credentials in the URL are not used; write the endpoint without them and give them with .credentials(user, password)",
+            ),
+        ] {
+            let err = match Endpoint::parse(url, None) {
+                Ok(e) => panic!("{url:?} was taken as {}", e.base),
+                Err(Error::Config(message)) => message,
+                Err(other) => panic!("{url:?}: not a configuration error: {other:?}"),
+            };
+            assert!(err.contains(expected), "{url:?}: {err}");
+        }
+    }
+
+    /// A password in an endpoint never appears in the error, whatever else is wrong.
+    #[test]
+    fn credentials_are_never_echoed() {
+        for url in [
+            "http://user:secret@127.0.0.1:2379",
+            "https://user:secret@127.0.0.1",
+            "user:secret@127.0.0.1:2379",
+            "http://user:se/cret@127.0.0.1:2379",
+            "ftp://user:secret@x",
+            "http://user:secret@127.0.0.1:2379/v3",
+            "  http://:secret@127.0.0.1:99999  ",
+        ] {
+            let Err(err) = Endpoint::parse(url, None) else {
+                panic!("{url:?} was taken");
+            };
+            let text = format!("{err} {err:?}");
+            assert!(
+                !text.contains("secret") && !text.contains("cret"),
+                "{url:?}: {text}"
+            );
+            assert!(
+                text.contains(".credentials(user, password)"),
+                "{url:?}: {text}"
+            );
+        }
+        assert_eq!(
+            shown("http://user:secret@127.0.0.1:2379"),
+            "http://***@127.0.0.1:2379"
+        );
+        assert_eq!(shown("user:secret@h:1"), "***@h:1");
+        assert_eq!(shown("http://127.0.0.1:2379"), "http://127.0.0.1:2379");
     }
 }

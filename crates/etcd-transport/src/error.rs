@@ -109,6 +109,17 @@ pub enum Error {
         /// The HTTP status it answered with.
         status: u16,
     },
+    /// The endpoint answered, but not as etcd does: its version probe (`GET /version` over
+    /// the gateway, Maintenance/Status over gRPC) got something else (an HTML page, a 404,
+    /// garbage, a server that does not speak HTTP/2). A wrong port or path, most likely.
+    /// Permanent: each endpoint is tried once, without backoff; nothing was sent.
+    #[error("{endpoint} is not an etcd server: {reason}")]
+    NotEtcd {
+        /// The endpoint that answered.
+        endpoint: String,
+        /// What it answered, and what to check.
+        reason: String,
+    },
     /// The request could not be encoded.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] serde_json::Error),
@@ -155,6 +166,23 @@ fn excerpt(body: &str) -> String {
     } else {
         format!("{:?} (not an etcd gateway answer)", cut(line))
     }
+}
+
+/// The reason of an [`Error::NotEtcd`] for an HTTP answer to `GET /version` that is not
+/// etcd's: its status and a short excerpt of its body.
+pub(crate) fn not_etcd_answer(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    let shown = if text.trim().is_empty() {
+        "an empty body".to_string()
+    } else {
+        excerpt(&text)
+            .replace(" (not an etcd gateway answer)", "")
+            .replace(", not an etcd gateway answer", "")
+    };
+    format!(
+        "GET /version answered HTTP {status} with {shown} (etcd answers {{\"etcdserver\":\"3.5.x\",...}}); \
+         check the host and port (etcd's client port is usually 2379)"
+    )
 }
 
 /// The error of a failed connection attempt: [`Error::TlsHandshake`] for a certificate
@@ -227,7 +255,9 @@ impl Error {
                 attempts: n as u32,
                 last: Box::new(e),
             },
-            None => Error::Config("no endpoint given".into()),
+            None => Error::Config(
+                "no endpoint given: add one with .endpoint(\"http://127.0.0.1:2379\")".into(),
+            ),
         }
     }
 
@@ -242,6 +272,7 @@ impl Error {
             | Error::Decode { endpoint, .. }
             | Error::ResponseTooLarge { endpoint, .. }
             | Error::TlsHandshake { endpoint, .. }
+            | Error::NotEtcd { endpoint, .. }
             | Error::UpgradeRefused { endpoint, .. } => Some(endpoint),
             Error::Unavailable { last, .. } => last.endpoint(),
             Error::Encode(_) | Error::Config(_) | Error::Tls(_) => None,
@@ -280,6 +311,16 @@ impl Error {
         }
     }
 
+    /// True when an endpoint answered, but not as etcd does (see [`Error::NotEtcd`]), on
+    /// every endpoint tried.
+    pub fn is_not_etcd(&self) -> bool {
+        match self {
+            Error::NotEtcd { .. } => true,
+            Error::Unavailable { last, .. } => last.is_not_etcd(),
+            _ => false,
+        }
+    }
+
     /// True when no connection could be made (the request never reached a server).
     pub fn is_connect(&self) -> bool {
         match self {
@@ -312,6 +353,7 @@ impl Error {
             Error::Decode { .. } | Error::ResponseTooLarge { .. } => true,
             Error::Connect { .. }
             | Error::TlsHandshake { .. }
+            | Error::NotEtcd { .. }
             | Error::UpgradeRefused { .. }
             | Error::Encode(_)
             | Error::Config(_)

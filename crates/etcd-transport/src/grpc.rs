@@ -530,6 +530,29 @@ impl<'a> Call<'a> {
     }
 }
 
+/// True for an error that says the server does not speak HTTP/2 at all: the HTTP/2
+/// library gave up on the connection (a frame size or protocol error of its own) before
+/// any answer, as it does when an HTTP/1.1 server answers the connection preface.
+fn not_http2(e: &Error) -> bool {
+    let source = match e {
+        Error::Io { source, .. } | Error::Connect { source, .. } => source.as_ref(),
+        _ => return false,
+    };
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(err) = current {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_go_away()
+                && h2.is_library()
+                && matches!(
+                    h2.reason(),
+                    Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
+                );
+        }
+        current = err.source();
+    }
+    false
+}
+
 /// The gRPC status of headers or trailers, if they hold one.
 fn grpc_status(headers: &HeaderMap) -> Option<etcd_wire::Status> {
     let code = headers
@@ -859,24 +882,65 @@ impl Transport {
             &metadata,
         );
         let after = self.request_timeout();
-        let answer = tokio::time::timeout(after, call).await.map_err(|_| {
-            grpc.forget_current(idx);
-            Error::Timeout {
-                endpoint: endpoint.base.clone(),
-                after,
-                outcome_unknown: false,
+        let not_etcd = |reason: String| Error::NotEtcd {
+            endpoint: endpoint.base.clone(),
+            reason,
+        };
+        let answer = match tokio::time::timeout(after, call).await {
+            Err(_) => {
+                grpc.forget_current(idx);
+                return Err(Error::Timeout {
+                    endpoint: endpoint.base.clone(),
+                    after,
+                    outcome_unknown: false,
+                });
             }
-        })??;
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if not_http2(&e) => {
+                grpc.forget_current(idx);
+                return Err(not_etcd(format!(
+                    "it does not speak HTTP/2 ({}), as etcd's gRPC does; check the host and \
+                     port (etcd's client port is usually 2379)",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                )));
+            }
+            Ok(Err(Error::Http { status, .. })) => {
+                return Err(not_etcd(format!(
+                    "Maintenance/Status answered HTTP {status}, not gRPC; check the host and \
+                     port (etcd's client port is usually 2379)"
+                )))
+            }
+            Ok(Err(Error::Server { status, .. }))
+                if status.grpc_code() == etcd_wire::Code::Unimplemented =>
+            {
+                return Err(not_etcd(format!(
+                    "a gRPC server without etcd's Maintenance service ({}); check the host \
+                     and port (etcd's client port is usually 2379)",
+                    status.message
+                )))
+            }
+            Ok(Err(e)) => return Err(e),
+        };
         let status = <etcd_wire::StatusRequest as Rpc>::from_proto(answer).map_err(|source| {
             Error::Decode {
                 endpoint: endpoint.base.clone(),
                 source,
             }
         })?;
-        Ok(VersionResponse {
+        let version = VersionResponse {
             etcdserver: status.version,
             ..VersionResponse::default()
-        })
+        };
+        if version.server_version().is_none() {
+            return Err(not_etcd(format!(
+                "Maintenance/Status answered without a server version ({:?}); check the host \
+                 and port (etcd's client port is usually 2379)",
+                version.etcdserver
+            )));
+        }
+        Ok(version)
     }
 
     /// One attempt at opening a streaming call on endpoint `idx`: the endpoint is probed

@@ -61,6 +61,14 @@ pub trait Rpc: Serialize {
         Self::IDEMPOTENCY
     }
 
+    /// The bytes of keys, names and values this request carries: a lower bound of its
+    /// encoded size (as protobuf, which etcd's `--max-request-bytes` limits), so that a
+    /// client can refuse a request etcd would refuse before sending it. 0 for requests
+    /// without keys or values.
+    fn payload_len(&self) -> usize {
+        0
+    }
+
     /// Decodes the answer body (the gateway's JSON).
     fn decode(body: &[u8]) -> Result<Self::Response, DecodeError> {
         crate::from_slice(body)
@@ -170,7 +178,7 @@ streams! {
 }
 
 macro_rules! rpcs {
-    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $idem:ident $(, leader $leader:literal)?;)+) => {
+    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $idem:ident $(, leader $leader:literal)? $(, payload $payload:expr)?;)+) => {
         $(
             impl Rpc for $req {
                 const PATH: &'static str = $path;
@@ -178,6 +186,10 @@ macro_rules! rpcs {
                 const IDEMPOTENCY: Idempotency = Idempotency::$idem;
                 $(const REQUIRE_LEADER: bool = $leader;)?
                 type Response = $resp;
+                $(fn payload_len(&self) -> usize {
+                    let payload: fn(&Self) -> usize = $payload;
+                    payload(self)
+                })?
             #[cfg(feature = "grpc")]
             #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
             type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
@@ -202,8 +214,8 @@ macro_rules! rpcs {
 }
 
 rpcs! {
-    PutRequest => PutResponse, "/kv/put", "/etcdserverpb.KV/Put", NotIdempotent;
-    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", "/etcdserverpb.KV/DeleteRange", NotIdempotent;
+    PutRequest => PutResponse, "/kv/put", "/etcdserverpb.KV/Put", NotIdempotent, payload put_payload;
+    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", "/etcdserverpb.KV/DeleteRange", NotIdempotent, payload |r| r.key.len() + r.range_end.len();
     CompactionRequest => CompactionResponse, "/kv/compaction", "/etcdserverpb.KV/Compact", Idempotent;
 
     LeaseGrantRequest => LeaseGrantResponse, "/lease/grant", "/etcdserverpb.Lease/LeaseGrant", NotIdempotent;
@@ -211,11 +223,11 @@ rpcs! {
     LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive", Idempotent;
     LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases", "/etcdserverpb.Lease/LeaseLeases", Idempotent;
 
-    LockRequest => LockResponse, "/lock/lock", "/v3lockpb.Lock/Lock", NotIdempotent;
+    LockRequest => LockResponse, "/lock/lock", "/v3lockpb.Lock/Lock", NotIdempotent, payload |r| r.name.len();
     UnlockRequest => UnlockResponse, "/lock/unlock", "/v3lockpb.Lock/Unlock", Idempotent;
 
-    CampaignRequest => CampaignResponse, "/election/campaign", "/v3electionpb.Election/Campaign", NotIdempotent;
-    ProclaimRequest => ProclaimResponse, "/election/proclaim", "/v3electionpb.Election/Proclaim", NotIdempotent;
+    CampaignRequest => CampaignResponse, "/election/campaign", "/v3electionpb.Election/Campaign", NotIdempotent, payload |r| r.name.len() + r.value.len();
+    ProclaimRequest => ProclaimResponse, "/election/proclaim", "/v3electionpb.Election/Proclaim", NotIdempotent, payload |r| r.leader.name.len() + r.leader.key.len() + r.value.len();
     LeaderRequest => LeaderResponse, "/election/leader", "/v3electionpb.Election/Leader", Idempotent;
     ResignRequest => ResignResponse, "/election/resign", "/v3electionpb.Election/Resign", Idempotent;
 
@@ -280,6 +292,10 @@ impl Rpc for RangeRequest {
     fn decode(body: &[u8]) -> Result<RangeResponse, DecodeError> {
         RangeResponse::from_slice(body)
     }
+
+    fn payload_len(&self) -> usize {
+        range_payload(self)
+    }
 }
 
 impl Rpc for TxnRequest {
@@ -306,6 +322,11 @@ impl Rpc for TxnRequest {
         answer.try_into()
     }
 
+    /// Keys, range ends and values of every compare and operation, nested ones included.
+    fn payload_len(&self) -> usize {
+        txn_payload(self)
+    }
+
     /// A transaction that only reads may be repeated.
     fn idempotency(&self) -> Idempotency {
         if self.is_read_only() {
@@ -314,6 +335,42 @@ impl Rpc for TxnRequest {
             Idempotency::NotIdempotent
         }
     }
+}
+
+fn put_payload(r: &PutRequest) -> usize {
+    r.key.len() + r.value.len()
+}
+
+fn range_payload(r: &RangeRequest) -> usize {
+    r.key.len() + r.range_end.len()
+}
+
+fn txn_payload(t: &TxnRequest) -> usize {
+    let compares: usize = t
+        .compare
+        .iter()
+        .map(|c| {
+            let value = match &c.target_union {
+                Some(TargetUnion::Value(v)) => v.len(),
+                _ => 0,
+            };
+            c.key.len() + c.range_end.len() + value
+        })
+        .sum();
+    let ops: usize = t
+        .success
+        .iter()
+        .chain(&t.failure)
+        .map(|op| {
+            op.request_range.as_ref().map_or(0, range_payload)
+                + op.request_put.as_ref().map_or(0, put_payload)
+                + op.request_delete_range
+                    .as_ref()
+                    .map_or(0, |d| d.key.len() + d.range_end.len())
+                + op.request_txn.as_ref().map_or(0, txn_payload)
+        })
+        .sum();
+    compares + ops
 }
 
 impl TxnRequest {
@@ -334,6 +391,43 @@ impl TxnRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_count_keys_and_values_of_writes() {
+        let put = PutRequest {
+            key: "key".into(),
+            value: vec![0u8; 1000].into(),
+            lease: 7,
+            ..PutRequest::default()
+        };
+        assert_eq!(put.payload_len(), 1003);
+        let txn = TxnRequest {
+            compare: vec![Compare {
+                key: "ck".into(),
+                target_union: Some(TargetUnion::Value("cv".into())),
+                ..Compare::default()
+            }],
+            success: vec![put.clone().into()],
+            failure: vec![RequestOp {
+                request_txn: Some(TxnRequest {
+                    success: vec![put.clone().into()],
+                    ..TxnRequest::default()
+                }),
+                ..RequestOp::default()
+            }],
+        };
+        assert_eq!(txn.payload_len(), 4 + 2 * 1003);
+        let proclaim = ProclaimRequest {
+            leader: LeaderKey {
+                name: "e".into(),
+                key: "e/1".into(),
+                ..LeaderKey::default()
+            },
+            value: "v".into(),
+        };
+        assert_eq!(proclaim.payload_len(), 5);
+        assert_eq!(StatusRequest::default().payload_len(), 0);
+    }
 
     #[test]
     fn read_only_txns_are_idempotent() {

@@ -139,9 +139,12 @@ async fn builder_options_and_failover() {
         .unwrap_err();
     assert!(matches!(err, etcd_kv::Error::Unavailable(_)), "{err:?}");
 
-    // A bad URL is a configuration error from build().
+    // A bad URL is invalid input from build().
     let err = crate::builder().endpoint("not a url").build().unwrap_err();
-    assert!(matches!(err, etcd_kv::Error::Transport(_)), "{err:?}");
+    assert!(
+        matches!(err, etcd_kv::Error::InvalidInput { .. }),
+        "{err:?}"
+    );
 }
 
 /// A server that answers `GET /version` like etcd 3.5 and never answers anything else.

@@ -26,6 +26,7 @@ mod scan;
 mod sequence;
 mod session;
 mod streams;
+mod strict;
 mod tls;
 mod txn;
 mod watch;

@@ -115,18 +115,24 @@ fn a_web_server_that_is_not_etcd_is_named_in_one_line() {
     let out = run(EXPORT, ["-a", &address], None);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("http://{address} is not an etcd server: ")),
+        "{}",
+        out.stderr
+    );
     if crate::grpc() {
-        // An HTTP/1.1 server breaks the HTTP/2 connection: no page to show, but the
-        // address and the broken connection are named.
-        assert!(out.stderr.contains(&address), "{}", out.stderr);
-        assert!(out.stderr.contains("connection"), "{}", out.stderr);
+        // An HTTP/1.1 server breaks the HTTP/2 connection: no page to show.
+        assert!(
+            out.stderr.contains("does not speak HTTP/2"),
+            "{}",
+            out.stderr
+        );
         return;
     }
     assert!(
-        out.stderr.contains("HTTP 404")
-            && out
-                .stderr
-                .contains("an HTML page (\"Welcome to nginx!\"), not an etcd gateway"),
+        out.stderr
+            .contains("GET /version answered HTTP 404 with an HTML page (\"Welcome to nginx!\")"),
         "{}",
         out.stderr
     );
@@ -170,6 +176,36 @@ fn runtime_errors_exit_with_1_and_one_line() {
         None,
     )
     .fails(1, "cannot read /nonexistent/ca.pem");
+}
+
+#[test]
+fn bad_addresses_say_what_to_write_and_never_echo_a_password() {
+    let out = run(EXPORT, ["-a", "http://user:secret@127.0.0.1:1"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("secret"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("\"http://***@127.0.0.1:1\"")
+            && out.stderr.contains("give them with --user NAME[:PASSWORD]"),
+        "{}",
+        out.stderr
+    );
+    for (address, says) in [
+        ("127.0.0.1:99999", "port 99999, outside 1-65535"),
+        ("htp:/127.0.0.1:1", "write http://127.0.0.1:1"),
+        ("http//127.0.0.1:1", "write http://127.0.0.1:1"),
+        ("127.0.0.1", "write http://127.0.0.1:2379"),
+        ("http://127.0.0.1:1/v3", ".api_prefix(\"/v3\")"),
+    ] {
+        let out = run(EXPORT, ["-a", address], None);
+        assert_eq!(out.code, 1, "{address}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{address}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("invalid input"),
+            "{address}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
 }
 
 #[test]

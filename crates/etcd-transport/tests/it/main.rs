@@ -9,3 +9,4 @@ mod failover;
 mod grpc_fake;
 mod pool;
 mod streams;
+mod strict;
