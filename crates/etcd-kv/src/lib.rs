@@ -94,7 +94,7 @@ pub use client::{
 pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
 pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
-pub use etcd_transport::{Protocol, RetryConfig, TlsConfig};
+pub use etcd_transport::{redact_endpoint, Protocol, RetryConfig, TlsConfig};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
     BoxFuture, Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder,

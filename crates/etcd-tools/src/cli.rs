@@ -11,7 +11,7 @@ use crate::import::{import, validate, ImportOptions, Input, DEFAULT_MAX_TXN_BYTE
 use crate::record::{KeyType, ValueType};
 use bytes::Bytes;
 use clap::{Args, CommandFactory, Parser};
-use etcd_kv::{Client, TlsConfig};
+use etcd_kv::{redact_endpoint, Client, TlsConfig};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -131,7 +131,7 @@ impl ConnectionArgs {
                 "address {:?} has credentials in it: credentials in the address are not \
                  used; write the address without them and give them with --user \
                  NAME[:PASSWORD]",
-                shown(with_credentials)
+                redact_endpoint(with_credentials)
             )));
         }
         let mut builder = Client::builder()
@@ -156,7 +156,7 @@ impl ConnectionArgs {
             builder = builder.protocol(etcd_kv::Protocol::Grpc);
         }
         builder.connect().await.map_err(|e| {
-            let shown: Vec<String> = endpoints.iter().map(|e| shown(e)).collect();
+            let shown: Vec<String> = endpoints.iter().map(|e| redact_endpoint(e)).collect();
             Error::etcd(format!("cannot connect to etcd at {}", shown.join(",")), e)
         })
     }
@@ -172,18 +172,6 @@ fn misspelt_scheme(address: &str) -> bool {
     address
         .split_once("//")
         .is_some_and(|(word, _)| !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()))
-}
-
-/// An endpoint as it may be shown: credentials (anything before an `@`) replaced by `***`.
-fn shown(endpoint: &str) -> String {
-    let Some(at) = endpoint.rfind('@') else {
-        return endpoint.to_string();
-    };
-    let start = endpoint.find("://").map_or(0, |i| i + 3);
-    if start > at {
-        return "***".to_string();
-    }
-    format!("{}***{}", &endpoint[..start], &endpoint[at..])
 }
 
 /// The command line of `etcd-export`.
@@ -593,9 +581,9 @@ mod tests {
                 "http://[::1]:3"
             ]
         );
-        assert_eq!(shown("http://u:pw@h:1"), "http://***@h:1");
-        assert_eq!(shown("u:pw@h:1"), "***@h:1");
-        assert_eq!(shown("http://h:1"), "http://h:1");
+        assert_eq!(redact_endpoint("http://u:pw@h:1"), "http://***@h:1");
+        assert_eq!(redact_endpoint("u:pw@h:1"), "***@h:1");
+        assert_eq!(redact_endpoint("http://h:1"), "http://h:1");
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Endpoint {
         let invalid = |e: &dyn std::fmt::Display| {
             Error::Config(format!(
                 "invalid endpoint {:?}: {e}; write one such as http://127.0.0.1:2379",
-                shown(url)
+                redact_endpoint(url)
             ))
         };
         let origin = Uri::builder()
@@ -124,9 +124,14 @@ const ETCD_PORT: u16 = 2379;
 /// The API prefixes etcd's gateway serves under; the client adds them itself.
 const API_PREFIXES: [&str; 3] = ["v3", "v3beta", "v3alpha"];
 
-/// `url` as it may be shown in an error: credentials (anything before an `@`) replaced
-/// by `***`, so that a password never appears.
-pub(crate) fn shown(url: &str) -> String {
+/// An endpoint URL as it may be shown (in an error, a log, a tool's message): credentials
+/// (anything before an `@`) replaced by `***`, so that a password never appears.
+///
+/// ```
+/// assert_eq!(etcd_transport::redact_endpoint("http://u:pw@h:1"), "http://***@h:1");
+/// assert_eq!(etcd_transport::redact_endpoint("u:pw@h:1"), "***@h:1");
+/// ```
+pub fn redact_endpoint(url: &str) -> String {
     let url = url.trim();
     let Some(at) = url.rfind('@') else {
         return url.to_string();
@@ -141,7 +146,7 @@ pub(crate) fn shown(url: &str) -> String {
 /// Checks an endpoint URL (see [`Endpoint::parse`]); the error is the message to show.
 fn parse_url(url: &str) -> Result<Parsed, String> {
     let text = url.trim();
-    let show = shown(url);
+    let show = redact_endpoint(url);
     let write = |what: String| format!("endpoint {show:?} {what}");
     if text.is_empty() {
         return Err("an endpoint is empty: write one such as http://127.0.0.1:2379".into());
@@ -490,10 +495,13 @@ mod tests {
             );
         }
         assert_eq!(
-            shown("http://user:secret@127.0.0.1:2379"),
+            redact_endpoint("http://user:secret@127.0.0.1:2379"),
             "http://***@127.0.0.1:2379"
         );
-        assert_eq!(shown("user:secret@h:1"), "***@h:1");
-        assert_eq!(shown("http://127.0.0.1:2379"), "http://127.0.0.1:2379");
+        assert_eq!(redact_endpoint("user:secret@h:1"), "***@h:1");
+        assert_eq!(
+            redact_endpoint("http://127.0.0.1:2379"),
+            "http://127.0.0.1:2379"
+        );
     }
 }

@@ -44,6 +44,7 @@ pub use client::Transport;
 pub use config::{
     Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
 };
+pub use endpoint::redact_endpoint;
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;
 pub use stream::MessageStream;
