@@ -231,6 +231,35 @@ fn count(etcd: &Etcd, prefix: &str) -> u64 {
     number_before(&format!("{line} end"), "end")
 }
 
+/// Runs `etcd-import args`, interrupts it (SIGINT, as a terminal's Ctrl-C) once it has
+/// written under `prefix`, checks that it exits 130, and returns its stderr.
+fn interrupted_import(etcd: &Etcd, prefix: &str, args: &[OsString]) -> String {
+    let child = command(IMPORT)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(etcd, prefix) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the import wrote nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr
+}
+
 #[test]
 fn ctrl_c_finishes_the_transactions_in_flight_and_exits_130() {
     let Some(etcd) = shared_etcd() else { return };
@@ -253,30 +282,7 @@ fn ctrl_c_finishes_the_transactions_in_flight_and_exits_130() {
             p(&file),
         ],
     );
-    let child = command(IMPORT)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Once it writes, interrupt it as a terminal's Ctrl-C would.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(etcd, &prefix) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the import wrote nothing in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = interrupted_import(etcd, &prefix, &args);
     assert!(
         stderr.contains("etcd-import: interrupted: sending nothing more")
             && stderr.contains("each whole; the transaction being gathered was not sent")
@@ -413,29 +419,7 @@ fn ctrl_c_under_unchanged_since_names_the_revision_to_finish_with() {
             ],
         )
     };
-    let child = command(IMPORT)
-        .args(args(start))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(etcd, &prefix) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the import wrote nothing in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = interrupted_import(etcd, &prefix, &args(start));
     // The first --unchanged-since would now see the import's own writes: the message
     // names the revision to use instead, and a rerun with it finishes the import.
     let since = number_before(
