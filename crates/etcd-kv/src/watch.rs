@@ -410,6 +410,11 @@ impl Client {
                  start_revision, or none",
             ));
         }
+        let from = if start == 0 {
+            set::StartAt::Now
+        } else {
+            set::StartAt::Given
+        };
         if start == 0 {
             // "Now": the revision after the store's current one, read linearizably
             // through the first range's key (one the caller may read).
@@ -420,7 +425,7 @@ impl Client {
             let client = ranges.first().map_or(self, |r| r.client);
             start = client.range(key).count_only().await?.revision() + 1;
         }
-        set::start(requests, start, callback).await
+        set::start(requests, start, from, callback).await
     }
 }
 

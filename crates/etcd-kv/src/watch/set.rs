@@ -27,6 +27,19 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+/// Where a range's watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartAt {
+    /// At the revision the caller gave.
+    Given,
+    /// At etcd's current revision when it creates the watch (the handle's start, a
+    /// revision read just before, is a lower bound of it).
+    Now,
+    /// Added to a running handle: at the revision after the last one it delivered; if
+    /// that was compacted away, at the oldest revision kept, rather than end the handle.
+    Added,
+}
+
 /// Responses queued from the ranges' watches to the dispatcher.
 const QUEUE: usize = 1024;
 
@@ -58,7 +71,10 @@ pub struct WatchRangeId(u64);
 /// # Errors
 ///
 /// A range whose watch ends with an error ([`Error::Compacted`], [`Error::Auth`]...) ends
-/// the whole handle: [`WatchHandle::ended`] resolves with that error.
+/// the whole handle: [`WatchHandle::ended`] resolves with that error. A `start_revision`
+/// the caller gave that was compacted away is [`Error::Compacted`]; a range added later
+/// whose start (after the handle's last delivered revision) was compacted away while the
+/// handle was quiet is not an error: it starts at the oldest revision etcd kept.
 #[derive(Debug)]
 #[must_use = "dropping the handle cancels the watch"]
 pub struct WatchHandle {
@@ -102,6 +118,8 @@ enum Incoming {
         id: u64,
         response: Option<Result<WatchResponse>>,
     },
+    /// An added range's start was compacted: it starts at `start` instead.
+    Restarted { id: u64, start: i64 },
 }
 
 /// One range, as the dispatcher sees it.
@@ -166,8 +184,10 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
         client: Client,
         create: WatchCreateRequest,
         start: i64,
+        from: StartAt,
         reply: oneshot::Sender<Result<WatchRangeId>>,
     ) {
+        let added = from == StartAt::Added;
         self.next_id += 1;
         let id = self.next_id;
         let ns = client.namespace.clone();
@@ -175,10 +195,13 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
         let no_put = create.filters.contains(&FilterType::NoPut);
         let no_delete = create.filters.contains(&FilterType::NoDelete);
         let create = WatchCreateRequest {
-            start_revision: start,
+            // "Now" is etcd's: a watch it creates at its current revision is never
+            // compacted away before it starts, as one from a revision read earlier can be.
+            start_revision: if from == StartAt::Now { 0 } else { start },
             ..create
         };
         let tx = self.incoming_tx.clone();
+        let create_again = create.clone();
         let task = tokio::spawn(async move {
             let mut stream: WatchStream = match super::hub::create(&client, create).await {
                 Ok(stream) => {
@@ -203,8 +226,34 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                     return;
                 }
             };
+            let mut first = true;
             loop {
-                let response = stream.events.recv().await;
+                let mut response = stream.events.recv().await;
+                if let (true, true, Some(Err(Error::Compacted { compact_revision }))) =
+                    (added, first, &response)
+                {
+                    // The handle was quiet while the store was compacted past the
+                    // revision it last delivered: this range starts at the oldest
+                    // revision kept. What it misses was written before it was added, and
+                    // the ranges already there deliver their own keys' events.
+                    let from = (*compact_revision).max(start + 1);
+                    let again = WatchCreateRequest {
+                        start_revision: from,
+                        ..create_again.clone()
+                    };
+                    match super::hub::create(&client, again).await {
+                        Ok(restarted) => {
+                            stream = restarted;
+                            let moved = Incoming::Restarted { id, start: from };
+                            if tx.send(moved).await.is_err() {
+                                return;
+                            }
+                            response = stream.events.recv().await;
+                        }
+                        Err(e) => response = Some(Err(e)),
+                    }
+                }
+                first = false;
                 let end = response.is_none();
                 if tx.send(Incoming::Response { id, response }).await.is_err() || end {
                     return;
@@ -283,7 +332,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                 command = commands.recv() => match command {
                     Some(Command::Add { client, create, reply }) => {
                         let start = self.shared.delivered.load(Ordering::SeqCst) + 1;
-                        self.add(client, create, start, reply);
+                        self.add(client, create, start, StartAt::Added, reply);
                     }
                     Some(Command::Remove { id, reply }) => {
                         let _ = reply.send(self.remove(id.0));
@@ -304,6 +353,11 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                             }
                         };
                         let _ = reply.send(result);
+                    }
+                    Some(Incoming::Restarted { id, start }) => {
+                        if let Some(range) = self.ranges.get_mut(&id) {
+                            range.start = start;
+                        }
                     }
                     Some(Incoming::Response { id, response: Some(Ok(response)) }) => {
                         self.deliver(id, response);
@@ -333,10 +387,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Starts a handle over `ranges` (wire create requests with their clients), all from
-/// `start` (a revision, > 0), and waits until etcd has created every range's watch.
+/// `start` (a revision, > 0; see [`StartAt`]), and waits until etcd has created every range's
+/// watch.
 pub(crate) async fn start<F>(
     ranges: Vec<(Client, WatchCreateRequest)>,
     start: i64,
+    from: StartAt,
     callback: F,
 ) -> Result<WatchHandle>
 where
@@ -360,7 +416,7 @@ where
     let mut replies = Vec::with_capacity(ranges.len());
     for (client, create) in ranges {
         let (reply, answer) = oneshot::channel();
-        dispatcher.add(client, create, start, reply);
+        dispatcher.add(client, create, start, from, reply);
         replies.push(answer);
     }
     let task = tokio::spawn(dispatcher.run(commands_rx, incoming_rx));
@@ -397,7 +453,10 @@ impl WatchHandle {
     /// To replace a range by another that covers its keys, add the new one, then remove
     /// the old: nothing is lost or repeated. (Removed first, or while it is behind the
     /// handle's highest revision, a range's events not yet delivered are dropped with
-    /// it: the new range starts after that revision.)
+    /// it: the new range starts after that revision.) If the store was compacted past
+    /// that revision while the handle was quiet, the new range starts at the oldest
+    /// revision etcd kept (what it misses was written before it was added), rather than
+    /// end the handle.
     pub async fn add(&self, range: super::Watch<'_>) -> Result<WatchRangeId> {
         if range.create.start_revision != 0 {
             return Err(Error::invalid(

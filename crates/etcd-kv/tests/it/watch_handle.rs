@@ -344,3 +344,38 @@ async fn swapping_covering_ranges_under_writers_loses_and_repeats_nothing() {
     seen.assert_once_and_ordered();
     assert_eq!(watching.ranges(), [current]);
 }
+
+#[tokio::test]
+async fn a_range_added_after_a_compaction_past_a_quiet_handle_starts_at_the_oldest_revision() {
+    let Some(client) = client("watch-add-compacted").await else {
+        return;
+    };
+    let seen = Seen::default();
+    let watching = client
+        .watch("q/")
+        .prefix()
+        .on_event(seen.callback())
+        .await
+        .unwrap();
+    client.put("q/1", "").await.unwrap();
+    seen.wait_for("q/1").await;
+    // The handle stays quiet while the store moves on and is compacted past it.
+    client.put("elsewhere", "").await.unwrap();
+    let rev = client.put("elsewhere", "").await.unwrap().revision();
+    client.compact(rev).await.unwrap();
+    assert!(watching.revision() < rev);
+    let added = watching.add(client.watch("r/").prefix()).await.unwrap();
+    client.put("r/1", "").await.unwrap();
+    client.put("q/2", "").await.unwrap();
+    seen.wait_for("r/1").await;
+    seen.wait_for("q/2").await;
+    assert!(watching.error().is_none(), "{:?}", watching.error());
+    assert_eq!(watching.ranges().len(), 2);
+    // Each range in its order; ranges may interleave.
+    let mut by_revision = seen.0.lock().unwrap().clone();
+    by_revision.sort();
+    let keys: Vec<&str> = by_revision.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(keys, ["q/1", "r/1", "q/2"]);
+    seen.assert_once_and_ordered();
+    assert!(watching.remove(added).await);
+}
