@@ -1168,3 +1168,7 @@ pub(crate) fn backoff(failures: u32) -> Duration {
     base.min(Duration::from_secs(5))
         .mul_f64(0.5 + rand::random::<f64>())
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;
