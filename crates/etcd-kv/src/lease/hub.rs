@@ -398,3 +398,7 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;
