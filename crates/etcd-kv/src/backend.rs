@@ -137,9 +137,7 @@ impl Backend {
                 }
             }
             #[cfg(test)]
-            Backend::Script(s) => Ok(s
-                .open(R::PATH, None::<&R>)?
-                .map(BidiConn::Script)),
+            Backend::Script(s) => Ok(s.open(R::PATH, None::<&R>)?.map(BidiConn::Script)),
         }
     }
 

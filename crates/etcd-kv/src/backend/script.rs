@@ -190,7 +190,12 @@ impl Script {
     pub(super) fn demote(&self, endpoint: &str) {
         lock(&self.0.demoted).push(endpoint.to_string());
         let mut current = lock(&self.0.current);
-        if self.0.endpoints.get(*current).is_some_and(|e| e == endpoint) {
+        if self
+            .0
+            .endpoints
+            .get(*current)
+            .is_some_and(|e| e == endpoint)
+        {
             *current = (*current + 1) % self.0.endpoints.len().max(1);
         }
     }
@@ -318,9 +323,7 @@ impl<T: DeserializeOwned> Stream<T> {
 
     pub(super) fn send<Q: Serialize>(&mut self, request: &Q) -> Result<()> {
         let bytes = encode(&self.endpoint, request)?;
-        self.requests
-            .send(bytes)
-            .map_err(|_| gone(&self.endpoint))
+        self.requests.send(bytes).map_err(|_| gone(&self.endpoint))
     }
 
     /// The next answer, decoded as the transport decodes the gateway's. Cancel safe.

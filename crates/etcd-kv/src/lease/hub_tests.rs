@@ -123,10 +123,17 @@ async fn a_lease_nobody_answers_for_is_lost_at_its_deadline() {
     let keeper = keep(&client, 7, 3);
     // Every stream opens and stays silent (the peers wait unread in the script).
     let reason = lost(&keeper).await;
-    assert_eq!(start.elapsed(), Duration::from_secs(3), "lost at the deadline, not later");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(3),
+        "lost at the deadline, not later"
+    );
     match &reason {
         LeaseLost::Unreachable { last_error } => {
-            assert!(last_error.contains("no answer to a keep-alive"), "{last_error}")
+            assert!(
+                last_error.contains("no answer to a keep-alive"),
+                "{last_error}"
+            )
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
@@ -144,7 +151,10 @@ async fn a_ttl_of_zero_means_the_lease_is_gone() {
     let keeper = keep(&client, 7, 3);
     let other = keep(&client, 8, 3);
     let mut peer = opened(&script).await;
-    let mut first = [next_keep_alive(&mut peer).await, next_keep_alive(&mut peer).await];
+    let mut first = [
+        next_keep_alive(&mut peer).await,
+        next_keep_alive(&mut peer).await,
+    ];
     first.sort();
     assert_eq!(first, [7, 8]);
     peer.answer(&alive(7, 0));
@@ -226,7 +236,10 @@ async fn per_call_keep_alives_time_out_demote_the_member_and_retry_elsewhere() {
     fourth.answer(&alive(7, 3));
     assert!(keeper.lost_reason().is_none());
     drop((first, second));
-    assert!(script.try_opened().is_none(), "no stream in the per-call mode");
+    assert!(
+        script.try_opened().is_none(),
+        "no stream in the per-call mode"
+    );
 }
 
 #[tokio::test(start_paused = true)]

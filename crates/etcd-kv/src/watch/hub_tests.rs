@@ -188,12 +188,23 @@ async fn a_broken_stream_resumes_every_watch_at_its_next_revision_on_the_next_en
     assert_eq!(second.endpoint(), B, "the failed endpoint is demoted");
     assert!(peer.is_closed());
     assert_eq!(script.demoted(), [A]);
-    let mut creates = vec![next_create(&mut second).await, next_create(&mut second).await];
+    let mut creates = vec![
+        next_create(&mut second).await,
+        next_create(&mut second).await,
+    ];
     creates.sort_by(|x, y| x.key.cmp(&y.key));
     // Each from its own first undelivered revision, under a fresh server-side ID.
-    assert_eq!((&creates[0].key[..], creates[0].start_revision), (&b"a"[..], 13));
-    assert_eq!((&creates[1].key[..], creates[1].start_revision), (&b"b"[..], 14));
-    assert!(creates.iter().all(|c| c.watch_id != a_id && c.watch_id != b_id));
+    assert_eq!(
+        (&creates[0].key[..], creates[0].start_revision),
+        (&b"a"[..], 13)
+    );
+    assert_eq!(
+        (&creates[1].key[..], creates[1].start_revision),
+        (&b"b"[..], 14)
+    );
+    assert!(creates
+        .iter()
+        .all(|c| c.watch_id != a_id && c.watch_id != b_id));
     for create in &creates {
         second.answer(&created(create.watch_id, 14));
     }
@@ -290,7 +301,11 @@ async fn a_slow_consumer_is_paused_on_the_server_and_resumed_from_its_next_revis
     peer.answer(&puts(create.watch_id, "k", [last + 1]));
     assert_eq!(recv(&mut watch).await.revision(), last + 1);
     assert!(quiet(&mut watch, Duration::from_secs(5)).await, "no repeat");
-    assert_eq!(client.stream_stats().watch_reconnects, 0, "paused, not reconnected");
+    assert_eq!(
+        client.stream_stats().watch_reconnects,
+        0,
+        "paused, not reconnected"
+    );
     assert!(script.try_opened().is_none());
 }
 
@@ -306,7 +321,10 @@ async fn a_permanent_stream_error_ends_every_watch_on_the_stream() {
         assert!(error.to_string().contains("bad answer"), "{error}");
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert!(script.try_opened().is_none(), "no reconnect after a permanent error");
+    assert!(
+        script.try_opened().is_none(),
+        "no reconnect after a permanent error"
+    );
     assert!(script.demoted().is_empty());
 }
 
@@ -325,7 +343,12 @@ async fn a_compaction_ends_only_its_watch_with_the_compact_revision() {
     });
     let error = recv_error(&mut old).await;
     assert!(
-        matches!(error, Error::Compacted { compact_revision: 50 }),
+        matches!(
+            error,
+            Error::Compacted {
+                compact_revision: 50
+            }
+        ),
         "{error:?}"
     );
     peer.answer(&puts(other_id, "other", [61]));
@@ -400,7 +423,10 @@ async fn an_election_moves_nothing() {
     assert!(script.try_opened().is_none(), "the stream stayed");
     assert!(!peer.is_closed());
     let asked_a = script.leader_checks().iter().filter(|e| *e == A).count();
-    assert!(asked_a >= 4, "asked again while there is no leader: {asked_a}");
+    assert!(
+        asked_a >= 4,
+        "asked again while there is no leader: {asked_a}"
+    );
     peer.answer(&puts(id, "k", [11]));
     assert_eq!(recv(&mut watch).await.revision(), 11);
     assert_eq!(client.stream_stats().watch_reconnects, 0);
@@ -441,7 +467,11 @@ async fn progress_from_a_server_that_may_send_it_ahead_of_events_is_clamped() {
     peer.answer(&progress(-1, 20));
     let notified = recv(&mut watch).await;
     assert!(notified.is_progress_notify());
-    assert_eq!(notified.revision(), 12, "only what the watch delivered itself");
+    assert_eq!(
+        notified.revision(),
+        12,
+        "only what the watch delivered itself"
+    );
     peer.answer(&puts(id, "k", [15]));
     assert_eq!(recv(&mut watch).await.revision(), 15);
     // Its resume point did not move past 15 either.
@@ -509,7 +539,10 @@ async fn a_token_renewal_refused_for_good_ends_the_watches() {
     peer.fail(invalid_token(A));
     let error = recv_error(&mut watch).await;
     assert!(error.is_auth(), "{error:?}");
-    assert!(error.to_string().contains("authentication failed"), "{error}");
+    assert!(
+        error.to_string().contains("authentication failed"),
+        "{error}"
+    );
     assert_eq!(script.renewals(), 1);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(script.try_opened().is_none());
