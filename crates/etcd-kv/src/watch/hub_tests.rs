@@ -614,3 +614,38 @@ async fn only_a_delivered_event_resets_the_reconnect_backoff() {
     let _ = opened(&script).await;
     assert_eq!(broke.elapsed(), Duration::ZERO);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_refused_permission_denied_with_auth_on_is_retried_once_with_a_new_token() {
+    let (script, client) = setup();
+    script.set_auth(true);
+    let refused = |watch_id| Wire {
+        header: header(10),
+        watch_id,
+        created: true,
+        canceled: true,
+        cancel_reason: "etcdserver: permission denied".into(),
+        ..Wire::default()
+    };
+    let (watch, (first, second)) = tokio::join!(client.watch("k").into_future(), async {
+        let mut first = opened(&script).await;
+        let create = next_create(&mut first).await;
+        // What etcd answers a create carrying an expired token: renew it, reopen the
+        // stream (which carries the token) at once, on the same member, and ask again.
+        first.answer(&refused(create.watch_id));
+        let mut second = opened(&script).await;
+        assert_eq!(script.renewals(), 1);
+        let create = next_create(&mut second).await;
+        assert_eq!(create.start_revision, 0);
+        // Refused again with the fresh token: for real.
+        second.answer(&refused(create.watch_id));
+        (first, second)
+    });
+    let error = watch.expect_err("refused twice");
+    assert_eq!(error.code(), Some(Code::PermissionDenied), "{error}");
+    assert_eq!(script.renewals(), 1, "one renewal per created watch");
+    assert!(first.is_closed());
+    assert_eq!(second.endpoint(), A, "not a member's fault: no move");
+    assert!(script.demoted().is_empty());
+    assert_eq!(client.stream_stats().watch_reconnects, 0);
+}
