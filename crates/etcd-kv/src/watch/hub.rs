@@ -11,8 +11,9 @@
 //! server-side ID, so answers meant for an older incarnation are recognised and dropped.
 //! Liveness ([`Liveness`]): after `idle` without a message the driver pings the stream's
 //! connection and asks the member whether it has a leader (again while it says no); no
-//! proof of both within `timeout` and the stream moves on. A consumer that falls behind pauses its watch on the server (cancel) and resumes it
-//! from its next revision once it has room again: memory stays bounded and no event is lost.
+//! proof of both within `timeout` and the stream moves on. A consumer that falls behind
+//! pauses its watch on the server (cancel) and resumes it from its next revision once it
+//! has room again: memory stays bounded and no event is lost.
 
 use super::{group_by_revision, WatchResponse, WatchStream};
 use crate::backend::{Backend, BidiConn, ServerStream};
