@@ -253,3 +253,39 @@ async fn per_call_lease_not_found_means_the_lease_expired() {
     ));
     assert_eq!(lost(&keeper).await, LeaseLost::Expired);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_keeper_is_refreshed_no_more() {
+    let (script, client) = setup(StreamMode::Auto);
+    let dropped = keep(&client, 7, 3);
+    let _kept = keep(&client, 8, 3);
+    let mut peer = opened(&script).await;
+    let mut first = [next_keep_alive(&mut peer).await, next_keep_alive(&mut peer).await];
+    first.sort();
+    assert_eq!(first, [7, 8]);
+    peer.answer(&alive(7, 3));
+    peer.answer(&alive(8, 3));
+    drop(dropped);
+    for _ in 0..5 {
+        assert_eq!(next_keep_alive(&mut peer).await, 8);
+        peer.answer(&alive(8, 3));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_stream_sends_the_due_keep_alives_as_posts_at_once() {
+    let (script, client) = setup(StreamMode::Auto);
+    let start = Instant::now();
+    // The gateway refuses the WebSocket (or auth is on over the gateway).
+    script.next_open(Open::Refuse);
+    let keeper = keep(&client, 7, 3);
+    let call = script.call().await;
+    assert_eq!(call.request::<LeaseKeepAliveRequest>().id, 7);
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "due at TTL/3, not later");
+    call.answer(&alive(7, 3));
+    let call = script.call().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    call.answer(&alive(7, 3));
+    assert!(keeper.lost_reason().is_none());
+    assert!(script.try_opened().is_none(), "asked for a stream once");
+}

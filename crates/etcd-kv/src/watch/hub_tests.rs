@@ -649,3 +649,56 @@ async fn a_create_refused_permission_denied_with_auth_on_is_retried_once_with_a_
     assert!(script.demoted().is_empty());
     assert_eq!(client.stream_stats().watch_reconnects, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_last_watch_gone_closes_the_idle_stream_and_the_next_opens_another() {
+    let (script, client) = setup();
+    let (watch, mut peer, id) = first_watch(&script, &client, "k", 10).await;
+    drop(watch);
+    let cancel = next_request(&mut peer).await;
+    assert_eq!(cancel.cancel_request.map(|c| c.watch_id), Some(id));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(peer.is_closed(), "closed after `idle` with nothing on it");
+    assert!(script.leader_checks().is_empty(), "nothing to probe");
+    let (mut again, mut second) = tokio::join!(client.watch("k2").into_future(), async {
+        let mut second = opened(&script).await;
+        let create = next_create(&mut second).await;
+        second.answer(&created(create.watch_id, 12));
+        second.answer(&puts(create.watch_id, "k2", [13]));
+        second
+    });
+    let again = again.as_mut().expect("created");
+    assert_eq!(recv(again).await.revision(), 13);
+    assert_eq!(second.endpoint(), A, "a closed idle stream is no failure");
+    assert!(second.try_request::<WatchRequest>().is_none());
+    assert_eq!(client.stream_stats().watch_reconnects, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_s_own_progress_notification_is_delivered_and_moves_its_resume_point() {
+    let (script, client) = setup();
+    script.set_version("3.5.1");
+    let (watch, (peer, id)) = tokio::join!(
+        client.watch("k").progress_notify().into_future(),
+        async {
+            let mut peer = opened(&script).await;
+            let create = next_create(&mut peer).await;
+            assert!(create.progress_notify);
+            peer.answer(&created(create.watch_id, 10));
+            (peer, create.watch_id)
+        }
+    );
+    let mut watch = watch.expect("created");
+    peer.answer(&puts(id, "k", [11]));
+    assert_eq!(recv(&mut watch).await.revision(), 11);
+    // The watch's own (periodic) notification: sent by etcd only once it is synced.
+    peer.answer(&progress(id, 30));
+    let notified = recv(&mut watch).await;
+    assert!(notified.is_progress_notify());
+    assert_eq!(notified.revision(), 30);
+    peer.fail(broken(A));
+    let mut second = opened(&script).await;
+    let create = next_create(&mut second).await;
+    assert_eq!(create.start_revision, 31);
+    assert!(create.progress_notify, "the options survive a reconnect");
+}
