@@ -260,7 +260,10 @@ async fn a_dropped_keeper_is_refreshed_no_more() {
     let dropped = keep(&client, 7, 3);
     let _kept = keep(&client, 8, 3);
     let mut peer = opened(&script).await;
-    let mut first = [next_keep_alive(&mut peer).await, next_keep_alive(&mut peer).await];
+    let mut first = [
+        next_keep_alive(&mut peer).await,
+        next_keep_alive(&mut peer).await,
+    ];
     first.sort();
     assert_eq!(first, [7, 8]);
     peer.answer(&alive(7, 3));
@@ -281,7 +284,11 @@ async fn a_refused_stream_sends_the_due_keep_alives_as_posts_at_once() {
     let keeper = keep(&client, 7, 3);
     let call = script.call().await;
     assert_eq!(call.request::<LeaseKeepAliveRequest>().id, 7);
-    assert_eq!(start.elapsed(), Duration::from_secs(1), "due at TTL/3, not later");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "due at TTL/3, not later"
+    );
     call.answer(&alive(7, 3));
     let call = script.call().await;
     assert_eq!(start.elapsed(), Duration::from_secs(2));

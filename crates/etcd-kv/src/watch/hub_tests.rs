@@ -678,16 +678,14 @@ async fn the_last_watch_gone_closes_the_idle_stream_and_the_next_opens_another()
 async fn a_watch_s_own_progress_notification_is_delivered_and_moves_its_resume_point() {
     let (script, client) = setup();
     script.set_version("3.5.1");
-    let (watch, (peer, id)) = tokio::join!(
-        client.watch("k").progress_notify().into_future(),
-        async {
+    let (watch, (peer, id)) =
+        tokio::join!(client.watch("k").progress_notify().into_future(), async {
             let mut peer = opened(&script).await;
             let create = next_create(&mut peer).await;
             assert!(create.progress_notify);
             peer.answer(&created(create.watch_id, 10));
             (peer, create.watch_id)
-        }
-    );
+        });
     let mut watch = watch.expect("created");
     peer.answer(&puts(id, "k", [11]));
     assert_eq!(recv(&mut watch).await.revision(), 11);
