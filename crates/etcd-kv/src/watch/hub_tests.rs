@@ -700,3 +700,51 @@ async fn a_watch_s_own_progress_notification_is_delivered_and_moves_its_resume_p
     assert_eq!(create.start_revision, 31);
     assert!(create.progress_notify, "the options survive a reconnect");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_cancelled_for_no_leader_moves_the_whole_stream() {
+    let (script, client) = setup();
+    let (mut a, mut peer, a_id) = first_watch(&script, &client, "a", 10).await;
+    let (mut b, _) = another_watch(&client, &mut peer, "b", 10).await;
+    peer.answer(&Wire {
+        header: header(10),
+        watch_id: a_id,
+        canceled: true,
+        cancel_reason: "etcdserver: no leader".into(),
+        ..Wire::default()
+    });
+    let mut second = opened(&script).await;
+    assert_eq!(second.endpoint(), B);
+    assert!(peer.is_closed());
+    let mut creates = vec![
+        next_create(&mut second).await,
+        next_create(&mut second).await,
+    ];
+    creates.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(creates[0].start_revision, 11);
+    assert_eq!(creates[1].start_revision, 11);
+    for create in &creates {
+        second.answer(&created(create.watch_id, 10));
+    }
+    second.answer(&puts(creates[0].watch_id, "a", [11]));
+    second.answer(&puts(creates[1].watch_id, "b", [12]));
+    assert_eq!(recv(&mut a).await.revision(), 11, "not ended: moved");
+    assert_eq!(recv(&mut b).await.revision(), 12);
+    assert_eq!(client.stream_stats().watch_reconnects, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_opening_refused_for_an_invalid_token_renews_it_and_tries_again() {
+    let (script, client) = setup();
+    script.set_auth(true);
+    let (mut watch, peer, _) = first_watch(&script, &client, "k", 10).await;
+    script.next_open(Open::Fail(invalid_token(B)));
+    peer.fail(broken(A));
+    let mut second = opened(&script).await;
+    assert_eq!(script.renewals(), 1, "renewed after the refused opening");
+    let create = next_create(&mut second).await;
+    assert_eq!(create.start_revision, 11);
+    second.answer(&created(create.watch_id, 10));
+    second.answer(&puts(create.watch_id, "k", [11]));
+    assert_eq!(recv(&mut watch).await.revision(), 11);
+}
