@@ -514,3 +514,47 @@ pub(crate) fn broken(endpoint: &str) -> Error {
         source: "connection reset by the script".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_wire::header::{KeyValue, ResponseHeader};
+    use etcd_wire::kv::{RangeRequest, RangeResponse};
+
+    #[tokio::test(start_paused = true)]
+    async fn unary_calls_reach_the_test_and_its_answers_are_decoded_as_the_gateway_s() {
+        let script = Script::new(&["http://127.0.0.1:23790"]);
+        let client = script.client(StreamMode::Auto, Liveness::default());
+        let (got, ()) = tokio::join!(client.get("k"), async {
+            let call = script.call().await;
+            assert_eq!(call.method(), "/kv/range");
+            assert_eq!(call.endpoint(), "http://127.0.0.1:23790");
+            assert_eq!(&call.request::<RangeRequest>().key[..], b"k");
+            call.answer(&RangeResponse {
+                header: ResponseHeader {
+                    revision: 5,
+                    ..ResponseHeader::default()
+                },
+                kvs: vec![KeyValue {
+                    key: "k".into(),
+                    value: "v".into(),
+                    create_revision: 4,
+                    mod_revision: 5,
+                    version: 2,
+                    lease: 0,
+                }],
+                count: 1,
+                ..RangeResponse::default()
+            });
+        });
+        let kv = got.expect("answered").expect("found");
+        assert_eq!((kv.value(), kv.mod_revision()), (&b"v"[..], 5));
+        // Unanswered: the request times out as a real one would.
+        let started = tokio::time::Instant::now();
+        let (got, call) = tokio::join!(client.get("k"), script.call());
+        let error = got.expect_err("no answer");
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        drop(call);
+    }
+}
