@@ -6,9 +6,10 @@
 //!   (HTTP/1.1 + JSON, WebSocket) or, with the `grpc` feature, native gRPC (HTTP/2 +
 //!   protobuf) behind the same methods, so that failover, deadlines and auth are one
 //!   implementation for both (the protocol fork lives inside it, not here);
-//! - in unit tests only, [`script::Script`]: streams and calls answered by the test
-//!   itself, which is how the watch and keep-alive hubs are tested without an etcd. The arm
-//!   does not exist outside `cfg(test)`, so production matches stay single-armed.
+//! - in unit tests only, `script::Script` (`backend/script.rs`): streams and calls
+//!   answered by the test itself, which is how the watch and keep-alive hubs are tested
+//!   without an etcd. The arm does not exist outside `cfg(test)`, so production matches
+//!   stay single-armed.
 
 use crate::error::{Error, Result};
 use etcd_transport::{BidiStream, MessageStream, Transport};
