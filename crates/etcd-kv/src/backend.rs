@@ -1,11 +1,15 @@
-//! The one seam between the client API and the wire: each transport is one arm here.
+//! The seam between the client API and whatever answers it: each backend is one arm here.
 //!
 //! The API modules (kv, txn, lease, watch...) name request types ([`Rpc`], [`StreamRpc`])
-//! and call these methods; which bytes go where is the arm's business. One arm today:
-//! etcd-transport's [`Transport`], which speaks the gateway (HTTP/1.1 + JSON, WebSocket)
-//! or, with the `grpc` feature, native gRPC (HTTP/2 + protobuf) behind the same methods,
-//! so that failover, deadlines and auth are one implementation for both. A transport with
-//! nothing in common with these (an in-process fake, say) would be one more arm.
+//! and call these methods; which bytes go where is the arm's business. Two arms:
+//! - etcd-transport's [`Transport`], the only one in a build: it speaks the gateway
+//!   (HTTP/1.1 + JSON, WebSocket) or, with the `grpc` feature, native gRPC (HTTP/2 +
+//!   protobuf) behind the same methods, so that failover, deadlines and auth are one
+//!   implementation for both (the protocol fork lives inside it, not here);
+//! - in unit tests only, `script::Script` (`backend/script.rs`): streams and calls
+//!   answered by the test itself, which is how the watch and keep-alive hubs are tested
+//!   without an etcd. The arm does not exist outside `cfg(test)`, so production matches
+//!   stay single-armed.
 
 use crate::error::{Error, Result};
 use etcd_transport::{BidiStream, MessageStream, Transport};
@@ -13,22 +17,32 @@ use etcd_wire::{Rpc, StreamRpc};
 use futures_util::StreamExt;
 use std::time::Duration;
 
+#[cfg(test)]
+pub(crate) mod script;
+
 /// How a client reaches etcd.
 #[derive(Clone)]
 pub(crate) enum Backend {
     /// etcd-transport: the gateway, or native gRPC.
     Transport(Transport),
+    /// Scripted by a unit test (see [`script`]).
+    #[cfg(test)]
+    Script(script::Script),
 }
 
 /// The answers of a streaming call with one request (observe, snapshot; watches and
 /// keep-alives in the fallback mode).
 pub(crate) enum ServerStream<T> {
     Transport(MessageStream<T>),
+    #[cfg(test)]
+    Script(script::Stream<T>),
 }
 
 /// A bidirectional streaming call (watch, keep-alive) carrying many requests.
 pub(crate) enum BidiConn<R: StreamRpc> {
     Transport(BidiStream<R>),
+    #[cfg(test)]
+    Script(script::Stream<R::Response>),
 }
 
 impl Backend {
@@ -44,6 +58,16 @@ impl Backend {
                 Some(d) => t.call_within(request, Some(d)).await,
             }
             .map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => {
+                let bytes = s.call_once(R::PATH, request, deadline).await?;
+                R::decode(&bytes).map_err(|source| {
+                    Error::from_transport(etcd_transport::Error::Decode {
+                        endpoint: s.current_endpoint(),
+                        source,
+                    })
+                })
+            }
         }
     }
 
@@ -60,6 +84,11 @@ impl Backend {
                 Some(d) => t.call_stream_once_within(request, Some(d)).await,
             }
             .map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => {
+                let bytes = s.call_once(R::PATH, request, deadline).await?;
+                script::decode(&s.current_endpoint(), &bytes)
+            }
         }
     }
 
@@ -74,6 +103,13 @@ impl Backend {
                 .await
                 .map(ServerStream::Transport)
                 .map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => match s.open(R::PATH, Some(request))? {
+                Some(stream) => Ok(ServerStream::Script(stream)),
+                None => Err(Error::Unsupported(
+                    "the script refused a one-request stream; queue Open::Refuse only before a bidirectional one".into(),
+                )),
+            },
         }
     }
 
@@ -101,6 +137,8 @@ impl Backend {
                     Err(e) => Err(Error::from_transport(e)),
                 }
             }
+            #[cfg(test)]
+            Backend::Script(s) => Ok(s.open(R::PATH, None::<&R>)?.map(BidiConn::Script)),
         }
     }
 
@@ -108,6 +146,8 @@ impl Backend {
     pub(crate) fn endpoints(&self) -> Vec<String> {
         match self {
             Backend::Transport(t) => t.endpoints(),
+            #[cfg(test)]
+            Backend::Script(s) => s.endpoints(),
         }
     }
 
@@ -115,6 +155,8 @@ impl Backend {
     pub(crate) fn current_endpoint(&self) -> String {
         match self {
             Backend::Transport(t) => t.current_endpoint().to_string(),
+            #[cfg(test)]
+            Backend::Script(s) => s.current_endpoint(),
         }
     }
 
@@ -122,6 +164,8 @@ impl Backend {
     pub(crate) fn demote(&self, endpoint: &str) {
         match self {
             Backend::Transport(t) => t.demote(endpoint),
+            #[cfg(test)]
+            Backend::Script(s) => s.demote(endpoint),
         }
     }
 
@@ -129,6 +173,8 @@ impl Backend {
     pub(crate) async fn server_version(&self) -> Result<String> {
         match self {
             Backend::Transport(t) => t.server_version().await.map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => s.server_version(),
         }
     }
 
@@ -139,6 +185,8 @@ impl Backend {
                 .check_leader(endpoint, timeout)
                 .await
                 .map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => s.check_leader(endpoint, timeout).await,
         }
     }
 
@@ -146,6 +194,8 @@ impl Backend {
     pub(crate) async fn renew_token(&self) -> Result<()> {
         match self {
             Backend::Transport(t) => t.renew_token().await.map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(s) => s.renew_token(),
         }
     }
 
@@ -153,6 +203,8 @@ impl Backend {
     pub(crate) fn uses_auth(&self) -> bool {
         match self {
             Backend::Transport(t) => t.uses_auth(),
+            #[cfg(test)]
+            Backend::Script(s) => s.uses_auth(),
         }
     }
 
@@ -160,6 +212,8 @@ impl Backend {
     pub(crate) fn request_timeout(&self) -> Duration {
         match self {
             Backend::Transport(t) => t.request_timeout(),
+            #[cfg(test)]
+            Backend::Script(s) => s.request_timeout(),
         }
     }
 }
@@ -169,6 +223,8 @@ impl<T: serde::de::DeserializeOwned> ServerStream<T> {
     pub(crate) fn endpoint(&self) -> &str {
         match self {
             ServerStream::Transport(s) => s.endpoint(),
+            #[cfg(test)]
+            ServerStream::Script(s) => s.endpoint(),
         }
     }
 
@@ -176,6 +232,8 @@ impl<T: serde::de::DeserializeOwned> ServerStream<T> {
     pub(crate) async fn next(&mut self) -> Option<Result<T>> {
         match self {
             ServerStream::Transport(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+            #[cfg(test)]
+            ServerStream::Script(s) => s.next().await,
         }
     }
 }
@@ -185,6 +243,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) fn endpoint(&self) -> &str {
         match self {
             BidiConn::Transport(s) => s.endpoint(),
+            #[cfg(test)]
+            BidiConn::Script(s) => s.endpoint(),
         }
     }
 
@@ -192,6 +252,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) async fn send(&mut self, request: &R) -> Result<()> {
         match self {
             BidiConn::Transport(s) => s.send(request).await.map_err(Error::from_transport),
+            #[cfg(test)]
+            BidiConn::Script(s) => s.send(request),
         }
     }
 
@@ -199,6 +261,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) async fn next(&mut self) -> Option<Result<R::Response>> {
         match self {
             BidiConn::Transport(s) => s.next().await.map(|r| r.map_err(Error::from_transport)),
+            #[cfg(test)]
+            BidiConn::Script(s) => s.next().await,
         }
     }
 
@@ -207,6 +271,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) async fn ping(&mut self) -> Result<u64> {
         match self {
             BidiConn::Transport(s) => s.ping().await.map_err(Error::from_transport),
+            #[cfg(test)]
+            BidiConn::Script(s) => s.ping(),
         }
     }
 
@@ -214,6 +280,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) fn ponged(&self, ping: u64) -> bool {
         match self {
             BidiConn::Transport(s) => s.ponged(ping),
+            #[cfg(test)]
+            BidiConn::Script(s) => s.ponged(ping),
         }
     }
 
@@ -221,6 +289,8 @@ impl<R: StreamRpc> BidiConn<R> {
     pub(crate) async fn close(self) {
         match self {
             BidiConn::Transport(s) => s.close().await,
+            #[cfg(test)]
+            BidiConn::Script(s) => drop(s),
         }
     }
 }

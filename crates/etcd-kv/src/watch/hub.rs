@@ -7,13 +7,13 @@
 //! then handles exactly one watch.
 //!
 //! Each watch ("sub") keeps the first revision it has not delivered whole; after any
-//! reconnect it is created again from there (from the revision before, whose events it drops,
-//! see [`Sub::create_request`]) under a fresh server-side ID, so answers meant for an older
-//! incarnation are recognised and dropped. Liveness ([`Liveness`]): after `idle` without a
-//! message the driver pings the stream's connection and asks the member whether it has a
-//! leader (again while it says no); no proof of both within `timeout` and the stream moves
-//! on. A consumer that falls behind pauses its watch on the server (cancel) and resumes it
-//! from its next revision once it has room again: memory stays bounded and no event is lost.
+//! reconnect it is created again from there (see [`Sub::create_request`]) under a fresh
+//! server-side ID, so answers meant for an older incarnation are recognised and dropped.
+//! Liveness ([`Liveness`]): after `idle` without a message the driver pings the stream's
+//! connection and asks the member whether it has a leader (again while it says no); no
+//! proof of both within `timeout` and the stream moves on. A consumer that falls behind
+//! pauses its watch on the server (cancel) and resumes it from its next revision once it
+//! has room again: memory stays bounded and no event is lost.
 
 use super::{group_by_revision, WatchResponse, WatchStream};
 use crate::backend::{Backend, BidiConn, ServerStream};
@@ -1168,3 +1168,7 @@ pub(crate) fn backoff(failures: u32) -> Duration {
     base.min(Duration::from_secs(5))
         .mul_f64(0.5 + rand::random::<f64>())
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;
