@@ -19,8 +19,8 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, KeyRange, Namespace};
-use crate::kv::{check_key, into_future, BoxFuture};
 use crate::maintenance::is_missing_route;
+use crate::request::{check_key, into_future, BoxFuture};
 use crate::types::Header;
 use bytes::Bytes;
 use etcd_wire::auth as wire;

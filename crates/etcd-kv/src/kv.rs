@@ -3,38 +3,15 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+// `lease/hub.rs` still names it here.
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
+pub(crate) use crate::request::lease_error;
+use crate::request::{check_key, into_future, BoxFuture};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::kv as wire;
 pub use etcd_wire::kv::{SortOrder, SortTarget};
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
-
-/// A boxed future returned by awaiting a request builder.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Implements `IntoFuture` for a builder with an `async fn send(self)`.
-macro_rules! into_future {
-    ($builder:ident, $output:ty) => {
-        impl<'a> IntoFuture for $builder<'a> {
-            type Output = Result<$output>;
-            type IntoFuture = BoxFuture<'a, Result<$output>>;
-            fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.send())
-            }
-        }
-    };
-}
-pub(crate) use into_future;
-
-/// Fails early on an empty key: etcd refuses it.
-pub(crate) fn check_key(key: &Bytes, range: &KeyRange) -> Result<()> {
-    if key.is_empty() && matches!(range, KeyRange::Single) {
-        return Err(Error::invalid("the key is empty (etcd requires a key)"));
-    }
-    Ok(())
-}
+use std::future::IntoFuture;
 
 // ---------------------------------------------------------------------------------------
 // Range
@@ -301,19 +278,6 @@ impl<'a> Put<'a> {
 
 into_future!(Put, PutResponse);
 
-/// Turns "requested lease not found" into [`Error::LeaseNotFound`].
-pub(crate) fn lease_error(e: Error, lease_id: i64) -> Error {
-    match &e {
-        Error::NotFound(_)
-            if e.status()
-                .is_some_and(|s| s.message.contains("lease not found")) =>
-        {
-            Error::LeaseNotFound { lease_id }
-        }
-        _ => e,
-    }
-}
-
 /// The answer to a put.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutResponse {
@@ -555,24 +519,5 @@ impl Client {
     /// Compacts the key-value history up to `revision`.
     pub fn compact(&self, revision: i64) -> Compact<'_> {
         Compact::new(self, revision)
-    }
-
-    /// The error for a read at a compacted revision, with the compact revision found out
-    /// from a watch at that revision (the gateway's unary error does not carry it).
-    pub(crate) async fn compacted_error(&self, key: &Bytes, revision: i64) -> Error {
-        // Boxed: this rare path's future (a whole watch) would otherwise enlarge the future
-        // of every read.
-        match Box::pin(crate::watch::probe_compact_revision(
-            self,
-            key.clone(),
-            revision,
-        ))
-        .await
-        {
-            Some(compact_revision) => Error::Compacted { compact_revision },
-            None => Error::Compacted {
-                compact_revision: 0,
-            },
-        }
     }
 }

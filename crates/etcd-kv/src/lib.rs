@@ -65,6 +65,7 @@ pub mod cache;
 mod claim;
 mod client;
 mod cluster;
+mod compacted;
 mod election;
 mod error;
 mod key;
@@ -74,6 +75,7 @@ mod lock;
 mod maintenance;
 mod pager;
 mod queue;
+mod request;
 mod scan;
 mod sequence;
 mod session;
@@ -97,8 +99,7 @@ pub use error::{Cause, Error, Result};
 pub use etcd_transport::{Protocol, RetryConfig, TlsConfig};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
-    BoxFuture, Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder,
-    SortTarget,
+    Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,
 };
 pub use lease::{
     Lease, LeaseGrant, LeaseHandle, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
@@ -109,6 +110,7 @@ pub use maintenance::{
 };
 pub use pager::{key_after, ClientPages, PageRequest, PageSource, Pager, PROBE_PAGES};
 pub use queue::{Queue, DEFAULT_PRIORITY};
+pub use request::BoxFuture;
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
 pub use sequence::Sequence;
 pub use session::{Session, SessionBuilder, DEFAULT_SESSION_TTL};

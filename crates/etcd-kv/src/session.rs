@@ -7,8 +7,8 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::kv::BoxFuture;
 use crate::lease::{LeaseKeeper, LeaseLost};
+use crate::request::BoxFuture;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};

@@ -4,9 +4,9 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, KeyRange, Namespace};
 use crate::kv::{
-    check_key, into_future, lease_error, BoxFuture, Delete, DeleteResponse, DeleteSpec, Put,
-    PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
+    Delete, DeleteResponse, DeleteSpec, Put, PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
 };
+use crate::request::{check_key, into_future, lease_error, BoxFuture};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::txn::{self as wire, CompareResult, TargetUnion};

@@ -15,16 +15,15 @@ pub use set::{WatchHandle, WatchRangeId};
 use crate::client::Client;
 use crate::error::Result;
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
-use crate::kv::{check_key, BoxFuture};
+use crate::request::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
 use etcd_wire::header::EventType;
-use etcd_wire::watch::{FilterType, WatchCreateRequest, WatchRequest};
+use etcd_wire::watch::{FilterType, WatchCreateRequest};
 use futures_core::Stream;
 use std::future::IntoFuture;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What happened to a key.
@@ -422,39 +421,6 @@ impl Client {
         }
         set::start(requests, start, callback).await
     }
-}
-
-/// The compact revision of the store, learned by opening a watch at `revision` on `key`
-/// (a wire key): etcd cancels such a watch at once and names the compact revision.
-pub(crate) async fn probe_compact_revision(
-    client: &Client,
-    key: Bytes,
-    revision: i64,
-) -> Option<i64> {
-    let request = WatchRequest {
-        create_request: Some(WatchCreateRequest {
-            key,
-            start_revision: revision.max(1),
-            ..WatchCreateRequest::default()
-        }),
-        ..WatchRequest::default()
-    };
-    let probe = async {
-        let mut stream = client.inner.backend.call_stream(&request).await.ok()?;
-        while let Some(Ok(message)) = stream.next().await {
-            if message.compact_revision > 0 {
-                return Some(message.compact_revision);
-            }
-            if message.canceled || !message.events.is_empty() {
-                return None;
-            }
-        }
-        None
-    };
-    tokio::time::timeout(Duration::from_secs(5), probe)
-        .await
-        .ok()
-        .flatten()
 }
 
 /// Whether a server of `version` orders progress notifications with events (etcd

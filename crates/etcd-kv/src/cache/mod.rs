@@ -81,7 +81,8 @@
 use crate::client::{Client, StreamMode};
 use crate::error::{Error, Result};
 use crate::key::{prefix_end, IntoBytes};
-use crate::kv::{BoxFuture, SortOrder, SortTarget};
+use crate::kv::{SortOrder, SortTarget};
+use crate::request::BoxFuture;
 use crate::types::KeyValue;
 use bytes::Bytes;
 use std::future::IntoFuture;
