@@ -304,6 +304,12 @@ pub(crate) fn group_by_revision(
             kind: match e.r#type {
                 EventType::Put => EventKind::Put,
                 EventType::Delete => EventKind::Delete,
+                // `EventType` is `#[non_exhaustive]`, but etcd-wire decodes no value it does
+                // not name: only a variant added there without a mapping here reaches this.
+                other => {
+                    tracing::warn!(?other, "watch event of an unknown type skipped");
+                    continue;
+                }
             },
             kv: KeyValue::from_wire(e.kv, |k| ns.strip(k)),
             prev_kv: e.prev_kv.map(|kv| KeyValue::from_wire(kv, |k| ns.strip(k))),

@@ -131,7 +131,8 @@ fn trim(mut b: Bytes) -> Bytes {
     b
 }
 
-/// One message of a streamed response.
+/// One message of a streamed response. Deliberately exhaustive (not `#[non_exhaustive]`):
+/// like a `Result`, a message is an answer or an error, nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamMessage<T> {
     /// `{"result": ...}`
