@@ -97,6 +97,9 @@ pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
 pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
 pub use etcd_transport::{Protocol, RetryConfig, TlsConfig};
+/// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]
+/// return them.
+pub use etcd_wire::{Code, Status};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
     Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,

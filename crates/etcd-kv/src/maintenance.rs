@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::types::Header;
 use etcd_transport::Error as TransportError;
 use etcd_wire::maintenance as wire;
+use etcd_wire::Code;
 use ring::digest;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -31,9 +32,9 @@ pub(crate) fn is_missing_route(e: &Error) -> bool {
             // grpc-gateway v1 (etcd 3.4, 3.5 as released): a plain-text 404.
             TransportError::Http { status: 404, .. } => return true,
             // grpc-gateway v2 (etcd 3.6, Debian's 3.5.30): 404 `{"code":5,"message":"Not
-            // Found"}`; over native gRPC: a method the server does not have (code 12).
+            // Found"}`; over native gRPC: a method the server does not have (`Unimplemented`).
             TransportError::Server { status, .. } => {
-                return status.is_unknown_route() || status.code == 12
+                return status.is_unknown_route() || status.grpc_code() == Code::Unimplemented
             }
             TransportError::Unavailable { last, .. } => current = Some(last),
             _ => return false,

@@ -1098,10 +1098,12 @@ fn is_auth_refusal(e: &Error) -> bool {
 
 fn server_error(endpoint: &str, status: StatusCode, body: &[u8]) -> Error {
     match etcd_wire::from_slice::<etcd_wire::Status>(body) {
-        Ok(s) if !s.message.is_empty() || s.code != 2 => Error::Server {
-            endpoint: endpoint.to_string(),
-            status: s,
-        },
+        Ok(s) if !s.message.is_empty() || s.grpc_code() != etcd_wire::Code::Unknown => {
+            Error::Server {
+                endpoint: endpoint.to_string(),
+                status: s,
+            }
+        }
         _ => {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             Error::Http {

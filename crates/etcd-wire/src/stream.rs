@@ -221,7 +221,7 @@ mod tests {
         )
         .unwrap();
         match m {
-            StreamMessage::Error(s) => assert_eq!(s.code, 14),
+            StreamMessage::Error(s) => assert_eq!(s.grpc_code(), crate::Code::Unavailable),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
