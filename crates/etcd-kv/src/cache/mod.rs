@@ -23,7 +23,7 @@
 //!
 //! # How it works
 //!
-//! [`Client::cache`] lists the prefix page by page at one revision `R` (the [`Pager`]), then
+//! [`Client::cache`] lists the prefix page by page at one revision `R` (the [`Pager`](crate::Pager)), then
 //! watches it from `R + 1` and applies each revision's events whole, under a write lock:
 //! a reader holds the read lock and sees the keyspace at exactly one revision, never a mix
 //! of two. Reconnects, frozen members and lost leaders are the watch's business (it

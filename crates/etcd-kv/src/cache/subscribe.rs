@@ -71,7 +71,7 @@ impl CacheSnapshot {
 #[non_exhaustive]
 pub enum CacheUpdate {
     /// The events of one applied revision, in etcd's order; each event carries the
-    /// key-value it replaced or deleted ([`WatchEvent::prev_kv`]) when there was one.
+    /// key-value it replaced or deleted ([`WatchEvent::prev_kv`](crate::WatchEvent::prev_kv)) when there was one.
     Revision(WatchResponse),
     /// The content was replaced whole: the cache listed the prefix again (a compaction
     /// overtook its watch), or this subscriber fell more than 4,096 revisions behind.

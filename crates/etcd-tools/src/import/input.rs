@@ -83,7 +83,7 @@ pub struct Validated {
     pub min_key: Option<Bytes>,
     /// The largest key under the prefix.
     pub max_key: Option<Bytes>,
-    /// With `-v json`: every value of the file is a JSON string, so [`import`] checks,
+    /// With `-v json`: every value of the file is a JSON string, so [`import`](super::import()) checks,
     /// before writing, that the file was not written with `-v utf8` or `-v binary` (unless
     /// `force`).
     pub values_all_strings: bool,
