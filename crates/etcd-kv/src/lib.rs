@@ -1,4 +1,6 @@
-//! An async etcd v3 client over etcd's gRPC-JSON gateway.
+//! An async etcd v3 client over etcd's gRPC-JSON gateway (HTTP/1.1, the default) or, with
+//! the cargo feature `grpc`, native gRPC (HTTP/2, [`ClientBuilder::protocol`] with
+//! [`Protocol::Grpc`](Protocol)): one API, the same types and errors over both.
 //!
 //! [`Client`] is cheap to clone and every method takes `&self`. Simple calls are one await;
 //! options go on `#[must_use]` builders that are awaited directly.
