@@ -6,12 +6,11 @@ use crate::error::{Error, Result};
 // `lease/hub.rs` still names it here.
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 pub(crate) use crate::request::lease_error;
-use crate::request::{check_key, into_future, BoxFuture};
+use crate::request::{check_key, into_future};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::kv as wire;
 pub use etcd_wire::kv::{SortOrder, SortTarget};
-use std::future::IntoFuture;
 
 // ---------------------------------------------------------------------------------------
 // Range

@@ -11,11 +11,10 @@ pub(crate) use hub::KeepAliveHub;
 use crate::client::Client;
 pub use crate::error::LeaseLost;
 use crate::error::{Error, Result};
-use crate::request::{into_future, lease_error, BoxFuture};
+use crate::request::{into_future, lease_error};
 use crate::types::Header;
 use bytes::Bytes;
 use etcd_wire::lease as wire;
-use std::future::IntoFuture;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -269,13 +268,7 @@ impl LeaseTimeToLiveRequest<'_> {
     }
 }
 
-impl<'a> IntoFuture for LeaseTimeToLiveRequest<'a> {
-    type Output = Result<LeaseTimeToLive>;
-    type IntoFuture = BoxFuture<'a, Result<LeaseTimeToLive>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(LeaseTimeToLiveRequest, LeaseTimeToLive);
 
 /// Keeps a lease alive until dropped or revoked.
 ///

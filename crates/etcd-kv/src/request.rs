@@ -11,12 +11,13 @@ use std::pin::Pin;
 /// A boxed future returned by awaiting a request builder.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Implements `IntoFuture` for a builder with an `async fn send(self)`.
+/// Implements `IntoFuture` for a builder with an `async fn send(self)`, so that awaiting
+/// the builder sends it: every awaitable builder of the crate uses it.
 macro_rules! into_future {
     ($builder:ident, $output:ty) => {
-        impl<'a> IntoFuture for $builder<'a> {
-            type Output = Result<$output>;
-            type IntoFuture = BoxFuture<'a, Result<$output>>;
+        impl<'a> ::std::future::IntoFuture for $builder<'a> {
+            type Output = $crate::error::Result<$output>;
+            type IntoFuture = $crate::request::BoxFuture<'a, $crate::error::Result<$output>>;
             fn into_future(self) -> Self::IntoFuture {
                 Box::pin(self.send())
             }

@@ -15,13 +15,12 @@ pub use set::{WatchHandle, WatchRangeId};
 use crate::client::Client;
 use crate::error::Result;
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
-use crate::request::{check_key, BoxFuture};
+use crate::request::{check_key, into_future};
 use crate::types::KeyValue;
 use bytes::Bytes;
 use etcd_wire::header::EventType;
 use etcd_wire::watch::{FilterType, WatchCreateRequest};
 use futures_core::Stream;
-use std::future::IntoFuture;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
@@ -234,13 +233,7 @@ impl<'a> Watch<'a> {
     }
 }
 
-impl<'a> IntoFuture for Watch<'a> {
-    type Output = Result<WatchStream>;
-    type IntoFuture = BoxFuture<'a, Result<WatchStream>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(Watch, WatchStream);
 
 /// A live watch: a [`Stream`] of [`WatchResponse`]s, one per revision, in revision order.
 ///

@@ -82,10 +82,9 @@ use crate::client::{Client, StreamMode};
 use crate::error::{Error, Result};
 use crate::key::{prefix_end, IntoBytes};
 use crate::kv::{SortOrder, SortTarget};
-use crate::request::BoxFuture;
+use crate::request::into_future;
 use crate::types::KeyValue;
 use bytes::Bytes;
-use std::future::IntoFuture;
 use std::ops::{Bound, Deref};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -297,13 +296,7 @@ impl<'a> CacheBuilder<'a> {
     }
 }
 
-impl<'a> IntoFuture for CacheBuilder<'a> {
-    type Output = Result<Cache>;
-    type IntoFuture = BoxFuture<'a, Result<Cache>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(CacheBuilder, Cache);
 
 impl Client {
     /// A consistent local cache of every key under `prefix` (see [`Cache`]); awaiting it
