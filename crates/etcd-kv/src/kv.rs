@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
 pub(crate) use crate::request::lease_error;
 use crate::request::{check_key, into_future};
-use crate::types::{Header, KeyValue};
+use crate::types::{plural, show_list, Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::kv as wire;
 pub use etcd_wire::kv::{SortOrder, SortTarget};
@@ -518,5 +518,58 @@ impl Client {
     /// Compacts the key-value history up to `revision`.
     pub fn compact(&self, revision: i64) -> Compact<'_> {
         Compact::new(self, revision)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// How responses show (`Display`)
+
+/// Shows the key-values found (`a = 1, b = 2`, each as [`KeyValue`] shows it), `(none)`
+/// when there are none, and how many there are in all when a limit cut them short:
+/// `a = 1 (1 of 3 keys)`. A count-only read shows `(3 keys)`.
+impl std::fmt::Display for RangeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kvs = self.kvs();
+        let count = usize::try_from(self.count()).unwrap_or(0);
+        if kvs.is_empty() && count > 0 {
+            return write!(f, "({count} {})", plural(count, "key", "keys"));
+        }
+        show_list(f, kvs, "(none)")?;
+        if self.more() || count > kvs.len() {
+            write!(
+                f,
+                " ({} of {count} {})",
+                kvs.len(),
+                plural(count, "key", "keys")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `put at revision 7`, and the previous key-value when it was asked for:
+/// `put at revision 7, was config/mode = active`.
+impl std::fmt::Display for PutResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "put at revision {}", self.revision())?;
+        if let Some(prev) = self.prev_kv() {
+            write!(f, ", was {prev}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `deleted 2 keys at revision 8`, and the deleted key-values when they were asked
+/// for: `deleted 1 key at revision 8: config/mode = active`.
+impl std::fmt::Display for DeleteResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.deleted();
+        let noun = plural(usize::try_from(n).unwrap_or(0), "key", "keys");
+        write!(f, "deleted {n} {noun} at revision {}", self.revision())?;
+        if !self.prev_kvs().is_empty() {
+            f.write_str(": ")?;
+            show_list(f, self.prev_kvs(), "")?;
+        }
+        Ok(())
     }
 }
