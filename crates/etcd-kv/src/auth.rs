@@ -19,13 +19,12 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, KeyRange, Namespace};
-use crate::kv::{check_key, into_future, BoxFuture};
 use crate::maintenance::is_missing_route;
+use crate::request::{check_key, into_future};
 use crate::types::Header;
 use bytes::Bytes;
 use etcd_wire::auth as wire;
 pub use etcd_wire::auth::PermissionType;
-use std::future::IntoFuture;
 
 /// Whether auth is enabled, from [`Client::auth_status`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -157,6 +157,7 @@ impl Member {
 
 /// An active alarm on a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Alarm {
     /// The member that raised it.
     pub member_id: u64,

@@ -8,15 +8,16 @@ use crate::claim::Claim;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::IntoBytes;
-use crate::kv::{BoxFuture, SortOrder, SortTarget};
+use crate::kv::{SortOrder, SortTarget};
 use crate::lease::LeaseLost;
+use crate::request::into_future;
 use crate::session::{Session, DEFAULT_SESSION_TTL};
 use crate::txn::Compare;
 use crate::types::KeyValue;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
@@ -171,13 +172,7 @@ impl<'a> Campaign<'a> {
     }
 }
 
-impl<'a> IntoFuture for Campaign<'a> {
-    type Output = Result<Leadership>;
-    type IntoFuture = BoxFuture<'a, Result<Leadership>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(Campaign, Leadership);
 
 /// Being the leader of an election.
 ///

@@ -1,7 +1,6 @@
 //! The client's error type: typed kinds for what callers act on, the gateway's code and
 //! message kept, and a message that names the cause and the endpoint.
 
-use crate::lease::LeaseLost;
 use etcd_transport::Error as TransportError;
 use etcd_wire::{Code, Status};
 
@@ -108,7 +107,7 @@ pub enum Error {
     /// A snapshot failed its checksum, ended early, or could not be written (see
     /// [`Client::snapshot_to`](crate::Client::snapshot_to)).
     #[error("snapshot: {0}")]
-    Snapshot(#[from] crate::maintenance::SnapshotError),
+    Snapshot(#[from] SnapshotError),
     /// TLS failed with every endpoint tried: a server certificate this client does not
     /// trust (unknown CA, expired, another host name) or a client certificate the server
     /// refused. Not retried; nothing was applied.
@@ -453,6 +452,82 @@ impl Error {
 
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a kept lease was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseLost {
+    /// The server no longer knows the lease: it expired or was revoked.
+    Expired,
+    /// No refresh succeeded before the lease's deadline: it must be assumed expired.
+    Unreachable {
+        /// The last error seen.
+        last_error: String,
+    },
+}
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseLost::Expired => f.write_str("the lease expired or was revoked"),
+            LeaseLost::Unreachable { last_error } => {
+                write!(
+                    f,
+                    "the lease could not be refreshed before its deadline: {last_error}"
+                )
+            }
+        }
+    }
+}
+
+/// What is wrong with a snapshot ([`Error::Snapshot`] from
+/// [`Client::snapshot_to`](crate::Client::snapshot_to), or from
+/// [`verify_snapshot`](crate::verify_snapshot)). On any error the writer holds an incomplete or corrupt
+/// snapshot: discard it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Writing to the writer failed.
+    #[error("writing the snapshot failed: {0}")]
+    Write(#[source] std::sync::Arc<std::io::Error>),
+    /// The stream ended before the whole snapshot and its checksum arrived.
+    #[error("the snapshot stream ended early: {received} bytes of {}", expected_text(*.expected))]
+    Truncated {
+        /// Bytes received (written), checksum included.
+        received: u64,
+        /// Bytes announced by the server (database and checksum), when it said.
+        expected: Option<u64>,
+    },
+    /// The last 32 bytes are not the SHA-256 of the bytes before them.
+    #[error("the snapshot's checksum does not match its content ({} bytes)", .size)]
+    Checksum {
+        /// Bytes received, checksum included.
+        size: u64,
+        /// The checksum the stream ended with.
+        expected: [u8; 32],
+        /// The SHA-256 of the bytes before it.
+        actual: [u8; 32],
+    },
+}
+
+fn expected_text(expected: Option<u64>) -> String {
+    match expected {
+        Some(n) => n.to_string(),
+        None => "an unknown number".to_string(),
+    }
+}
+
+impl SnapshotError {
+    /// True for a snapshot whose content does not match its checksum.
+    pub fn is_checksum(&self) -> bool {
+        matches!(self, SnapshotError::Checksum { .. })
+    }
+
+    /// True for a stream that ended before the snapshot was whole.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, SnapshotError::Truncated { .. })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,37 +4,11 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{key_range_setters, IntoBytes, KeyRange, Namespace};
-use crate::types::{Header, KeyValue};
+use crate::request::{check_key, into_future, lease_error};
+use crate::types::{plural, show_list, Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::kv as wire;
 pub use etcd_wire::kv::{SortOrder, SortTarget};
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
-
-/// A boxed future returned by awaiting a request builder.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Implements `IntoFuture` for a builder with an `async fn send(self)`.
-macro_rules! into_future {
-    ($builder:ident, $output:ty) => {
-        impl<'a> IntoFuture for $builder<'a> {
-            type Output = Result<$output>;
-            type IntoFuture = BoxFuture<'a, Result<$output>>;
-            fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.send())
-            }
-        }
-    };
-}
-pub(crate) use into_future;
-
-/// Fails early on an empty key: etcd refuses it.
-pub(crate) fn check_key(key: &Bytes, range: &KeyRange) -> Result<()> {
-    if key.is_empty() && matches!(range, KeyRange::Single) {
-        return Err(Error::invalid("the key is empty (etcd requires a key)"));
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------------
 // Range
@@ -301,19 +275,6 @@ impl<'a> Put<'a> {
 
 into_future!(Put, PutResponse);
 
-/// Turns "requested lease not found" into [`Error::LeaseNotFound`].
-pub(crate) fn lease_error(e: Error, lease_id: i64) -> Error {
-    match &e {
-        Error::NotFound(_)
-            if e.status()
-                .is_some_and(|s| s.message.contains("lease not found")) =>
-        {
-            Error::LeaseNotFound { lease_id }
-        }
-        _ => e,
-    }
-}
-
 /// The answer to a put.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutResponse {
@@ -556,23 +517,57 @@ impl Client {
     pub fn compact(&self, revision: i64) -> Compact<'_> {
         Compact::new(self, revision)
     }
+}
 
-    /// The error for a read at a compacted revision, with the compact revision found out
-    /// from a watch at that revision (the gateway's unary error does not carry it).
-    pub(crate) async fn compacted_error(&self, key: &Bytes, revision: i64) -> Error {
-        // Boxed: this rare path's future (a whole watch) would otherwise enlarge the future
-        // of every read.
-        match Box::pin(crate::watch::probe_compact_revision(
-            self,
-            key.clone(),
-            revision,
-        ))
-        .await
-        {
-            Some(compact_revision) => Error::Compacted { compact_revision },
-            None => Error::Compacted {
-                compact_revision: 0,
-            },
+// ---------------------------------------------------------------------------------------
+// How responses show (`Display`)
+
+/// Shows the key-values found (`a = 1, b = 2`, each as [`KeyValue`] shows it), `(none)`
+/// when there are none, and how many there are in all when a limit cut them short:
+/// `a = 1 (1 of 3 keys)`. A count-only read shows `(3 keys)`.
+impl std::fmt::Display for RangeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kvs = self.kvs();
+        let count = usize::try_from(self.count()).unwrap_or(0);
+        if kvs.is_empty() && count > 0 {
+            return write!(f, "({count} {})", plural(count, "key", "keys"));
         }
+        show_list(f, kvs, "(none)")?;
+        if self.more() || count > kvs.len() {
+            write!(
+                f,
+                " ({} of {count} {})",
+                kvs.len(),
+                plural(count, "key", "keys")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `put at revision 7`, and the previous key-value when it was asked for:
+/// `put at revision 7, was config/mode = active`.
+impl std::fmt::Display for PutResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "put at revision {}", self.revision())?;
+        if let Some(prev) = self.prev_kv() {
+            write!(f, ", was {prev}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `deleted 2 keys at revision 8`, and the deleted key-values when they were asked
+/// for: `deleted 1 key at revision 8: config/mode = active`.
+impl std::fmt::Display for DeleteResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.deleted();
+        let noun = plural(usize::try_from(n).unwrap_or(0), "key", "keys");
+        write!(f, "deleted {n} {noun} at revision {}", self.revision())?;
+        if !self.prev_kvs().is_empty() {
+            f.write_str(": ")?;
+            show_list(f, self.prev_kvs(), "")?;
+        }
+        Ok(())
     }
 }

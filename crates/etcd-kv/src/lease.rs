@@ -9,12 +9,12 @@ mod hub;
 pub(crate) use hub::KeepAliveHub;
 
 use crate::client::Client;
+pub use crate::error::LeaseLost;
 use crate::error::{Error, Result};
-use crate::kv::{into_future, lease_error, BoxFuture};
+use crate::request::{into_future, lease_error};
 use crate::types::Header;
 use bytes::Bytes;
 use etcd_wire::lease as wire;
-use std::future::IntoFuture;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -268,40 +268,7 @@ impl LeaseTimeToLiveRequest<'_> {
     }
 }
 
-impl<'a> IntoFuture for LeaseTimeToLiveRequest<'a> {
-    type Output = Result<LeaseTimeToLive>;
-    type IntoFuture = BoxFuture<'a, Result<LeaseTimeToLive>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
-
-/// Why a kept lease was lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LeaseLost {
-    /// The server no longer knows the lease: it expired or was revoked.
-    Expired,
-    /// No refresh succeeded before the lease's deadline: it must be assumed expired.
-    Unreachable {
-        /// The last error seen.
-        last_error: String,
-    },
-}
-
-impl std::fmt::Display for LeaseLost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LeaseLost::Expired => f.write_str("the lease expired or was revoked"),
-            LeaseLost::Unreachable { last_error } => {
-                write!(
-                    f,
-                    "the lease could not be refreshed before its deadline: {last_error}"
-                )
-            }
-        }
-    }
-}
+into_future!(LeaseTimeToLiveRequest, LeaseTimeToLive);
 
 /// Keeps a lease alive until dropped or revoked.
 ///

@@ -1,4 +1,6 @@
-//! An async etcd v3 client over etcd's gRPC-JSON gateway.
+//! An async etcd v3 client over etcd's gRPC-JSON gateway (HTTP/1.1, the default) or, with
+//! the cargo feature `grpc`, native gRPC (HTTP/2, [`ClientBuilder::protocol`] with
+//! [`Protocol::Grpc`](Protocol)): one API, the same types and errors over both.
 //!
 //! [`Client`] is cheap to clone and every method takes `&self`. Simple calls are one await;
 //! options go on `#[must_use]` builders that are awaited directly.
@@ -65,6 +67,7 @@ pub mod cache;
 mod claim;
 mod client;
 mod cluster;
+mod compacted;
 mod election;
 mod error;
 mod key;
@@ -74,6 +77,7 @@ mod lock;
 mod maintenance;
 mod pager;
 mod queue;
+mod request;
 mod scan;
 mod sequence;
 mod session;
@@ -95,10 +99,12 @@ pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
 pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
 pub use etcd_transport::{redact_endpoint, Protocol, RetryConfig, TlsConfig};
+/// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]
+/// return them.
+pub use etcd_wire::{Code, Status};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
-    BoxFuture, Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder,
-    SortTarget,
+    Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,
 };
 pub use lease::{
     Lease, LeaseGrant, LeaseHandle, LeaseKeeper, LeaseLost, LeaseTimeToLive, LeaseTimeToLiveRequest,
@@ -109,6 +115,7 @@ pub use maintenance::{
 };
 pub use pager::{key_after, ClientPages, PageRequest, PageSource, Pager, PROBE_PAGES};
 pub use queue::{Queue, DEFAULT_PRIORITY};
+pub use request::BoxFuture;
 pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
 pub use sequence::Sequence;
 pub use session::{Session, SessionBuilder, DEFAULT_SESSION_TTL};

@@ -20,12 +20,12 @@ use crate::claim::Claim;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::IntoBytes;
-use crate::kv::BoxFuture;
 use crate::lease::LeaseLost;
+use crate::request::into_future;
 use crate::session::{Session, DEFAULT_SESSION_TTL};
 use crate::txn::Compare;
 use bytes::Bytes;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 /// A lock request: `client.lock(name)`, options, then `.await` for a [`LockGuard`].
@@ -276,13 +276,7 @@ impl Lock<'_> {
     }
 }
 
-impl<'a> IntoFuture for Lock<'a> {
-    type Output = Result<LockGuard>;
-    type IntoFuture = BoxFuture<'a, Result<LockGuard>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(Lock, LockGuard);
 
 /// A held lock.
 ///

@@ -6,10 +6,12 @@
 //! the checksum on the way, holding one message at a time.
 
 use crate::client::Client;
+pub use crate::error::SnapshotError;
 use crate::error::{Error, Result};
 use crate::types::Header;
 use etcd_transport::Error as TransportError;
 use etcd_wire::maintenance as wire;
+use etcd_wire::Code;
 use ring::digest;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -30,63 +32,15 @@ pub(crate) fn is_missing_route(e: &Error) -> bool {
             // grpc-gateway v1 (etcd 3.4, 3.5 as released): a plain-text 404.
             TransportError::Http { status: 404, .. } => return true,
             // grpc-gateway v2 (etcd 3.6, Debian's 3.5.30): 404 `{"code":5,"message":"Not
-            // Found"}`; over native gRPC: a method the server does not have (code 12).
+            // Found"}`; over native gRPC: a method the server does not have (`Unimplemented`).
             TransportError::Server { status, .. } => {
-                return status.is_unknown_route() || status.code == 12
+                return status.is_unknown_route() || status.grpc_code() == Code::Unimplemented
             }
             TransportError::Unavailable { last, .. } => current = Some(last),
             _ => return false,
         }
     }
     false
-}
-
-/// What is wrong with a snapshot ([`Error::Snapshot`] from [`Client::snapshot_to`], or
-/// from [`verify_snapshot`]). On any error the writer holds an incomplete or corrupt
-/// snapshot: discard it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum SnapshotError {
-    /// Writing to the writer failed.
-    #[error("writing the snapshot failed: {0}")]
-    Write(#[source] std::sync::Arc<std::io::Error>),
-    /// The stream ended before the whole snapshot and its checksum arrived.
-    #[error("the snapshot stream ended early: {received} bytes of {}", expected_text(*.expected))]
-    Truncated {
-        /// Bytes received (written), checksum included.
-        received: u64,
-        /// Bytes announced by the server (database and checksum), when it said.
-        expected: Option<u64>,
-    },
-    /// The last 32 bytes are not the SHA-256 of the bytes before them.
-    #[error("the snapshot's checksum does not match its content ({} bytes)", .size)]
-    Checksum {
-        /// Bytes received, checksum included.
-        size: u64,
-        /// The checksum the stream ended with.
-        expected: [u8; 32],
-        /// The SHA-256 of the bytes before it.
-        actual: [u8; 32],
-    },
-}
-
-fn expected_text(expected: Option<u64>) -> String {
-    match expected {
-        Some(n) => n.to_string(),
-        None => "an unknown number".to_string(),
-    }
-}
-
-impl SnapshotError {
-    /// True for a snapshot whose content does not match its checksum.
-    pub fn is_checksum(&self) -> bool {
-        matches!(self, SnapshotError::Checksum { .. })
-    }
-
-    /// True for a stream that ended before the snapshot was whole.
-    pub fn is_truncated(&self) -> bool {
-        matches!(self, SnapshotError::Truncated { .. })
-    }
 }
 
 /// A write error of the snapshot's writer.

@@ -13,7 +13,8 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::kv::{BoxFuture, RangeResponse, SortOrder, SortTarget};
+use crate::kv::{RangeResponse, SortOrder, SortTarget};
+use crate::request::BoxFuture;
 use crate::types::KeyValue;
 use bytes::Bytes;
 use std::collections::VecDeque;

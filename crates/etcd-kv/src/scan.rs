@@ -4,8 +4,8 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{key_range_setters, prefix_end, IntoBytes, KeyRange};
-use crate::kv::{check_key, BoxFuture};
 use crate::pager::{key_after, ClientPages, Pager};
+use crate::request::{check_key, BoxFuture};
 use crate::types::KeyValue;
 use bytes::Bytes;
 use futures_core::Stream;

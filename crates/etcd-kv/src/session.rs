@@ -7,11 +7,11 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::kv::BoxFuture;
 use crate::lease::{LeaseKeeper, LeaseLost};
+use crate::request::into_future;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
@@ -99,13 +99,7 @@ impl SessionBuilder<'_> {
     }
 }
 
-impl<'a> IntoFuture for SessionBuilder<'a> {
-    type Output = Result<Session>;
-    type IntoFuture = BoxFuture<'a, Result<Session>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(SessionBuilder, Session);
 
 impl Session {
     /// A builder for a new session over `client`; await it.

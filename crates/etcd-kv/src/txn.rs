@@ -4,13 +4,12 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, KeyRange, Namespace};
 use crate::kv::{
-    check_key, into_future, lease_error, BoxFuture, Delete, DeleteResponse, DeleteSpec, Put,
-    PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
+    Delete, DeleteResponse, DeleteSpec, Put, PutResponse, PutSpec, Range, RangeResponse, RangeSpec,
 };
+use crate::request::{check_key, into_future, lease_error};
 use crate::types::{Header, KeyValue};
 use bytes::Bytes;
 use etcd_wire::txn::{self as wire, CompareResult, TargetUnion};
-use std::future::IntoFuture;
 
 /// A condition of a transaction, on one key or a range of keys.
 ///

@@ -188,56 +188,6 @@ impl std::fmt::Display for Header {
     }
 }
 
-/// Shows the key-values found (`a = 1, b = 2`, each as [`KeyValue`] shows it), `(none)`
-/// when there are none, and how many there are in all when a limit cut them short:
-/// `a = 1 (1 of 3 keys)`. A count-only read shows `(3 keys)`.
-impl std::fmt::Display for crate::kv::RangeResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kvs = self.kvs();
-        let count = usize::try_from(self.count()).unwrap_or(0);
-        if kvs.is_empty() && count > 0 {
-            return write!(f, "({count} {})", plural(count, "key", "keys"));
-        }
-        show_list(f, kvs, "(none)")?;
-        if self.more() || count > kvs.len() {
-            write!(
-                f,
-                " ({} of {count} {})",
-                kvs.len(),
-                plural(count, "key", "keys")
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Shows `put at revision 7`, and the previous key-value when it was asked for:
-/// `put at revision 7, was config/mode = active`.
-impl std::fmt::Display for crate::kv::PutResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "put at revision {}", self.revision())?;
-        if let Some(prev) = self.prev_kv() {
-            write!(f, ", was {prev}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Shows `deleted 2 keys at revision 8`, and the deleted key-values when they were asked
-/// for: `deleted 1 key at revision 8: config/mode = active`.
-impl std::fmt::Display for crate::kv::DeleteResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.deleted();
-        let noun = plural(usize::try_from(n).unwrap_or(0), "key", "keys");
-        write!(f, "deleted {n} {noun} at revision {}", self.revision())?;
-        if !self.prev_kvs().is_empty() {
-            f.write_str(": ")?;
-            show_list(f, self.prev_kvs(), "")?;
-        }
-        Ok(())
-    }
-}
-
 /// `one` for 1, else `many`.
 pub(crate) fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {

@@ -24,10 +24,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-/// A client for etcd's gRPC-JSON gateway over HTTP/1.1: cheap to clone, shared by many tasks.
+/// A client of etcd speaking its gRPC-JSON gateway (HTTP/1.1, JSON; the default) or, with
+/// the cargo feature `grpc` and [`Protocol::Grpc`](crate::Protocol), native gRPC (HTTP/2,
+/// protobuf): cheap to clone, shared by many tasks. Both protocols share one failover loop
+/// (endpoints, retries by idempotency, deadlines, token renewal).
 ///
-/// Calls name the gateway method after the API prefix, such as `"kv/range"`; the prefix
-/// (`/v3`, `/v3beta`, `/v3alpha`) is detected once per endpoint from `GET /version`.
+/// Over the gateway a call goes to its request type's path after the API prefix (such as
+/// `/v3/kv/range`); the prefix (`/v3`, `/v3beta`, `/v3alpha`) is detected once per endpoint
+/// from `GET /version`. Over gRPC it goes to its gRPC method (`/etcdserverpb.KV/Range`).
 #[derive(Clone)]
 pub struct Transport {
     pub(crate) inner: Arc<Inner>,
@@ -1098,10 +1102,12 @@ fn is_auth_refusal(e: &Error) -> bool {
 
 fn server_error(endpoint: &str, status: StatusCode, body: &[u8]) -> Error {
     match etcd_wire::from_slice::<etcd_wire::Status>(body) {
-        Ok(s) if !s.message.is_empty() || s.code != 2 => Error::Server {
-            endpoint: endpoint.to_string(),
-            status: s,
-        },
+        Ok(s) if !s.message.is_empty() || s.grpc_code() != etcd_wire::Code::Unknown => {
+            Error::Server {
+                endpoint: endpoint.to_string(),
+                status: s,
+            }
+        }
         _ => {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             Error::Http {

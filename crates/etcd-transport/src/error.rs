@@ -506,13 +506,13 @@ mod tests {
     fn classification() {
         let no_leader = Error::Server {
             endpoint: "e".into(),
-            status: Status::new(14, "etcdserver: no leader"),
+            status: Status::new(Code::Unavailable.as_i32(), "etcdserver: no leader"),
         };
         assert!(no_leader.is_rejected_unavailable());
         assert!(!no_leader.is_outcome_unknown());
         let timed_out = Error::Server {
             endpoint: "e".into(),
-            status: Status::new(14, "etcdserver: request timed out"),
+            status: Status::new(Code::Unavailable.as_i32(), "etcdserver: request timed out"),
         };
         assert!(timed_out.is_outcome_unknown());
         assert!(!timed_out.is_rejected_unavailable());

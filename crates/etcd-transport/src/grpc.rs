@@ -20,7 +20,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{connect_error, tls_cause, Error};
 use crate::tls::{Connector, Io};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use etcd_wire::{Rpc, StreamRpc, VersionResponse};
+use etcd_wire::{Code, Rpc, StreamRpc, VersionResponse};
 use futures_util::StreamExt;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{RecvStream, SendStream};
@@ -272,7 +272,10 @@ impl Grpc {
             // The status trailers follow the one message.
             call.trailers(&mut recv).await?;
             answer.ok_or_else(|| {
-                Failure::Status(etcd_wire::Status::new(13, "the answer had no message"))
+                Failure::Status(etcd_wire::Status::new(
+                    Code::Internal.as_i32(),
+                    "the answer had no message",
+                ))
             })
         };
         match result.await {
@@ -395,7 +398,7 @@ impl<'a> Call<'a> {
     fn open(&self, response: http::Response<RecvStream>) -> Result<RecvStream, Failure> {
         let status = response.status();
         if let Some(s) = grpc_status(response.headers()) {
-            if s.code != 0 {
+            if s.grpc_code() != Code::Ok {
                 return Err(Failure::Status(s));
             }
         }
@@ -459,10 +462,10 @@ impl<'a> Call<'a> {
         }
         let trailers = recv.trailers().await?;
         match trailers.as_ref().and_then(grpc_status) {
-            Some(s) if s.code == 0 => Ok(()),
+            Some(s) if s.grpc_code() == Code::Ok => Ok(()),
             Some(s) => Err(Failure::Status(s)),
             None => Err(Failure::Status(etcd_wire::Status::new(
-                2,
+                Code::Unknown.as_i32(),
                 "the answer ended without a gRPC status",
             ))),
         }
@@ -471,7 +474,10 @@ impl<'a> Call<'a> {
     fn invalid(&self, e: prost::DecodeError) -> Error {
         Error::Server {
             endpoint: self.endpoint.to_string(),
-            status: etcd_wire::Status::new(13, format!("undecodable protobuf answer: {e}")),
+            status: etcd_wire::Status::new(
+                Code::Internal.as_i32(),
+                format!("undecodable protobuf answer: {e}"),
+            ),
         }
     }
 
@@ -491,7 +497,10 @@ impl<'a> Call<'a> {
             },
             Failure::Compressed => Error::Server {
                 endpoint,
-                status: etcd_wire::Status::new(12, "a compressed answer (none was asked for)"),
+                status: etcd_wire::Status::new(
+                    Code::Unimplemented.as_i32(),
+                    "a compressed answer (none was asked for)",
+                ),
             },
             Failure::H2(e) => Error::Io {
                 endpoint,
@@ -1128,7 +1137,7 @@ mod tests {
             HeaderValue::from_static("etcdserver%3A requested lease not found %E2%9C%93"),
         );
         let status = grpc_status(&headers).unwrap();
-        assert_eq!(status.code, 5);
+        assert_eq!(status.grpc_code(), Code::NotFound);
         assert_eq!(
             status.message,
             "etcdserver: requested lease not found \u{2713}"

@@ -1,13 +1,17 @@
-//! HTTP/1.1 transport to etcd's gRPC-JSON gateway.
+//! The transport to etcd, in two protocols behind one API: etcd's gRPC-JSON gateway
+//! (HTTP/1.1 and JSON, the default) and, with the cargo feature `grpc`, native gRPC (HTTP/2
+//! and protobuf), chosen with [`TransportBuilder::protocol`] ([`Protocol`]).
 //!
-//! A [`Transport`] holds a keep-alive connection pool to a set of endpoints, detects each
-//! endpoint's API prefix, fails over between endpoints with jittered backoff, renews auth
-//! tokens, and turns the gateway's error bodies into a typed [`Error`] that keeps the gRPC
-//! code and message. [`Transport::call`] takes any [`etcd_wire::Rpc`]: the request type
-//! says where it goes, whether a retry is safe and whether it needs a leader. Streams:
-//! [`Transport::call_stream`] returns a [`MessageStream`] over one POST;
-//! [`Transport::open_bidi`] a [`BidiStream`] over the gateway's WebSocket, carrying any
-//! number of watches or keep-alives.
+//! A [`Transport`] holds its connections to a set of endpoints (a keep-alive HTTP/1.1 pool
+//! for the gateway, whose API prefix it detects per endpoint; one HTTP/2 connection per
+//! endpoint for gRPC), fails over between endpoints with jittered backoff, renews auth
+//! tokens, and turns error answers into a typed [`Error`] that keeps the gRPC code and
+//! message. [`Transport::call`] takes any [`etcd_wire::Rpc`]: the request type says where
+//! it goes, whether a retry is safe and whether it needs a leader. Streams:
+//! [`Transport::call_stream`] returns a [`MessageStream`] (one POST over the gateway, one
+//! HTTP/2 stream over gRPC); [`Transport::open_bidi`] a [`BidiStream`] (the gateway's
+//! WebSocket, or a bidirectional gRPC stream), carrying any number of watches or
+//! keep-alives.
 //!
 //! ```no_run
 //! use etcd_transport::Transport;

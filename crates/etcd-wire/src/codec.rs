@@ -344,7 +344,8 @@ pub mod lenient_bool {
 
 /// Defines a protobuf enum: serialized by name, deserialized from its name or number.
 ///
-/// An unknown name or number is a decoding error, never a panic.
+/// An unknown name or number is a decoding error, never a panic. The enum is
+/// `#[non_exhaustive]`: a later etcd may add values.
 #[macro_export]
 macro_rules! wire_enum {
     (
@@ -355,6 +356,7 @@ macro_rules! wire_enum {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        #[non_exhaustive]
         pub enum $name {
             #[default]
             $( $(#[$vmeta])* $variant, )+

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 /// Whether a request may be sent again when its outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Idempotency {
     /// Repeating it is harmless (reads, watch creation, keep-alives): retried after timeouts
     /// and broken connections, on the next endpoint.

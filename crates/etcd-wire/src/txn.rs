@@ -47,6 +47,7 @@ crate::wire_enum! {
 
 /// The value a [`Compare`] compares the target with (the proto's `target_union` oneof).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TargetUnion {
     /// `version`: the version of the key.
     Version(i64),

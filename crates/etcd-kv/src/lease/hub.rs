@@ -285,7 +285,7 @@ impl Driver {
                 }
                 let result = result
                     .map(|a: LeaseKeepAliveResponse| a.ttl)
-                    .map_err(|e| crate::kv::lease_error(e, id));
+                    .map_err(|e| crate::request::lease_error(e, id));
                 let _ = answers.send((id, sent, result));
             });
         }

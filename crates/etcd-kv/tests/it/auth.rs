@@ -2,8 +2,7 @@
 //! a prefix, users and roles round-trips, password change, role revocation.
 
 use crate::key;
-use etcd_kv::{Client, Error, PermissionType};
-use etcd_wire::Code;
+use etcd_kv::{Client, Code, Error, PermissionType};
 use std::time::Duration;
 
 const ROOT_PASSWORD: &str = "root-secret";

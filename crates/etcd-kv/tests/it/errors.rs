@@ -2,8 +2,7 @@
 //! revisions (on a server of their own: compaction is global), server codes kept.
 
 use crate::{key, setup, unreachable_client};
-use etcd_kv::{Compare, Error, TxnOp};
-use etcd_wire::Code;
+use etcd_kv::{Code, Compare, Error, TxnOp};
 use futures_util::TryStreamExt;
 
 fn assert_invalid_unsent<T: std::fmt::Debug>(result: etcd_kv::Result<T>) {

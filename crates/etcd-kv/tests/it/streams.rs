@@ -515,8 +515,8 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
         assert!(status.message.contains("deadline exceeded"), "{err}");
         assert!(err.is_outcome_unknown(), "{err:?}");
         match status.grpc_code() {
-            etcd_wire::Code::DeadlineExceeded => assert!(err.is_timeout(), "{err:?}"),
-            etcd_wire::Code::Unknown => {}
+            etcd_kv::Code::DeadlineExceeded => assert!(err.is_timeout(), "{err:?}"),
+            etcd_kv::Code::Unknown => {}
             other => panic!("{other:?}: {err}"),
         }
     }

@@ -3,8 +3,7 @@
 
 use crate::{grant_lease, key, keys, revoke_lease, setup, suffixes, unreachable_client};
 use bytes::Bytes;
-use etcd_kv::{Client, Compare, Error, TxnOp, TxnOpResponse};
-use etcd_wire::Code;
+use etcd_kv::{Client, Code, Compare, Error, TxnOp, TxnOpResponse};
 
 async fn holds(client: &Client, compare: Compare) -> bool {
     client.txn().when([compare]).await.unwrap().succeeded()

@@ -94,7 +94,7 @@ async fn a_status_without_a_body_keeps_its_code_and_decoded_message() {
     let err = transport(&url).call(&get()).await.unwrap_err();
     match &err {
         Error::Server { status, endpoint } => {
-            assert_eq!(status.code, 5);
+            assert_eq!(status.grpc_code(), etcd_wire::Code::NotFound);
             assert_eq!(status.message, "etcdserver: key not found");
             assert_eq!(endpoint, &url);
         }

@@ -184,7 +184,7 @@ fn stream_errors() {
         assert_eq!(msgs.len(), 1);
         match &msgs[0] {
             StreamMessage::Error(s) => {
-                assert_eq!(s.code, 2);
+                assert_eq!(s.grpc_code(), Code::Unknown);
                 assert_eq!(s.message, "illegal base64 data at input byte 0");
                 assert_eq!(s.http_code, None);
             }
@@ -220,7 +220,7 @@ fn stream_errors() {
         };
         match &msgs[..] {
             [StreamMessage::Error(s)] => {
-                assert_eq!(s.code, 14);
+                assert_eq!(s.grpc_code(), Code::Unavailable);
                 assert_eq!(s.message, expected);
             }
             other => panic!("{v}: {other:?}"),
