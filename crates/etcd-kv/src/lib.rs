@@ -63,6 +63,7 @@ mod readme {}
 
 mod auth;
 mod backend;
+mod backoff;
 pub mod cache;
 mod claim;
 mod client;
@@ -113,10 +114,12 @@ pub use lock::{Lock, LockGuard};
 pub use maintenance::{
     verify_snapshot, KvHash, SnapshotError, SnapshotInfo, StoreHash, SNAPSHOT_CHECKSUM_LEN,
 };
-pub use pager::{key_after, ClientPages, PageRequest, PageSource, Pager, PROBE_PAGES};
+pub use pager::{
+    key_after, ClientPages, PageRequest, PageSource, Pager, DEFAULT_PAGE_SIZE, PROBE_PAGES,
+};
 pub use queue::{Queue, DEFAULT_PRIORITY};
 pub use request::BoxFuture;
-pub use scan::{PageStream, Scan, ScanStream, DEFAULT_PAGE_SIZE};
+pub use scan::{PageStream, Scan, ScanStream};
 pub use sequence::Sequence;
 pub use session::{Session, SessionBuilder, DEFAULT_SESSION_TTL};
 pub use txn::{Compare, CompareBuilder, Txn, TxnOp, TxnOpResponse, TxnResponse};

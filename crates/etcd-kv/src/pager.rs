@@ -19,6 +19,9 @@ use crate::types::KeyValue;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
+/// The default number of keys fetched per page.
+pub const DEFAULT_PAGE_SIZE: i64 = 1000;
+
 /// How many pages one probe of keys covers at most.
 pub const PROBE_PAGES: i64 = 16;
 
@@ -140,7 +143,7 @@ impl<S: PageSource> Pager<S> {
     /// key order, of [`DEFAULT_PAGE_SIZE`](crate::DEFAULT_PAGE_SIZE) keys, at the current
     /// revision (pinned by the first page).
     pub fn new(source: S, start: Bytes, end: Bytes) -> Self {
-        let page_size = crate::scan::DEFAULT_PAGE_SIZE;
+        let page_size = DEFAULT_PAGE_SIZE;
         let done = end.as_ref() != b"\0" && !end.is_empty() && start >= end;
         Pager {
             source,

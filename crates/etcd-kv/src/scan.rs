@@ -13,8 +13,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-/// The default number of keys fetched per page.
-pub const DEFAULT_PAGE_SIZE: i64 = 1000;
+use crate::pager::DEFAULT_PAGE_SIZE;
 
 /// A scan builder: `client.scan(prefix).prefix().page_size(500).into_stream()`.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 mod hub;
 mod set;
 
-pub(crate) use hub::{backoff, WatchHub};
+pub(crate) use hub::WatchHub;
 pub use set::{WatchHandle, WatchRangeId};
 
 use crate::client::Client;

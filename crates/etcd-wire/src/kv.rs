@@ -112,18 +112,7 @@ pub struct RangeResponse {
     pub count: i64,
 }
 
-impl RangeResponse {
-    /// Decodes a `kv/range` answer body: the same result as [`from_slice`](crate::from_slice),
-    /// several times faster on the gateway's own output (a hand-written decoder handles
-    /// that form; anything else goes through serde). What a large range costs the client
-    /// is mostly this.
-    pub fn from_slice(body: &[u8]) -> Result<RangeResponse, crate::DecodeError> {
-        match crate::fast::range_response(body) {
-            Some(r) => Ok(r),
-            None => crate::from_slice(body),
-        }
-    }
-}
+// `RangeResponse::from_slice`, the fast decoder of large ranges, is in `fast.rs`.
 
 /// Puts a key (`kv/put`); increments the store's revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

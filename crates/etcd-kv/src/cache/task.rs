@@ -2,10 +2,11 @@
 
 use super::store::{compact, entry_size, Entry, Shared, Store};
 use super::CacheUpdate;
+use crate::backoff::backoff;
 use crate::error::{Error, Result};
 use crate::pager::{ClientPages, Pager};
 use crate::types::KeyValue;
-use crate::watch::{backoff, EventKind, WatchEvent, WatchResponse, WatchStream};
+use crate::watch::{EventKind, WatchEvent, WatchResponse, WatchStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;

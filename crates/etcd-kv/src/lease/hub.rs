@@ -313,7 +313,7 @@ impl Driver {
             Err(e) => {
                 self.failures += 1;
                 self.note_error(&e);
-                self.reconnect_at = Some(Instant::now() + crate::watch::backoff(self.failures));
+                self.reconnect_at = Some(Instant::now() + crate::backoff::backoff(self.failures));
                 false
             }
         }

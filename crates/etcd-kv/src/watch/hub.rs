@@ -17,6 +17,7 @@
 
 use super::{group_by_revision, WatchResponse, WatchStream};
 use crate::backend::{Backend, BidiConn, ServerStream};
+use crate::backoff::backoff;
 use crate::client::{Client, Counters, Liveness, StreamMode};
 use crate::error::{Error, Result};
 use crate::key::Namespace;
@@ -1160,13 +1161,6 @@ async fn poll_check(probe: &mut Option<Probe>) -> Result<()> {
         }
         None => std::future::pending().await,
     }
-}
-
-/// Exponential backoff with jitter: 100 ms doubling to 5 s, ±50 %.
-pub(crate) fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << failures.min(6));
-    base.min(Duration::from_secs(5))
-        .mul_f64(0.5 + rand::random::<f64>())
 }
 
 #[cfg(test)]
