@@ -428,30 +428,14 @@ fn check_docs(report: &mut Report<'_>) {
 }
 
 fn check_macros(report: &mut Report<'_>, dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.starts_with('.') || name == "target" {
+    for path in rust_files(dir) {
+        let Ok(text) = fs::read_to_string(&path) else {
             continue;
-        }
-        if path.is_dir() {
-            check_macros(report, &path);
-        } else if name.ends_with(".rs") {
-            let Ok(text) = fs::read_to_string(&path) else {
-                continue;
-            };
-            for (i, line) in text.lines().enumerate() {
-                for needle in FORBIDDEN_MACROS {
-                    if line.contains(needle) {
-                        report.add(&path, Some(i + 1), format!("leftover `{needle}`"));
-                    }
+        };
+        for (i, line) in text.lines().enumerate() {
+            for needle in FORBIDDEN_MACROS {
+                if line.contains(needle) {
+                    report.add(&path, Some(i + 1), format!("leftover `{needle}`"));
                 }
             }
         }
