@@ -216,7 +216,8 @@ impl LeaseTimeToLive {
     pub fn granted_ttl(&self) -> i64 {
         self.granted_ttl
     }
-    /// The keys attached (when asked for with `.keys()`), without the client's namespace.
+    /// The keys attached (when asked for with `.keys()`), without the client's namespace,
+    /// in key order.
     pub fn keys(&self) -> &[Bytes] {
         &self.keys
     }
@@ -253,17 +254,20 @@ impl LeaseTimeToLiveRequest<'_> {
             return Err(Error::LeaseNotFound { lease_id: id });
         }
         let ns = &self.client.namespace;
+        let mut keys: Vec<Bytes> = answer
+            .keys
+            .into_iter()
+            .filter(|k| k.starts_with(ns.0.as_ref()))
+            .map(|k| ns.strip(k))
+            .collect();
+        // etcd lists them in no particular order (from a map).
+        keys.sort_unstable();
         Ok(LeaseTimeToLive {
             header: answer.header.into(),
             id: answer.id,
             ttl: answer.ttl,
             granted_ttl: answer.granted_ttl,
-            keys: answer
-                .keys
-                .into_iter()
-                .filter(|k| k.starts_with(ns.0.as_ref()))
-                .map(|k| ns.strip(k))
-                .collect(),
+            keys,
         })
     }
 }
