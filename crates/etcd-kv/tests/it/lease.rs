@@ -4,13 +4,7 @@ use etcd_kv::{Client, Error, LeaseLost};
 use std::time::Duration;
 
 async fn client(name: &str) -> Option<Client> {
-    let etcd = xtask::testing::shared_etcd()?;
-    let client = crate::builder()
-        .endpoint(etcd.endpoint(0))
-        .connect()
-        .await
-        .expect("connect");
-    Some(client.with_namespace(xtask::testing::unique_prefix(name)))
+    crate::namespaced(name).await.map(|(_, client)| client)
 }
 
 #[tokio::test]

@@ -6,13 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 async fn client(name: &str) -> Option<Client> {
-    let etcd = xtask::testing::shared_etcd()?;
-    let client = crate::builder()
-        .endpoint(etcd.endpoint(0))
-        .connect()
-        .await
-        .expect("connect");
-    Some(client.with_namespace(xtask::testing::unique_prefix(name)))
+    crate::namespaced(name).await.map(|(_, client)| client)
 }
 
 /// What a callback saw: `(revision, key)` of each event, in delivery order.
