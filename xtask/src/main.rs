@@ -33,6 +33,9 @@ commands:
   ci                fmt, clippy, build, tests against etcd 3.5.1 and 3.5.30
                     (and 3.4 when installed), every example, tidy; stops at
                     the first failure
+  test              the quick loop for contributors: fmt, clippy, the whole
+                    workspace against etcd 3.5.30 over the gateway and the
+                    client suites over gRPC, tidy
   demo              run the getting_started example against a throwaway etcd
   bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
         [--workload W]... [--n N] [--concurrency C] [--value-size B]
@@ -81,7 +84,7 @@ fn main() -> ExitCode {
             Ok(opts) => cmd_fetch_etcd(&opts),
             Err(e) => return usage_error(&e),
         },
-        "ci" | "demo" | "tidy" if !rest.is_empty() => {
+        "ci" | "test" | "demo" | "tidy" if !rest.is_empty() => {
             return usage_error(&format!("`{command}` takes no arguments"));
         }
         "bench" => match parse_options(rest, &bench::OPTIONS) {
@@ -89,7 +92,8 @@ fn main() -> ExitCode {
             Err(e) => return usage_error(&e),
         },
         "robustness" => cmd_robustness(rest),
-        "ci" => Ci::new().run(),
+        "ci" => Ci::new(CiMode::Full).run(),
+        "test" => Ci::new(CiMode::Quick).run(),
         "demo" => cmd_demo(),
         "tidy" => cmd_tidy(),
         other => return usage_error(&format!("unknown command `{other}`")),
@@ -409,16 +413,31 @@ const GRPC_SUITES: &[&str] = &[
 /// split between the 8 scenarios (run two at a time: about 1.7 minutes per version).
 const ROBUSTNESS_CI_SECONDS: u64 = 160;
 
-/// `cargo xtask ci`: every step in order, stopping at the first failure.
+/// Which steps a [`Ci`] run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CiMode {
+    /// `cargo xtask ci`: the whole matrix.
+    Full,
+    /// `cargo xtask test`: the contributors' loop. fmt, clippy (one build, the workspace's
+    /// features), and the suites on one etcd (3.5.30, the newest gateway format): the whole
+    /// workspace over the gateway, the client suites over gRPC. Not: clippy without gRPC,
+    /// other etcd versions, per-call streams, examples, robustness.
+    Quick,
+}
+
+/// `cargo xtask ci` and `cargo xtask test`: every step in order, stopping at the first
+/// failure.
 struct Ci {
+    mode: CiMode,
     started: Instant,
     passed: Vec<String>,
     notes: Vec<String>,
 }
 
 impl Ci {
-    fn new() -> Self {
+    fn new(mode: CiMode) -> Self {
         Self {
+            mode,
             started: Instant::now(),
             passed: Vec::new(),
             notes: Vec::new(),
@@ -461,6 +480,9 @@ impl Ci {
             ],
             &[],
         )?;
+        if self.mode == CiMode::Quick {
+            return self.quick_runs();
+        }
         // The workspace build has gRPC on (the benchmarks want it); the libraries must also
         // build, clean, without it: the gateway alone is the default.
         self.cargo(
@@ -532,6 +554,37 @@ impl Ci {
         self.header("tidy");
         cmd_tidy()?;
         self.passed.push("tidy".into());
+        Ok(())
+    }
+
+    /// `cargo xtask test` after fmt and clippy: etcd 3.5.30 over the gateway (the whole
+    /// workspace) and over gRPC (the client suites), then tidy.
+    fn quick_runs(&mut self) -> Result<(), String> {
+        let version = SID_VERSION;
+        self.header(&format!("find or fetch etcd {version}"));
+        let etcd = ensure_etcd(version)
+            .map_err(|e| format!("etcd {version} is needed for the tests: {e}"))?;
+        eprintln!("ci: etcd {} at {}", etcd.version(), etcd.path().display());
+        self.cargo(
+            &format!("test (etcd {version})"),
+            &["test", "--workspace"],
+            &[("ETCD_TEST_VERSION", version)],
+        )?;
+        self.cargo(
+            &format!("test etcd-kv, etcd-pmap, etcd-tools (etcd {version}, gRPC)"),
+            GRPC_SUITES,
+            &[
+                ("ETCD_TEST_VERSION", version),
+                ("ETCD_TEST_TRANSPORT", "grpc"),
+            ],
+        )?;
+        self.header("tidy");
+        cmd_tidy()?;
+        self.passed.push("tidy".into());
+        self.notes.push(format!(
+            "quick loop: etcd {} over the gateway and gRPC; `cargo xtask ci` runs the whole matrix",
+            etcd.version()
+        ));
         Ok(())
     }
 
