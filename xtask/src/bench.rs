@@ -13,8 +13,9 @@ use xtask::{workspace_root, EtcdBuilder};
 
 use crate::{cargo_cmd, last_option};
 
-pub const OPTIONS: [&str; 11] = [
+pub const OPTIONS: [&str; 12] = [
     "--client",
+    "--baseline",
     "--version",
     "--endpoint",
     "--workload",
@@ -26,6 +27,9 @@ pub const OPTIONS: [&str; 11] = [
     "--server-pid",
     "--lease-seconds",
 ];
+
+/// What `--baseline` appends to the names of the clients it runs again.
+const BASE_SUFFIX: &str = "@base";
 
 /// Workloads in the spec's order.
 const WORKLOADS: [&str; 13] = [
@@ -101,7 +105,37 @@ pub fn run(opts: &[(String, String)]) -> Result<(), String> {
         .collect();
 
     let root = workspace_root();
-    let binaries = build(&root, &clients)?;
+    let mut binaries: BTreeMap<String, PathBuf> = build(&root, &clients)?
+        .into_iter()
+        .map(|(c, b)| (c.to_string(), b))
+        .collect();
+    // `--baseline BIN`: an etcd-bench binary built from another commit runs ours and
+    // ours-grpc again as `ours@base` and `ours-grpc@base`, in the same run, so that a change
+    // is compared with its base on the same server state and machine load.
+    let mut clients = clients;
+    if let Some(base) = last_option(opts, "--baseline") {
+        let base = PathBuf::from(base);
+        if !base.is_file() {
+            return Err(format!(
+                "--baseline {}: no such binary (build etcd-bench from the base commit: \
+                 cargo build --release -p etcd-bench)",
+                base.display()
+            ));
+        }
+        // Each base right after its current build, so that both meet the same server state.
+        clients = clients
+            .into_iter()
+            .flat_map(|c| {
+                let again = ["ours", "ours-grpc"]
+                    .contains(&c.as_str())
+                    .then(|| format!("{c}{BASE_SUFFIX}"));
+                std::iter::once(c).chain(again)
+            })
+            .collect();
+        for c in clients.iter().filter(|c| c.ends_with(BASE_SUFFIX)) {
+            binaries.insert(c.clone(), base.clone());
+        }
+    }
 
     // The server: the given endpoint, or a throwaway one.
     let (etcd, endpoint, server_pid, version) = match last_option(opts, "--endpoint") {
@@ -140,7 +174,7 @@ pub fn run(opts: &[(String, String)]) -> Result<(), String> {
                 let mut cmd = Command::new(binary);
                 cmd.args([
                     "--client",
-                    client,
+                    client.strip_suffix(BASE_SUFFIX).unwrap_or(client),
                     "--endpoint",
                     &endpoint,
                     "--workload",
@@ -155,7 +189,9 @@ pub fn run(opts: &[(String, String)]) -> Result<(), String> {
                 }
                 eprintln!("bench: [{}/{repeat}] {client} {workload}", round + 1);
                 let rows = run_binary(cmd, binary)?;
-                for row in rows {
+                for mut row in rows {
+                    // The baseline binary names itself `ours`: keep its rows apart.
+                    row.client.clone_from(client);
                     results
                         .entry((row.workload.clone(), row.client.clone()))
                         .or_default()
@@ -446,6 +482,14 @@ fn table(
     if compare_native {
         header += " | ours-grpc vs etcd-client: ops, cpu, p50";
     }
+    // With `--baseline`: each of ours against its base, ops and client CPU.
+    let against_base: Vec<&String> = clients
+        .iter()
+        .filter(|c| clients.contains(&format!("{c}{BASE_SUFFIX}")))
+        .collect();
+    for c in &against_base {
+        header += &format!(" | {c} vs base: ops, cpu");
+    }
     if !main.is_empty() {
         out += &header;
         out.push('\n');
@@ -501,6 +545,14 @@ fn table(
                     o.cpu / g.cpu,
                     o.p50 / g.p50
                 ),
+                _ => " | -".to_string(),
+            };
+        }
+        for c in &against_base {
+            line += &match (get(c), get(&format!("{c}{BASE_SUFFIX}"))) {
+                (Some(o), Some(b)) => {
+                    format!(" | {:>5.2}x, {:>5.2}x", o.ops / b.ops, o.cpu / b.cpu)
+                }
                 _ => " | -".to_string(),
             };
         }
@@ -672,5 +724,28 @@ mod tests {
         );
         assert_eq!(clients(&[]).unwrap(), ["ours", "ceiling"]);
         assert!(clients(&[("--client".into(), "nope".into())]).is_err());
+    }
+
+    #[test]
+    fn compares_with_the_baseline() {
+        let line = r#"{"client":"ours","workload":"put-seq","n":5000,"concurrency":1,"wall_s":1.0,"ops_per_s":4400.0,"p50_us":230,"p99_us":610,"client_cpu_s":0.4,"cpu_us_per_op":80.0}"#;
+        let now = Row::parse(line).unwrap();
+        let mut base = now.clone();
+        base.client = format!("ours{BASE_SUFFIX}");
+        base.ops_per_s = 4000.0;
+        base.cpu_us_per_op = 100.0;
+        let mut results = BTreeMap::new();
+        results.insert(("put-seq".to_string(), "ours".to_string()), vec![now]);
+        results.insert(("put-seq".to_string(), base.client.clone()), vec![base]);
+        let t = table(
+            "3.5.1",
+            "multi",
+            1,
+            &["put-seq".to_string()],
+            &["ours".to_string(), format!("ours{BASE_SUFFIX}")],
+            &results,
+        );
+        assert!(t.contains("ours vs base: ops, cpu"), "{t}");
+        assert!(t.contains(" 1.10x,  0.80x"), "{t}");
     }
 }

@@ -40,13 +40,16 @@ commands:
   bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
         [--workload W]... [--n N] [--concurrency C] [--value-size B]
         [--runtime multi|current] [--repeat R] [--lease-seconds S]
+        [--baseline BIN]
                     the workloads of shared/bench-spec.md against a throwaway
                     etcd (or URL), in release mode: one JSON line per workload
                     and client on stdout, then a side-by-side table on stderr
                     (medians when R > 1). C: ours, ceiling (a raw hyper loop
                     that decodes nothing), etcd-client (the crates.io gRPC
                     client; bench/grpc, needs protoc), all; comma-separated or
-                    repeated; default ours,ceiling. V: default 3.5.1
+                    repeated; default ours,ceiling. V: default 3.5.1. BIN: an
+                    etcd-bench binary built from another commit, run as
+                    ours@base (and ours-grpc@base) in the same run
   robustness [--version V]... [--release] [--duration SECS] [--seed N]
         [--protocol gateway|grpc|all] [--faults LIST] [--scenario NAME]...
         [--jobs J] [--out DIR] [--dump] [--list] [--check HISTORY_JSON]
