@@ -33,18 +33,20 @@
 #![deny(missing_docs)]
 
 mod bidi;
-mod client;
 mod config;
 mod endpoint;
 mod error;
+mod gateway;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod pool;
+mod route;
 mod stream;
 mod tls;
+mod transport;
+mod wire;
 
 pub use bidi::BidiStream;
-pub use client::Transport;
 pub use config::{
     Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
 };
@@ -52,3 +54,4 @@ pub use endpoint::redact_endpoint;
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;
 pub use stream::MessageStream;
+pub use transport::Transport;
