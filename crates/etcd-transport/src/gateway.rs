@@ -214,16 +214,11 @@ impl Gateway {
             .body(Full::new(body))
             .map_err(|e| Error::Config(format!("invalid request: {e}")))?;
         let exchange = async {
-            let (response, conn) = self
-                .pool
-                .send(idx, &endpoint.origin, request)
-                .await
-                .map_err(|e| send_error(&endpoint.base, e))?;
-            let status = response.status();
+            let (status, body, conn) = self.send_on(idx, endpoint, request).await?;
             if status.is_success() && call == Call::Stream {
-                return Ok(Answer::Stream(response.into_body(), conn));
+                return Ok(Answer::Stream(body, conn));
             }
-            let bytes = self.read_body(endpoint, response.into_body()).await?;
+            let bytes = self.read_body(endpoint, body).await?;
             if call == Call::Unary {
                 self.pool.give_back(idx, conn);
             }
@@ -237,6 +232,22 @@ impl Gateway {
             .run(&endpoint.base, true, std::pin::pin!(exchange))
             .await;
         answer
+    }
+
+    /// Sends `request` to endpoint `idx`: the answer's status and body, and the connection
+    /// it arrived on.
+    async fn send_on(
+        &self,
+        idx: usize,
+        endpoint: &Endpoint,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Incoming, Conn), Error> {
+        let (response, conn) = self
+            .pool
+            .send(idx, &endpoint.origin, request)
+            .await
+            .map_err(|e| send_error(&endpoint.base, e))?;
+        Ok((response.status(), response.into_body(), conn))
     }
 
     /// The version from `GET /version` (HTTP/1.1, no token needed): an answer that is not
@@ -253,13 +264,8 @@ impl Gateway {
             .body(Full::new(Bytes::new()))
             .map_err(|e| Error::Config(format!("invalid endpoint: {e}")))?;
         let exchange = async {
-            let (response, conn) = self
-                .pool
-                .send(idx, &endpoint.origin, request)
-                .await
-                .map_err(|e| send_error(&endpoint.base, e))?;
-            let status = response.status();
-            let bytes = self.read_body(endpoint, response.into_body()).await?;
+            let (status, body, conn) = self.send_on(idx, endpoint, request).await?;
+            let bytes = self.read_body(endpoint, body).await?;
             self.pool.give_back(idx, conn);
             if status.is_server_error() {
                 // Something in between (or a starting member) failing: not a verdict.

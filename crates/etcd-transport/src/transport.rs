@@ -6,7 +6,7 @@ use crate::config::{Credentials, RetryConfig, TransportBuilder};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::gateway::encode;
-use crate::route::{Attempt, AttemptLimit, Route};
+use crate::route::{Answered, Attempt, AttemptLimit, Route};
 use crate::stream::MessageStream;
 use crate::wire::Wire;
 use bytes::Bytes;
@@ -166,12 +166,7 @@ impl Transport {
     ) -> Result<R::Response, Error> {
         let route = Route::rpc(request, deadline);
         let wire = &self.inner.wire;
-        // Pinned in place: wrapping the (several KiB) future by value would copy it.
-        let call = std::pin::pin!(self.failover(route, |at| wire.unary(at, request)));
-        let (_, answer) = call
-            .instrument(tracing::debug_span!("etcd", method = route.method))
-            .await?;
-        answer
+        self.answer(route, |at| wire.unary(at, request)).await
     }
 
     /// Sends an untyped request to `method` (e.g. `"kv/put"`) and decodes the answer, for
@@ -189,11 +184,8 @@ impl Transport {
         let route = Route::untyped(method, idempotency, self.inner.deadline);
         let gateway = self.inner.wire.json(method)?;
         let body = encode(request)?;
-        let call = std::pin::pin!(self.failover(route, |at| gateway.unary_json(at, body.clone())));
-        let (_, answer) = call
-            .instrument(tracing::debug_span!("etcd", method = route.method))
-            .await?;
-        answer
+        self.answer(route, |at| gateway.unary_json(at, body.clone()))
+            .await
     }
 
     /// Sends the one request of a streaming method whose stream answers exactly once, such
@@ -214,11 +206,7 @@ impl Transport {
     ) -> Result<R::Response, Error> {
         let route = Route::stream::<R>(deadline);
         let wire = &self.inner.wire;
-        let call = std::pin::pin!(self.failover(route, |at| wire.stream_once(at, request)));
-        let (_, answer) = call
-            .instrument(tracing::debug_span!("etcd", method = route.method))
-            .await?;
-        answer
+        self.answer(route, |at| wire.stream_once(at, request)).await
     }
 
     /// Opens a streaming call with one request (watch, observe, snapshot) over its own POST
@@ -233,11 +221,7 @@ impl Transport {
     ) -> Result<MessageStream<R::Response>, Error> {
         let route = Route::stream::<R>(self.inner.deadline);
         let wire = &self.inner.wire;
-        let call = std::pin::pin!(self.failover(route, |at| wire.open_stream(at, request)));
-        let (_, stream) = call
-            .instrument(tracing::debug_span!("etcd_stream", method = route.method))
-            .await?;
-        Ok(stream)
+        self.open(route, |at| wire.open_stream(at, request)).await
     }
 
     /// [`call_stream`](Self::call_stream) for an untyped request to `method`.
@@ -253,7 +237,37 @@ impl Transport {
         let route = Route::untyped(method, Idempotency::Idempotent, self.inner.deadline);
         let gateway = self.inner.wire.json(method)?;
         let body = encode(request)?;
-        let call = std::pin::pin!(self.failover(route, |at| gateway.open_stream(at, body.clone())));
+        self.open(route, |at| gateway.open_stream(at, body.clone()))
+            .await
+    }
+
+    /// The answer of a call: `op` under the failover loop, in a span of the method.
+    async fn answer<'a, A, Fut>(
+        &'a self,
+        route: Route<'a>,
+        op: impl FnMut(Attempt<'a>) -> Fut,
+    ) -> Result<A, Error>
+    where
+        Fut: Future<Output = Result<Answered<A>, Error>>,
+    {
+        // Pinned in place: wrapping the (several KiB) future by value would copy it.
+        let call = std::pin::pin!(self.failover(route, op));
+        let (_, answer) = call
+            .instrument(tracing::debug_span!("etcd", method = route.method))
+            .await?;
+        answer
+    }
+
+    /// A stream opened by `op` under the failover loop, in a span of the method.
+    async fn open<'a, S, Fut>(
+        &'a self,
+        route: Route<'a>,
+        op: impl FnMut(Attempt<'a>) -> Fut,
+    ) -> Result<S, Error>
+    where
+        Fut: Future<Output = Result<S, Error>>,
+    {
+        let call = std::pin::pin!(self.failover(route, op));
         let (_, stream) = call
             .instrument(tracing::debug_span!("etcd_stream", method = route.method))
             .await?;
