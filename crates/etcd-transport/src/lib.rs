@@ -4,7 +4,8 @@
 //!
 //! A [`Transport`] holds its connections to a set of endpoints (a keep-alive HTTP/1.1 pool
 //! for the gateway, whose API prefix it detects per endpoint; one HTTP/2 connection per
-//! endpoint for gRPC), fails over between endpoints with jittered backoff, renews auth
+//! endpoint for gRPC), fails over between endpoints with jittered backoff (one failover
+//! loop for both protocols, which differ only in how one attempt travels), renews auth
 //! tokens, and turns error answers into a typed [`Error`] that keeps the gRPC code and
 //! message. [`Transport::call`] takes any [`etcd_wire::Rpc`]: the request type says where
 //! it goes, whether a retry is safe and whether it needs a leader. Streams:
