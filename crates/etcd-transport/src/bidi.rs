@@ -1,11 +1,11 @@
-//! Bidirectional streams over the gateway's WebSocket.
+//! Bidirectional streams: over the gateway's WebSocket, or (feature `grpc`) one HTTP/2
+//! stream. Opening one is [`Transport::open_bidi`](crate::Transport::open_bidi)'s.
 //!
 //! etcd wraps its gateway in a WebSocket proxy: `GET <prefix>/watch` with an upgrade opens
 //! the bidirectional Watch stream, on which every client text message is one request and
 //! every server message one `{"result": ...}` or `{"error": ...}`. One connection then
 //! carries any number of watches (or keep-alives), created and cancelled at any time.
 
-use crate::client::Transport;
 use crate::error::Error;
 use crate::tls::Io;
 use etcd_wire::stream::{parse_message, StreamMessage};
@@ -13,10 +13,7 @@ use etcd_wire::StreamRpc;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -139,6 +136,28 @@ impl<R: StreamRpc> BidiStream<R> {
         }
     }
 
+    /// A bidirectional call over the gateway's WebSocket `ws`, opened on `endpoint`.
+    pub(crate) fn websocket(
+        ws: WebSocketStream<TokioIo<Io>>,
+        endpoint: String,
+        limit: usize,
+        send_timeout: Duration,
+    ) -> Self {
+        BidiStream {
+            kind: Kind::WebSocket(Box::new(WsStream {
+                ws,
+                endpoint,
+                limit,
+                send_timeout,
+                pings: 0,
+                pongs: 0,
+                done: false,
+                _rpc: PhantomData,
+            })),
+        }
+    }
+
+    /// A bidirectional gRPC call.
     #[cfg(feature = "grpc")]
     pub(crate) fn grpc(stream: crate::grpc::GrpcStream<R::Proto, R::ProtoResponse>) -> Self {
         let endpoint = stream.endpoint().to_string();
@@ -239,106 +258,6 @@ impl<R: StreamRpc> WsStream<R> {
 
     async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
-    }
-}
-
-impl Transport {
-    /// Opens a bidirectional streaming call (watch, lease keep-alive) over a WebSocket of
-    /// its own, trying each endpoint once from the current one.
-    ///
-    /// A server that refuses the upgrade gives [`Error::UpgradeRefused`] at once (the caller
-    /// may fall back to one POST per stream). The connection carries no auth token: etcd 3.4
-    /// and 3.5 take none over the WebSocket (see [`Transport::uses_auth`]).
-    pub async fn open_bidi<R: StreamRpc>(&self) -> Result<BidiStream<R>, Error> {
-        if !R::BIDIRECTIONAL {
-            return Err(Error::Config(format!(
-                "{} is not a bidirectional call",
-                R::PATH
-            )));
-        }
-        #[cfg(feature = "grpc")]
-        if let Some(grpc) = &self.inner.grpc {
-            return self.open_bidi_grpc(grpc).await;
-        }
-        let n = self.inner.endpoints.len();
-        let start = self.preferred();
-        let mut last = None;
-        for i in 0..n {
-            let idx = (start + i) % n;
-            match self.open_bidi_on::<R>(idx).await {
-                Ok(stream) => {
-                    self.inner.preferred.store(idx, Ordering::Relaxed);
-                    return Ok(stream);
-                }
-                Err(e @ Error::UpgradeRefused { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "cannot open a WebSocket");
-                    last = Some(e);
-                }
-            }
-        }
-        Err(Error::all_failed(n, last))
-    }
-
-    async fn open_bidi_on<R: StreamRpc>(&self, idx: usize) -> Result<BidiStream<R>, Error> {
-        let inner = &*self.inner;
-        let endpoint = &inner.endpoints[idx];
-        let after = inner.request_timeout.unwrap_or(Duration::from_secs(10));
-        let open = async {
-            let prefix = self.prefix(idx).await?;
-            let io = inner
-                .pool
-                .connect_io(&endpoint.origin)
-                .await
-                .map_err(|source| crate::error::connect_error(&endpoint.base, source))?;
-            let scheme = if endpoint.is_https() { "wss" } else { "ws" };
-            let host = endpoint.host.to_str().unwrap_or_default();
-            let url = format!("{scheme}://{host}{}{prefix}{}", endpoint.path, R::PATH);
-            let request = (&url)
-                .into_client_request()
-                .map_err(|e| Error::Config(format!("invalid WebSocket URL {url:?}: {e}")))?;
-            let limit = inner.max_response_len;
-            let config = WebSocketConfig::default()
-                .max_message_size(Some(limit))
-                .max_frame_size(Some(limit));
-            let (ws, _) = tokio_tungstenite::client_async_with_config(
-                request,
-                TokioIo::new(io),
-                Some(config),
-            )
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => Error::UpgradeRefused {
-                    endpoint: endpoint.base.clone(),
-                    status: response.status().as_u16(),
-                },
-                other => Error::Io {
-                    endpoint: endpoint.base.clone(),
-                    outcome_unknown: false,
-                    source: Box::new(other),
-                },
-            })?;
-            Ok(BidiStream {
-                kind: Kind::WebSocket(Box::new(WsStream {
-                    ws,
-                    endpoint: endpoint.base.clone(),
-                    limit,
-                    send_timeout: after,
-                    pings: 0,
-                    pongs: 0,
-                    done: false,
-                    _rpc: PhantomData,
-                })),
-            })
-        };
-        match tokio::time::timeout(after, open).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                endpoint: endpoint.base.clone(),
-                after,
-                outcome_unknown: false,
-            }),
-        }
     }
 }
 

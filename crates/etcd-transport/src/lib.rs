@@ -4,7 +4,8 @@
 //!
 //! A [`Transport`] holds its connections to a set of endpoints (a keep-alive HTTP/1.1 pool
 //! for the gateway, whose API prefix it detects per endpoint; one HTTP/2 connection per
-//! endpoint for gRPC), fails over between endpoints with jittered backoff, renews auth
+//! endpoint for gRPC), fails over between endpoints with jittered backoff (one failover
+//! loop for both protocols, which differ only in how one attempt travels), renews auth
 //! tokens, and turns error answers into a typed [`Error`] that keeps the gRPC code and
 //! message. [`Transport::call`] takes any [`etcd_wire::Rpc`]: the request type says where
 //! it goes, whether a retry is safe and whether it needs a leader. Streams:
@@ -33,18 +34,20 @@
 #![deny(missing_docs)]
 
 mod bidi;
-mod client;
 mod config;
 mod endpoint;
 mod error;
+mod gateway;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod pool;
+mod route;
 mod stream;
 mod tls;
+mod transport;
+mod wire;
 
 pub use bidi::BidiStream;
-pub use client::Transport;
 pub use config::{
     Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
 };
@@ -52,3 +55,4 @@ pub use endpoint::redact_endpoint;
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;
 pub use stream::MessageStream;
+pub use transport::Transport;
