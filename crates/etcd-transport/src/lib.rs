@@ -32,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod backoff;
 mod bidi;
 mod client;
 mod config;
@@ -43,6 +44,7 @@ mod pool;
 mod stream;
 mod tls;
 
+pub use backoff::Backoff;
 pub use bidi::BidiStream;
 pub use client::Transport;
 pub use config::{

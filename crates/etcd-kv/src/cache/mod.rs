@@ -78,7 +78,8 @@
 //! dropped; its subscriptions then end. The read futures are cancel-safe: dropping one
 //! changes nothing but the progress request it may have sent.
 
-use crate::client::{Client, StreamMode};
+use crate::client::Client;
+use crate::config::StreamMode;
 use crate::error::{Error, Result};
 use crate::key::{prefix_end, IntoBytes};
 use crate::kv::{SortOrder, SortTarget};

@@ -5,7 +5,7 @@
 //! the last refresh was sent) the lease is reported lost.
 
 use crate::backend::script::{broken, Open, Peer, Script};
-use crate::client::{Liveness, StreamMode};
+use crate::config::{Liveness, StreamMode};
 use crate::lease::{Lease, LeaseKeeper, LeaseLost};
 use crate::{Client, Error};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
@@ -21,7 +21,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 fn setup(mode: StreamMode) -> (Script, Client) {
     let script = Script::new(&[A, B, C]);
-    let client = script.client(mode, Liveness::default());
+    let client = Client::scripted(&script, mode, Liveness::default());
     (script, client)
 }
 

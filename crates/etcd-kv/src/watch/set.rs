@@ -15,7 +15,8 @@
 //! are noted, and only until the slower range catches up: memory stays bounded by the
 //! lag between overlapping ranges.
 
-use super::{WatchEvent, WatchResponse, WatchStream};
+use super::event::{EventKind, WatchEvent, WatchResponse};
+use super::stream::WatchStream;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::Namespace;
@@ -147,8 +148,8 @@ impl Range {
     /// Whether this range's watch delivers `event` (at `wire_key`) too.
     fn carries(&self, event: &WatchEvent, wire_key: &[u8]) -> bool {
         let kept = match event.kind {
-            super::EventKind::Put => !self.no_put,
-            super::EventKind::Delete => !self.no_delete,
+            EventKind::Put => !self.no_put,
+            EventKind::Delete => !self.no_delete,
         };
         kept && self.start <= event.revision() && self.covers(wire_key)
     }
@@ -203,7 +204,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
         let tx = self.incoming_tx.clone();
         let create_again = create.clone();
         let task = tokio::spawn(async move {
-            let mut stream: WatchStream = match super::hub::create(&client, create).await {
+            let mut stream: WatchStream = match client.open_watch(create).await {
                 Ok(stream) => {
                     let created = Incoming::Created {
                         id,
@@ -241,7 +242,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                         start_revision: from,
                         ..create_again.clone()
                     };
-                    match super::hub::create(&client, again).await {
+                    match client.open_watch(again).await {
                         Ok(restarted) => {
                             stream = restarted;
                             let moved = Incoming::Restarted { id, start: from };

@@ -6,7 +6,7 @@
 
 use super::BUFFER;
 use crate::backend::script::{broken, Leader, Open, Peer, Script};
-use crate::client::{Liveness, StreamMode};
+use crate::config::{Liveness, StreamMode};
 use crate::watch::{WatchResponse, WatchStream};
 use crate::{Client, Error};
 use etcd_wire::header::{Event, EventType, KeyValue, ResponseHeader};
@@ -26,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 fn setup() -> (Script, Client) {
     let script = Script::new(&[A, B, C]);
-    let client = script.client(StreamMode::Auto, Liveness::default());
+    let client = Client::scripted(&script, StreamMode::Auto, Liveness::default());
     (script, client)
 }
 
