@@ -572,6 +572,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_task_is_named_and_is_neither_transient_nor_an_unknown_outcome() {
+        let e = Error::stopped("the watch stream's task");
+        assert_eq!(e.to_string(), "the watch stream's task has stopped");
+        assert!(e.is_stopped());
+        assert!(
+            !e.is_transient(),
+            "a stopped task does not come back by reconnecting"
+        );
+        assert!(!e.is_outcome_unknown() && !e.is_timeout() && !e.is_connect());
+        assert!(!e.is_auth() && e.cause().is_none() && e.code().is_none());
+        assert!(!Error::Protocol("garbage".into()).is_stopped());
+    }
+
+    #[test]
     fn other_errors_keep_their_message_source_and_type() {
         let e = Error::other(Outer(std::io::Error::other("card declined")));
         assert_eq!(e.to_string(), "could not bill");

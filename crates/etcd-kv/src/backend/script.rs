@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use etcd_transport::Error as TransportError;
-use etcd_wire::Status;
+use etcd_wire::{Code, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -194,7 +194,7 @@ impl Script {
             Leader::Yes => Ok(()),
             Leader::No => Err(Error::server(
                 endpoint,
-                Status::new(14, "etcdserver: no leader"),
+                Status::new(Code::Unavailable.as_i32(), "etcdserver: no leader"),
             )),
             Leader::Silent => {
                 tokio::time::sleep(timeout).await;

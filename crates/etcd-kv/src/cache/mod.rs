@@ -290,7 +290,7 @@ impl<'a> CacheBuilder<'a> {
                 }
             }
             if applied_rx.changed().await.is_err() {
-                return Err(Error::Protocol("the cache's task ended".into()));
+                return Err(Error::stopped(store::TASK));
             }
         }
         Ok(cache)
@@ -670,7 +670,7 @@ impl Cache {
             }
             let wait = tokio::time::timeout_at(deadline.min(wake_at), applied.changed()).await;
             if let Ok(Err(_)) = wait {
-                return Err(Error::Protocol("the cache's task ended".into()));
+                return Err(Error::stopped(store::TASK));
             }
             if Instant::now() >= deadline {
                 return Err(Error::timeout(

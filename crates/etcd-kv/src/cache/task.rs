@@ -92,7 +92,7 @@ async fn follow(shared: &std::sync::Weak<Shared>, watch: &mut WatchStream) -> Fo
                     return Followed::Stopped;
                 }
                 None => {
-                    s.stop(Error::Protocol("the cache's watch ended".into()));
+                    s.stop(Error::stopped("the cache's watch"));
                     return Followed::Stopped;
                 }
             },

@@ -369,7 +369,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                         }
                         let error = match response {
                             Some(Err(e)) => e,
-                            _ => Error::Protocol("a range's watch ended without an error".into()),
+                            _ => Error::stopped("a range's watch"),
                         };
                         self.ranges.clear();
                         lock(&self.shared.ranges).clear();
@@ -437,9 +437,7 @@ impl WatchHandle {
     async fn answer<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         match answer.await {
             Ok(result) => result,
-            Err(_) => Err(self.error().unwrap_or_else(|| {
-                Error::Protocol("the watch's task has ended (its callback panicked)".into())
-            })),
+            Err(_) => Err(self.gone()),
         }
     }
 
@@ -520,10 +518,10 @@ impl WatchHandle {
         error.unwrap_or_else(|| self.gone())
     }
 
+    /// Why the dispatcher is gone: the watch's error, else its callback panicked.
     fn gone(&self) -> Error {
-        self.error().unwrap_or_else(|| {
-            Error::Protocol("the watch's task has ended (its callback panicked)".into())
-        })
+        self.error()
+            .unwrap_or_else(|| Error::stopped("the watch's callback task"))
     }
 
     /// Stops the watch: no callback starts after this returns, and every range's watch

@@ -118,14 +118,14 @@ impl Driver {
                 compact_revision: message.compact_revision,
             }
         } else {
-            let (code, number) = if reason.contains("permission denied") {
-                (Code::PermissionDenied, 7)
+            let code = if reason.contains("permission denied") {
+                Code::PermissionDenied
             } else if reason.contains("no leader") {
-                (Code::Unavailable, 14)
+                Code::Unavailable
             } else if reason.contains("invalid auth token") {
-                (Code::Unauthenticated, 16)
+                Code::Unauthenticated
             } else {
-                (Code::Unknown, 2)
+                Code::Unknown
             };
             if code == Code::Unavailable {
                 // Not the watch's fault: move the whole stream.
@@ -162,7 +162,7 @@ impl Driver {
                 self.drop_stream();
                 return Next::Continue;
             }
-            Error::server(&endpoint, Status::new(number, reason))
+            Error::server(&endpoint, Status::new(code.as_i32(), reason))
         };
         finish(sub, error);
         if !self.shared {
