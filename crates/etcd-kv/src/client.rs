@@ -1,115 +1,16 @@
 //! The client: a cheap-to-clone handle shared by many tasks.
 
 use crate::backend::Backend;
+use crate::config::{Counters, Limits, Liveness, StreamMode, StreamStats};
 use crate::error::{Error, Result};
 use crate::key::{IntoBytes, Namespace};
-use crate::lease::KeepAliveHub;
-use crate::watch::WatchHub;
+use crate::lease::hub::KeepAliveHub;
+use crate::lease::once::OnceStream;
+use crate::watch::hub::WatchHub;
 use etcd_transport::{Protocol, RetryConfig, TlsConfig, Transport, TransportBuilder};
 use etcd_wire::Rpc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// etcd's default `--max-txn-ops`: the most operations (and the most compares) one
-/// transaction may have.
-pub const DEFAULT_MAX_TXN_OPS: usize = 128;
-
-/// etcd's default `--max-request-bytes`: 1.5 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
-
-/// The server limits a client checks requests against before sending them, so that a
-/// transaction too large for etcd is refused with a clear error and nothing is sent. Set
-/// them to the server's flags with [`ClientBuilder::max_txn_ops`] and
-/// [`ClientBuilder::max_request_bytes`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]).
-    pub max_txn_ops: usize,
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): every
-    /// unary request whose keys and values add up to more is refused before sending.
-    pub max_request_bytes: usize,
-}
-
-impl Limits {
-    /// Refuses a request carrying `payload` bytes of keys and values over
-    /// `max_request_bytes`.
-    pub(crate) fn check(&self, payload: usize) -> Result<()> {
-        if payload > self.max_request_bytes {
-            return Err(Error::invalid(format!(
-                "the request is too large: its keys and values alone are {payload} bytes, over \
-                 the limit of {} bytes (etcd's --max-request-bytes); store less in one request, \
-                 or raise the server's --max-request-bytes and the client's max_request_bytes \
-                 (ClientBuilder::max_request_bytes) with it",
-                self.max_request_bytes
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_txn_ops: DEFAULT_MAX_TXN_OPS,
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-        }
-    }
-}
-
-/// How watches and lease keep-alives travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StreamMode {
-    /// All watches of a client share one connection (per endpoint), and so do all
-    /// keep-alives (the gateway's WebSocket), where the server allows it; otherwise
-    /// [`PerCall`](Self::PerCall), chosen by itself. The default.
-    #[default]
-    Auto,
-    /// One connection (a POST stream) per watch, one request per keep-alive: what works
-    /// through any HTTP/1.1 proxy, and with auth on etcd 3.4 and 3.5.
-    PerCall,
-}
-
-/// How a client finds out that the member under a watch is gone (frozen, cut off from
-/// its peers, or unreachable) and moves the watch to another endpoint.
-///
-/// After `idle` without a message on a watch stream, the client probes it: a ping on the
-/// stream's own connection (the gateway's WebSocket; over gRPC the connection is shared
-/// with unary calls, which prove it alive), and a serializable one-key read on that member
-/// that must be refused at once if the member has no leader. The stream stays if, within
-/// `timeout`, the member said it has a leader and the connection answered (or carried a
-/// message). A member that answers "no leader" while another endpoint has one is cut off:
-/// the watches move at once; where no endpoint has a leader (an election), it is asked again
-/// every 200 ms until then, so that an election moves nothing. Otherwise the watches move
-/// to the next endpoint and resume from their first undelivered revision.
-///
-/// What it does not take for a dead member: a busy one (the probe is a tiny read, answered
-/// beside large ranges), an unanswered progress request (etcd 3.5.13+ leaves it unanswered
-/// while a watch catches up), a short election. What it costs: on a silent stream, one
-/// small read per `idle`. The defaults (1 s, 1.5 s) move a watch off a frozen member
-/// within 2.5 s of its last message, off a partitioned one within 1 s of its noticing
-/// that it lost its leader (etcd's election timeout). Members also end require-leader
-/// streams themselves (gRPC and the gateway's POST streams) about three election timeouts
-/// after losing their leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Liveness {
-    /// Silence after which the stream is probed. Default 1 s.
-    pub idle: Duration,
-    /// How long a probe may take. Default 1.5 s.
-    pub timeout: Duration,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Liveness {
-            idle: Duration::from_secs(1),
-            timeout: Duration::from_millis(1500),
-        }
-    }
-}
 
 /// An etcd client. Clone it freely: clones share connections. Every method takes `&self`.
 ///
@@ -133,37 +34,14 @@ pub(crate) struct Inner {
     pub(crate) backend: Backend,
     pub(crate) limits: Limits,
     pub(crate) stream_mode: StreamMode,
-    pub(crate) liveness: Liveness,
-    /// The watches' shared stream, started by the first watch.
-    pub(crate) watch_hub: tokio::sync::OnceCell<WatchHub>,
-    /// The keep-alives' shared stream, started by the first keeper.
-    pub(crate) keep_alive_hub: OnceLock<KeepAliveHub>,
+    /// The watches' driver, started by the first watch.
+    pub(crate) watch_hub: WatchHub,
+    /// The keep-alives' driver, started by the first keeper.
+    pub(crate) keep_alive_hub: KeepAliveHub,
     /// The stream of [`Client::lease_keep_alive_once`], opened by its first call.
-    pub(crate) once_stream: crate::lease::OnceStream,
+    pub(crate) once_stream: OnceStream,
     /// What [`Client::stream_stats`] reports.
     pub(crate) counters: Arc<Counters>,
-}
-
-/// The counters behind [`StreamStats`], shared with the stream drivers.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) watch_reconnects: AtomicU64,
-    pub(crate) keep_alive_reconnects: AtomicU64,
-}
-
-/// What a client's streams went through since it was built ([`Client::stream_stats`]).
-///
-/// A reconnect drops a stream (broken, refused, or a member that failed its liveness probe,
-/// see [`Liveness`]) and opens it again, on the next endpoint first; every watch on it
-/// resumes from its first undelivered revision, every lease is refreshed on the new one.
-/// On a healthy cluster both stay at 0: a count that grows there means needless moves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StreamStats {
-    /// Watch streams dropped and reopened (in the per-call mode, each watch's own).
-    pub watch_reconnects: u64,
-    /// Keep-alive streams dropped and reopened.
-    pub keep_alive_reconnects: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -239,14 +117,7 @@ impl Client {
     /// How often this client's watch and keep-alive streams were reconnected (shared by
     /// its clones).
     pub fn stream_stats(&self) -> StreamStats {
-        StreamStats {
-            watch_reconnects: self.inner.counters.watch_reconnects.load(Ordering::Relaxed),
-            keep_alive_reconnects: self
-                .inner
-                .counters
-                .keep_alive_reconnects
-                .load(Ordering::Relaxed),
-        }
+        self.inner.counters.stats()
     }
 
     /// The server limits requests are checked against before sending.
@@ -257,6 +128,48 @@ impl Client {
     /// The version of the server behind the current endpoint, such as `"3.5.1"`.
     pub async fn server_version(&self) -> Result<String> {
         self.inner.backend.server_version().await
+    }
+
+    /// A client over `backend` (etcd-transport's, or in unit tests the scripted one), its
+    /// stream hubs not started yet.
+    pub(crate) fn from_backend(
+        backend: Backend,
+        limits: Limits,
+        stream_mode: StreamMode,
+        liveness: Liveness,
+        namespace: Namespace,
+    ) -> Client {
+        let counters = Arc::new(Counters::default());
+        Client {
+            inner: Arc::new(Inner {
+                watch_hub: WatchHub::new(backend.clone(), stream_mode, liveness, counters.clone()),
+                keep_alive_hub: KeepAliveHub::new(backend.clone(), stream_mode, counters.clone()),
+                once_stream: OnceStream::default(),
+                backend,
+                limits,
+                stream_mode,
+                counters,
+            }),
+            namespace,
+            deadline: None,
+        }
+    }
+
+    /// A client over the scripted backend of unit tests, with the default limits and no
+    /// namespace.
+    #[cfg(test)]
+    pub(crate) fn scripted(
+        script: &crate::backend::script::Script,
+        stream_mode: StreamMode,
+        liveness: Liveness,
+    ) -> Client {
+        Client::from_backend(
+            Backend::Script(script.clone()),
+            Limits::default(),
+            stream_mode,
+            liveness,
+            Namespace::default(),
+        )
     }
 
     /// Sends a request and decodes its answer: what travels and how is the backend's.
@@ -353,14 +266,14 @@ impl ClientBuilder {
         self
     }
 
-    /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`]): larger transactions
+    /// The server's `--max-txn-ops` (default [`DEFAULT_MAX_TXN_OPS`](crate::DEFAULT_MAX_TXN_OPS)): larger transactions
     /// are refused before sending.
     pub fn max_txn_ops(mut self, n: usize) -> Self {
         self.limits.max_txn_ops = n;
         self
     }
 
-    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`]): a request
+    /// The server's `--max-request-bytes` (default [`DEFAULT_MAX_REQUEST_BYTES`](crate::DEFAULT_MAX_REQUEST_BYTES)): a request
     /// whose keys and values alone are larger (a put, a transaction's operations and
     /// compares together, a lock name, an election value) is refused with
     /// [`Error::InvalidInput`] before anything is sent.
@@ -458,20 +371,13 @@ impl ClientBuilder {
     /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`].
     pub fn build(self) -> Result<Client> {
         let transport = self.transport.build().map_err(Error::from_transport)?;
-        Ok(Client {
-            inner: Arc::new(Inner {
-                backend: Backend::Transport(transport),
-                limits: self.limits,
-                stream_mode: self.stream_mode,
-                liveness: self.liveness,
-                watch_hub: tokio::sync::OnceCell::new(),
-                keep_alive_hub: OnceLock::new(),
-                once_stream: Default::default(),
-                counters: Arc::default(),
-            }),
-            namespace: Namespace(self.namespace.unwrap_or_default()),
-            deadline: None,
-        })
+        Ok(Client::from_backend(
+            Backend::Transport(transport),
+            self.limits,
+            self.stream_mode,
+            self.liveness,
+            Namespace(self.namespace.unwrap_or_default()),
+        ))
     }
 
     /// Builds the client and checks that an endpoint answers as etcd does (its version:

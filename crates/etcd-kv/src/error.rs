@@ -126,6 +126,16 @@ pub enum Error {
     /// The server's answer is not what the protocol allows.
     #[error("unexpected answer from etcd: {0}")]
     Protocol(String),
+    /// A task of this client that the operation relies on has stopped: the driver of a
+    /// watch stream, the dispatcher of a callback watch (its callback panicked), a cache's
+    /// task. Not an answer of etcd: nothing was sent for the operation, and the same
+    /// watch or cache will not recover (create a new one). Its `Display` names what
+    /// stopped: `the cache's task has stopped`.
+    #[error("{what} has stopped")]
+    Stopped {
+        /// What stopped, such as `"the cache's task"`.
+        what: &'static str,
+    },
     /// Waiting for a lock took longer than its timeout; the waiting key was removed.
     #[error("timed out waiting for lock {name:?}")]
     LockTimeout {
@@ -261,6 +271,11 @@ impl Error {
         matches!(self, Error::MaxHoldExceeded { .. })
     }
 
+    /// An [`Error::Stopped`]: `what` (a task of this client) has stopped.
+    pub(crate) fn stopped(what: &'static str) -> Error {
+        Error::Stopped { what }
+    }
+
     /// An [`Error::InvalidInput`] raised by the client before sending.
     pub(crate) fn invalid(reason: impl Into<String>) -> Error {
         Error::InvalidInput {
@@ -344,6 +359,13 @@ impl Error {
     /// True when a cache stopped at its memory limit (see [`Error::CacheFull`]).
     pub fn is_cache_full(&self) -> bool {
         matches!(self, Error::CacheFull { .. })
+    }
+
+    /// True when a task of this client that the operation relies on has stopped (see
+    /// [`Error::Stopped`]): neither a timeout, nor a connection error, nor an unknown
+    /// outcome, and not worth retrying on the same watch or cache.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Error::Stopped { .. })
     }
 
     /// True for a permission or authentication error (the same for unary calls and watches).
@@ -547,6 +569,20 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn a_stopped_task_is_named_and_is_neither_transient_nor_an_unknown_outcome() {
+        let e = Error::stopped("the watch stream's task");
+        assert_eq!(e.to_string(), "the watch stream's task has stopped");
+        assert!(e.is_stopped());
+        assert!(
+            !e.is_transient(),
+            "a stopped task does not come back by reconnecting"
+        );
+        assert!(!e.is_outcome_unknown() && !e.is_timeout() && !e.is_connect());
+        assert!(!e.is_auth() && e.cause().is_none() && e.code().is_none());
+        assert!(!Error::Protocol("garbage".into()).is_stopped());
     }
 
     #[test]

@@ -4,9 +4,8 @@
 //! refreshes each lease every TTL/3 over one shared keep-alive stream, or with one POST per
 //! refresh where the server allows no shared stream.
 
-mod hub;
-
-pub(crate) use hub::KeepAliveHub;
+pub(crate) mod hub;
+pub(crate) mod once;
 
 use crate::client::Client;
 pub use crate::error::LeaseLost;
@@ -15,11 +14,7 @@ use crate::request::{into_future, lease_error};
 use crate::types::Header;
 use bytes::Bytes;
 use etcd_wire::lease as wire;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// The shortest wait before a failed refresh is tried again.
-const MIN_RETRY: Duration = Duration::from_millis(100);
 
 /// A granted lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +403,11 @@ impl Client {
     /// [`Error::Auth`] (InvalidArgument "etcdserver: user name is empty").
     #[doc(alias = "refresh")]
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64> {
-        let ttl = match self.keep_alive_on_stream(id).await {
+        let inner = &self.inner;
+        let once = inner
+            .once_stream
+            .keep_alive(&inner.backend, inner.stream_mode, id);
+        let ttl = match once.await {
             Some(ttl) => ttl,
             None => {
                 let answer: wire::LeaseKeepAliveResponse = self
@@ -424,54 +423,6 @@ impl Client {
             return Err(Error::LeaseNotFound { lease_id: id });
         }
         Ok(ttl)
-    }
-
-    /// One keep-alive over the client's once-stream, within the request timeout; `None`
-    /// when it is busy, cannot be opened, or failed (then it is dropped, and the next call
-    /// opens a fresh one).
-    async fn keep_alive_on_stream(&self, id: i64) -> Option<i64> {
-        let inner = &self.inner;
-        if inner.stream_mode == crate::StreamMode::PerCall || inner.once_stream.refused() {
-            return None;
-        }
-        let mut slot = inner.once_stream.stream.try_lock().ok()?;
-        if slot.is_none() {
-            match inner
-                .backend
-                .open_bidi::<wire::LeaseKeepAliveRequest>()
-                .await
-            {
-                Ok(Some(stream)) => *slot = Some(stream),
-                Ok(None) => {
-                    inner.once_stream.refuse();
-                    return None;
-                }
-                Err(_) => return None,
-            }
-        }
-        let stream = slot.as_mut()?;
-        let exchange = async {
-            stream
-                .send(&wire::LeaseKeepAliveRequest { id })
-                .await
-                .ok()?;
-            // An answer for another lease (a call cancelled while waiting) is skipped.
-            loop {
-                match stream.next().await {
-                    Some(Ok(answer)) if answer.id == id => return Some(answer.ttl),
-                    Some(Ok(_)) => continue,
-                    _ => return None,
-                }
-            }
-        };
-        let ttl = tokio::time::timeout(inner.backend.request_timeout(), exchange)
-            .await
-            .ok()
-            .flatten();
-        if ttl.is_none() {
-            *slot = None;
-        }
-        ttl
     }
 
     /// Grants a lease of `ttl` seconds and keeps it alive until the keeper is dropped.
@@ -494,13 +445,7 @@ impl Client {
     /// Tokio runtime.
     pub fn keep_alive(&self, lease: Lease) -> LeaseKeeper {
         let (tx, rx) = watch::channel(None);
-        let inner = &self.inner;
-        let hub = inner
-            .keep_alive_hub
-            .get_or_init(|| {
-                KeepAliveHub::start(&inner.backend, inner.stream_mode, inner.counters.clone())
-            })
-            .commands();
+        let hub = self.inner.keep_alive_hub.commands();
         let _ = hub.send(hub::Command::Add {
             id: lease.id,
             ttl: lease.ttl,
@@ -512,25 +457,6 @@ impl Client {
             state: rx,
             hub,
         }
-    }
-}
-
-/// The keep-alive stream of [`Client::lease_keep_alive_once`]: one call at a time uses it.
-#[derive(Default)]
-pub(crate) struct OnceStream {
-    stream: tokio::sync::Mutex<Option<crate::backend::BidiConn<wire::LeaseKeepAliveRequest>>>,
-    /// The server takes no bidirectional stream (gateway refusal, auth on): do not ask again.
-    refused: std::sync::atomic::AtomicBool,
-}
-
-impl OnceStream {
-    fn refused(&self) -> bool {
-        self.refused.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn refuse(&self) {
-        self.refused
-            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

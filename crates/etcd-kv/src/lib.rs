@@ -63,12 +63,12 @@ mod readme {}
 
 mod auth;
 mod backend;
-mod backoff;
 pub mod cache;
 mod claim;
 mod client;
 mod cluster;
 mod compacted;
+mod config;
 mod election;
 mod error;
 mod key;
@@ -92,14 +92,14 @@ pub use auth::{
 pub use cache::{
     AtRevision, Cache, CacheBuilder, CacheSnapshot, CacheSubscription, CacheUpdate, CacheView,
 };
-pub use client::{
-    Client, ClientBuilder, Limits, Liveness, StreamMode, StreamStats, DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_MAX_TXN_OPS,
-};
+pub use client::{Client, ClientBuilder};
 pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
+pub use config::{
+    Limits, Liveness, StreamMode, StreamStats, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
+};
 pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
-pub use etcd_transport::{redact_endpoint, Protocol, RetryConfig, TlsConfig};
+pub use etcd_transport::{redact_endpoint, Backoff, Protocol, RetryConfig, TlsConfig};
 /// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]
 /// return them.
 pub use etcd_wire::{Code, Status};

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::txn::{ReadTxn, WriteTxn};
 use bytes::Bytes;
-use etcd_kv::{Client, IntoBytes, ServerStatus};
+use etcd_kv::{Backoff, Client, IntoBytes, ServerStatus};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -290,12 +290,16 @@ impl ConflictRetry {
         ConflictRetry::default().max_attempts(1)
     }
 
+    /// The backoff after a conflict: uniform between 0 and `initial_backoff × 2^(n−1)`
+    /// capped at `max_backoff`, i.e. etcd-kv's [`Backoff`] at half those values with full
+    /// (±100 %) jitter.
+    fn backoff(&self) -> Backoff {
+        let initial = self.initial_backoff.min(self.max_backoff);
+        Backoff::new(initial / 2, self.max_backoff / 2).with_jitter(1.0)
+    }
+
     fn delay(&self, attempt: u32) -> Duration {
-        let cap = self
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_backoff);
-        cap.mul_f64(rand::random::<f64>())
+        self.backoff().delay(attempt.saturating_sub(1))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Transport configuration: endpoints, timeouts, retries, TLS, credentials.
 
+use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::Transport;
 use std::path::Path;
@@ -22,10 +23,11 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
+        let backoff = Backoff::default();
         RetryConfig {
             max_retries: 6,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
+            initial_backoff: backoff.initial,
+            max_backoff: backoff.max,
         }
     }
 }
@@ -47,24 +49,27 @@ impl RetryConfig {
 
     /// Sets the first and the longest backoff.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_backoff = initial;
-        self.max_backoff = max.max(initial);
+        let backoff = Backoff::new(initial, max);
+        self.initial_backoff = backoff.initial;
+        self.max_backoff = backoff.max;
         self
     }
 
+    /// The backoff between retries that go back to endpoints already tried: from
+    /// `initial_backoff` doubling up to `max_backoff`, ±50 %.
+    pub fn backoff_policy(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff)
+    }
+
     /// The delay before retry number `retry` (1-based) among `endpoints` endpoints: none while
-    /// untried endpoints remain, then exponential with ±50 % jitter.
+    /// untried endpoints remain, then the backoff of each round through them.
     pub(crate) fn delay(&self, retry: u32, endpoints: usize) -> Duration {
         let endpoints = endpoints.max(1) as u32;
         if retry < endpoints {
             return Duration::ZERO;
         }
-        let round = (retry / endpoints).saturating_sub(1).min(16);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1 << round)
-            .min(self.max_backoff);
-        base.mul_f64(rand::random::<f64>() + 0.5)
+        let round = (retry / endpoints).saturating_sub(1);
+        self.backoff_policy().delay(round)
     }
 }
 

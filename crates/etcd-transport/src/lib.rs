@@ -33,6 +33,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod backoff;
 mod bidi;
 mod config;
 mod endpoint;
@@ -47,6 +48,7 @@ mod tls;
 mod transport;
 mod wire;
 
+pub use backoff::Backoff;
 pub use bidi::BidiStream;
 pub use config::{
     Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,

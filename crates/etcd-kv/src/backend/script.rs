@@ -10,17 +10,15 @@
 //! whether pings are answered and which streams may open are set on the [`Script`].
 //! Time is tokio's: with a paused clock, a silent peer times out at once.
 
-use crate::client::{Client, Counters, Inner, Liveness, StreamMode};
 use crate::error::{Error, Result};
-use crate::key::Namespace;
 use etcd_transport::Error as TransportError;
-use etcd_wire::Status;
+use etcd_wire::{Code, Status};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,24 +94,6 @@ impl Script {
             calls_rx: tokio::sync::Mutex::new(calls_rx),
             request_timeout: Duration::from_secs(5),
         }))
-    }
-
-    /// A client over this script, with the given stream mode and watch liveness.
-    pub(crate) fn client(&self, stream_mode: StreamMode, liveness: Liveness) -> Client {
-        Client {
-            inner: Arc::new(Inner {
-                backend: super::Backend::Script(self.clone()),
-                limits: Default::default(),
-                stream_mode,
-                liveness,
-                watch_hub: tokio::sync::OnceCell::new(),
-                keep_alive_hub: OnceLock::new(),
-                once_stream: Default::default(),
-                counters: Arc::new(Counters::default()),
-            }),
-            namespace: Namespace(Default::default()),
-            deadline: None,
-        }
     }
 
     /// The version `server_version` answers.
@@ -214,7 +194,7 @@ impl Script {
             Leader::Yes => Ok(()),
             Leader::No => Err(Error::server(
                 endpoint,
-                Status::new(14, "etcdserver: no leader"),
+                Status::new(Code::Unavailable.as_i32(), "etcdserver: no leader"),
             )),
             Leader::Silent => {
                 tokio::time::sleep(timeout).await;
@@ -518,13 +498,15 @@ pub(crate) fn broken(endpoint: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Liveness, StreamMode};
+    use crate::Client;
     use etcd_wire::header::{KeyValue, ResponseHeader};
     use etcd_wire::kv::{RangeRequest, RangeResponse};
 
     #[tokio::test(start_paused = true)]
     async fn unary_calls_reach_the_test_and_its_answers_are_decoded_as_the_gateway_s() {
         let script = Script::new(&["http://127.0.0.1:23790"]);
-        let client = script.client(StreamMode::Auto, Liveness::default());
+        let client = Client::scripted(&script, StreamMode::Auto, Liveness::default());
         let (got, ()) = tokio::join!(client.get("k"), async {
             let call = script.call().await;
             assert_eq!(call.method(), "/kv/range");

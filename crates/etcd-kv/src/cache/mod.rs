@@ -78,7 +78,8 @@
 //! dropped; its subscriptions then end. The read futures are cancel-safe: dropping one
 //! changes nothing but the progress request it may have sent.
 
-use crate::client::{Client, StreamMode};
+use crate::client::Client;
+use crate::config::StreamMode;
 use crate::error::{Error, Result};
 use crate::key::{prefix_end, IntoBytes};
 use crate::kv::{SortOrder, SortTarget};
@@ -289,7 +290,7 @@ impl<'a> CacheBuilder<'a> {
                 }
             }
             if applied_rx.changed().await.is_err() {
-                return Err(Error::Protocol("the cache's task ended".into()));
+                return Err(Error::stopped(store::TASK));
             }
         }
         Ok(cache)
@@ -669,7 +670,7 @@ impl Cache {
             }
             let wait = tokio::time::timeout_at(deadline.min(wake_at), applied.changed()).await;
             if let Ok(Err(_)) = wait {
-                return Err(Error::Protocol("the cache's task ended".into()));
+                return Err(Error::stopped(store::TASK));
             }
             if Instant::now() >= deadline {
                 return Err(Error::timeout(

@@ -265,6 +265,9 @@ pub(super) struct Shared {
     pub(super) read_timeout: Duration,
 }
 
+/// What stopped when the cache's task is gone ([`Error::Stopped`]).
+pub(super) const TASK: &str = "the cache's task";
+
 pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

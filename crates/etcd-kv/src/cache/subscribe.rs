@@ -19,7 +19,7 @@ impl Cache {
         let state = self.shared.read();
         state.check()?;
         let Some(updates) = &state.updates else {
-            return Err(Error::Protocol("the cache has stopped".into()));
+            return Err(Error::stopped(super::store::TASK));
         };
         Ok(CacheSubscription::new(
             self.shared.clone(),
@@ -34,7 +34,7 @@ impl Cache {
         let state = self.shared.read();
         state.check()?;
         let Some(updates) = &state.updates else {
-            return Err(Error::Protocol("the cache has stopped".into()));
+            return Err(Error::stopped(super::store::TASK));
         };
         let subscription =
             CacheSubscription::new(self.shared.clone(), updates.subscribe(), state.revision);

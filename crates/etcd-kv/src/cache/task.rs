@@ -2,7 +2,7 @@
 
 use super::store::{compact, entry_size, Entry, Shared, Store};
 use super::CacheUpdate;
-use crate::backoff::backoff;
+use crate::config::RECONNECT_BACKOFF;
 use crate::error::{Error, Result};
 use crate::pager::{ClientPages, Pager};
 use crate::types::KeyValue;
@@ -22,7 +22,7 @@ pub(super) async fn run(shared: std::sync::Weak<Shared>) {
             Err(e) if e.is_transient() && s.read().revision > 0 => {
                 failures += 1;
                 drop(s);
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(RECONNECT_BACKOFF.delay(failures)).await;
                 continue 'list;
             }
             Err(e) => {
@@ -43,7 +43,7 @@ pub(super) async fn run(shared: std::sync::Weak<Shared>) {
                 Err(Error::Compacted { .. }) => continue 'list,
                 Err(e) if e.is_transient() => {
                     failures += 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(RECONNECT_BACKOFF.delay(failures)).await;
                 }
                 Err(e) => {
                     s.stop(e);
@@ -92,7 +92,7 @@ async fn follow(shared: &std::sync::Weak<Shared>, watch: &mut WatchStream) -> Fo
                     return Followed::Stopped;
                 }
                 None => {
-                    s.stop(Error::Protocol("the cache's watch ended".into()));
+                    s.stop(Error::stopped("the cache's watch"));
                     return Followed::Stopped;
                 }
             },

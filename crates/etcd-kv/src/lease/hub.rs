@@ -6,25 +6,31 @@
 //! leases) or, where the server allows none, as one POST each, from tasks whose answers
 //! come back to the driver. Either way the timing and the verdicts are the same code.
 
-use super::{LeaseLost, MIN_RETRY};
 use crate::backend::{Backend, BidiConn};
-use crate::client::{Counters, StreamMode};
-use crate::error::{Error, Result};
+use crate::config::{Counters, StreamMode, RECONNECT_BACKOFF};
+use crate::error::{Error, LeaseLost, Result};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// The shortest wait before a failed refresh is tried again.
+const MIN_RETRY: Duration = Duration::from_millis(100);
+
 /// The most POST keep-alives in flight at once (per-call mode): each holds a connection.
 const MAX_POSTS: usize = 32;
 
-/// The client's keep-alive driver.
+/// The client's keep-alive driver, started by the first keeper.
 pub(crate) struct KeepAliveHub {
-    commands: mpsc::UnboundedSender<Command>,
+    backend: Backend,
+    mode: StreamMode,
+    counters: Arc<Counters>,
+    commands: OnceLock<mpsc::UnboundedSender<Command>>,
 }
 
+/// What a [`LeaseKeeper`](crate::LeaseKeeper) tells the driver.
 pub(crate) enum Command {
     Add {
         id: i64,
@@ -37,18 +43,29 @@ pub(crate) enum Command {
 }
 
 impl KeepAliveHub {
-    /// Starts the driver (it connects when the first keep-alive is due).
-    pub(crate) fn start(
-        backend: &Backend,
-        mode: StreamMode,
-        counters: Arc<Counters>,
-    ) -> KeepAliveHub {
+    /// A hub for the client of `backend`; its driver starts with the first keeper.
+    pub(crate) fn new(backend: Backend, mode: StreamMode, counters: Arc<Counters>) -> Self {
+        KeepAliveHub {
+            backend,
+            mode,
+            counters,
+            commands: OnceLock::new(),
+        }
+    }
+
+    /// A sender for the keepers it serves, starting the driver (it connects when the
+    /// first keep-alive is due).
+    pub(crate) fn commands(&self) -> mpsc::UnboundedSender<Command> {
+        self.commands.get_or_init(|| self.start()).clone()
+    }
+
+    fn start(&self) -> mpsc::UnboundedSender<Command> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let driver = Driver {
-            backend: backend.clone(),
-            counters,
-            post: mode == StreamMode::PerCall,
+            backend: self.backend.clone(),
+            counters: self.counters.clone(),
+            post: self.mode == StreamMode::PerCall,
             conn: None,
             leases: HashMap::new(),
             schedule: BTreeSet::new(),
@@ -61,12 +78,7 @@ impl KeepAliveHub {
             reconnect_at: None,
         };
         tokio::spawn(driver.run());
-        KeepAliveHub { commands: tx }
-    }
-
-    /// A sender for the keepers it serves.
-    pub(crate) fn commands(&self) -> mpsc::UnboundedSender<Command> {
-        self.commands.clone()
+        tx
     }
 }
 
@@ -313,7 +325,7 @@ impl Driver {
             Err(e) => {
                 self.failures += 1;
                 self.note_error(&e);
-                self.reconnect_at = Some(Instant::now() + crate::backoff::backoff(self.failures));
+                self.reconnect_at = Some(Instant::now() + RECONNECT_BACKOFF.delay(self.failures));
                 false
             }
         }

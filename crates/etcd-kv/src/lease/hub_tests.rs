@@ -5,11 +5,11 @@
 //! the last refresh was sent) the lease is reported lost.
 
 use crate::backend::script::{broken, Open, Peer, Script};
-use crate::client::{Liveness, StreamMode};
+use crate::config::{Liveness, StreamMode};
 use crate::lease::{Lease, LeaseKeeper, LeaseLost};
 use crate::{Client, Error};
 use etcd_wire::lease::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
-use etcd_wire::Status;
+use etcd_wire::{Code, Status};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -21,7 +21,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 fn setup(mode: StreamMode) -> (Script, Client) {
     let script = Script::new(&[A, B, C]);
-    let client = script.client(mode, Liveness::default());
+    let client = Client::scripted(&script, mode, Liveness::default());
     (script, client)
 }
 
@@ -193,7 +193,7 @@ async fn a_failed_stream_opening_backs_off_and_the_lease_survives_on_the_retry()
     let keeper = keep(&client, 7, 3);
     script.next_open(Open::Fail(Error::server(
         A,
-        Status::new(14, "etcdserver: no leader"),
+        Status::new(Code::Unavailable.as_i32(), "etcdserver: no leader"),
     )));
     // The first opening (at 1 s) fails; the retry comes with the next due keep-alive
     // after the backoff (100 ms doubled, ±50 %), and well before the deadline.
@@ -249,7 +249,10 @@ async fn per_call_lease_not_found_means_the_lease_expired() {
     let call = script.call().await;
     call.fail(Error::server(
         A,
-        Status::new(5, "etcdserver: requested lease not found"),
+        Status::new(
+            Code::NotFound.as_i32(),
+            "etcdserver: requested lease not found",
+        ),
     ));
     assert_eq!(lost(&keeper).await, LeaseLost::Expired);
 }

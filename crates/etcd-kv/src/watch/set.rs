@@ -15,7 +15,8 @@
 //! are noted, and only until the slower range catches up: memory stays bounded by the
 //! lag between overlapping ranges.
 
-use super::{WatchEvent, WatchResponse, WatchStream};
+use super::event::{EventKind, WatchEvent, WatchResponse};
+use super::stream::WatchStream;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::key::Namespace;
@@ -147,8 +148,8 @@ impl Range {
     /// Whether this range's watch delivers `event` (at `wire_key`) too.
     fn carries(&self, event: &WatchEvent, wire_key: &[u8]) -> bool {
         let kept = match event.kind {
-            super::EventKind::Put => !self.no_put,
-            super::EventKind::Delete => !self.no_delete,
+            EventKind::Put => !self.no_put,
+            EventKind::Delete => !self.no_delete,
         };
         kept && self.start <= event.revision() && self.covers(wire_key)
     }
@@ -203,7 +204,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
         let tx = self.incoming_tx.clone();
         let create_again = create.clone();
         let task = tokio::spawn(async move {
-            let mut stream: WatchStream = match super::hub::create(&client, create).await {
+            let mut stream: WatchStream = match client.open_watch(create).await {
                 Ok(stream) => {
                     let created = Incoming::Created {
                         id,
@@ -241,7 +242,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                         start_revision: from,
                         ..create_again.clone()
                     };
-                    match super::hub::create(&client, again).await {
+                    match client.open_watch(again).await {
                         Ok(restarted) => {
                             stream = restarted;
                             let moved = Incoming::Restarted { id, start: from };
@@ -368,7 +369,7 @@ impl<F: FnMut(WatchEvent) + Send + 'static> Dispatcher<F> {
                         }
                         let error = match response {
                             Some(Err(e)) => e,
-                            _ => Error::Protocol("a range's watch ended without an error".into()),
+                            _ => Error::stopped("a range's watch"),
                         };
                         self.ranges.clear();
                         lock(&self.shared.ranges).clear();
@@ -436,9 +437,7 @@ impl WatchHandle {
     async fn answer<T>(&self, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         match answer.await {
             Ok(result) => result,
-            Err(_) => Err(self.error().unwrap_or_else(|| {
-                Error::Protocol("the watch's task has ended (its callback panicked)".into())
-            })),
+            Err(_) => Err(self.gone()),
         }
     }
 
@@ -519,10 +518,10 @@ impl WatchHandle {
         error.unwrap_or_else(|| self.gone())
     }
 
+    /// Why the dispatcher is gone: the watch's error, else its callback panicked.
     fn gone(&self) -> Error {
-        self.error().unwrap_or_else(|| {
-            Error::Protocol("the watch's task has ended (its callback panicked)".into())
-        })
+        self.error()
+            .unwrap_or_else(|| Error::stopped("the watch's callback task"))
     }
 
     /// Stops the watch: no callback starts after this returns, and every range's watch

@@ -6,7 +6,7 @@
 
 use super::BUFFER;
 use crate::backend::script::{broken, Leader, Open, Peer, Script};
-use crate::client::{Liveness, StreamMode};
+use crate::config::{Liveness, StreamMode};
 use crate::watch::{WatchResponse, WatchStream};
 use crate::{Client, Error};
 use etcd_wire::header::{Event, EventType, KeyValue, ResponseHeader};
@@ -26,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 fn setup() -> (Script, Client) {
     let script = Script::new(&[A, B, C]);
-    let client = script.client(StreamMode::Auto, Liveness::default());
+    let client = Client::scripted(&script, StreamMode::Auto, Liveness::default());
     (script, client)
 }
 
@@ -498,7 +498,13 @@ async fn progress_from_a_server_that_orders_it_moves_the_resume_point() {
 }
 
 fn invalid_token(endpoint: &str) -> Error {
-    Error::server(endpoint, Status::new(16, "etcdserver: invalid auth token"))
+    Error::server(
+        endpoint,
+        Status::new(
+            Code::Unauthenticated.as_i32(),
+            "etcdserver: invalid auth token",
+        ),
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -532,7 +538,7 @@ async fn a_token_renewal_refused_for_good_ends_the_watches() {
     script.fail_next_renewal(Error::server(
         A,
         Status::new(
-            3,
+            Code::InvalidArgument.as_i32(),
             "etcdserver: authentication failed, invalid user ID or password",
         ),
     ));
@@ -747,4 +753,33 @@ async fn a_stream_opening_refused_for_an_invalid_token_renews_it_and_tries_again
     second.answer(&created(create.watch_id, 10));
     second.answer(&puts(create.watch_id, "k", [11]));
     assert_eq!(recv(&mut watch).await.revision(), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_watch_whose_callback_panicked_says_its_task_stopped() {
+    let (script, client) = setup();
+    let watching = client
+        .watch("k")
+        .start_revision(5)
+        .on_event(|_| panic!("the callback fails (expected by the test)"));
+    let (handle, (peer, id)) = tokio::join!(watching, async {
+        let mut peer = opened(&script).await;
+        let create = next_create(&mut peer).await;
+        assert_eq!(create.start_revision, 5);
+        peer.answer(&created(create.watch_id, 5));
+        (peer, create.watch_id)
+    });
+    let handle = handle.expect("the watch is created");
+    peer.answer(&puts(id, "k", [5]));
+    let error = tokio::time::timeout(PATIENCE, handle.ended())
+        .await
+        .expect("the handle learns that its task is gone");
+    assert!(matches!(error, Error::Stopped { .. }), "{error:?}");
+    assert!(error.is_stopped());
+    assert_eq!(error.to_string(), "the watch's callback task has stopped");
+    assert!(!error.is_outcome_unknown() && !error.is_timeout() && !error.is_connect());
+    assert!(error.status().is_none() && error.code().is_none());
+    // What the handle is asked afterwards fails the same way.
+    let added = handle.add(client.watch("other")).await;
+    assert!(added.is_err_and(|e| e.is_stopped()));
 }
