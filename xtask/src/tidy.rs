@@ -4,7 +4,10 @@
 //! * Dependency direction: the crates under `crates/` form a stack, [`CRATE_ORDER`]; a crate's
 //!   `[dependencies]` name only crates below it, and never `xtask` (but for the private
 //!   test-support crates of [`PRIVATE`], which drive etcd through its launcher).
-//! * Every crate root has `#![forbid(unsafe_code)]`; the library crates in [`DOCUMENTED`] also
+//! * [`TEST_SUPPORT`], the code test binaries share, is `publish = false`, depends on no crate
+//!   of the stack and is never a normal dependency of one (a dev-dependency only).
+//! * Every crate root has `#![forbid(unsafe_code)]` ([`TEST_SUPPORT`]'s: `deny`, for its
+//!   counting allocator); the library crates in [`DOCUMENTED`] also
 //!   have `#![deny(missing_docs)]` and a crate doc comment with a code example.
 //! * `docs/ARCHITECTURE.md` and `README.md` exist; the README's first 40 lines mention
 //!   `cargo xtask demo` and `cargo xtask ci`.
@@ -33,6 +36,9 @@ pub const CRATE_ORDER: [&str; 6] = [
 /// Private crates (`publish = false`, never a dependency of a library) that may depend on
 /// `xtask` to start and break etcd clusters.
 pub const PRIVATE: [&str; 1] = ["etcd-robustness"];
+
+/// The crate under `crates/` that is no layer of the stack: code shared by test binaries.
+pub const TEST_SUPPORT: &str = "etcd-test-support";
 
 /// Library crates whose root must deny missing docs and show an example.
 pub const DOCUMENTED: [&str; 4] = ["etcd-wire", "etcd-transport", "etcd-kv", "etcd-pmap"];
@@ -144,6 +150,10 @@ fn check_crates(report: &mut Report<'_>) {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if name == TEST_SUPPORT {
+            check_test_support(report, &dir);
+            continue;
+        }
         let Some(rank) = CRATE_ORDER.iter().position(|c| *c == name) else {
             report.add(
                 &dir,
@@ -174,7 +184,13 @@ fn check_manifest(report: &mut Report<'_>, manifest: &Path, rank: usize) {
         );
     }
     for (line, dep) in normal_dependencies(&text) {
-        if dep == "xtask" && !PRIVATE.contains(&me) {
+        if dep == TEST_SUPPORT {
+            report.add(
+                manifest,
+                Some(line),
+                format!("`{TEST_SUPPORT}` may only be a dev-dependency"),
+            );
+        } else if dep == "xtask" && !PRIVATE.contains(&me) {
             report.add(
                 manifest,
                 Some(line),
@@ -192,6 +208,41 @@ fn check_manifest(report: &mut Report<'_>, manifest: &Path, rank: usize) {
                 );
             }
         }
+    }
+}
+
+/// [`TEST_SUPPORT`]: private, below every layer (no crate of the stack, no xtask), and its
+/// root denies unsafe code (its counting allocator alone allows it).
+fn check_test_support(report: &mut Report<'_>, dir: &Path) {
+    let manifest = dir.join("Cargo.toml");
+    let text = match fs::read_to_string(&manifest) {
+        Ok(text) => text,
+        Err(e) => {
+            report.add(&manifest, None, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    if !text.lines().any(|l| l.replace(' ', "") == "publish=false") {
+        report.add(
+            &manifest,
+            None,
+            format!("`{TEST_SUPPORT}` needs `publish = false`"),
+        );
+    }
+    for (line, dep) in normal_dependencies(&text) {
+        if dep == "xtask" || CRATE_ORDER.contains(&dep.as_str()) {
+            report.add(
+                &manifest,
+                Some(line),
+                format!("`{TEST_SUPPORT}` depends on `{dep}`: it must stay below every layer"),
+            );
+        }
+    }
+    let lib = dir.join("src").join("lib.rs");
+    match fs::read_to_string(&lib) {
+        Ok(root) if has_inner_attribute(&root, "deny", "unsafe_code") => {}
+        Ok(_) => report.add(&lib, None, "missing `#![deny(unsafe_code)]`"),
+        Err(e) => report.add(&lib, None, format!("cannot read: {e}")),
     }
 }
 
