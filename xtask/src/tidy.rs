@@ -240,7 +240,9 @@ fn check_test_support(report: &mut Report<'_>, dir: &Path) {
     }
     let lib = dir.join("src").join("lib.rs");
     match fs::read_to_string(&lib) {
-        Ok(root) if has_inner_attribute(&root, "deny", "unsafe_code") => {}
+        Ok(root)
+            if has_inner_attribute(&root, "deny", "unsafe_code")
+                || has_inner_attribute(&root, "forbid", "unsafe_code") => {}
         Ok(_) => report.add(&lib, None, "missing `#![deny(unsafe_code)]`"),
         Err(e) => report.add(&lib, None, format!("cannot read: {e}")),
     }
@@ -729,6 +731,48 @@ cc = "1"
         assert!(found[1].starts_with(TOO_LONG_ALLOWED[1]), "{found:#?}");
         assert!(found[2].starts_with(TOO_LONG_ALLOWED[2]), "{found:#?}");
         assert!(found[2].contains("missing"), "{found:#?}");
+    }
+
+    #[test]
+    fn test_support_stays_a_dev_dependency_below_every_layer() {
+        let dir = std::env::temp_dir().join(format!("tidy-support-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write(
+            "crates/etcd-test-support/Cargo.toml",
+            "[package]\nname = \"etcd-test-support\"\n\n[dependencies]\netcd-wire.workspace = true\n",
+        );
+        write(
+            "crates/etcd-test-support/src/lib.rs",
+            "//! No lint attributes.\n",
+        );
+        write(
+            "crates/etcd-wire/Cargo.toml",
+            "[dependencies]\netcd-test-support.workspace = true\n\n[dev-dependencies]\netcd-test-support.workspace = true\n",
+        );
+        let mut report = Report {
+            root: &dir,
+            violations: Vec::new(),
+        };
+        check_test_support(&mut report, &dir.join("crates/etcd-test-support"));
+        check_manifest(&mut report, &dir.join("crates/etcd-wire/Cargo.toml"), 0);
+        let found: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].contains("needs `publish = false`"), "{found:#?}");
+        assert!(found[1].contains("depends on `etcd-wire`"), "{found:#?}");
+        assert!(
+            found[2].contains("missing `#![deny(unsafe_code)]`"),
+            "{found:#?}"
+        );
+        assert!(
+            found[3].starts_with("crates/etcd-wire/Cargo.toml:2: `etcd-test-support` may only"),
+            "{found:#?}"
+        );
     }
 
     #[test]

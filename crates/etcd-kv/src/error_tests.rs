@@ -26,8 +26,11 @@ fn kind(e: &Error) -> &'static str {
     }
 }
 
+/// A predicate of [`Error`].
+type Predicate = fn(&Error) -> bool;
+
 /// The predicates checked, by name.
-const PREDICATES: [(&str, fn(&Error) -> bool); 7] = [
+const PREDICATES: [(&str, Predicate); 7] = [
     ("timeout", Error::is_timeout),
     ("connect", Error::is_connect),
     ("unknown", Error::is_outcome_unknown),
@@ -107,8 +110,10 @@ fn exhausted(last: TransportError) -> TransportError {
     }
 }
 
-/// (case, transport error, client error kind, the predicates that hold).
-fn table() -> Vec<(&'static str, TransportError, &'static str, &'static str)> {
+/// One row: (case, transport error, client error kind, the predicates that hold).
+type Row = (&'static str, TransportError, &'static str, &'static str);
+
+fn table() -> Vec<Row> {
     use Code::*;
     vec![
         // Server answers, by code and message.
