@@ -20,13 +20,14 @@
 
 mod cpu;
 mod options;
-mod procfs;
 mod report;
 mod workloads;
 
 pub use cpu::{process_cpu, server_cpu};
+pub use etcd_test_support::procfs::{
+    endpoint_port, raise_open_files_limit, rss_bytes, tcp_connections_to,
+};
 pub use options::{Options, RuntimeKind, Workload, USAGE};
-pub use procfs::{endpoint_port, raise_open_files_limit, rss_bytes, tcp_connections_to};
 pub use report::{Extra, Line};
 pub use workloads::{
     key, main_with, run_all, run_workload, value, BenchCache, BenchClient, BoxError, NoCache, Res,

@@ -2,9 +2,9 @@
 
 use super::cpu::{process_cpu, server_cpu};
 use super::options::{Options, Workload};
-use super::procfs;
 use super::report::{Extra, Line};
 use bytes::Bytes;
+use etcd_test_support::procfs;
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

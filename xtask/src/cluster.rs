@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::ensure::ensure_etcd;
 use crate::error::LaunchError;
 use crate::health::{self, NodeStatus};
-use crate::locate::{ensure_etcd, version_at_least, EtcdBinary, VersionReq};
+use crate::locate::{version_at_least, EtcdBinary, VersionReq};
 use crate::partition::{Network, Partition};
 use crate::unique_suffix;
 use crate::watchdog::{Cleanup, Guarded, Join};

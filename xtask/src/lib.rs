@@ -63,6 +63,7 @@
 
 mod cluster;
 mod debian;
+mod ensure;
 mod error;
 mod health;
 mod locate;
@@ -73,11 +74,11 @@ mod watchdog;
 
 pub use cluster::{Etcd, EtcdBuilder};
 pub use debian::{fetch_etcd_sid, SID_VERSION};
+pub use ensure::ensure_etcd;
 pub use error::LaunchError;
 pub use health::NodeStatus;
 pub use locate::{
-    ensure_etcd, etcd_cache_dir, fetch_etcd_3_5, find_etcd, workspace_root, EtcdBinary,
-    FETCHED_3_5_VERSION,
+    etcd_cache_dir, fetch_etcd_3_5, find_etcd, workspace_root, EtcdBinary, FETCHED_3_5_VERSION,
 };
 pub use partition::{partition_support, Partition};
 

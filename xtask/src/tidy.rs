@@ -4,7 +4,10 @@
 //! * Dependency direction: the crates under `crates/` form a stack, [`CRATE_ORDER`]; a crate's
 //!   `[dependencies]` name only crates below it, and never `xtask` (but for the private
 //!   test-support crates of [`PRIVATE`], which drive etcd through its launcher).
-//! * Every crate root has `#![forbid(unsafe_code)]`; the library crates in [`DOCUMENTED`] also
+//! * [`TEST_SUPPORT`], the code test binaries share, is `publish = false`, depends on no crate
+//!   of the stack and is never a normal dependency of one (a dev-dependency only).
+//! * Every crate root has `#![forbid(unsafe_code)]` ([`TEST_SUPPORT`]'s: `deny`, for its
+//!   counting allocator); the library crates in [`DOCUMENTED`] also
 //!   have `#![deny(missing_docs)]` and a crate doc comment with a code example.
 //! * `docs/ARCHITECTURE.md` and `README.md` exist; the README's first 40 lines mention
 //!   `cargo xtask demo` and `cargo xtask ci`.
@@ -33,6 +36,9 @@ pub const CRATE_ORDER: [&str; 6] = [
 /// Private crates (`publish = false`, never a dependency of a library) that may depend on
 /// `xtask` to start and break etcd clusters.
 pub const PRIVATE: [&str; 1] = ["etcd-robustness"];
+
+/// The crate under `crates/` that is no layer of the stack: code shared by test binaries.
+pub const TEST_SUPPORT: &str = "etcd-test-support";
 
 /// Library crates whose root must deny missing docs and show an example.
 pub const DOCUMENTED: [&str; 4] = ["etcd-wire", "etcd-transport", "etcd-kv", "etcd-pmap"];
@@ -137,6 +143,10 @@ fn check_crates(report: &mut Report<'_>) {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if name == TEST_SUPPORT {
+            check_test_support(report, &dir);
+            continue;
+        }
         let Some(rank) = CRATE_ORDER.iter().position(|c| *c == name) else {
             report.add(
                 &dir,
@@ -167,7 +177,13 @@ fn check_manifest(report: &mut Report<'_>, manifest: &Path, rank: usize) {
         );
     }
     for (line, dep) in normal_dependencies(&text) {
-        if dep == "xtask" && !PRIVATE.contains(&me) {
+        if dep == TEST_SUPPORT {
+            report.add(
+                manifest,
+                Some(line),
+                format!("`{TEST_SUPPORT}` may only be a dev-dependency"),
+            );
+        } else if dep == "xtask" && !PRIVATE.contains(&me) {
             report.add(
                 manifest,
                 Some(line),
@@ -185,6 +201,43 @@ fn check_manifest(report: &mut Report<'_>, manifest: &Path, rank: usize) {
                 );
             }
         }
+    }
+}
+
+/// [`TEST_SUPPORT`]: private, below every layer (no crate of the stack, no xtask), and its
+/// root denies unsafe code (its counting allocator alone allows it).
+fn check_test_support(report: &mut Report<'_>, dir: &Path) {
+    let manifest = dir.join("Cargo.toml");
+    let text = match fs::read_to_string(&manifest) {
+        Ok(text) => text,
+        Err(e) => {
+            report.add(&manifest, None, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    if !text.lines().any(|l| l.replace(' ', "") == "publish=false") {
+        report.add(
+            &manifest,
+            None,
+            format!("`{TEST_SUPPORT}` needs `publish = false`"),
+        );
+    }
+    for (line, dep) in normal_dependencies(&text) {
+        if dep == "xtask" || CRATE_ORDER.contains(&dep.as_str()) {
+            report.add(
+                &manifest,
+                Some(line),
+                format!("`{TEST_SUPPORT}` depends on `{dep}`: it must stay below every layer"),
+            );
+        }
+    }
+    let lib = dir.join("src").join("lib.rs");
+    match fs::read_to_string(&lib) {
+        Ok(root)
+            if has_inner_attribute(&root, "deny", "unsafe_code")
+                || has_inner_attribute(&root, "forbid", "unsafe_code") => {}
+        Ok(_) => report.add(&lib, None, "missing `#![deny(unsafe_code)]`"),
+        Err(e) => report.add(&lib, None, format!("cannot read: {e}")),
     }
 }
 
@@ -679,6 +732,48 @@ cc = "1"
         assert!(found[1].starts_with(allowed_long[1]), "{found:#?}");
         assert!(found[2].starts_with(allowed_long[2]), "{found:#?}");
         assert!(found[2].contains("missing"), "{found:#?}");
+    }
+
+    #[test]
+    fn test_support_stays_a_dev_dependency_below_every_layer() {
+        let dir = std::env::temp_dir().join(format!("tidy-support-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write(
+            "crates/etcd-test-support/Cargo.toml",
+            "[package]\nname = \"etcd-test-support\"\n\n[dependencies]\netcd-wire.workspace = true\n",
+        );
+        write(
+            "crates/etcd-test-support/src/lib.rs",
+            "//! No lint attributes.\n",
+        );
+        write(
+            "crates/etcd-wire/Cargo.toml",
+            "[dependencies]\netcd-test-support.workspace = true\n\n[dev-dependencies]\netcd-test-support.workspace = true\n",
+        );
+        let mut report = Report {
+            root: &dir,
+            violations: Vec::new(),
+        };
+        check_test_support(&mut report, &dir.join("crates/etcd-test-support"));
+        check_manifest(&mut report, &dir.join("crates/etcd-wire/Cargo.toml"), 0);
+        let found: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].contains("needs `publish = false`"), "{found:#?}");
+        assert!(found[1].contains("depends on `etcd-wire`"), "{found:#?}");
+        assert!(
+            found[2].contains("missing `#![deny(unsafe_code)]`"),
+            "{found:#?}"
+        );
+        assert!(
+            found[3].starts_with("crates/etcd-wire/Cargo.toml:2: `etcd-test-support` may only"),
+            "{found:#?}"
+        );
     }
 
     #[test]

@@ -71,6 +71,8 @@ mod compacted;
 mod config;
 mod election;
 mod error;
+#[cfg(test)]
+mod error_tests;
 mod key;
 mod kv;
 mod lease;

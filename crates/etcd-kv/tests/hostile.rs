@@ -2,15 +2,12 @@
 //! a typed error within its deadline, and the client's heap stays bounded (a test binary of
 //! its own: it counts the heap of the whole process).
 
-#[path = "../../../xtask/support/counting_alloc.rs"]
-mod counting_alloc;
-#[path = "support/fake.rs"]
-mod fake;
-
-use counting_alloc::{peak_growth, reset_peak};
 use etcd_kv::Client;
-use fake::{fake_gateway, Fake};
+use etcd_test_support::counting_alloc::{peak_growth, reset_peak};
+use etcd_test_support::fake::{fake_gateway, Fake};
 use std::time::{Duration, Instant};
+
+etcd_test_support::install_counting_allocator!();
 
 /// Every answer is limited to this: the heap a call may grow by is a small multiple of it.
 const MAX_RESPONSE: usize = 1 << 20;

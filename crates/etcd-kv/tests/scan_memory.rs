@@ -8,10 +8,9 @@ use etcd_kv::{Client, TxnOp};
 use futures_util::{StreamExt, TryStreamExt};
 use std::time::Instant;
 
-#[path = "../../../xtask/support/counting_alloc.rs"]
-mod counting_alloc;
+use etcd_test_support::counting_alloc::{peak_growth, reset_peak};
 
-use counting_alloc::{peak_growth, reset_peak};
+etcd_test_support::install_counting_allocator!();
 
 const KEYS: usize = 100_000;
 const VALUE_LEN: usize = 100;

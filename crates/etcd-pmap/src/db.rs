@@ -1,7 +1,7 @@
 //! The database: a client, an optional key prefix, limits, and transactions.
 
 use crate::error::{Error, Result};
-use crate::txn::{ReadTxn, WriteTxn};
+use crate::txn::{Limits, ReadTxn, WriteTxn};
 use bytes::Bytes;
 use etcd_kv::{Backoff, Client, IntoBytes, ServerStatus};
 use std::future::Future;
@@ -23,13 +23,6 @@ struct Inner {
     prefix: Bytes,
     limits: Limits,
     retry: ConflictRetry,
-}
-
-/// The limits a commit is checked against before sending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub(crate) max_txn_ops: usize,
-    pub(crate) max_request_bytes: usize,
 }
 
 impl std::fmt::Debug for Database {
@@ -85,7 +78,7 @@ impl Database {
     /// Starts a read-only transaction. Nothing is sent until its first read.
     #[must_use = "a read transaction reads nothing until a table read is given it"]
     pub fn begin_read(&self) -> ReadTxn {
-        ReadTxn::new(self.clone())
+        ReadTxn::new(self.client().clone(), self.limits())
     }
 
     /// Starts a read-write transaction that you commit yourself: nothing is sent until its
@@ -96,7 +89,7 @@ impl Database {
     /// [`Database::transact`] commits for you.
     #[must_use = "a write transaction applies nothing until `.commit().await`"]
     pub fn begin_write(&self) -> WriteTxn {
-        WriteTxn::new(self.clone())
+        WriteTxn::new(self.client().clone(), self.limits())
     }
 
     /// Runs `body` in a write transaction and commits it when `body` returns `Ok`: the way
@@ -171,7 +164,7 @@ impl Database {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let txn = WriteTxn::managed(self.clone());
+            let txn = WriteTxn::managed(self.client().clone(), self.limits());
             let outcome = match body(txn.clone()).await {
                 Ok(value) => txn.commit().await.map(|_| value),
                 Err(e) => {

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::catalog::SlotInfo;
+use crate::slot::SlotInfo;
 
 /// A boxed error from user code (a marshal function, a transaction body...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -7,10 +7,10 @@
 //! * non-unique index: `slot + encode_part(index key) + encode(primary key)` →
 //!   `encode(primary key)`: one entry per row, all rows of one index key under one prefix.
 
-use crate::catalog::{SlotInfo, SlotKind};
 use crate::codec::key::KeyCodec;
 use crate::error::{Error, Result};
-use crate::table::RawRows;
+use crate::rows::RawRows;
+use crate::slot::{SlotInfo, SlotKind};
 use crate::txn::Transaction;
 use bytes::Bytes;
 use etcd_kv::prefix_end;

@@ -132,13 +132,14 @@ mod codec;
 mod db;
 mod error;
 mod index;
+mod rows;
+mod slot;
 mod table;
 mod txn;
 mod types;
 mod watch;
 
 pub use cache::{CachedRows, TableCache, TableUpdate, TableUpdates};
-pub use catalog::{SlotInfo, SlotKind};
 pub use codec::key::{BinaryKey, KeyCodec, OidKey, StringKey, UuidKey};
 pub use codec::value::{
     BinaryValue, Cbor, Custom, FlatBuffers, Json, MsgPack, OidValue, StringValue, UuidValue,
@@ -149,7 +150,9 @@ pub use error::{
     BoxError, CodecError, Error, Result, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
 };
 pub use index::Index;
-pub use table::{Rows, Table, DEFAULT_PAGE_SIZE};
+pub use rows::DEFAULT_PAGE_SIZE;
+pub use slot::{SlotInfo, SlotKind};
+pub use table::{Rows, Table};
 pub use txn::{Committed, ReadTxn, Transaction, WriteTxn};
 pub use types::*;
 pub use watch::{Change, TableWatch};

@@ -22,13 +22,19 @@
 //! transaction that scans many rows is refused as [`Error::TooLarge`]; scan big ranges in a
 //! [`ReadTxn`], which has no compares.
 
-use crate::db::Database;
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use etcd_kv::{Compare, RangeResponse, SortOrder, SortTarget, TxnOp};
+use etcd_kv::{Client, Compare, RangeResponse, SortOrder, SortTarget, TxnOp};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The limits a commit is checked against before sending (the database's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_txn_ops: usize,
+    pub(crate) max_request_bytes: usize,
+}
 
 /// Read-only or read-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +61,9 @@ struct State {
 /// The shared core of [`ReadTxn`] and [`WriteTxn`]. Keys are relative to the database
 /// prefix (the client's namespace): slot, then encoded key.
 pub struct TxnCore {
-    db: Database,
+    /// The database's client, in its namespace.
+    client: Client,
+    limits: Limits,
     mode: Mode,
     /// Owned by [`Database::transact`](crate::Database::transact), which commits or aborts
     /// it; dropped unfinished only when the `transact` future itself is dropped, where
@@ -77,9 +85,10 @@ pub(crate) struct RangeReq {
 }
 
 impl TxnCore {
-    fn new(db: Database, mode: Mode) -> TxnCore {
+    fn new(client: Client, limits: Limits, mode: Mode) -> TxnCore {
         TxnCore {
-            db,
+            client,
+            limits,
             mode,
             managed: false,
             state: Mutex::new(State::default()),
@@ -130,7 +139,7 @@ impl TxnCore {
     }
 
     async fn send_range(&self, req: &RangeReq, revision: i64) -> Result<RangeResponse> {
-        let client = self.db.client();
+        let client = &self.client;
         let mut range = client.range(req.key.clone()).revision(revision);
         if let Some(end) = &req.end {
             range = range.end(end.clone());
@@ -262,7 +271,7 @@ impl TxnCore {
                 compares: 0,
             });
         }
-        let limits = self.db.limits();
+        let limits = self.limits;
         let mut bytes = 64;
         let mut compares = Vec::with_capacity(state.reads.len() + state.ranges.len());
         for (key, mod_revision) in &state.reads {
@@ -301,7 +310,7 @@ impl TxnCore {
             });
         }
         let (n_ops, n_compares) = (ops.len(), compares.len());
-        let response = self.db.client().txn().when(compares).and_then(ops).await?;
+        let response = self.client.txn().when(compares).and_then(ops).await?;
         if !response.succeeded() {
             return Err(Error::Conflict { read_revision });
         }
@@ -406,9 +415,9 @@ pub struct WriteTxn {
 }
 
 impl ReadTxn {
-    pub(crate) fn new(db: Database) -> ReadTxn {
+    pub(crate) fn new(client: Client, limits: Limits) -> ReadTxn {
         ReadTxn {
-            core: Arc::new(TxnCore::new(db, Mode::Read)),
+            core: Arc::new(TxnCore::new(client, limits, Mode::Read)),
         }
     }
 
@@ -419,16 +428,16 @@ impl ReadTxn {
 }
 
 impl WriteTxn {
-    pub(crate) fn new(db: Database) -> WriteTxn {
+    pub(crate) fn new(client: Client, limits: Limits) -> WriteTxn {
         WriteTxn {
-            core: Arc::new(TxnCore::new(db, Mode::Write)),
+            core: Arc::new(TxnCore::new(client, limits, Mode::Write)),
         }
     }
 
     /// A transaction that [`Database::transact`](crate::Database::transact) commits or
     /// aborts itself: dropping it unfinished (a cancelled `transact`) does not panic.
-    pub(crate) fn managed(db: Database) -> WriteTxn {
-        let mut core = TxnCore::new(db, Mode::Write);
+    pub(crate) fn managed(client: Client, limits: Limits) -> WriteTxn {
+        let mut core = TxnCore::new(client, limits, Mode::Write);
         core.managed = true;
         WriteTxn {
             core: Arc::new(core),

@@ -9,15 +9,12 @@
 //! snapshot stream answers only. A transport implements calls for any `Rpc` or `StreamRpc`
 //! once; the client names request types, never paths.
 
-use crate::auth::*;
-use crate::cluster::*;
 use crate::election::*;
 use crate::kv::*;
 use crate::lease::*;
-use crate::lock::*;
 use crate::maintenance::*;
 use crate::txn::*;
-use crate::watch::{WatchRequest, WatchResponse};
+use crate::watch::WatchRequest;
 use crate::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -139,202 +136,171 @@ pub const SNAPSHOT: &str = <SnapshotRequest as StreamRpc>::PATH;
 #[serde(transparent)]
 pub struct ObserveRequest(pub LeaderRequest);
 
-macro_rules! streams {
-    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $bidi:literal $(, leader $leader:literal)?;)+) => {
-        $(
-            impl StreamRpc for $req {
-                const PATH: &'static str = $path;
-                const GRPC_METHOD: &'static str = $grpc;
-                const BIDIRECTIONAL: bool = $bidi;
-                $(const REQUIRE_LEADER: bool = $leader;)?
-                type Response = $resp;
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
+/// The one table of etcd's RPCs: every request type with its answer and what it says about
+/// itself. It implements [`Rpc`] and [`StreamRpc`] here (`impl_rpcs!`), and tests run over
+/// every request type with it, so a new RPC is one row.
+///
+/// `for_each_rpc!(callback)` calls `callback!` with the table:
+///
+/// ```text
+/// unary { $( Request => Response { path, gRPC method, Idempotency $(, option)* } )* }
+/// streaming { $( Request => Response { path, gRPC method, bidirectional $(, option)* } )* }
+/// ```
+///
+/// Types are paths from the crate root (`$crate::PutRequest`). Options: `leader false`
+/// (served without a leader), `payload <fn(&Self) -> usize>` ([`Rpc::payload_len`]),
+/// `decode <fn(&[u8]) -> Result<Response, DecodeError>>` ([`Rpc::decode`]), `idempotency
+/// <fn(&Self) -> Idempotency>` ([`Rpc::idempotency`]). A callback that lists types only
+/// matches each row's braces with `{ $($_:tt)* }`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_rpc {
+    ($callback:ident) => {
+        $callback! {
+            unary {
+                // The fast decoder of the gateway's own answers (serde for anything else).
+                $crate::RangeRequest => $crate::RangeResponse { "/kv/range", "/etcdserverpb.KV/Range", Idempotent, payload range_payload, decode $crate::RangeResponse::from_slice }
+                $crate::PutRequest => $crate::PutResponse { "/kv/put", "/etcdserverpb.KV/Put", NotIdempotent, payload put_payload }
+                $crate::DeleteRangeRequest => $crate::DeleteRangeResponse { "/kv/deleterange", "/etcdserverpb.KV/DeleteRange", NotIdempotent, payload |r| r.key.len() + r.range_end.len() }
+                // A transaction that only reads may be repeated; its payload counts the keys,
+                // range ends and values of every compare and operation, nested ones included.
+                $crate::TxnRequest => $crate::TxnResponse { "/kv/txn", "/etcdserverpb.KV/Txn", NotIdempotent, payload txn_payload, idempotency txn_idempotency }
+                $crate::CompactionRequest => $crate::CompactionResponse { "/kv/compaction", "/etcdserverpb.KV/Compact", Idempotent }
 
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            fn to_proto(&self) -> Self::Proto {
-                self.into()
+                $crate::LeaseGrantRequest => $crate::LeaseGrantResponse { "/lease/grant", "/etcdserverpb.Lease/LeaseGrant", NotIdempotent }
+                $crate::LeaseRevokeRequest => $crate::LeaseRevokeResponse { "/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke", Idempotent }
+                $crate::LeaseTimeToLiveRequest => $crate::LeaseTimeToLiveResponse { "/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive", Idempotent }
+                $crate::LeaseLeasesRequest => $crate::LeaseLeasesResponse { "/lease/leases", "/etcdserverpb.Lease/LeaseLeases", Idempotent }
+
+                $crate::LockRequest => $crate::LockResponse { "/lock/lock", "/v3lockpb.Lock/Lock", NotIdempotent, payload |r| r.name.len() }
+                $crate::UnlockRequest => $crate::UnlockResponse { "/lock/unlock", "/v3lockpb.Lock/Unlock", Idempotent }
+
+                $crate::CampaignRequest => $crate::CampaignResponse { "/election/campaign", "/v3electionpb.Election/Campaign", NotIdempotent, payload |r| r.name.len() + r.value.len() }
+                $crate::ProclaimRequest => $crate::ProclaimResponse { "/election/proclaim", "/v3electionpb.Election/Proclaim", NotIdempotent, payload |r| r.leader.name.len() + r.leader.key.len() + r.value.len() }
+                $crate::LeaderRequest => $crate::LeaderResponse { "/election/leader", "/v3electionpb.Election/Leader", Idempotent }
+                $crate::ResignRequest => $crate::ResignResponse { "/election/resign", "/v3electionpb.Election/Resign", Idempotent }
+
+                $crate::AuthEnableRequest => $crate::AuthEnableResponse { "/auth/enable", "/etcdserverpb.Auth/AuthEnable", Idempotent }
+                $crate::AuthDisableRequest => $crate::AuthDisableResponse { "/auth/disable", "/etcdserverpb.Auth/AuthDisable", Idempotent }
+                $crate::AuthStatusRequest => $crate::AuthStatusResponse { "/auth/status", "/etcdserverpb.Auth/AuthStatus", Idempotent }
+                $crate::AuthenticateRequest => $crate::AuthenticateResponse { "/auth/authenticate", "/etcdserverpb.Auth/Authenticate", Idempotent }
+                $crate::AuthUserAddRequest => $crate::AuthUserAddResponse { "/auth/user/add", "/etcdserverpb.Auth/UserAdd", NotIdempotent }
+                $crate::AuthUserGetRequest => $crate::AuthUserGetResponse { "/auth/user/get", "/etcdserverpb.Auth/UserGet", Idempotent }
+                $crate::AuthUserListRequest => $crate::AuthUserListResponse { "/auth/user/list", "/etcdserverpb.Auth/UserList", Idempotent }
+                $crate::AuthUserDeleteRequest => $crate::AuthUserDeleteResponse { "/auth/user/delete", "/etcdserverpb.Auth/UserDelete", NotIdempotent }
+                $crate::AuthUserChangePasswordRequest => $crate::AuthUserChangePasswordResponse { "/auth/user/changepw", "/etcdserverpb.Auth/UserChangePassword", Idempotent }
+                $crate::AuthUserGrantRoleRequest => $crate::AuthUserGrantRoleResponse { "/auth/user/grant", "/etcdserverpb.Auth/UserGrantRole", Idempotent }
+                $crate::AuthUserRevokeRoleRequest => $crate::AuthUserRevokeRoleResponse { "/auth/user/revoke", "/etcdserverpb.Auth/UserRevokeRole", NotIdempotent }
+                $crate::AuthRoleAddRequest => $crate::AuthRoleAddResponse { "/auth/role/add", "/etcdserverpb.Auth/RoleAdd", NotIdempotent }
+                $crate::AuthRoleGetRequest => $crate::AuthRoleGetResponse { "/auth/role/get", "/etcdserverpb.Auth/RoleGet", Idempotent }
+                $crate::AuthRoleListRequest => $crate::AuthRoleListResponse { "/auth/role/list", "/etcdserverpb.Auth/RoleList", Idempotent }
+                $crate::AuthRoleDeleteRequest => $crate::AuthRoleDeleteResponse { "/auth/role/delete", "/etcdserverpb.Auth/RoleDelete", NotIdempotent }
+                $crate::AuthRoleGrantPermissionRequest => $crate::AuthRoleGrantPermissionResponse { "/auth/role/grant", "/etcdserverpb.Auth/RoleGrantPermission", Idempotent }
+                $crate::AuthRoleRevokePermissionRequest => $crate::AuthRoleRevokePermissionResponse { "/auth/role/revoke", "/etcdserverpb.Auth/RoleRevokePermission", NotIdempotent }
+
+                $crate::MemberAddRequest => $crate::MemberAddResponse { "/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd", NotIdempotent }
+                $crate::MemberRemoveRequest => $crate::MemberRemoveResponse { "/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove", NotIdempotent }
+                $crate::MemberUpdateRequest => $crate::MemberUpdateResponse { "/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate", Idempotent }
+                $crate::MemberListRequest => $crate::MemberListResponse { "/cluster/member/list", "/etcdserverpb.Cluster/MemberList", Idempotent }
+                $crate::MemberPromoteRequest => $crate::MemberPromoteResponse { "/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote", NotIdempotent }
+
+                $crate::StatusRequest => $crate::StatusResponse { "/maintenance/status", "/etcdserverpb.Maintenance/Status", Idempotent, leader false }
+                $crate::AlarmRequest => $crate::AlarmResponse { "/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm", Idempotent, leader false }
+                $crate::DefragmentRequest => $crate::DefragmentResponse { "/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment", Idempotent, leader false }
+                $crate::HashRequest => $crate::HashResponse { "/maintenance/hash", "/etcdserverpb.Maintenance/Hash", Idempotent, leader false }
+                $crate::HashKvRequest => $crate::HashKvResponse { "/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV", Idempotent, leader false }
+                $crate::MoveLeaderRequest => $crate::MoveLeaderResponse { "/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader", NotIdempotent, leader false }
+                $crate::DowngradeRequest => $crate::DowngradeResponse { "/maintenance/downgrade", "/etcdserverpb.Maintenance/Downgrade", NotIdempotent, leader false }
             }
-
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
-                answer.try_into()
+            streaming {
+                $crate::WatchRequest => $crate::WatchResponse { "/watch", "/etcdserverpb.Watch/Watch", true }
+                $crate::LeaseKeepAliveRequest => $crate::LeaseKeepAliveResponse { "/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive", true }
+                $crate::ObserveRequest => $crate::LeaderResponse { "/election/observe", "/v3electionpb.Election/Observe", false }
+                $crate::SnapshotRequest => $crate::SnapshotResponse { "/maintenance/snapshot", "/etcdserverpb.Maintenance/Snapshot", false, leader false }
             }
-            }
-        )+
-    };
-}
-
-streams! {
-    WatchRequest => WatchResponse, "/watch", "/etcdserverpb.Watch/Watch", true;
-    LeaseKeepAliveRequest => LeaseKeepAliveResponse, "/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive", true;
-    ObserveRequest => LeaderResponse, "/election/observe", "/v3electionpb.Election/Observe", false;
-    SnapshotRequest => SnapshotResponse, "/maintenance/snapshot", "/etcdserverpb.Maintenance/Snapshot", false, leader false;
-}
-
-macro_rules! rpcs {
-    ($($req:ty => $resp:ty, $path:literal, $grpc:literal, $idem:ident $(, leader $leader:literal)? $(, payload $payload:expr)?;)+) => {
-        $(
-            impl Rpc for $req {
-                const PATH: &'static str = $path;
-                const GRPC_METHOD: &'static str = $grpc;
-                const IDEMPOTENCY: Idempotency = Idempotency::$idem;
-                $(const REQUIRE_LEADER: bool = $leader;)?
-                type Response = $resp;
-                $(fn payload_len(&self) -> usize {
-                    let payload: fn(&Self) -> usize = $payload;
-                    payload(self)
-                })?
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
-
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            fn to_proto(&self) -> Self::Proto {
-                self.into()
-            }
-
-            #[cfg(feature = "grpc")]
-            #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-            fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
-                answer.try_into()
-            }
-            }
-        )+
-    };
-}
-
-rpcs! {
-    PutRequest => PutResponse, "/kv/put", "/etcdserverpb.KV/Put", NotIdempotent, payload put_payload;
-    DeleteRangeRequest => DeleteRangeResponse, "/kv/deleterange", "/etcdserverpb.KV/DeleteRange", NotIdempotent, payload |r| r.key.len() + r.range_end.len();
-    CompactionRequest => CompactionResponse, "/kv/compaction", "/etcdserverpb.KV/Compact", Idempotent;
-
-    LeaseGrantRequest => LeaseGrantResponse, "/lease/grant", "/etcdserverpb.Lease/LeaseGrant", NotIdempotent;
-    LeaseRevokeRequest => LeaseRevokeResponse, "/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke", Idempotent;
-    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive", Idempotent;
-    LeaseLeasesRequest => LeaseLeasesResponse, "/lease/leases", "/etcdserverpb.Lease/LeaseLeases", Idempotent;
-
-    LockRequest => LockResponse, "/lock/lock", "/v3lockpb.Lock/Lock", NotIdempotent, payload |r| r.name.len();
-    UnlockRequest => UnlockResponse, "/lock/unlock", "/v3lockpb.Lock/Unlock", Idempotent;
-
-    CampaignRequest => CampaignResponse, "/election/campaign", "/v3electionpb.Election/Campaign", NotIdempotent, payload |r| r.name.len() + r.value.len();
-    ProclaimRequest => ProclaimResponse, "/election/proclaim", "/v3electionpb.Election/Proclaim", NotIdempotent, payload |r| r.leader.name.len() + r.leader.key.len() + r.value.len();
-    LeaderRequest => LeaderResponse, "/election/leader", "/v3electionpb.Election/Leader", Idempotent;
-    ResignRequest => ResignResponse, "/election/resign", "/v3electionpb.Election/Resign", Idempotent;
-
-    AuthEnableRequest => AuthEnableResponse, "/auth/enable", "/etcdserverpb.Auth/AuthEnable", Idempotent;
-    AuthDisableRequest => AuthDisableResponse, "/auth/disable", "/etcdserverpb.Auth/AuthDisable", Idempotent;
-    AuthStatusRequest => AuthStatusResponse, "/auth/status", "/etcdserverpb.Auth/AuthStatus", Idempotent;
-    AuthenticateRequest => AuthenticateResponse, "/auth/authenticate", "/etcdserverpb.Auth/Authenticate", Idempotent;
-    AuthUserAddRequest => AuthUserAddResponse, "/auth/user/add", "/etcdserverpb.Auth/UserAdd", NotIdempotent;
-    AuthUserGetRequest => AuthUserGetResponse, "/auth/user/get", "/etcdserverpb.Auth/UserGet", Idempotent;
-    AuthUserListRequest => AuthUserListResponse, "/auth/user/list", "/etcdserverpb.Auth/UserList", Idempotent;
-    AuthUserDeleteRequest => AuthUserDeleteResponse, "/auth/user/delete", "/etcdserverpb.Auth/UserDelete", NotIdempotent;
-    AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/auth/user/changepw", "/etcdserverpb.Auth/UserChangePassword", Idempotent;
-    AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/auth/user/grant", "/etcdserverpb.Auth/UserGrantRole", Idempotent;
-    AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/auth/user/revoke", "/etcdserverpb.Auth/UserRevokeRole", NotIdempotent;
-    AuthRoleAddRequest => AuthRoleAddResponse, "/auth/role/add", "/etcdserverpb.Auth/RoleAdd", NotIdempotent;
-    AuthRoleGetRequest => AuthRoleGetResponse, "/auth/role/get", "/etcdserverpb.Auth/RoleGet", Idempotent;
-    AuthRoleListRequest => AuthRoleListResponse, "/auth/role/list", "/etcdserverpb.Auth/RoleList", Idempotent;
-    AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/auth/role/delete", "/etcdserverpb.Auth/RoleDelete", NotIdempotent;
-    AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/auth/role/grant", "/etcdserverpb.Auth/RoleGrantPermission", Idempotent;
-    AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/auth/role/revoke", "/etcdserverpb.Auth/RoleRevokePermission", NotIdempotent;
-
-    MemberAddRequest => MemberAddResponse, "/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd", NotIdempotent;
-    MemberRemoveRequest => MemberRemoveResponse, "/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove", NotIdempotent;
-    MemberUpdateRequest => MemberUpdateResponse, "/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate", Idempotent;
-    MemberListRequest => MemberListResponse, "/cluster/member/list", "/etcdserverpb.Cluster/MemberList", Idempotent;
-    MemberPromoteRequest => MemberPromoteResponse, "/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote", NotIdempotent;
-
-    StatusRequest => StatusResponse, "/maintenance/status", "/etcdserverpb.Maintenance/Status", Idempotent, leader false;
-    AlarmRequest => AlarmResponse, "/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm", Idempotent, leader false;
-    DefragmentRequest => DefragmentResponse, "/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment", Idempotent, leader false;
-    HashRequest => HashResponse, "/maintenance/hash", "/etcdserverpb.Maintenance/Hash", Idempotent, leader false;
-    HashKvRequest => HashKvResponse, "/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV", Idempotent, leader false;
-    MoveLeaderRequest => MoveLeaderResponse, "/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader", NotIdempotent, leader false;
-    DowngradeRequest => DowngradeResponse, "/maintenance/downgrade", "/etcdserverpb.Maintenance/Downgrade", NotIdempotent, leader false;
-}
-
-impl Rpc for RangeRequest {
-    const PATH: &'static str = "/kv/range";
-    const GRPC_METHOD: &'static str = "/etcdserverpb.KV/Range";
-    const IDEMPOTENCY: Idempotency = Idempotency::Idempotent;
-    type Response = RangeResponse;
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    type ProtoResponse = <RangeResponse as crate::grpc::ProtoMessage>::Proto;
-
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn to_proto(&self) -> Self::Proto {
-        self.into()
-    }
-
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn from_proto(answer: Self::ProtoResponse) -> Result<RangeResponse, DecodeError> {
-        answer.try_into()
-    }
-
-    /// The fast decoder of the gateway's own answers (serde for anything else).
-    fn decode(body: &[u8]) -> Result<RangeResponse, DecodeError> {
-        RangeResponse::from_slice(body)
-    }
-
-    fn payload_len(&self) -> usize {
-        range_payload(self)
-    }
-}
-
-impl Rpc for TxnRequest {
-    const PATH: &'static str = "/kv/txn";
-    const GRPC_METHOD: &'static str = "/etcdserverpb.KV/Txn";
-    const IDEMPOTENCY: Idempotency = Idempotency::NotIdempotent;
-    type Response = TxnResponse;
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    type ProtoResponse = <TxnResponse as crate::grpc::ProtoMessage>::Proto;
-
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn to_proto(&self) -> Self::Proto {
-        self.into()
-    }
-
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn from_proto(answer: Self::ProtoResponse) -> Result<TxnResponse, DecodeError> {
-        answer.try_into()
-    }
-
-    /// Keys, range ends and values of every compare and operation, nested ones included.
-    fn payload_len(&self) -> usize {
-        txn_payload(self)
-    }
-
-    /// A transaction that only reads may be repeated.
-    fn idempotency(&self) -> Idempotency {
-        if self.is_read_only() {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::NotIdempotent
         }
+    };
+}
+
+/// The protobuf side of an [`Rpc`] or [`StreamRpc`] impl (the same for both: the
+/// conversions of `grpc/convert.rs`).
+macro_rules! proto_items {
+    ($resp:ty) => {
+        #[cfg(feature = "grpc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+        type Proto = <Self as crate::grpc::ProtoMessage>::Proto;
+        #[cfg(feature = "grpc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+        type ProtoResponse = <$resp as crate::grpc::ProtoMessage>::Proto;
+
+        #[cfg(feature = "grpc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+        fn to_proto(&self) -> Self::Proto {
+            self.into()
+        }
+
+        #[cfg(feature = "grpc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+        fn from_proto(answer: Self::ProtoResponse) -> Result<$resp, DecodeError> {
+            answer.try_into()
+        }
+    };
+}
+
+/// Implements [`Rpc`] and [`StreamRpc`] from [`for_each_rpc!`]'s table.
+macro_rules! impl_rpcs {
+    (
+        unary { $($req:ty => $resp:ty { $($unary:tt)* })* }
+        streaming { $($sreq:ty => $sresp:ty { $($stream:tt)* })* }
+    ) => {
+        $(impl_rpcs!(@unary $req => $resp; $($unary)*);)*
+        $(impl_rpcs!(@stream $sreq => $sresp; $($stream)*);)*
+    };
+    (@unary $req:ty => $resp:ty; $path:literal, $grpc:literal, $idem:ident
+        $(, leader $leader:literal)? $(, payload $payload:expr)?
+        $(, decode $decode:expr)? $(, idempotency $idempotency:expr)?) => {
+        impl Rpc for $req {
+            const PATH: &'static str = $path;
+            const GRPC_METHOD: &'static str = $grpc;
+            const IDEMPOTENCY: Idempotency = Idempotency::$idem;
+            $(const REQUIRE_LEADER: bool = $leader;)?
+            type Response = $resp;
+            proto_items!($resp);
+
+            $(fn payload_len(&self) -> usize {
+                let payload: fn(&Self) -> usize = $payload;
+                payload(self)
+            })?
+            $(fn decode(body: &[u8]) -> Result<$resp, DecodeError> {
+                let decode: fn(&[u8]) -> Result<$resp, DecodeError> = $decode;
+                decode(body)
+            })?
+            $(fn idempotency(&self) -> Idempotency {
+                let idempotency: fn(&Self) -> Idempotency = $idempotency;
+                idempotency(self)
+            })?
+        }
+    };
+    (@stream $req:ty => $resp:ty; $path:literal, $grpc:literal, $bidi:literal
+        $(, leader $leader:literal)?) => {
+        impl StreamRpc for $req {
+            const PATH: &'static str = $path;
+            const GRPC_METHOD: &'static str = $grpc;
+            const BIDIRECTIONAL: bool = $bidi;
+            $(const REQUIRE_LEADER: bool = $leader;)?
+            type Response = $resp;
+            proto_items!($resp);
+        }
+    };
+}
+
+for_each_rpc!(impl_rpcs);
+
+fn txn_idempotency(t: &TxnRequest) -> Idempotency {
+    if t.is_read_only() {
+        Idempotency::Idempotent
+    } else {
+        Idempotency::NotIdempotent
     }
 }
 
@@ -392,6 +358,7 @@ impl TxnRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::*;
 
     #[test]
     fn payloads_count_keys_and_values_of_writes() {
@@ -518,84 +485,36 @@ mod tests {
             );
             assert!(covered.insert(method.to_string()), "{method} used twice");
         };
-        macro_rules! unary {
-            ($($t:ty),+ $(,)?) => {$(
-                check(<$t as Rpc>::GRPC_METHOD, short_name::<$t>(),
-                    short_name::<<$t as Rpc>::Response>(), (false, false));
-                #[cfg(feature = "grpc")]
-                {
-                    assert_eq!(short_name::<$t>(), short_name::<<$t as Rpc>::Proto>());
+        macro_rules! check_all {
+            (
+                unary { $($t:ty => $resp:ty { $($_u:tt)* })* }
+                streaming { $($s:ty => $sresp:ty { $($_s:tt)* })* }
+            ) => {
+                $(
+                    check(<$t as Rpc>::GRPC_METHOD, short_name::<$t>(),
+                        short_name::<<$t as Rpc>::Response>(), (false, false));
+                    #[cfg(feature = "grpc")]
+                    {
+                        assert_eq!(short_name::<$t>(), short_name::<<$t as Rpc>::Proto>());
+                        assert_eq!(
+                            short_name::<<$t as Rpc>::Response>(),
+                            short_name::<<$t as Rpc>::ProtoResponse>()
+                        );
+                    }
+                )*
+                $(
+                    let bidi = <$s as StreamRpc>::BIDIRECTIONAL;
+                    check(<$s as StreamRpc>::GRPC_METHOD, short_name::<$s>(),
+                        short_name::<<$s as StreamRpc>::Response>(), (bidi, true));
+                    #[cfg(feature = "grpc")]
                     assert_eq!(
-                        short_name::<<$t as Rpc>::Response>(),
-                        short_name::<<$t as Rpc>::ProtoResponse>()
+                        short_name::<<$s as StreamRpc>::Response>(),
+                        short_name::<<$s as StreamRpc>::ProtoResponse>()
                     );
-                }
-            )+};
+                )*
+            };
         }
-        macro_rules! streaming {
-            ($($t:ty),+ $(,)?) => {$(
-                let bidi = <$t as StreamRpc>::BIDIRECTIONAL;
-                check(<$t as StreamRpc>::GRPC_METHOD, short_name::<$t>(),
-                    short_name::<<$t as StreamRpc>::Response>(), (bidi, true));
-                #[cfg(feature = "grpc")]
-                assert_eq!(
-                    short_name::<<$t as StreamRpc>::Response>(),
-                    short_name::<<$t as StreamRpc>::ProtoResponse>()
-                );
-            )+};
-        }
-        unary!(
-            RangeRequest,
-            PutRequest,
-            DeleteRangeRequest,
-            TxnRequest,
-            CompactionRequest,
-            LeaseGrantRequest,
-            LeaseRevokeRequest,
-            LeaseTimeToLiveRequest,
-            LeaseLeasesRequest,
-            LockRequest,
-            UnlockRequest,
-            CampaignRequest,
-            ProclaimRequest,
-            LeaderRequest,
-            ResignRequest,
-            AuthEnableRequest,
-            AuthDisableRequest,
-            AuthStatusRequest,
-            AuthenticateRequest,
-            AuthUserAddRequest,
-            AuthUserGetRequest,
-            AuthUserListRequest,
-            AuthUserDeleteRequest,
-            AuthUserChangePasswordRequest,
-            AuthUserGrantRoleRequest,
-            AuthUserRevokeRoleRequest,
-            AuthRoleAddRequest,
-            AuthRoleGetRequest,
-            AuthRoleListRequest,
-            AuthRoleDeleteRequest,
-            AuthRoleGrantPermissionRequest,
-            AuthRoleRevokePermissionRequest,
-            MemberAddRequest,
-            MemberRemoveRequest,
-            MemberUpdateRequest,
-            MemberListRequest,
-            MemberPromoteRequest,
-            StatusRequest,
-            AlarmRequest,
-            DefragmentRequest,
-            HashRequest,
-            HashKvRequest,
-            MoveLeaderRequest,
-            DowngradeRequest,
-        );
-        streaming!(
-            WatchRequest,
-            LeaseKeepAliveRequest,
-            ObserveRequest,
-            SnapshotRequest
-        );
+        for_each_rpc!(check_all);
         #[cfg(feature = "grpc")]
         assert_eq!(
             short_name::<<ObserveRequest as StreamRpc>::Proto>(),

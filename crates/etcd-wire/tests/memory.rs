@@ -2,12 +2,11 @@
 //! the smallest entries etcd's answers may hold (a test binary of its own: it counts the
 //! heap of the whole process).
 
-#[path = "../../../xtask/support/counting_alloc.rs"]
-mod counting_alloc;
-
-use counting_alloc::{peak_growth, reset_peak};
+use etcd_test_support::counting_alloc::{peak_growth, reset_peak};
 use etcd_wire::stream::parse_message;
 use etcd_wire::{RangeResponse, WatchResponse};
+
+etcd_test_support::install_counting_allocator!();
 
 /// `{"<field>":[<entry>,<entry>,...]}` of about `size` bytes.
 fn answer(field: &str, entry: &str, size: usize) -> Vec<u8> {

@@ -32,16 +32,6 @@ mod txn;
 mod watch;
 mod watch_handle;
 
-/// The fake gateway (also used by `tests/hostile.rs`).
-#[path = "../support/fake.rs"]
-#[allow(dead_code)]
-mod fake;
-
-/// Socket and memory figures from /proc, shared with the benchmarks.
-#[path = "../../../../bench/src/procfs.rs"]
-#[allow(dead_code)]
-mod procfs;
-
 use bytes::Bytes;
 use etcd_kv::{Client, KeyValue};
 use xtask::Etcd;

@@ -1,9 +1,9 @@
 //! Shared streams: many watches and keep-alives on one connection, liveness (frozen member),
 //! require-leader, permission errors in streams, creation deadlines against a bad server.
 
-use crate::fake::{fake_gateway, Fake};
-use crate::procfs::tcp_connections_to;
 use etcd_kv::{Client, Error, TxnOp};
+use etcd_test_support::fake::{fake_gateway, Fake};
+use etcd_test_support::procfs::tcp_connections_to;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

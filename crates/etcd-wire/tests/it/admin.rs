@@ -389,50 +389,15 @@ fn every_fixture_decodes() {
                 // Streams, and routing errors (no request type: `routing_errors`).
                 continue;
             }
-            let done = by_path::<RangeRequest>(v, &name, &path)
-                || by_path::<PutRequest>(v, &name, &path)
-                || by_path::<DeleteRangeRequest>(v, &name, &path)
-                || by_path::<TxnRequest>(v, &name, &path)
-                || by_path::<CompactionRequest>(v, &name, &path)
-                || by_path::<LeaseGrantRequest>(v, &name, &path)
-                || by_path::<LeaseRevokeRequest>(v, &name, &path)
-                || by_path::<LeaseTimeToLiveRequest>(v, &name, &path)
-                || by_path::<LeaseLeasesRequest>(v, &name, &path)
-                || by_path::<LockRequest>(v, &name, &path)
-                || by_path::<UnlockRequest>(v, &name, &path)
-                || by_path::<CampaignRequest>(v, &name, &path)
-                || by_path::<ProclaimRequest>(v, &name, &path)
-                || by_path::<LeaderRequest>(v, &name, &path)
-                || by_path::<ResignRequest>(v, &name, &path)
-                || by_path::<AuthEnableRequest>(v, &name, &path)
-                || by_path::<AuthDisableRequest>(v, &name, &path)
-                || by_path::<AuthStatusRequest>(v, &name, &path)
-                || by_path::<AuthenticateRequest>(v, &name, &path)
-                || by_path::<AuthUserAddRequest>(v, &name, &path)
-                || by_path::<AuthUserGetRequest>(v, &name, &path)
-                || by_path::<AuthUserListRequest>(v, &name, &path)
-                || by_path::<AuthUserDeleteRequest>(v, &name, &path)
-                || by_path::<AuthUserChangePasswordRequest>(v, &name, &path)
-                || by_path::<AuthUserGrantRoleRequest>(v, &name, &path)
-                || by_path::<AuthUserRevokeRoleRequest>(v, &name, &path)
-                || by_path::<AuthRoleAddRequest>(v, &name, &path)
-                || by_path::<AuthRoleGetRequest>(v, &name, &path)
-                || by_path::<AuthRoleListRequest>(v, &name, &path)
-                || by_path::<AuthRoleDeleteRequest>(v, &name, &path)
-                || by_path::<AuthRoleGrantPermissionRequest>(v, &name, &path)
-                || by_path::<AuthRoleRevokePermissionRequest>(v, &name, &path)
-                || by_path::<MemberAddRequest>(v, &name, &path)
-                || by_path::<MemberRemoveRequest>(v, &name, &path)
-                || by_path::<MemberUpdateRequest>(v, &name, &path)
-                || by_path::<MemberListRequest>(v, &name, &path)
-                || by_path::<MemberPromoteRequest>(v, &name, &path)
-                || by_path::<StatusRequest>(v, &name, &path)
-                || by_path::<AlarmRequest>(v, &name, &path)
-                || by_path::<DefragmentRequest>(v, &name, &path)
-                || by_path::<HashRequest>(v, &name, &path)
-                || by_path::<HashKvRequest>(v, &name, &path)
-                || by_path::<MoveLeaderRequest>(v, &name, &path)
-                || by_path::<DowngradeRequest>(v, &name, &path);
+            macro_rules! any_by_path {
+                (
+                    unary { $($req:ty => $resp:ty { $($_u:tt)* })* }
+                    streaming { $($sreq:ty => $sresp:ty { $($_s:tt)* })* }
+                ) => {
+                    false $(|| by_path::<$req>(v, &name, &path))*
+                };
+            }
+            let done = etcd_wire::for_each_rpc!(any_by_path);
             assert!(done, "{v}/{name}: no request type for {path}");
             checked += 1;
         }

@@ -121,33 +121,31 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     b
 }
 
-macro_rules! decode_all {
-    ($bytes:expr; $($req:ty),+ $(,)?) => {
-        $( let _ = <$req as Rpc>::decode($bytes); )+
-    };
-}
-
-macro_rules! parse_all {
-    ($bytes:expr; $($msg:ty),+ $(,)?) => {
-        $( let _ = parse_message::<$msg>($bytes); )+
-    };
+/// Parses `message` as every streamed message type.
+fn parse_streamed(message: &[u8]) {
+    macro_rules! parse_all {
+        (
+            unary { $($req:ty => $resp:ty { $($_u:tt)* })* }
+            streaming { $($sreq:ty => $sresp:ty { $($_s:tt)* })* }
+        ) => {
+            $( let _ = parse_message::<$sresp>(message); )*
+        };
+    }
+    etcd_wire::for_each_rpc!(parse_all);
 }
 
 /// Runs every decoder on `bytes`; panics on a disagreement (and, of course, on a panic).
 fn decode_everything(bytes: &[u8]) {
-    decode_all!(bytes;
-        RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest,
-        LeaseGrantRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, LeaseLeasesRequest,
-        LockRequest, UnlockRequest, CampaignRequest, ProclaimRequest, LeaderRequest,
-        ResignRequest, AuthEnableRequest, AuthDisableRequest, AuthStatusRequest,
-        AuthenticateRequest, AuthUserAddRequest, AuthUserGetRequest, AuthUserListRequest,
-        AuthUserDeleteRequest, AuthUserChangePasswordRequest, AuthUserGrantRoleRequest,
-        AuthUserRevokeRoleRequest, AuthRoleAddRequest, AuthRoleGetRequest, AuthRoleListRequest,
-        AuthRoleDeleteRequest, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest,
-        MemberAddRequest, MemberRemoveRequest, MemberUpdateRequest, MemberListRequest,
-        MemberPromoteRequest, StatusRequest, AlarmRequest, DefragmentRequest, HashRequest,
-        HashKvRequest, MoveLeaderRequest, DowngradeRequest,
-    );
+    // The decoder of every unary request type.
+    macro_rules! decode_all {
+        (
+            unary { $($req:ty => $resp:ty { $($_u:tt)* })* }
+            streaming { $($sreq:ty => $sresp:ty { $($_s:tt)* })* }
+        ) => {
+            $( let _ = <$req as Rpc>::decode(bytes); )*
+        };
+    }
+    etcd_wire::for_each_rpc!(decode_all);
     let _ = from_slice::<VersionResponse>(bytes);
     let _ = from_slice::<Status>(bytes);
     // The two range decoders agree.
@@ -167,10 +165,10 @@ fn decode_everything(bytes: &[u8]) {
             continue;
         }
         while let Ok(Some(message)) = decoder.next_message() {
-            parse_all!(&message; WatchResponse, LeaseKeepAliveResponse, LeaderResponse, SnapshotResponse);
+            parse_streamed(&message);
         }
         if let Ok(Some(message)) = decoder.finish() {
-            parse_all!(&message; WatchResponse, LeaseKeepAliveResponse, LeaderResponse, SnapshotResponse);
+            parse_streamed(&message);
         }
     }
 }

@@ -330,64 +330,22 @@ fn answers_reencode_exactly() {
             let raw = body(v, &name);
             let p = path.trim_start_matches("/v3");
             macro_rules! by_path {
-                ($($req:ty),+ $(,)?) => {
+                (
+                    unary { $($req:ty => $resp:ty { $($_u:tt)* })* }
+                    streaming { $($sreq:ty => $sresp:ty { $($_s:tt)* })* }
+                ) => {
                     $(if p == <$req as Rpc>::PATH {
                         same_as_gateway::<<$req as Rpc>::Response>(v, &name, &raw);
                         n += 1;
                         continue;
-                    })+
+                    })*
                 };
             }
             if path == "/version" {
                 same_as_gateway::<VersionResponse>(v, &name, &raw);
                 continue;
             }
-            by_path!(
-                RangeRequest,
-                PutRequest,
-                DeleteRangeRequest,
-                TxnRequest,
-                CompactionRequest,
-                LeaseGrantRequest,
-                LeaseRevokeRequest,
-                LeaseTimeToLiveRequest,
-                LeaseLeasesRequest,
-                LockRequest,
-                UnlockRequest,
-                CampaignRequest,
-                ProclaimRequest,
-                LeaderRequest,
-                ResignRequest,
-                AuthEnableRequest,
-                AuthDisableRequest,
-                AuthStatusRequest,
-                AuthenticateRequest,
-                AuthUserAddRequest,
-                AuthUserGetRequest,
-                AuthUserListRequest,
-                AuthUserDeleteRequest,
-                AuthUserChangePasswordRequest,
-                AuthUserGrantRoleRequest,
-                AuthUserRevokeRoleRequest,
-                AuthRoleAddRequest,
-                AuthRoleGetRequest,
-                AuthRoleListRequest,
-                AuthRoleDeleteRequest,
-                AuthRoleGrantPermissionRequest,
-                AuthRoleRevokePermissionRequest,
-                MemberAddRequest,
-                MemberRemoveRequest,
-                MemberUpdateRequest,
-                MemberListRequest,
-                MemberPromoteRequest,
-                StatusRequest,
-                AlarmRequest,
-                DefragmentRequest,
-                HashRequest,
-                HashKvRequest,
-                MoveLeaderRequest,
-                DowngradeRequest,
-            );
+            etcd_wire::for_each_rpc!(by_path);
             panic!("{v}/{name}: no type for {path}");
         }
         assert!(n > 60, "{v}: {n}");

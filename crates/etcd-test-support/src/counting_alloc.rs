@@ -1,9 +1,11 @@
 //! A counting global allocator for test binaries that measure their heap: the system
 //! allocator, counting the bytes currently allocated and their peak.
 //!
-//! Not a module of xtask: a test binary includes it with
-//! `#[path = ".../xtask/support/counting_alloc.rs"] mod counting_alloc;`, which also installs
-//! it as the binary's global allocator, so such a binary should hold one test.
+//! Nothing is counted until a binary installs [`Counting`] as its global allocator, with
+//! [`install_counting_allocator!`](crate::install_counting_allocator) at its root: only the
+//! test binaries that measure their heap do, and each should hold one test (the counters
+//! see the whole process).
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,8 +59,16 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+/// Installs [`Counting`] as this binary's global allocator (once, at the crate root of a
+/// test binary that measures its heap).
+#[macro_export]
+macro_rules! install_counting_allocator {
+    () => {
+        #[global_allocator]
+        static COUNTING_ALLOCATOR: $crate::counting_alloc::Counting =
+            $crate::counting_alloc::Counting;
+    };
+}
 
 /// Starts measuring: the peak is reset to the current heap, which is returned.
 pub fn reset_peak() -> usize {

@@ -15,7 +15,12 @@ pub enum Fake {
     Answer(&'static [u8]),
     /// A chunked 200 answer: these bytes, then a hang (or, with `close`, the connection
     /// closes without ending the body).
-    Partial { body: &'static [u8], close: bool },
+    Partial {
+        /// The bytes sent as the body's one chunk (none if empty).
+        body: &'static [u8],
+        /// Close the connection after them instead of hanging.
+        close: bool,
+    },
     /// A 200 announcing this many bytes, then one byte every 100 ms.
     HugeAndSlow(u64),
     /// A chunked 200 answer that never ends: the same chunk again and again.
