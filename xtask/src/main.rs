@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod release;
 
 use std::ffi::OsString;
 use std::fs;
@@ -36,6 +37,14 @@ commands:
   test              the quick loop for contributors: fmt, clippy, the whole
                     workspace against etcd 3.5.30 over the gateway and the
                     client suites over gRPC, tidy
+  deny [--advisories]
+                    cargo deny check licenses bans sources (deny.toml);
+                    advisories too when asked (they need the network);
+                    installs cargo-deny into target/tools when missing
+  package           cargo package of the five published crates, each built
+                    from its tarball; prints their sizes
+  semver            cargo semver-checks of the published crates against the
+                    baseline in xtask/src/release.rs (installs it when missing)
   demo              run the getting_started example against a throwaway etcd
   bench [--client C]... [--version V] [--endpoint URL [--server-pid PID]]
         [--workload W]... [--n N] [--concurrency C] [--value-size B]
@@ -87,7 +96,7 @@ fn main() -> ExitCode {
             Ok(opts) => cmd_fetch_etcd(&opts),
             Err(e) => return usage_error(&e),
         },
-        "ci" | "test" | "demo" | "tidy" if !rest.is_empty() => {
+        "ci" | "test" | "demo" | "tidy" | "package" | "semver" if !rest.is_empty() => {
             return usage_error(&format!("`{command}` takes no arguments"));
         }
         "bench" => match parse_options(rest, &bench::OPTIONS) {
@@ -95,6 +104,13 @@ fn main() -> ExitCode {
             Err(e) => return usage_error(&e),
         },
         "robustness" => cmd_robustness(rest),
+        "deny" => match rest {
+            [] => release::deny(false),
+            [flag] if flag == "--advisories" => release::deny(true),
+            _ => return usage_error("`deny` takes only --advisories"),
+        },
+        "package" => release::package(),
+        "semver" => release::semver(),
         "ci" => Ci::new(CiMode::Full).run(),
         "test" => Ci::new(CiMode::Quick).run(),
         "demo" => cmd_demo(),
@@ -510,6 +526,11 @@ impl Ci {
             &[],
         )?;
         self.cargo("build", &["build", "--workspace", "--all-targets"], &[])?;
+        // Release readiness (docs/releasing.md): licences and sources, the packages as
+        // crates.io users get them, and no break of the public API since the baseline.
+        self.step("cargo deny", || release::deny(false))?;
+        self.step("cargo package", release::package)?;
+        self.step("cargo semver-checks", release::semver)?;
 
         // Exact versions: with both in target/etcd, "3.5" would mean the newest.
         for version in [FETCHED_3_5_VERSION, SID_VERSION] {
@@ -665,6 +686,14 @@ impl Ci {
         }
         self.notes
             .push("robustness scenarios on every version".into());
+        Ok(())
+    }
+
+    /// A step that is not one cargo command.
+    fn step(&mut self, name: &str, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        self.header(name);
+        run().map_err(|e| format!("step `{name}` failed: {e}"))?;
+        self.passed.push(name.to_string());
         Ok(())
     }
 

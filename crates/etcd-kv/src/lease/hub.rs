@@ -418,5 +418,4 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 #[cfg(test)]
-#[path = "hub_tests.rs"]
 mod tests;
