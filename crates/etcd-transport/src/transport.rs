@@ -568,10 +568,11 @@ impl Transport {
     {
         let endpoint = &self.inner.endpoints[idx];
         let limit = AttemptLimit::new(self.inner.request_timeout, route, until);
-        let prefix = if endpoint.prefix_known() {
-            self.prefix(idx).await?
-        } else {
-            limit.run(&endpoint.base, false, self.prefix(idx)).await?
+        let prefix = match endpoint.prefix.get() {
+            Some(prefix) => prefix.as_str(),
+            // Once per endpoint: boxed so that every attempt's future stays small (and the
+            // known prefix costs no future at all).
+            None => Box::pin(limit.run(&endpoint.base, false, self.prefix(idx))).await?,
         };
         op(Attempt {
             idx,
