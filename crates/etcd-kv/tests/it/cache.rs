@@ -758,5 +758,9 @@ async fn a_compaction_while_disconnected_relists_and_readers_never_see_a_mix() {
     let reads = reader.await.unwrap();
     eprintln!("{reads} reads checked across the re-list");
     cache.consistent_read(|_| ()).await.unwrap();
-    assert_exact(&cache, &writer_client, &prefix).await;
+    // Compared with the member the cache follows, not through the others: etcd 3.5.0 to
+    // 3.5.2 may re-apply entries on a member killed under load, which then holds other
+    // values than its peers at the same revisions (etcd #13766, fixed in 3.5.3; seen here
+    // on 3.5.1: one key one write apart). The cache can only be exact to its source.
+    assert_exact(&cache, &client, &prefix).await;
 }
