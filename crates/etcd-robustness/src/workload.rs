@@ -139,6 +139,7 @@ async fn put(w: &Worker, key: &str, value: String) -> Op {
             })
         })
         .await
+        .with_endpoint(client)
 }
 
 async fn delete(w: &Worker, key: &str) -> Op {
@@ -155,6 +156,7 @@ async fn delete(w: &Worker, key: &str) -> Op {
             })
         })
         .await
+        .with_endpoint(client)
 }
 
 async fn cas(w: &Worker, key: &str, expect: Expect, value: String) -> Op {
@@ -182,6 +184,7 @@ async fn cas(w: &Worker, key: &str, expect: Expect, value: String) -> Op {
             })
         })
         .await
+        .with_endpoint(client)
 }
 
 trait WithEndpoint {
