@@ -534,7 +534,7 @@ impl Ci {
 
         // Exact versions: with both in target/etcd, "3.5" would mean the newest.
         for version in [FETCHED_3_5_VERSION, SID_VERSION] {
-            self.server_runs(version)?;
+            self.server_runs(version, true)?;
         }
         match find_etcd("3.4") {
             Ok(etcd34) => {
@@ -584,38 +584,20 @@ impl Ci {
     /// `cargo xtask test` after fmt and clippy: etcd 3.5.30 over the gateway (the whole
     /// workspace) and over gRPC (the client suites), then tidy.
     fn quick_runs(&mut self) -> Result<(), String> {
-        let version = SID_VERSION;
-        self.header(&format!("find or fetch etcd {version}"));
-        let etcd = ensure_etcd(version)
-            .map_err(|e| format!("etcd {version} is needed for the tests: {e}"))?;
-        eprintln!("ci: etcd {} at {}", etcd.version(), etcd.path().display());
-        self.cargo(
-            &format!("test (etcd {version})"),
-            &["test", "--workspace"],
-            &[("ETCD_TEST_VERSION", version)],
-        )?;
-        self.cargo(
-            &format!("test etcd-kv, etcd-pmap, etcd-tools (etcd {version}, gRPC)"),
-            GRPC_SUITES,
-            &[
-                ("ETCD_TEST_VERSION", version),
-                ("ETCD_TEST_TRANSPORT", "grpc"),
-            ],
-        )?;
+        self.server_runs(SID_VERSION, false)?;
         self.header("tidy");
         cmd_tidy()?;
         self.passed.push("tidy".into());
-        self.notes.push(format!(
-            "quick loop: etcd {} over the gateway and gRPC; `cargo xtask ci` runs the whole matrix",
-            etcd.version()
-        ));
+        self.notes
+            .push("quick loop; `cargo xtask ci` runs the whole matrix".into());
         Ok(())
     }
 
     /// The test runs against one etcd 3.5 version (fetched when missing): the whole
-    /// workspace over the gateway, then the client suites over native gRPC and with
-    /// per-call streams (built as for the gRPC run: the same packages and features).
-    fn server_runs(&mut self, version: &str) -> Result<(), String> {
+    /// workspace over the gateway, then the client suites over native gRPC and, with
+    /// `per_call`, with per-call streams (built as for the gRPC run: the same packages and
+    /// features).
+    fn server_runs(&mut self, version: &str, per_call: bool) -> Result<(), String> {
         self.header(&format!("find or fetch etcd {version}"));
         let etcd = ensure_etcd(version)
             .map_err(|e| format!("etcd {version} is needed for the tests: {e}"))?;
@@ -639,6 +621,11 @@ impl Ci {
                 ("ETCD_TEST_TRANSPORT", "grpc"),
             ],
         )?;
+        if !per_call {
+            self.notes
+                .push(format!("etcd {}: gateway and gRPC", etcd.version()));
+            return Ok(());
+        }
         // The client suites again with one connection per watch and a POST per keep-alive:
         // the fallback used where the WebSocket is refused or auth is on.
         self.cargo(
