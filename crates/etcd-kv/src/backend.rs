@@ -190,12 +190,17 @@ impl Backend {
         }
     }
 
-    /// Renews the auth token (when the client has credentials).
-    pub(crate) async fn renew_token(&self) -> Result<()> {
+    /// Renews the auth token (when the client has credentials), asking `endpoint` first:
+    /// the member whose answer showed the token stale (it answers; the preferred endpoint
+    /// may not).
+    pub(crate) async fn renew_token(&self, endpoint: &str) -> Result<()> {
         match self {
-            Backend::Transport(t) => t.renew_token().await.map_err(Error::from_transport),
+            Backend::Transport(t) => t
+                .renew_token_at(endpoint)
+                .await
+                .map_err(Error::from_transport),
             #[cfg(test)]
-            Backend::Script(s) => s.renew_token(),
+            Backend::Script(s) => s.renew_token(endpoint),
         }
     }
 

@@ -67,6 +67,16 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    // The client's own diagnostics, on stderr, when `RUST_LOG` asks for them (e.g.
+    // `RUST_LOG=etcd_kv::watch=debug`): what the watch and keep-alive hubs decided and why.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -426,6 +426,15 @@ impl Error {
             if status.message.contains("authentication is not enabled"))
     }
 
+    /// True when etcd's auth layer refused the request: an invalid or expired token,
+    /// a missing one, or a user without the permission.
+    pub fn is_auth_refusal(&self) -> bool {
+        self.is_invalid_token()
+            || self.is_missing_token()
+            || matches!(self, Error::Server { status, .. }
+                if matches!(status.grpc_code(), Code::PermissionDenied | Code::Unauthenticated))
+    }
+
     /// True when the auth token was rejected as invalid or expired.
     pub fn is_invalid_token(&self) -> bool {
         matches!(self, Error::Server { status, .. }

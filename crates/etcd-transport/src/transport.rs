@@ -308,7 +308,8 @@ impl Transport {
 
     /// Asks `endpoint` alone, once, whether it has a leader: a serializable one-key read
     /// with the require-leader header, within `timeout`. `Ok` means it answered and has a
-    /// leader; a member without one answers "no leader", a frozen one times out.
+    /// leader (an answer refusing the read for auth reasons counts: etcd checks the header
+    /// first); a member without one answers "no leader", a frozen one times out.
     pub async fn check_leader(&self, endpoint: &str, timeout: Duration) -> Result<(), Error> {
         let Some(idx) = self.endpoint_index(endpoint) else {
             return Err(Error::Config(format!("unknown endpoint {endpoint}")));
@@ -329,6 +330,10 @@ impl Transport {
         };
         match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(_)) => Ok(()),
+            // etcd checks the require-leader header before anything else: a refusal by its
+            // auth layer (this client's token expired, or its user may not read the probe's
+            // key) means the member answered and has a leader.
+            Ok(Err(e)) if e.is_auth_refusal() => Ok(()),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Timeout {
                 endpoint: endpoint.to_string(),
@@ -595,10 +600,46 @@ impl Transport {
     /// since `stale` was read; for streams whose server reports the token invalid in its
     /// own way (a watch is cancelled with "permission denied"). Without credentials,
     /// nothing happens.
+    ///
+    /// Asks the preferred endpoint first, then the others in turn while an endpoint cannot
+    /// answer (unreachable, timed out, without a leader).
     pub async fn renew_token(&self) -> Result<(), Error> {
+        self.renew_token_from(self.preferred()).await
+    }
+
+    /// As [`renew_token`](Self::renew_token), asking `endpoint` first: the member that
+    /// just refused a stream's token is known to answer, where the preferred endpoint may
+    /// be one that stopped answering.
+    pub async fn renew_token_at(&self, endpoint: &str) -> Result<(), Error> {
+        let start = self
+            .endpoint_index(endpoint)
+            .unwrap_or_else(|| self.preferred());
+        self.renew_token_from(start).await
+    }
+
+    async fn renew_token_from(&self, start: usize) -> Result<(), Error> {
         let stale = self.current_token();
-        let idx = self.preferred();
-        Box::pin(self.renew_token_unless_replaced(idx, stale)).await
+        let n = self.inner.endpoints.len();
+        let mut last = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            match Box::pin(self.renew_token_unless_replaced(idx, stale.clone())).await {
+                Ok(()) => return Ok(()),
+                // Authenticating again is harmless: on to the next member while this one
+                // could not answer.
+                Err(e)
+                    if e.is_unsent()
+                        || e.is_timeout()
+                        || matches!(e, Error::Io { .. })
+                        || e.is_retryable_status() =>
+                {
+                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "token renewal failed");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::all_failed(n, last))
     }
 
     /// The token to send: the configured one, or one fetched with the credentials.

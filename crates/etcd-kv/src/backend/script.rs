@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -52,7 +52,8 @@ struct State {
     demoted: Mutex<Vec<String>>,
     version: Mutex<std::result::Result<String, Error>>,
     auth: AtomicBool,
-    renewals: AtomicU64,
+    /// The endpoint each renewal asked first, and when.
+    renewals: Mutex<Vec<(String, tokio::time::Instant)>>,
     renew_failures: Mutex<VecDeque<Error>>,
     leaders: Mutex<HashMap<String, Leader>>,
     leader_checks: Mutex<Vec<String>>,
@@ -83,7 +84,7 @@ impl Script {
             demoted: Mutex::new(Vec::new()),
             version: Mutex::new(Ok("3.5.30".into())),
             auth: AtomicBool::new(false),
-            renewals: AtomicU64::new(0),
+            renewals: Mutex::new(Vec::new()),
             renew_failures: Mutex::new(VecDeque::new()),
             leaders: Mutex::new(HashMap::new()),
             leader_checks: Mutex::new(Vec::new()),
@@ -113,7 +114,20 @@ impl Script {
 
     /// How many times the token was renewed (or a renewal tried).
     pub(crate) fn renewals(&self) -> u64 {
-        self.0.renewals.load(Ordering::Relaxed)
+        lock(&self.0.renewals).len() as u64
+    }
+
+    /// The endpoint each renewal asked first, in order.
+    pub(crate) fn renewed_at(&self) -> Vec<String> {
+        lock(&self.0.renewals)
+            .iter()
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect()
+    }
+
+    /// When the last renewal was asked for.
+    pub(crate) fn last_renewal(&self) -> Option<tokio::time::Instant> {
+        lock(&self.0.renewals).last().map(|(_, at)| *at)
     }
 
     /// What `endpoint` answers to a leader check from now on.
@@ -203,8 +217,8 @@ impl Script {
         }
     }
 
-    pub(super) fn renew_token(&self) -> Result<()> {
-        self.0.renewals.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn renew_token(&self, endpoint: &str) -> Result<()> {
+        lock(&self.0.renewals).push((endpoint.to_string(), tokio::time::Instant::now()));
         match lock(&self.0.renew_failures).pop_front() {
             Some(e) => Err(e),
             None => Ok(()),

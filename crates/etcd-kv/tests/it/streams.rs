@@ -793,6 +793,48 @@ async fn a_watch_renews_an_expired_token_after_a_restart_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_watch_whose_token_expired_stays_on_its_member() {
+    // The liveness probe of a silent stream carries the client's token; once it has
+    // expired, etcd refuses the probe's read ("invalid auth token") after checking the
+    // leader: the member is alive and the stream must stay (it once moved every probe).
+    let builder = xtask::testing::builder().arg("--auth-token-ttl=2");
+    let Some(etcd) = xtask::testing::start(builder) else {
+        return;
+    };
+    for args in [&["user", "add", "root:rootpw"][..], &["auth", "enable"]] {
+        let out = etcd.etcdctl(args).unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    let watcher = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .credentials("root", "rootpw")
+        .watch_liveness(Duration::from_millis(3500), Duration::from_millis(1500))
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = watcher.watch("idle-expiry/").prefix().await.unwrap();
+    // The probe, 3.5 s after the watch was created, carries a token unused for longer than
+    // its 2 s life (each use extends it; etcd drops expired ones every second).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        watcher.stream_stats().watch_reconnects,
+        0,
+        "the watch stream moved although its member answered every probe"
+    );
+    let writer = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .credentials("root", "rootpw")
+        .connect()
+        .await
+        .unwrap();
+    writer.put("idle-expiry/1", "a").await.unwrap();
+    assert_eq!(
+        collect_keys(&mut watch, 1, Duration::from_secs(5)).await,
+        ["idle-expiry/1"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_on_a_member_that_lost_its_leader_resumes_without_loss() {
     let Some(mut etcd) = xtask::testing::cluster3() else {
         return;

@@ -116,6 +116,18 @@ impl Driver {
         if self.subs.is_empty() {
             return;
         }
+        if let Some(at) = self.renew_at.take() {
+            match self.backend.renew_token(&at).await {
+                Err(renewal) if !renewal.is_transient() => {
+                    // Refused for good (the credentials no longer work): nothing to retry.
+                    self.end_all(renewal);
+                    return;
+                }
+                // Not now: the opening goes ahead, and a refusal asks for it again.
+                Err(renewal) => tracing::debug!(error = %renewal, "token renewal failed"),
+                Ok(()) => {}
+            }
+        }
         self.by_server_id.clear();
         let opened = if self.shared {
             match self.backend.open_bidi::<WatchRequest>().await {
@@ -171,19 +183,16 @@ impl Driver {
                 }
             }
             Err(e) if self.backend.uses_auth() && is_invalid_token(&e) => {
-                // As for a stream refused the same way: renew, and try again after a backoff.
+                // As for a stream refused the same way: try again after a backoff, with a
+                // token renewed then.
                 self.failures += 1;
-                if let Err(renewal) = self.backend.renew_token().await {
-                    if !renewal.is_transient() {
-                        self.end_all(renewal);
-                    }
-                }
+                self.renew_at = Some(self.refused_at(&e));
             }
             Err(e) if e.is_auth() && self.backend.uses_auth() && !self.stream_auth_retried => {
-                // A stale token (expired, or a restarted member's): renew it, try again.
+                // A stale token (expired, or a restarted member's): try again with a renewed one.
                 self.stream_auth_retried = true;
-                let renewed = self.backend.renew_token().await;
-                tracing::debug!(error = %e, ok = renewed.is_ok(), "watch stream refused; token renewed");
+                tracing::debug!(error = %e, "watch stream refused; retrying with a renewed token");
+                self.renew_at = Some(self.refused_at(&e));
             }
             Err(e) => {
                 self.failures += 1;

@@ -39,6 +39,11 @@ pub(super) struct Driver {
     /// The token was renewed for a stream refused "permission denied" since a watch was
     /// last created: a second refusal is for real.
     pub(super) stream_auth_retried: bool,
+    /// A member refused the token: renew it, asking that member first, right before the
+    /// next connection (after its backoff). A token renewed before the backoff could
+    /// expire unused while waiting (etcd's simple tokens live for `--auth-token-ttl`, 2 s
+    /// in the robustness suite) and be refused again, round after round.
+    pub(super) renew_at: Option<String>,
     /// Whether the server orders its answers to progress requests with the stream's events
     /// (etcd 3.4.25+, 3.5.8+), learnt on the first connection: only then may they move a
     /// watch's resume point.
@@ -53,6 +58,15 @@ pub(super) enum Next {
 }
 
 impl Driver {
+    /// Where to renew a token that `e` refused: the member that refused it (it answers,
+    /// where the client's preferred endpoint may be one that stopped answering).
+    pub(super) fn refused_at(&self, e: &crate::error::Error) -> String {
+        e.endpoint()
+            .map(str::to_string)
+            .or_else(|| self.conn.as_ref().map(Conn::endpoint))
+            .unwrap_or_default()
+    }
+
     pub(super) fn new(
         backend: Backend,
         liveness: Liveness,
@@ -80,6 +94,7 @@ impl Driver {
             commands_open: true,
             ordered_progress: None,
             stream_auth_retried: false,
+            renew_at: None,
         }
     }
 
@@ -205,15 +220,11 @@ impl Driver {
             }
             Some(Err(e)) if self.backend.uses_auth() && is_invalid_token(&e) => {
                 // A token this member does not know (expired, issued before it restarted, or
-                // not applied there yet): renew it and reconnect, as often as it happens (with
-                // the backoff of any failure); only a renewal refused for good ends the watches.
-                return match self.backend.renew_token().await {
-                    Err(renewal) if !renewal.is_transient() => {
-                        self.end_all(renewal);
-                        Next::Continue
-                    }
-                    _ => Next::Reconnect,
-                };
+                // not applied there yet): reconnect with a renewed one, as often as it happens
+                // (with the backoff of any failure); only a renewal refused for good ends the
+                // watches.
+                self.renew_at = Some(self.refused_at(&e));
+                return Next::Reconnect;
             }
             Some(Err(e))
                 if e.is_auth() && self.backend.uses_auth() && !self.stream_auth_retried =>
@@ -223,8 +234,8 @@ impl Driver {
                 // gateway as a stream error: renew the token and reopen the stream, once
                 // until a watch is created on it again.
                 self.stream_auth_retried = true;
-                let renewed = self.backend.renew_token().await;
-                tracing::debug!(error = %e, ok = renewed.is_ok(), "watch stream refused; token renewed, reconnecting");
+                tracing::debug!(error = %e, "watch stream refused; reconnecting with a renewed token");
+                self.renew_at = Some(self.refused_at(&e));
                 self.drop_stream();
                 return Next::Continue;
             }
@@ -233,7 +244,10 @@ impl Driver {
                 self.end_all(e);
                 return Next::Continue;
             }
-            None => return Next::Reconnect,
+            None => {
+                tracing::debug!("watch stream ended by the server; resuming");
+                return Next::Reconnect;
+            }
         };
         let mut server_id = message.watch_id;
         if server_id == -1 {

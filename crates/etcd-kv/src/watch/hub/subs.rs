@@ -113,6 +113,7 @@ impl Driver {
         sub.active = false;
         let endpoint = self.conn.as_ref().map(Conn::endpoint).unwrap_or_default();
         let reason = message.cancel_reason;
+        tracing::debug!(%endpoint, %reason, compact_revision = message.compact_revision, "watch cancelled by etcd");
         let error = if message.compact_revision > 0 {
             Error::Compacted {
                 compact_revision: message.compact_revision,
@@ -133,29 +134,20 @@ impl Driver {
                 return Next::Reconnect;
             }
             if code == Code::Unauthenticated && self.backend.uses_auth() {
-                // A token this member does not know: renew and reconnect (with the backoff
-                // of any failure) as often as it happens; a renewal refused for good ends it.
-                match self.backend.renew_token().await {
-                    Err(renewal) if !renewal.is_transient() => {
-                        finish(sub, renewal);
-                        return Next::Continue;
-                    }
-                    _ => {
-                        self.subs.insert(id, sub);
-                        return Next::Reconnect;
-                    }
-                }
+                // A token this member does not know: reconnect with a renewed one (with the
+                // backoff of any failure) as often as it happens; a renewal refused for good
+                // ends the watches.
+                self.subs.insert(id, sub);
+                self.renew_at = Some(endpoint);
+                return Next::Reconnect;
             }
             if code == Code::PermissionDenied && self.backend.uses_auth() && !sub.auth_retried {
                 // etcd reports a watch created with an expired token as "permission
                 // denied": renew the token and try once more.
                 sub.auth_retried = true;
-                let renewed = self.backend.renew_token().await;
-                tracing::debug!(
-                    ok = renewed.is_ok(),
-                    "watch refused; token renewed, retrying once"
-                );
+                tracing::debug!("watch refused; retrying once with a renewed token");
                 self.subs.insert(id, sub);
+                self.renew_at = Some(endpoint);
                 // The stream carries the token it was opened with (gRPC metadata, or the
                 // per-call POST's header): reopen it at once with the new one, no backoff
                 // for this one retry. Every watch on it resumes from its next revision.

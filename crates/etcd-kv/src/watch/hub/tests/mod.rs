@@ -17,6 +17,8 @@ use std::future::IntoFuture;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod auth;
+
 const A: &str = "http://127.0.0.1:23790";
 const B: &str = "http://127.0.0.1:23791";
 const C: &str = "http://127.0.0.1:23792";
@@ -497,63 +499,6 @@ async fn progress_from_a_server_that_orders_it_moves_the_resume_point() {
     assert_eq!(next_create(&mut second).await.start_revision, 21);
 }
 
-fn invalid_token(endpoint: &str) -> Error {
-    Error::server(
-        endpoint,
-        Status::new(
-            Code::Unauthenticated.as_i32(),
-            "etcdserver: invalid auth token",
-        ),
-    )
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_invalid_token_renews_it_and_reopens_the_stream_every_time() {
-    let (script, client) = setup();
-    script.set_auth(true);
-    let (mut watch, mut peer, mut id) = first_watch(&script, &client, "k", 10).await;
-    let mut next = 11;
-    for round in 1..=3 {
-        peer.answer(&puts(id, "k", [next]));
-        assert_eq!(recv(&mut watch).await.revision(), next);
-        next += 1;
-        peer.fail(invalid_token(peer.endpoint()));
-        let mut reopened = opened(&script).await;
-        assert_eq!(script.renewals(), round);
-        assert!(peer.is_closed());
-        let create = next_create(&mut reopened).await;
-        assert_eq!(create.start_revision, next);
-        reopened.answer(&created(create.watch_id, next - 1));
-        (peer, id) = (reopened, create.watch_id);
-    }
-    peer.answer(&puts(id, "k", [next]));
-    assert_eq!(recv(&mut watch).await.revision(), next);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_token_renewal_refused_for_good_ends_the_watches() {
-    let (script, client) = setup();
-    script.set_auth(true);
-    let (mut watch, peer, _) = first_watch(&script, &client, "k", 10).await;
-    script.fail_next_renewal(Error::server(
-        A,
-        Status::new(
-            Code::InvalidArgument.as_i32(),
-            "etcdserver: authentication failed, invalid user ID or password",
-        ),
-    ));
-    peer.fail(invalid_token(A));
-    let error = recv_error(&mut watch).await;
-    assert!(error.is_auth(), "{error:?}");
-    assert!(
-        error.to_string().contains("authentication failed"),
-        "{error}"
-    );
-    assert_eq!(script.renewals(), 1);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    assert!(script.try_opened().is_none());
-}
-
 #[tokio::test(start_paused = true)]
 async fn without_a_shared_stream_each_watch_has_its_own_and_resumes_it() {
     let (script, client) = setup();
@@ -619,41 +564,6 @@ async fn only_a_delivered_event_resets_the_reconnect_backoff() {
     peer.fail(broken(peer.endpoint()));
     let _ = opened(&script).await;
     assert_eq!(broke.elapsed(), Duration::ZERO);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_create_refused_permission_denied_with_auth_on_is_retried_once_with_a_new_token() {
-    let (script, client) = setup();
-    script.set_auth(true);
-    let refused = |watch_id| Wire {
-        header: header(10),
-        watch_id,
-        created: true,
-        canceled: true,
-        cancel_reason: "etcdserver: permission denied".into(),
-        ..Wire::default()
-    };
-    let (watch, (first, second)) = tokio::join!(client.watch("k").into_future(), async {
-        let mut first = opened(&script).await;
-        let create = next_create(&mut first).await;
-        // What etcd answers a create carrying an expired token: renew it, reopen the
-        // stream (which carries the token) at once, on the same member, and ask again.
-        first.answer(&refused(create.watch_id));
-        let mut second = opened(&script).await;
-        assert_eq!(script.renewals(), 1);
-        let create = next_create(&mut second).await;
-        assert_eq!(create.start_revision, 0);
-        // Refused again with the fresh token: for real.
-        second.answer(&refused(create.watch_id));
-        (first, second)
-    });
-    let error = watch.expect_err("refused twice");
-    assert_eq!(error.code(), Some(Code::PermissionDenied), "{error}");
-    assert_eq!(script.renewals(), 1, "one renewal per created watch");
-    assert!(first.is_closed());
-    assert_eq!(second.endpoint(), A, "not a member's fault: no move");
-    assert!(script.demoted().is_empty());
-    assert_eq!(client.stream_stats().watch_reconnects, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -737,22 +647,6 @@ async fn a_watch_cancelled_for_no_leader_moves_the_whole_stream() {
     assert_eq!(recv(&mut a).await.revision(), 11, "not ended: moved");
     assert_eq!(recv(&mut b).await.revision(), 12);
     assert_eq!(client.stream_stats().watch_reconnects, 1);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_stream_opening_refused_for_an_invalid_token_renews_it_and_tries_again() {
-    let (script, client) = setup();
-    script.set_auth(true);
-    let (mut watch, peer, _) = first_watch(&script, &client, "k", 10).await;
-    script.next_open(Open::Fail(invalid_token(B)));
-    peer.fail(broken(A));
-    let mut second = opened(&script).await;
-    assert_eq!(script.renewals(), 1, "renewed after the refused opening");
-    let create = next_create(&mut second).await;
-    assert_eq!(create.start_revision, 11);
-    second.answer(&created(create.watch_id, 10));
-    second.answer(&puts(create.watch_id, "k", [11]));
-    assert_eq!(recv(&mut watch).await.revision(), 11);
 }
 
 #[tokio::test(start_paused = true)]
