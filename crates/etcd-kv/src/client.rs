@@ -331,6 +331,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether the client starts at the first endpoint of the list that answers (default
+    /// false). By default each client starts at a place of its own in the list (the
+    /// clients of a process in turn, from a random place), so that services built with the
+    /// same list spread their requests, watches and keep-alives over the members; a client
+    /// still keeps to one member while it answers, and moves on in list order when it does
+    /// not. Set it to pin clients to the first endpoint on purpose.
+    pub fn prefer_first(mut self, on: bool) -> Self {
+        self.transport = self.transport.prefer_first(on);
+        self
+    }
+
     /// The protocol to speak: etcd's gRPC-JSON gateway (default), or native gRPC. The API,
     /// its types and its errors are the same over either.
     ///

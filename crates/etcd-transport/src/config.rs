@@ -169,6 +169,7 @@ pub struct TransportBuilder {
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) require_leader: bool,
     pub(crate) protocol: Protocol,
+    pub(crate) prefer_first: bool,
 }
 
 /// The protocol a transport speaks to etcd.
@@ -217,6 +218,7 @@ impl Default for TransportBuilder {
             pool_idle_timeout: Duration::from_secs(60),
             require_leader: true,
             protocol: Protocol::Gateway,
+            prefer_first: false,
         }
     }
 }
@@ -334,6 +336,18 @@ impl TransportBuilder {
     /// calls never require a leader.
     pub fn require_leader(mut self, on: bool) -> Self {
         self.require_leader = on;
+        self
+    }
+
+    /// Whether the client starts at the first endpoint of the list that answers (default
+    /// false). By default each client starts at a place of its own in the list (the
+    /// clients of a process in turn, from a random place), so that a fleet built with the
+    /// same list spreads over the members instead of loading the first one; either way a
+    /// client keeps to one member while it answers, and moves on in list order when it
+    /// does not. Set it to pin clients to the first endpoint on purpose (a local member
+    /// listed first, say).
+    pub fn prefer_first(mut self, on: bool) -> Self {
+        self.prefer_first = on;
         self
     }
 

@@ -82,6 +82,7 @@ impl Transport {
             .iter()
             .map(|url| Endpoint::parse(url, b.api_prefix.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let n = endpoints.len();
         let any_https = endpoints.iter().any(Endpoint::is_https);
         let wire = Wire::new(&b, endpoints.len(), any_https)?;
         let token = match b.token {
@@ -98,7 +99,11 @@ impl Transport {
             inner: Arc::new(Inner {
                 endpoints,
                 wire,
-                preferred: AtomicUsize::new(0),
+                preferred: AtomicUsize::new(if b.prefer_first {
+                    0
+                } else {
+                    spread_start() % n
+                }),
                 request_timeout: b.request_timeout,
                 deadline: b.deadline,
                 retry: b.retry,
@@ -713,4 +718,13 @@ impl Transport {
         self.set_token(Some(value));
         Ok(())
     }
+}
+
+/// Where a new client starts in its endpoint list (modulo the list's length): the
+/// clients of a process one after the other from a random place, so that clients built
+/// with the same list spread evenly over the members, and processes too.
+fn spread_start() -> usize {
+    static NEXT: std::sync::OnceLock<AtomicUsize> = std::sync::OnceLock::new();
+    NEXT.get_or_init(|| AtomicUsize::new(usize::from(rand::random::<u16>())))
+        .fetch_add(1, Ordering::Relaxed)
 }

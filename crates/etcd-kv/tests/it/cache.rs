@@ -634,6 +634,7 @@ async fn the_cache_stays_exact_when_its_member_is_killed_then_frozen() {
     endpoints.extend((0..3).filter(|&i| i != first).map(|i| etcd.endpoint(i)));
     let client = crate::builder()
         .endpoints(endpoints)
+        .prefer_first(true)
         .request_timeout(Duration::from_secs(2))
         .watch_liveness(Duration::from_secs(1), Duration::from_secs(1))
         .connect()

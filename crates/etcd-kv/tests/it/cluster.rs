@@ -108,6 +108,7 @@ async fn builder_options_and_failover() {
     // A dead endpoint first: requests fail over to the live one.
     let client = crate::builder()
         .endpoints([dead_url.clone(), etcd.endpoint(0)])
+        .prefer_first(true)
         .connect_timeout(Duration::from_secs(1))
         .request_timeout(Duration::from_secs(5))
         .retry(
@@ -209,4 +210,80 @@ async fn request_timeouts_are_typed_and_say_whether_a_write_may_have_applied() {
         started.elapsed()
     );
     server.abort();
+}
+
+/// How many Range calls `endpoint`'s member has answered (etcd's own
+/// `grpc_server_handled_total`, which counts the gateway's calls too).
+fn ranges_served(endpoint: &str) -> u64 {
+    use std::io::{Read, Write};
+    let address = endpoint.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(address).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("grpc_server_handled_total{") && l.contains("grpc_method=\"Range\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_built_with_the_same_list_spread_over_the_members() {
+    let Some(etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let key = format!("{}k", xtask::testing::unique_prefix("spread"));
+    let served = |before: &[u64]| -> Vec<u64> {
+        (0..3)
+            .map(|i| ranges_served(&etcd.endpoint(i)) - before[i])
+            .collect()
+    };
+    let before = served(&[0, 0, 0]);
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(
+            crate::builder()
+                .endpoints(etcd.endpoints())
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    for client in &clients {
+        let first = client.current_endpoint();
+        for _ in 0..40 {
+            client.get(&key).await.unwrap();
+        }
+        // Each client keeps to one member while it answers.
+        assert_eq!(client.current_endpoint(), first);
+    }
+    let spread = served(&before);
+    let total: u64 = spread.iter().sum();
+    assert!(total >= 1200, "{spread:?}");
+    for (member, &n) in spread.iter().enumerate() {
+        assert!(
+            n >= total / 5,
+            "member {member} answered {n} of {total} ranges: {spread:?}"
+        );
+    }
+    eprintln!("30 clients x 40 gets, per member: {spread:?}");
+
+    // Pinned on purpose: every client starts at the first endpoint.
+    let before = served(&[0, 0, 0]);
+    for _ in 0..10 {
+        let client = crate::builder()
+            .endpoints(etcd.endpoints())
+            .prefer_first(true)
+            .connect()
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            client.get(&key).await.unwrap();
+        }
+    }
+    let pinned = served(&before);
+    assert!(pinned[0] >= 90, "{pinned:?}");
 }

@@ -240,6 +240,7 @@ async fn hung_endpoints_are_passed_by_within_one_attempt_and_all_hung_fails_at_t
         // A fresh client each time: nothing known about any endpoint yet.
         let client = crate::builder()
             .endpoints(endpoints.clone())
+            .prefer_first(true)
             .request_timeout(request_timeout)
             .build()
             .unwrap();
@@ -259,6 +260,7 @@ async fn hung_endpoints_are_passed_by_within_one_attempt_and_all_hung_fails_at_t
     let deadline = std::time::Duration::from_secs(3);
     let all_hung = crate::builder()
         .endpoints([hung_endpoint().await, hung_endpoint().await])
+        .prefer_first(true)
         .request_timeout(std::time::Duration::from_secs(10))
         .deadline(deadline)
         .build()

@@ -161,6 +161,7 @@ async fn a_frozen_member_moves_the_watch_and_no_event_is_lost_or_repeated() {
     let (idle, timeout) = (Duration::from_secs(1), Duration::from_secs(1));
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
+        .prefer_first(true)
         .request_timeout(Duration::from_secs(2))
         .watch_liveness(idle, timeout)
         .connect()
@@ -248,6 +249,7 @@ async fn with_defaults_a_frozen_followers_watch_delivers_during_the_freeze() {
     let (endpoints, others) = member_first(&etcd, frozen);
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
+        .prefer_first(true)
         .connect()
         .await
         .unwrap();
@@ -311,6 +313,7 @@ async fn with_defaults_a_partitioned_members_watch_moves_within_3s() {
     let (endpoints, others) = member_first(&etcd, isolated);
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
+        .prefer_first(true)
         .connect()
         .await
         .unwrap();
@@ -365,6 +368,7 @@ async fn with_defaults_keep_alives_move_off_a_frozen_member() {
     let (endpoints, others) = member_first(&etcd, frozen);
     let keeper_client = crate::builder()
         .endpoints(endpoints)
+        .prefer_first(true)
         .connect()
         .await
         .unwrap();
@@ -527,6 +531,7 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
     };
     let failover = crate::builder()
         .endpoints([etcd.endpoint(0), other.endpoint(0)])
+        .prefer_first(true)
         .build()
         .unwrap();
     let key = format!("{}k", xtask::testing::unique_prefix("leaderless"));
@@ -541,6 +546,7 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
     // gateway's WebSocket does not, and its probe moves it later).
     let watcher = crate::builder()
         .endpoints([etcd.endpoint(0), other.endpoint(0)])
+        .prefer_first(true)
         .stream_mode(etcd_kv::StreamMode::PerCall)
         .build()
         .unwrap();
@@ -846,6 +852,7 @@ async fn a_watch_on_a_member_that_lost_its_leader_resumes_without_loss() {
     endpoints.extend(peers.iter().map(|&i| etcd.endpoint(i)));
     let watcher = crate::builder()
         .endpoints(endpoints)
+        .prefer_first(true)
         .request_timeout(Duration::from_secs(1))
         .watch_liveness(Duration::from_millis(500), Duration::from_millis(500))
         .connect()

@@ -78,10 +78,12 @@ async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
     // The watcher prefers node 0; the writer writes through node 1 (then 2).
     let watcher = crate::builder()
         .endpoints(endpoints.clone())
+        .prefer_first(true)
         .build()
         .unwrap();
     let writer = crate::builder()
         .endpoints([endpoints[1].clone(), endpoints[2].clone()])
+        .prefer_first(true)
         .build()
         .unwrap();
     let mut watch = watcher.watch("resume/").prefix().await.unwrap();

@@ -11,6 +11,7 @@ async fn fails_over_from_dead_first_endpoint() {
     let dead = dead_endpoint();
     let transport = Transport::builder()
         .endpoints([dead.clone(), endpoint.clone()])
+        .prefer_first(true)
         .build()
         .unwrap();
     let key = b64(&xtask::testing::unique_prefix("failover"));
@@ -35,6 +36,7 @@ async fn fails_over_from_dead_first_endpoint() {
 async fn all_endpoints_dead_is_unavailable_connect_error() {
     let transport = Transport::builder()
         .endpoints([dead_endpoint(), dead_endpoint()])
+        .prefer_first(true)
         .retry(
             RetryConfig::default()
                 .max_retries(3)
@@ -93,6 +95,7 @@ async fn timed_out_read_moves_to_next_endpoint_but_write_does_not() {
     let (silent, _task) = silent_listener().await;
     let transport = Transport::builder()
         .endpoints([silent.clone(), endpoint.clone()])
+        .prefer_first(true)
         .api_prefix("/v3")
         .request_timeout(Duration::from_millis(300))
         .build()
@@ -130,6 +133,7 @@ async fn a_gateway_eof_leaves_a_write_unknown_and_unrepeated() {
     .await;
     let transport = Transport::builder()
         .endpoints([eof, endpoint.clone()])
+        .prefer_first(true)
         .build()
         .unwrap();
     let key = xtask::testing::unique_prefix("gateway-eof");
@@ -169,6 +173,7 @@ async fn a_no_leader_refusal_moves_a_write_to_the_next_member() {
     .await;
     let transport = Transport::builder()
         .endpoints([refusing, endpoint.clone()])
+        .prefer_first(true)
         .retry(RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5)))
         .build()
         .unwrap();
