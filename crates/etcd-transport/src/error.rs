@@ -435,6 +435,16 @@ impl Error {
                 if matches!(status.grpc_code(), Code::PermissionDenied | Code::Unauthenticated))
     }
 
+    /// True when etcd refused the request, before applying anything, because its token
+    /// was issued before the last change to users, roles or permissions ("revision of auth
+    /// store is old"; a JWT token carries the revision it was issued at, and a simple one
+    /// meets it in a race with such a change): a fresh token will do.
+    pub fn is_auth_old_revision(&self) -> bool {
+        matches!(self, Error::Server { status, .. }
+            if status.message.contains("revision of auth store is old")
+                || status.message.contains("revision in header is old"))
+    }
+
     /// True when the auth token was rejected as invalid or expired.
     pub fn is_invalid_token(&self) -> bool {
         matches!(self, Error::Server { status, .. }

@@ -511,12 +511,13 @@ impl Transport {
                 }
                 Err(e) => e,
             };
-            if (err.is_invalid_token() || err.is_missing_token())
+            if (err.is_invalid_token() || err.is_missing_token() || err.is_auth_old_revision())
                 && inner.credentials.is_some()
                 && !reauthenticated
             {
-                // The server rejected the token (or its absence: auth was enabled again)
-                // before doing anything: renew it and repeat.
+                // The server rejected the token (or its absence: auth was enabled again; or
+                // its age: users or roles changed since) before doing anything: renew it
+                // (once for every caller that met the same token) and repeat.
                 reauthenticated = true;
                 inner.auth_off.store(false, Ordering::Relaxed);
                 // Rare: boxed so that its future does not grow every request's.
