@@ -129,6 +129,7 @@ pub fn deny(advisories: bool) -> Result<(), String> {
 /// `cargo xtask package`: `cargo package` of the published crates, each built from its
 /// own tarball as crates.io users will build it; prints each package's size.
 pub fn package() -> Result<(), String> {
+    forget_unpacked_packages()?;
     let mut args = vec!["package", "--allow-dirty"];
     for krate in PUBLISHED {
         args.extend(["-p", krate]);
@@ -150,6 +151,38 @@ pub fn package() -> Result<(), String> {
             "package: {krate} {version}: {:.1} KiB",
             size as f64 / 1024.0
         );
+    }
+    Ok(())
+}
+
+/// Removes cargo's unpacked copies of our own packages from the local registries that
+/// `cargo package` verifies against (`$CARGO_HOME/registry/src/-<hash>/<crate>-<version>`).
+/// Cargo unpacks a package there once and reuses the copy while the version is unchanged, so
+/// after a change to etcd-transport, etcd-kv was verified against the old etcd-transport and
+/// failed to build (seen in CI). Only directories of a local registry (named `-<hash>`, no
+/// host) are touched, and in them only our packages at this version.
+fn forget_unpacked_packages() -> Result<(), String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = cargo_home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in PUBLISHED {
+            let unpacked = registry.path().join(format!("{krate}-{version}"));
+            if unpacked.exists() {
+                std::fs::remove_dir_all(&unpacked)
+                    .map_err(|e| format!("removing {}: {e}", unpacked.display()))?;
+            }
+        }
     }
     Ok(())
 }
