@@ -462,9 +462,18 @@ impl Error {
                 source: Some(e),
             },
             // A request over the server's gRPC message limit (--max-request-bytes plus
-            // 512 KiB) is refused before etcd itself sees it.
+            // 512 KiB) is refused before etcd itself sees it. "received ..." may also be a
+            // gateway whose own gRPC client caps answers (4 MiB before etcd 3.4): then it
+            // is the answer to a read (the pager halves its page on it).
             Code::ResourceExhausted if message.contains("larger than max") => Error::InvalidInput {
-                reason: format!("the request is too large for the server ({message})"),
+                reason: if message.contains("received message") {
+                    format!(
+                        "a message is larger than the server takes: the request, or for a \
+                         read through a gateway with a limit, its answer ({message})"
+                    )
+                } else {
+                    format!("the request is too large for the server ({message})")
+                },
                 source: Some(e),
             },
             _ => Error::Server(e),

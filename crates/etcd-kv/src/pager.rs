@@ -106,15 +106,26 @@ impl PageSource for ClientPages {
     }
 
     fn is_too_large(error: &Error) -> bool {
-        error.is_response_too_large()
+        error.is_response_too_large() || is_over_a_gateway_limit(error)
     }
+}
+
+/// True for a gateway's code 8 "received message larger than max": a gateway's own gRPC
+/// client takes answers up to a limit (4 MiB in old gateways). A range request is small, so
+/// on a range this is about the answer, and a smaller page gets through.
+fn is_over_a_gateway_limit(error: &Error) -> bool {
+    error.status().is_some_and(|s| {
+        s.grpc_code() == crate::Code::ResourceExhausted
+            && s.message.contains("received message larger than max")
+    })
 }
 
 /// A key range read page by page at one revision, with memory bounded by a page. etcd
 /// counts a request's whole range whatever its limit: once more than [`PROBE_PAGES`] pages
 /// remain, the pager reads the next pages' keys in one request and bounds each page request
-/// by them, so that it counts only its page. A page whose answer is too large is asked
-/// again with half as many keys.
+/// by them, so that it counts only its page. A page whose answer is too large (over the
+/// client's response limit, or refused by a gateway that caps answers with code 8
+/// "received message larger than max") is asked again with half as many keys.
 #[derive(Debug)]
 pub struct Pager<S> {
     source: S,

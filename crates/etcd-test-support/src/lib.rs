@@ -4,6 +4,8 @@
 //! - [`counting_alloc`]: a counting global allocator, installed only by the test binaries that
 //!   measure their heap (`install_counting_allocator!()`);
 //! - [`fake`]: a misbehaving fake etcd gateway on loopback (garbage, hangs, truncation);
+//! - [`capping`]: a proxy in front of a real gateway that refuses large range answers as
+//!   gateways before etcd 3.4 did;
 //! - [`procfs`]: what `/proc` says about this process (its TCP connections, resident memory,
 //!   open-file limit), also used by `etcd-bench`.
 //!
@@ -25,6 +27,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capping;
 pub mod counting_alloc;
 pub mod fake;
 pub mod procfs;
