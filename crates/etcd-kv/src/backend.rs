@@ -213,6 +213,15 @@ impl Backend {
         }
     }
 
+    /// The deadline of every call, retries included (`None`: none).
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        match self {
+            Backend::Transport(t) => t.deadline(),
+            #[cfg(test)]
+            Backend::Script(_) => None,
+        }
+    }
+
     /// How long one attempt of a request may take.
     pub(crate) fn request_timeout(&self) -> Duration {
         match self {

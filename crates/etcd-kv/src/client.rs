@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) once_stream: OnceStream,
     /// What [`Client::stream_stats`] reports.
     pub(crate) counters: Arc<Counters>,
+    /// The highest revision of a key-value answer (see [`crate::floor`]).
+    pub(crate) floor: crate::floor::Floor,
 }
 
 impl std::fmt::Debug for Client {
@@ -149,6 +151,7 @@ impl Client {
                 limits,
                 stream_mode,
                 counters,
+                floor: Default::default(),
             }),
             namespace,
             deadline: None,

@@ -160,6 +160,23 @@ pub enum Error {
         /// What it would have held.
         needed: usize,
     },
+    /// A serializable read found no member as recent as what this client has already seen,
+    /// within one request timeout of the first answer behind (or the call's deadline, if
+    /// sooner): every member it asked had
+    /// applied less (lagging, or cut off from the leader). Reading backwards is refused
+    /// rather than returned; a linearizable read, or a later retry, gets a current answer.
+    #[error(
+        "serializable read behind: {endpoint} answered at revision {revision}, older than \
+         revision {floor} this client has already seen, and no member caught up in time"
+    )]
+    Behind {
+        /// The member of the last answer.
+        endpoint: String,
+        /// The revision it answered at.
+        revision: i64,
+        /// The client's floor: the newest revision it had seen.
+        floor: i64,
+    },
     /// This candidate is not, or no longer, the leader of the election.
     #[error("not the leader of election {name:?}")]
     NotLeader {
@@ -398,7 +415,10 @@ impl Error {
     /// again (permission denied, an undecodable or oversized message, a compaction...).
     pub(crate) fn is_transient(&self) -> bool {
         match self {
-            Error::Unavailable(_) | Error::Timeout(_) | Error::Unsupported(_) => true,
+            Error::Unavailable(_)
+            | Error::Timeout(_)
+            | Error::Unsupported(_)
+            | Error::Behind { .. } => true,
             Error::Transport(cause) => matches!(
                 cause.transport(),
                 TransportError::Io { .. }

@@ -128,7 +128,7 @@ impl<'a> Range<'a> {
     /// Sends the request.
     pub async fn send(self) -> Result<RangeResponse> {
         let request = self.spec.to_wire(&self.client.namespace)?;
-        let answer = match self.client.call(&request).await {
+        let answer = match self.client.call_range(&request).await {
             Err(Error::Compacted { .. }) => {
                 return Err(self
                     .client
@@ -269,6 +269,7 @@ impl<'a> Put<'a> {
             .call(&request)
             .await
             .map_err(|e| lease_error(e, request.lease))?;
+        self.client.saw_revision(answer.header.revision);
         Ok(PutResponse::from_wire(answer, &self.client.namespace))
     }
 }
@@ -359,6 +360,7 @@ impl<'a> Delete<'a> {
     pub async fn send(self) -> Result<DeleteResponse> {
         let request = self.spec.to_wire(&self.client.namespace)?;
         let answer: wire::DeleteRangeResponse = self.client.call(&request).await?;
+        self.client.saw_revision(answer.header.revision);
         Ok(DeleteResponse::from_wire(answer, &self.client.namespace))
     }
 }

@@ -73,6 +73,7 @@ mod election;
 mod error;
 #[cfg(test)]
 mod error_tests;
+mod floor;
 mod key;
 mod kv;
 mod lease;

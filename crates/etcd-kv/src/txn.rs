@@ -352,6 +352,7 @@ impl<'a> Txn<'a> {
             .call(&request)
             .await
             .map_err(|e| lease_error(e, self.spec.first_lease()))?;
+        self.client.saw_revision(answer.header.revision);
         TxnResponse::from_wire(answer, ns)
     }
 }

@@ -352,6 +352,11 @@ impl Transport {
         self.inner.endpoints.iter().position(|e| e.base == endpoint)
     }
 
+    /// The deadline of every call, retries across endpoints included (`None`: none).
+    pub fn deadline(&self) -> Option<Duration> {
+        self.inner.deadline
+    }
+
     /// How long one attempt of a request may take (10 s when unlimited, for callers that
     /// need a bound).
     pub fn request_timeout(&self) -> Duration {

@@ -287,3 +287,75 @@ async fn clients_built_with_the_same_list_spread_over_the_members() {
     let pinned = served(&before);
     assert!(pinned[0] >= 90, "{pinned:?}");
 }
+
+/// A serializable read never goes below a revision the client has seen: after its member
+/// stops, the client moves to a member cut off from the others (which still believes it has
+/// a leader: a long election timeout) and behind; that answer is refused, and the read is
+/// asked of the leader, whose answer has the client's own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serializable_read_skips_a_member_behind_what_the_client_has_seen() {
+    let Some(mut etcd) = xtask::testing::start(
+        xtask::testing::builder()
+            .nodes(3)
+            .partitionable()
+            .arg("--election-timeout=10000"),
+    ) else {
+        return;
+    };
+    let partition = etcd.partition().expect("partitionable");
+    let mut leader = etcd.leader();
+    for _ in 0..50 {
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leader = etcd.leader();
+    }
+    let leader = leader.expect("a leader");
+    let (first, behind) = ((leader + 1) % 3, (leader + 2) % 3);
+    let client = crate::builder()
+        .endpoints([
+            etcd.endpoint(first),
+            etcd.endpoint(behind),
+            etcd.endpoint(leader),
+        ])
+        .prefer_first(true)
+        .request_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    let key = format!("{}k", xtask::testing::unique_prefix("floor"));
+    client.put(&key, "before").await.unwrap();
+    partition.isolate(behind).unwrap();
+    let mut seen = 0;
+    for i in 0..20 {
+        seen = client.put(&key, format!("v{i}")).await.unwrap().revision();
+    }
+    assert_eq!(client.current_endpoint(), etcd.endpoint(first));
+    etcd.stop_node(first).unwrap();
+
+    let read = client.range(&key).serializable().await.unwrap();
+    // What the cut-off member answers a client that has seen nothing.
+    let stale = etcd_kv::Client::connect(etcd.endpoint(behind))
+        .await
+        .unwrap()
+        .range(&key)
+        .serializable()
+        .await
+        .unwrap()
+        .revision();
+    partition.heal().unwrap();
+    eprintln!(
+        "serializable read at {} (seen {seen}; the cut-off member at {stale}) from {}",
+        read.revision(),
+        client.current_endpoint()
+    );
+    assert!(stale < seen, "the cut-off member is behind");
+    assert!(
+        read.revision() >= seen,
+        "read backwards: {}",
+        read.revision()
+    );
+    assert_eq!(read.kvs()[0].value(), b"v19");
+    assert_eq!(client.current_endpoint(), etcd.endpoint(leader));
+}

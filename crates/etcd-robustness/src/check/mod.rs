@@ -61,7 +61,7 @@ pub enum AnomalyKind {
     CompareMismatch,
     /// A linearizable read older than a write acknowledged before it was invoked.
     StaleRead,
-    /// A serializable read older than what the client already saw from that member.
+    /// A serializable read older than what the client already saw (from any member).
     ReadWentBackwards,
     /// A watch delivered revisions out of order ([`watch`]).
     WatchUnordered,

@@ -10,10 +10,11 @@
 //! * a linearizable read (`Linearizable`, `CacheConsistent`) is at least as new as every
 //!   answer that came back before it was invoked: a write's revision, another linearizable
 //!   read's header, of any key, since revisions are global ([`AnomalyKind::StaleRead`]);
-//! * a serializable read is never older than what its client already got from the same
-//!   member ([`AnomalyKind::ReadWentBackwards`]): a member's applied revision only grows,
-//!   and a member answers a write or a linearizable read only once it has applied it
-//!   (cache reads come from the client's cache and do not count).
+//! * a serializable read is never older than what its client already got, from any member
+//!   ([`AnomalyKind::ReadWentBackwards`]): the client keeps a revision floor and refuses an
+//!   answer below it (etcd-kv's `floor`; a member's applied revision only grows, but the
+//!   member a client moves to may lag). Cache reads come from the client's cache and do
+//!   not count.
 //!
 //! What it cannot see: whether a serializable or cache read's revision is recent enough
 //! (they may lag by design), and reads whose header is older than the store's first
@@ -225,13 +226,10 @@ fn stale(history: &History) -> Vec<Anomaly> {
     anomalies
 }
 
-/// Serializable reads older than what their client already got from the same member.
+/// Serializable reads older than what their client already got, from any member.
 fn backwards(history: &History) -> Vec<Anomaly> {
-    let mut by_client: HashMap<(u32, &str), Vec<&Op>> = HashMap::new();
+    let mut by_client: HashMap<u32, Vec<&Op>> = HashMap::new();
     for op in &history.ops {
-        let Some(endpoint) = &op.endpoint else {
-            continue;
-        };
         // Cache reads answer from the client's cache, not from the member.
         if op.outcome.revision().is_none()
             || matches!(
@@ -244,10 +242,10 @@ fn backwards(history: &History) -> Vec<Anomaly> {
         {
             continue;
         }
-        by_client.entry((op.client, endpoint)).or_default().push(op);
+        by_client.entry(op.client).or_default().push(op);
     }
     let mut anomalies = Vec::new();
-    for ((_, endpoint), mut ops) in by_client {
+    for mut ops in by_client.into_values() {
         ops.sort_by_key(|op| (op.call, op.id));
         let mut newest: Option<(i64, &Op)> = None;
         for op in ops {
@@ -268,9 +266,11 @@ fn backwards(history: &History) -> Vec<Anomaly> {
                         Anomaly::new(
                             AnomalyKind::ReadWentBackwards,
                             format!(
-                                "{} from {endpoint} is at revision {rev}, older than {} from the same member before",
+                                "{} from {} is at revision {rev}, older than {} from {} before",
                                 describe_op(op),
-                                describe_op(earlier)
+                                op.endpoint.as_deref().unwrap_or("?"),
+                                describe_op(earlier),
+                                earlier.endpoint.as_deref().unwrap_or("?"),
                             ),
                         )
                         .with_key(op.key())
@@ -377,9 +377,12 @@ mod tests {
         let (mut kit, rev1) = valid();
         kit.read_at(2, "k", ReadKind::Serializable, rev1, 300, 310);
         assert_eq!(kinds(&kit.snapshot()), [AnomalyKind::ReadWentBackwards]);
-        // From another member it may lag.
+        // From another member too: the client's floor is the client's.
         let last = kit.history.ops.len() - 1;
         kit.history.ops[last].endpoint = Some("http://127.0.0.1:22379".into());
+        assert_eq!(kinds(&kit.snapshot()), [AnomalyKind::ReadWentBackwards]);
+        // Another client may read older: it has seen nothing yet.
+        kit.history.ops[last].client = 9;
         assert_eq!(kinds(&kit.finish()), []);
     }
 

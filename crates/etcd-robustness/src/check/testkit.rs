@@ -465,7 +465,8 @@ enum Fate {
 
 /// A correct cluster under many concurrent clients: every request takes effect at a random
 /// point between its call and its return (unknown ones at a random point after their call,
-/// or never), serializable and cache reads answer a monotonic per-member past state.
+/// or never), serializable and cache reads answer a monotonic per-member past state, and a
+/// serializable read is never older than what its client already got.
 pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut kit = Kit::new();
@@ -545,6 +546,8 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
     pending.sort_by_key(|p| p.lin);
     let mut applied_rev: [i64; 3] = [BASE_REVISION; 3];
     let mut cache_rev = BASE_REVISION;
+    // Each client's floor: the newest revision of its answers (cache reads aside).
+    let mut floors: HashMap<u32, i64> = HashMap::new();
     let mut last_read: HashMap<(u32, String), Option<KeyValue>> = HashMap::new();
     for mut p in pending {
         let endpoint = rng.gen_range(0..3);
@@ -588,8 +591,11 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
         if let (Request::Get { read, .. }, Outcome::Get { .. }) = (&p.request, &outcome) {
             match read {
                 ReadKind::Serializable => {
+                    // A member behind the client's floor is skipped: the answer comes from
+                    // one that caught up.
+                    let floor = floors.get(&p.client).copied().unwrap_or(BASE_REVISION);
                     let member = &mut applied_rev[endpoint];
-                    *member = rng.gen_range(*member..=kit.revision());
+                    *member = rng.gen_range((*member).max(floor)..=kit.revision());
                     outcome = Outcome::Get {
                         revision: *member,
                         kv: kit.state_at(&key, *member),
@@ -607,6 +613,17 @@ pub(crate) fn simulate(seed: u64, config: SimConfig) -> History {
         }
         if let Some(rev) = outcome.revision() {
             applied_rev[endpoint] = applied_rev[endpoint].max(rev);
+            let cached = matches!(
+                p.request,
+                Request::Get {
+                    read: ReadKind::Cache | ReadKind::CacheConsistent,
+                    ..
+                }
+            );
+            if ret.is_some() && !cached {
+                let floor = floors.entry(p.client).or_insert(BASE_REVISION);
+                *floor = (*floor).max(rev);
+            }
         }
         if let Outcome::Get { kv, .. } = &outcome {
             last_read.insert((p.client, key.clone()), kv.clone());
