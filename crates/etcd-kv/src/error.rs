@@ -488,8 +488,8 @@ impl Error {
             Code::ResourceExhausted if message.contains("larger than max") => Error::InvalidInput {
                 reason: if message.contains("received message") {
                     format!(
-                        "a message is larger than the server takes: the request, or for a \
-                         read through a gateway with a limit, its answer ({message})"
+                        "the request (or, for a read through a gateway with a limit, its \
+                         answer) is too large for the server ({message})"
                     )
                 } else {
                     format!("the request is too large for the server ({message})")
