@@ -52,6 +52,26 @@
 //! [`Client::user_revoke_role`]) and roles ([`Client::role_add`], [`Client::role_get`],
 //! [`Client::role_list`], [`Client::role_delete`], [`Client::role_grant_permission`],
 //! [`Client::role_revoke_permission`]).
+//!
+//! # Members: how a client picks, keeps and leaves one
+//!
+//! - **Picks.** A client given several endpoints starts at a place of its own in the list
+//!   (a process's clients in turn from a random place), so a fleet built with one list
+//!   spreads over the members. [`ClientBuilder::prefer_first`] pins every client to the
+//!   first endpoint that answers instead.
+//! - **Keeps.** Every call, watch and keep-alive goes to that member while it answers: no
+//!   per-request hopping, no extra connections.
+//! - **Leaves.** A call that cannot reach it, times out, or is refused for want of a leader
+//!   moves on to the next endpoint in list order, within the call's deadline
+//!   ([`ClientBuilder::deadline`], [`ClientBuilder::request_timeout`]); a write is moved
+//!   only while it provably was not applied, otherwise it fails with
+//!   [`Error::is_outcome_unknown`]. A watch or keep-alive stream moves when its member goes
+//!   silent or loses its leader ([`ClientBuilder::watch_liveness`]) and resumes after the
+//!   last revision it delivered.
+//! - **Never backwards.** Every client keeps the newest revision it has seen in a
+//!   key-value answer; a serializable read from a member behind it (one the client just
+//!   moved to, lagging or cut off) is asked again, then of the next member, or fails with
+//!   [`Error::Behind`]. Linearizable reads (the default) are never behind.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
