@@ -326,3 +326,62 @@ async fn a_watch_reconnects_while_progress_is_requested_every_few_milliseconds()
     eprintln!("resumed; {progress_requests} progress requests meanwhile");
     drop(etcd);
 }
+
+/// etcd #20221: a watch from a future revision sees nothing older than its start, neither
+/// an event nor a progress notification, though etcd before 3.4.38 and 3.5.22 answers a
+/// progress request with its own, older revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_a_future_revision_sees_nothing_older_than_its_start() {
+    // A server of its own: its revision moves only with this test's writes.
+    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+        return;
+    };
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .unwrap();
+    let p = xtask::testing::unique_prefix("future_watch");
+    let now = client.put(format!("{p}x"), "0").await.unwrap().revision();
+    let start = now + 30;
+    let mut watch = client
+        .watch(&p)
+        .prefix()
+        .start_revision(start)
+        .progress_notify()
+        .await
+        .unwrap();
+    let mut revisions = Vec::new();
+    let mut requests = 0;
+    for i in 0..50 {
+        if i % 5 == 0 && watch.request_progress().is_ok() {
+            requests += 1;
+        }
+        let revision = client.put(format!("{p}{i:02}"), "v").await.unwrap().revision();
+        revisions.push(revision);
+    }
+    let last = *revisions.last().unwrap();
+    let expected: Vec<i64> = revisions.into_iter().filter(|&r| r >= start).collect();
+    let mut events = Vec::new();
+    let mut notifications = Vec::new();
+    while events.last() != Some(&last) {
+        let response = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("the last event arrives")
+            .expect("open")
+            .expect("no error");
+        if response.is_progress_notify() {
+            notifications.push(response.revision());
+        }
+        events.extend(response.events().iter().map(|e| e.kv().mod_revision()));
+    }
+    eprintln!(
+        "future watch from {start}: {} events, {requests} progress requests, notified at {notifications:?}",
+        events.len()
+    );
+    assert_eq!(events, expected, "every event from the start on, none older");
+    assert!(
+        notifications.iter().all(|&r| r >= start - 1),
+        "a progress notification older than the start: {notifications:?} (start {start})"
+    );
+}

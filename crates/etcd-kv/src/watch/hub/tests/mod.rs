@@ -482,6 +482,63 @@ async fn progress_from_a_server_that_may_send_it_ahead_of_events_is_clamped() {
     assert_eq!(next_create(&mut second).await.start_revision, 16);
 }
 
+/// etcd #20221: a watch from a future revision, on a server that answers progress with its
+/// own older revision, and a member behind what the watch delivered, after a move: neither
+/// notification is delivered (it would go back), the resume point never goes below the
+/// start, and no event older than the start reaches the consumer.
+#[tokio::test(start_paused = true)]
+async fn progress_older_than_the_watch_is_not_delivered_and_never_lowers_its_resume_point() {
+    let (script, client) = setup();
+    script.set_version("3.5.1");
+    let (watch, (mut peer, id)) = tokio::join!(
+        client
+            .watch("k")
+            .start_revision(50)
+            .progress_notify()
+            .into_future(),
+        async {
+            let mut peer = opened(&script).await;
+            let create = next_create(&mut peer).await;
+            assert_eq!(create.start_revision, 50);
+            peer.answer(&created(create.watch_id, 10));
+            (peer, create.watch_id)
+        }
+    );
+    let mut watch = watch.expect("created");
+    // The watch's own periodic notification and the answer to a progress request, both at
+    // the server's revision 10: older than the watch's start.
+    peer.answer(&progress(id, 10));
+    watch.request_progress().expect("shared stream");
+    assert!(next_request(&mut peer).await.progress_request.is_some());
+    peer.answer(&progress(-1, 10));
+    assert!(
+        quiet(&mut watch, Duration::from_secs(5)).await,
+        "nothing older than the start"
+    );
+    // A server that ignores the start (etcd #20221) sends an older event: dropped.
+    peer.answer(&puts(id, "k", [30]));
+    peer.answer(&puts(id, "k", [50, 52]));
+    assert_eq!(recv(&mut watch).await.revision(), 50);
+    assert_eq!(recv(&mut watch).await.revision(), 52);
+    peer.answer(&progress(id, 60));
+    assert_eq!(recv(&mut watch).await.revision(), 60);
+
+    // Moved to a member behind it: its notification at 55 is not delivered, and the
+    // next stream still resumes after 60.
+    peer.fail(broken(A));
+    let mut second = opened(&script).await;
+    let create = next_create(&mut second).await;
+    assert_eq!(create.start_revision, 61);
+    second.answer(&created(create.watch_id, 55));
+    second.answer(&progress(create.watch_id, 55));
+    assert!(
+        quiet(&mut watch, Duration::from_secs(5)).await,
+        "no progress going back"
+    );
+    second.answer(&progress(create.watch_id, 70));
+    assert_eq!(recv(&mut watch).await.revision(), 70);
+}
+
 #[tokio::test(start_paused = true)]
 async fn progress_from_a_server_that_orders_it_moves_the_resume_point() {
     let (script, client) = setup();
