@@ -96,25 +96,52 @@ impl Election {
     /// A stream of the leader and its value: the current one first (if any), then each
     /// change of leader or of the leader's value, like Go's `Election.Observe`.
     ///
-    /// Periods without a leader are not reported, and a leader that lasts less than a
-    /// round trip may be skipped. The stream survives reconnects and compactions; it ends
-    /// after yielding an error it cannot recover from. Dropping it stops its background
-    /// task and closes its watch. Must be called within a Tokio runtime.
+    /// Periods without a leader are not reported (see [`Election::leader_changes`], which
+    /// reports them), and a leader that lasts less than a round trip may be skipped. The
+    /// stream survives reconnects and compactions; it ends after yielding an error it
+    /// cannot recover from. Dropping it stops its background task and closes its watch.
+    /// Must be called within a Tokio runtime.
     pub fn observe(&self) -> LeaderStream {
+        let (rx, task) = self.start_observing(false);
+        LeaderStream { rx, task }
+    }
+
+    /// A stream of the election's state: `Some(leader)` or `None` when nobody leads,
+    /// the current state first, then each change: a new leader, the leader's new value,
+    /// and the leader going away (resigned, its key deleted, or its session's lease
+    /// expired) with nobody in line, as `None`. Unlike [`Election::observe`], a consumer
+    /// never keeps believing in a leader that is gone.
+    ///
+    /// Otherwise as [`Election::observe`]: a state that lasts less than a round trip may
+    /// be skipped; the stream survives reconnects and compactions, ends after an error it
+    /// cannot recover from, and dropping it stops its task and closes its watch.
+    pub fn leader_changes(&self) -> LeaderChanges {
+        let (rx, task) = self.start_observing(true);
+        LeaderChanges { rx, task }
+    }
+
+    /// The task of [`observe`](Self::observe) (`vacancies`: also `None` when nobody leads)
+    /// and its channel; a bad name is the stream's one item.
+    fn start_observing(&self, vacancies: bool) -> (Observed, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16);
         if let Err(e) = self.check_name() {
             // The stream yields the error, then ends.
             let _ = tx.try_send(Err(e));
             drop(tx);
-            return LeaderStream {
-                rx,
-                task: tokio::spawn(async {}),
-            };
+            return (rx, tokio::spawn(async {}));
         }
-        let task = tokio::spawn(observe(self.client.clone(), self.prefix.clone(), tx));
-        LeaderStream { rx, task }
+        let task = tokio::spawn(observe(
+            self.client.clone(),
+            self.prefix.clone(),
+            tx,
+            vacancies,
+        ));
+        (rx, task)
     }
 }
+
+/// What the observing task sends: the leader, or `None` when nobody leads.
+type Observed = mpsc::Receiver<Result<Option<LeaderInfo>>>;
 
 /// A campaign: `election.campaign(value)`, options, then `.await` for a [`Leadership`].
 ///
@@ -299,7 +326,7 @@ impl LeaderInfo {
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct LeaderStream {
-    rx: mpsc::Receiver<Result<LeaderInfo>>,
+    rx: Observed,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -307,11 +334,45 @@ impl Stream for LeaderStream {
     type Item = Result<LeaderInfo>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            return match self.rx.poll_recv(cx) {
+                // Its task sends no vacancies; skipped all the same.
+                Poll::Ready(Some(Ok(None))) => continue,
+                Poll::Ready(Some(Ok(Some(leader)))) => Poll::Ready(Some(Ok(leader))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }
 
 impl Drop for LeaderStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The leader of an election or its absence, at each change, from
+/// [`Election::leader_changes`]: `Some(leader)`, or `None` when nobody leads.
+///
+/// Dropping the stream stops its background task and closes its watch.
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct LeaderChanges {
+    rx: Observed,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream for LeaderChanges {
+    type Item = Result<Option<LeaderInfo>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for LeaderChanges {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -343,10 +404,16 @@ async fn leader_at(
     Ok((read_at, leader))
 }
 
-/// The task behind a [`LeaderStream`].
-async fn observe(client: Client, prefix: Bytes, tx: mpsc::Sender<Result<LeaderInfo>>) {
-    // The last leader sent, to send only changes.
-    let mut last: Option<LeaderInfo> = None;
+/// The task behind a [`LeaderStream`] and a [`LeaderChanges`] (`vacancies`: also `None`
+/// when nobody leads).
+async fn observe(
+    client: Client,
+    prefix: Bytes,
+    tx: mpsc::Sender<Result<Option<LeaderInfo>>>,
+    vacancies: bool,
+) {
+    // What was sent last (None: nothing yet), to send only changes.
+    let mut last: Option<Option<LeaderInfo>> = None;
     // The key of the leader now (None: no leader).
     let mut current: Option<Bytes> = None;
     loop {
@@ -357,7 +424,7 @@ async fn observe(client: Client, prefix: Bytes, tx: mpsc::Sender<Result<LeaderIn
                 return;
             }
         };
-        if !send_change(&tx, &mut last, &mut current, leader).await {
+        if !send_change(&tx, &mut last, &mut current, leader, vacancies).await {
             return;
         }
         let mut watch = match client
@@ -401,29 +468,37 @@ async fn observe(client: Client, prefix: Bytes, tx: mpsc::Sender<Result<LeaderIn
                     return;
                 }
             };
-            if !send_change(&tx, &mut last, &mut current, leader).await {
+            if !send_change(&tx, &mut last, &mut current, leader, vacancies).await {
                 return;
             }
         }
     }
 }
 
-/// Records the leader and sends it if it changed; false when the stream is gone.
+/// Records the leader and sends it if it changed (a vacancy, `None`, only with
+/// `vacancies`); false when the stream is gone.
 async fn send_change(
-    tx: &mpsc::Sender<Result<LeaderInfo>>,
-    last: &mut Option<LeaderInfo>,
+    tx: &mpsc::Sender<Result<Option<LeaderInfo>>>,
+    last: &mut Option<Option<LeaderInfo>>,
     current: &mut Option<Bytes>,
     leader: Option<LeaderInfo>,
+    vacancies: bool,
 ) -> bool {
     *current = leader.as_ref().map(|l| l.kv.key_bytes());
-    let Some(leader) = leader else {
+    if leader.is_none() && !vacancies {
         return true;
+    }
+    let same = |a: &LeaderInfo, b: &LeaderInfo| {
+        a.key() == b.key()
+            && a.create_revision() == b.create_revision()
+            && a.mod_revision() == b.mod_revision()
     };
-    if last.as_ref().is_some_and(|l| {
-        l.key() == leader.key()
-            && l.create_revision() == leader.create_revision()
-            && l.mod_revision() == leader.mod_revision()
-    }) {
+    let unchanged = match (&*last, &leader) {
+        (Some(Some(before)), Some(now)) => same(before, now),
+        (Some(None), None) => true,
+        _ => false,
+    };
+    if unchanged {
         return true;
     }
     *last = Some(leader.clone());

@@ -120,7 +120,7 @@ pub use cluster::{Alarm, AlarmType, Member, ServerStatus};
 pub use config::{
     Limits, Liveness, StreamMode, StreamStats, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
 };
-pub use election::{Campaign, Election, LeaderInfo, LeaderStream, Leadership};
+pub use election::{Campaign, Election, LeaderChanges, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
 pub use etcd_transport::{redact_endpoint, Backoff, Protocol, RetryConfig, TlsConfig};
 /// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]

@@ -275,3 +275,49 @@ async fn interoperates_with_etcdctl_elect() {
     listener.kill().await.unwrap();
     ours.resign().await.unwrap();
 }
+
+/// `leader_changes` also reports the periods without a leader: after a resignation, a
+/// deleted key and an expired session, as `None`, so that no observer keeps a leader that
+/// is gone. A hand-over to a candidate in line is one change, with no vacancy between.
+#[tokio::test]
+async fn leader_changes_report_the_periods_without_a_leader() {
+    let (_etcd, client, p) = setup!("election_vacancy");
+    let election = Election::new(&client, format!("{p}leader"));
+    let mut changes = election.leader_changes();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the stream goes on")
+            .expect("no error")
+            .map(|leader| leader.value_str().unwrap().to_string())
+    };
+    assert_eq!(next().await, None, "nobody leads at first");
+
+    let a = election.campaign("a").ttl(5).await.unwrap();
+    assert_eq!(next().await.as_deref(), Some("a"));
+    let b = candidate(&election, "b");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.resign().await.unwrap();
+    let b = b.await.unwrap().unwrap();
+    assert_eq!(
+        next().await.as_deref(),
+        Some("b"),
+        "handed over, no vacancy"
+    );
+
+    b.resign().await.unwrap();
+    assert_eq!(next().await, None, "resigned with nobody in line");
+
+    let c = election.campaign("c").ttl(5).await.unwrap();
+    assert_eq!(next().await.as_deref(), Some("c"));
+    client.delete(c.key()).await.unwrap();
+    assert_eq!(next().await, None, "its key deleted");
+
+    // A leader whose session ends (its lease revoked, as when it expires).
+    let d = election.campaign("d").ttl(5).await.unwrap();
+    assert_eq!(next().await.as_deref(), Some("d"));
+    client.lease_revoke(d.session().lease_id()).await.unwrap();
+    assert_eq!(next().await, None, "its session's lease is gone");
+    drop(d);
+}

@@ -357,7 +357,11 @@ async fn a_watch_from_a_future_revision_sees_nothing_older_than_its_start() {
         if i % 5 == 0 && watch.request_progress().is_ok() {
             requests += 1;
         }
-        let revision = client.put(format!("{p}{i:02}"), "v").await.unwrap().revision();
+        let revision = client
+            .put(format!("{p}{i:02}"), "v")
+            .await
+            .unwrap()
+            .revision();
         revisions.push(revision);
     }
     let last = *revisions.last().unwrap();
@@ -379,7 +383,10 @@ async fn a_watch_from_a_future_revision_sees_nothing_older_than_its_start() {
         "future watch from {start}: {} events, {requests} progress requests, notified at {notifications:?}",
         events.len()
     );
-    assert_eq!(events, expected, "every event from the start on, none older");
+    assert_eq!(
+        events, expected,
+        "every event from the start on, none older"
+    );
     assert!(
         notifications.iter().all(|&r| r >= start - 1),
         "a progress notification older than the start: {notifications:?} (start {start})"
