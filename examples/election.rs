@@ -1,5 +1,5 @@
 //! Leader election: one leader at a time, the next candidate takes over when it resigns or
-//! dies, and anyone can observe who leads.
+//! dies, and anyone can observe who leads, and when nobody does.
 //!
 //! Run against a throwaway etcd: `ETCD_ENDPOINTS=http://127.0.0.1:2379 cargo run -p etcd-examples --example election`
 //!
@@ -36,6 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, etcd_kv::Error>(seen)
     });
+
+    // ... or with the periods without a leader: `None` when nobody leads.
+    let mut changes = election.leader_changes();
 
     // 2. Three candidates campaign; awaiting a campaign returns once elected. Each runs on
     //    a session of its own with a 5 s TTL: if its process died, the next would take over
@@ -77,6 +80,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seen = watcher.await??;
     if seen.len() != 4 || seen[1] != b"node-a (draining)" {
         return Err(format!("unexpected leaders: {seen:?}").into());
+    }
+
+    // 5. The last one resigned with nobody in line: the changes end with `None`.
+    let mut states = Vec::new();
+    while let Some(state) = tokio::time::timeout(Duration::from_secs(5), changes.next()).await? {
+        let state = state?;
+        match &state {
+            Some(leader) => println!("leader change: {}", leader.value_str()?),
+            None => println!("leader change: nobody leads"),
+        }
+        let vacant_after_a_leader = state.is_none() && !states.is_empty();
+        states.push(state);
+        if vacant_after_a_leader {
+            break;
+        }
+    }
+    if !states.iter().any(Option::is_some) || states.last() != Some(&None) {
+        return Err(format!("unexpected leader changes: {states:?}").into());
     }
     client.delete("").prefix().await?;
     Ok(())
