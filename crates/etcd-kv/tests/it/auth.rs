@@ -15,6 +15,18 @@ async fn login(endpoint: &str, user: &str, password: &str) -> etcd_kv::Result<Cl
         .await
 }
 
+/// Adds the `root` role and user (password [`ROOT_PASSWORD`]), as etcd needs before auth
+/// goes on.
+async fn add_root(admin: &Client) {
+    admin.role_add("root").await.unwrap();
+    admin
+        .user_add("root")
+        .password(ROOT_PASSWORD)
+        .await
+        .unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+}
+
 fn assert_auth<T: std::fmt::Debug>(what: &str, result: etcd_kv::Result<T>) {
     match result {
         Err(e) => assert!(e.is_auth(), "{what}: expected an auth error, got {e:?}"),
@@ -54,13 +66,7 @@ async fn a_read_only_role_on_a_prefix_reads_there_and_nothing_else() {
         ),
     }
 
-    admin.role_add("root").await.unwrap();
-    admin
-        .user_add("root")
-        .password(ROOT_PASSWORD)
-        .await
-        .unwrap();
-    admin.user_grant_role("root", "root").await.unwrap();
+    add_root(&admin).await;
     admin.role_add("reader").await.unwrap();
     admin
         .role_grant_permission("reader")
@@ -274,13 +280,7 @@ async fn leases_status_alarms_and_members_with_auth_on() {
     };
     let endpoint = etcd.endpoint(0);
     let admin = Client::connect(&endpoint).await.expect("connect");
-    admin.role_add("root").await.unwrap();
-    admin
-        .user_add("root")
-        .password(ROOT_PASSWORD)
-        .await
-        .unwrap();
-    admin.user_grant_role("root", "root").await.unwrap();
+    add_root(&admin).await;
     admin.role_add("nothing").await.unwrap();
     admin.user_add("alice").password("pw").await.unwrap();
     admin.user_grant_role("alice", "nothing").await.unwrap();
@@ -369,13 +369,7 @@ async fn a_token_older_than_the_auth_store_is_renewed_once_and_the_write_goes_th
     let endpoint = etcd.endpoint(0);
     let p = xtask::testing::unique_prefix("auth-revision");
     let admin = Client::connect(&endpoint).await.expect("connect");
-    admin.role_add("root").await.unwrap();
-    admin
-        .user_add("root")
-        .password(ROOT_PASSWORD)
-        .await
-        .unwrap();
-    admin.user_grant_role("root", "root").await.unwrap();
+    add_root(&admin).await;
     admin.auth_enable().await.unwrap();
     let writer = login(&endpoint, "root", ROOT_PASSWORD).await.unwrap();
     let root = login(&endpoint, "root", ROOT_PASSWORD).await.unwrap();

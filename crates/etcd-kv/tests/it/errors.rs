@@ -138,14 +138,9 @@ async fn server_errors_keep_code_and_message() {
 #[tokio::test]
 async fn compacted_revisions() {
     // Compaction is global: this test has a server of its own.
-    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+    let Some((_etcd, client)) = crate::own_etcd().await else {
         return;
     };
-    let client = crate::builder()
-        .endpoint(etcd.endpoint(0))
-        .connect()
-        .await
-        .unwrap();
     let r1 = client.put("k", "one").await.unwrap().revision();
     let r2 = client.put("k", "two").await.unwrap().revision();
     let r3 = client.put("k", "three").await.unwrap().revision();

@@ -66,6 +66,18 @@ pub async fn connect() -> Option<(&'static Etcd, Client)> {
     Some((etcd, client))
 }
 
+/// A fresh single-node server of this test's own (for what is global to a server:
+/// compaction, its revision...) and a client of it, or `None` to skip.
+pub async fn own_etcd() -> Option<(Etcd, Client)> {
+    let etcd = xtask::testing::start(xtask::testing::builder())?;
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .connect()
+        .await
+        .expect("connect to a fresh etcd");
+    Some((etcd, client))
+}
+
 /// A client on the shared server confined to a fresh namespace of its own, or `None` to skip.
 pub async fn namespaced(name: &str) -> Option<(&'static Etcd, Client)> {
     let (etcd, client) = connect().await?;

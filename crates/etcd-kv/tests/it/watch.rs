@@ -145,14 +145,9 @@ async fn watch_resumes_through_a_survivor_when_its_endpoint_is_killed() {
 #[tokio::test]
 async fn watch_from_a_compacted_revision_yields_compacted() {
     // Compaction is global: use a server of this test's own.
-    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+    let Some((_etcd, client)) = crate::own_etcd().await else {
         return;
     };
-    let client = crate::builder()
-        .endpoint(etcd.endpoint(0))
-        .connect()
-        .await
-        .unwrap();
     let first = client.put("c/k", "1").await.unwrap().revision();
     client.put("c/k", "2").await.unwrap();
     let last = client.put("c/k", "3").await.unwrap().revision();
@@ -333,14 +328,9 @@ async fn a_watch_reconnects_while_progress_is_requested_every_few_milliseconds()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_future_revision_sees_nothing_older_than_its_start() {
     // A server of its own: its revision moves only with this test's writes.
-    let Some(etcd) = xtask::testing::start(xtask::testing::builder()) else {
+    let Some((_etcd, client)) = crate::own_etcd().await else {
         return;
     };
-    let client = crate::builder()
-        .endpoint(etcd.endpoint(0))
-        .connect()
-        .await
-        .unwrap();
     let p = xtask::testing::unique_prefix("future_watch");
     let now = client.put(format!("{p}x"), "0").await.unwrap().revision();
     let start = now + 30;
