@@ -182,6 +182,28 @@ impl Client {
         self.inner.limits.check(request.payload_len())?;
         self.inner.backend.call(request, self.deadline).await
     }
+
+    /// Sends a range; a serializable one is asked again (then of another member) while its
+    /// answer is older than this client's revision floor ([`crate::floor`]).
+    pub(crate) async fn call_range(
+        &self,
+        request: &etcd_wire::RangeRequest,
+    ) -> Result<etcd_wire::RangeResponse> {
+        let floor = &self.inner.floor;
+        floor
+            .read(
+                &self.inner.backend,
+                self.deadline,
+                request.serializable,
+                || self.call(request),
+            )
+            .await
+    }
+
+    /// Raises this client's revision floor to an answer's revision.
+    pub(crate) fn saw_revision(&self, revision: i64) {
+        self.inner.floor.raise(revision);
+    }
 }
 
 /// Builds a [`Client`].
