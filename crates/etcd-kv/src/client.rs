@@ -189,8 +189,8 @@ impl Client {
         &self,
         request: &etcd_wire::RangeRequest,
     ) -> Result<etcd_wire::RangeResponse> {
-        let floor = &self.inner.floor;
-        floor
+        self.inner
+            .floor
             .read(
                 &self.inner.backend,
                 self.deadline,

@@ -335,14 +335,13 @@ impl Stream for LeaderStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            return match self.rx.poll_recv(cx) {
+            return Poll::Ready(match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(Ok(Some(leader))) => Some(Ok(leader)),
                 // Its task sends no vacancies; skipped all the same.
-                Poll::Ready(Some(Ok(None))) => continue,
-                Poll::Ready(Some(Ok(Some(leader)))) => Poll::Ready(Some(Ok(leader))),
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            };
+                Some(Ok(None)) => continue,
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            });
         }
     }
 }

@@ -162,9 +162,9 @@ pub enum Error {
     },
     /// A serializable read found no member as recent as what this client has already seen,
     /// within one request timeout of the first answer behind (or the call's deadline, if
-    /// sooner): every member it asked had
-    /// applied less (lagging, or cut off from the leader). Reading backwards is refused
-    /// rather than returned; a linearizable read, or a later retry, gets a current answer.
+    /// sooner): every member it asked had applied less (lagging, or cut off from the
+    /// leader). Reading backwards is refused rather than returned; a linearizable read, or
+    /// a later retry, gets a current answer.
     #[error(
         "serializable read behind: {endpoint} answered at revision {revision}, older than \
          revision {floor} this client has already seen, and no member caught up in time"

@@ -8,8 +8,8 @@
 //! floor is therefore not returned: the read is asked again, first of the same member after
 //! short waits (a small lag closes within milliseconds), then, if it stays behind, of the
 //! next member; when no member catches up within one request timeout of the first answer
-//! behind (or the call's deadline, if sooner) the read fails with [`Error::Behind`]. What Go's `clientv3/ordering` does,
-//! always on.
+//! behind (or the call's deadline, if sooner) the read fails with [`Error::Behind`]. What
+//! Go's `clientv3/ordering` does, always on.
 //!
 //! The floor is the client's (clones and namespaced views share it). Watches keep their
 //! own order: a watch that moves resumes after the last revision it delivered.
@@ -21,10 +21,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-/// Waits before asking a lagging member again: 2, 4, 8 ms; after them, the next member.
+/// How many times a lagging member is asked again before the next member is: the waits
+/// before them double from 2 ms (2, 4, 8 ms for the first member), up to 100 ms.
 const WAITS_PER_MEMBER: u32 = 3;
 const FIRST_WAIT: Duration = Duration::from_millis(2);
-/// The longest wait between attempts once every member was tried.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
 /// The highest revision a client has seen in a key-value answer.
@@ -93,11 +93,7 @@ impl Floor {
             if waits % WAITS_PER_MEMBER == 0 {
                 backend.demote(&endpoint);
             }
-            wait = if waits < WAITS_PER_MEMBER {
-                wait * 2
-            } else {
-                (wait * 2).min(MAX_WAIT)
-            };
+            wait = (wait * 2).min(MAX_WAIT);
         }
     }
 }

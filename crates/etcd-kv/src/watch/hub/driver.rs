@@ -289,10 +289,7 @@ impl Driver {
             if !message.created && message.header.revision > 0 && sub.active {
                 // The watch's own progress notification.
                 self.failures = 0;
-                // Older than the watch already is (a member behind it, or a watch from a
-                // future revision on etcd before 3.4.38 and 3.5.22, etcd #20221): not
-                // delivered, it would go back.
-                let current = message.header.revision >= sub.next_revision - 1;
+                let current = sub.is_current(message.header.revision);
                 sub.next_revision = sub.next_revision.max(message.header.revision + 1);
                 if current && (sub.create.progress_notify || sub.wants_progress) {
                     sub.wants_progress = false;

@@ -52,6 +52,14 @@ pub(super) struct Sub {
 }
 
 impl Sub {
+    /// Whether a progress notification at `revision` may be delivered: not older than
+    /// what the watch already is (the revision before its next one). An older one (a
+    /// member behind it after a move, or a watch from a future revision on etcd before
+    /// 3.4.38 and 3.5.22, etcd #20221) tells nothing and would make progress go back.
+    pub(super) fn is_current(&self, revision: i64) -> bool {
+        revision >= self.next_revision - 1
+    }
+
     /// The create request of an incarnation: from the first revision it has not
     /// delivered. (Not from the one before, whose events it would drop: etcd 3.5.13+ takes
     /// such a watch for unsynced until its next sync, up to 100 ms, and a progress request

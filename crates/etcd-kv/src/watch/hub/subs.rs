@@ -88,10 +88,7 @@ impl Driver {
             } else {
                 revision.min(sub.next_revision - 1)
             };
-            // Never older than the watch already is (a member behind it, or a watch from a
-            // future revision: etcd before 3.4.38 and 3.5.22 answers with its own older
-            // revision, etcd #20221): such a notification tells nothing and would go back.
-            if sub.wants_progress && notified > 0 && notified >= sub.next_revision - 1 {
+            if sub.wants_progress && notified > 0 && sub.is_current(notified) {
                 sub.wants_progress = false;
                 if sub
                     .events
