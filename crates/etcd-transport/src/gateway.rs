@@ -92,9 +92,9 @@ impl Gateway {
         at: Attempt<'_>,
         request: &R,
     ) -> Result<Answered<R::Response>, Error> {
-        let endpoint = at.endpoint;
+        let endpoint = at.endpoint.clone();
         let body = self.body(at, encode(request)?).await?;
-        Ok(self.decode(endpoint, body, R::decode))
+        Ok(self.decode(&endpoint, body, R::decode))
     }
 
     /// One attempt of an untyped unary request whose JSON is `body`.
@@ -103,9 +103,9 @@ impl Gateway {
         at: Attempt<'_>,
         body: Bytes,
     ) -> Result<Answered<T>, Error> {
-        let endpoint = at.endpoint;
+        let endpoint = at.endpoint.clone();
         let body = self.body(at, body).await?;
-        Ok(self.decode(endpoint, body, etcd_wire::from_slice))
+        Ok(self.decode(&endpoint, body, etcd_wire::from_slice))
     }
 
     /// One attempt of a streaming request whose stream answers exactly once (such as
@@ -115,7 +115,8 @@ impl Gateway {
         at: Attempt<'_>,
         request: &R,
     ) -> Result<Answered<R::Response>, Error> {
-        let endpoint = &at.endpoint.base;
+        let endpoint = at.endpoint.clone();
+        let endpoint = &endpoint.base;
         let body = self.body(at, encode(request)?).await?;
         let decode_error = |source| Error::Decode {
             endpoint: endpoint.clone(),
@@ -144,7 +145,7 @@ impl Gateway {
         at: Attempt<'_>,
         body: Bytes,
     ) -> Result<MessageStream<T>, Error> {
-        let endpoint = at.endpoint;
+        let endpoint = at.endpoint.clone();
         match self.send(at, body, Call::Stream).await? {
             Answer::Stream(incoming, conn) => Ok(MessageStream::new(
                 incoming,
@@ -185,16 +186,15 @@ impl Gateway {
 
     /// One request to one endpoint, within the attempt's time limit.
     async fn send(&self, at: Attempt<'_>, body: Bytes, call: Call) -> Result<Answer, Error> {
+        let uri = at.endpoint.method_uri(at.prefix(), at.route.method)?;
         let Attempt {
-            idx,
             endpoint,
-            prefix,
-            route,
+            route: _,
             token,
             require_leader,
             limit,
         } = at;
-        let uri = endpoint.method_uri(prefix, route.method)?;
+        let endpoint = &*endpoint;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -214,13 +214,13 @@ impl Gateway {
             .body(Full::new(body))
             .map_err(|e| Error::Config(format!("invalid request: {e}")))?;
         let exchange = async {
-            let (status, body, conn) = self.send_on(idx, endpoint, request).await?;
+            let (status, body, conn) = self.send_on(endpoint, request).await?;
             if status.is_success() && call == Call::Stream {
                 return Ok(Answer::Stream(body, conn));
             }
             let bytes = self.read_body(endpoint, body).await?;
             if call == Call::Unary {
-                self.pool.give_back(idx, conn);
+                self.pool.give_back(endpoint, conn);
             }
             if status.is_success() {
                 Ok(Answer::Body(bytes))
@@ -234,17 +234,16 @@ impl Gateway {
         answer
     }
 
-    /// Sends `request` to endpoint `idx`: the answer's status and body, and the connection
-    /// it arrived on.
+    /// Sends `request` to `endpoint`: the answer's status and body, and the connection it
+    /// arrived on.
     async fn send_on(
         &self,
-        idx: usize,
         endpoint: &Endpoint,
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Incoming, Conn), Error> {
         let (response, conn) = self
             .pool
-            .send(idx, &endpoint.origin, request)
+            .send(endpoint, request)
             .await
             .map_err(|e| send_error(&endpoint.base, e))?;
         Ok((response.status(), response.into_body(), conn))
@@ -252,11 +251,7 @@ impl Gateway {
 
     /// The version from `GET /version` (HTTP/1.1, no token needed): an answer that is not
     /// etcd's (a 4xx, an HTML page, JSON without a version) is [`Error::NotEtcd`].
-    pub(crate) async fn version(
-        &self,
-        idx: usize,
-        endpoint: &Endpoint,
-    ) -> Result<VersionResponse, Error> {
+    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
         let request = Request::builder()
             .method(Method::GET)
             .uri(format!("{}/version", endpoint.path))
@@ -264,9 +259,9 @@ impl Gateway {
             .body(Full::new(Bytes::new()))
             .map_err(|e| Error::Config(format!("invalid endpoint: {e}")))?;
         let exchange = async {
-            let (status, body, conn) = self.send_on(idx, endpoint, request).await?;
+            let (status, body, conn) = self.send_on(endpoint, request).await?;
             let bytes = self.read_body(endpoint, body).await?;
-            self.pool.give_back(idx, conn);
+            self.pool.give_back(endpoint, conn);
             if status.is_server_error() {
                 // Something in between (or a starting member) failing: not a verdict.
                 return Err(server_error(&endpoint.base, status, &bytes));
@@ -305,7 +300,7 @@ impl Gateway {
         &self,
         at: Attempt<'_>,
     ) -> Result<BidiStream<R>, Error> {
-        let endpoint = at.endpoint;
+        let endpoint = &*at.endpoint;
         let io = self
             .pool
             .connect_io(&endpoint.origin)
@@ -313,7 +308,12 @@ impl Gateway {
             .map_err(|source| crate::error::connect_error(&endpoint.base, source))?;
         let scheme = if endpoint.is_https() { "wss" } else { "ws" };
         let host = endpoint.host.to_str().unwrap_or_default();
-        let url = format!("{scheme}://{host}{}{}{}", endpoint.path, at.prefix, R::PATH);
+        let url = format!(
+            "{scheme}://{host}{}{}{}",
+            endpoint.path,
+            at.prefix(),
+            R::PATH
+        );
         let request = (&url)
             .into_client_request()
             .map_err(|e| Error::Config(format!("invalid WebSocket URL {url:?}: {e}")))?;

@@ -8,6 +8,7 @@
 //! request to wait for the connection to become idle again, a visible part of a request's
 //! CPU cost on small machines.)
 
+use crate::endpoint::Endpoint;
 use crate::tls::{Connector, Io};
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -15,7 +16,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use std::future::poll_fn;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tower_service::Service;
 
@@ -36,7 +36,8 @@ pub(crate) struct Conn {
     send: SendRequest<Full<Bytes>>,
 }
 
-struct Idle {
+/// An idle connection, kept by its endpoint ([`Endpoint::idle`]).
+pub(crate) struct Idle {
     send: SendRequest<Full<Bytes>>,
     since: Instant,
 }
@@ -44,35 +45,33 @@ struct Idle {
 pub(crate) struct Pool {
     connector: Connector,
     idle_timeout: Duration,
-    /// Idle connections of each endpoint, by endpoint index.
-    idle: Vec<Mutex<Vec<Idle>>>,
 }
 
 impl Pool {
-    pub(crate) fn new(connector: Connector, idle_timeout: Duration, endpoints: usize) -> Pool {
+    /// A pool that opens connections with `connector` and closes those idle longer than
+    /// `idle_timeout`. The idle connections themselves are kept by their endpoints.
+    pub(crate) fn new(connector: Connector, idle_timeout: Duration) -> Pool {
         Pool {
             connector,
             idle_timeout,
-            idle: (0..endpoints).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
 
-    /// Sends `request` to endpoint `idx` (whose base URL is `target`, used to connect) and
-    /// returns the answer's head with the connection it arrived on.
+    /// Sends `request` to `endpoint` and returns the answer's head with the connection it
+    /// arrived on.
     ///
     /// A reused connection that the server closed while it was idle is detected by hyper
     /// before the request is written; the request then goes out on a fresh connection.
     pub(crate) async fn send(
         &self,
-        idx: usize,
-        target: &Uri,
+        endpoint: &Endpoint,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Conn), SendError> {
         loop {
-            let (mut conn, reused) = match self.take_idle(idx).await {
+            let (mut conn, reused) = match self.take_idle(endpoint).await {
                 Some(conn) => (conn, true),
                 // Boxed: connecting (TLS included) is rare and its future large.
-                None => (Box::pin(self.connect(target)).await?, false),
+                None => (Box::pin(self.connect(&endpoint.origin)).await?, false),
             };
             match conn.send.try_send_request(request).await {
                 Ok(response) => return Ok((response, conn)),
@@ -86,11 +85,11 @@ impl Pool {
     }
 
     /// Gives a connection back after its answer was read whole.
-    pub(crate) fn give_back(&self, idx: usize, conn: Conn) {
+    pub(crate) fn give_back(&self, endpoint: &Endpoint, conn: Conn) {
         if conn.send.is_closed() {
             return;
         }
-        let mut idle = match self.idle[idx].lock() {
+        let mut idle = match endpoint.idle.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -100,12 +99,12 @@ impl Pool {
         });
     }
 
-    /// The most recently used idle connection of endpoint `idx` that is still open, once it
+    /// The most recently used idle connection of `endpoint` that is still open, once it
     /// is ready for a request.
-    async fn take_idle(&self, idx: usize) -> Option<Conn> {
+    async fn take_idle(&self, endpoint: &Endpoint) -> Option<Conn> {
         loop {
             let candidate = {
-                let mut idle = match self.idle[idx].lock() {
+                let mut idle = match endpoint.idle.lock() {
                     Ok(guard) => guard,
                     Err(poisoned) => poisoned.into_inner(),
                 };

@@ -5,6 +5,7 @@ use crate::endpoint::Endpoint;
 use crate::error::Error;
 use etcd_wire::{Idempotency, Rpc, StreamRpc};
 use http::HeaderValue;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -120,11 +121,8 @@ impl AttemptLimit {
 /// One attempt as the failover loop hands it to a protocol: the endpoint (already probed:
 /// its API prefix is known), the token, and the time limit.
 pub(crate) struct Attempt<'a> {
-    /// The endpoint's index in the transport.
-    pub(crate) idx: usize,
-    pub(crate) endpoint: &'a Endpoint,
-    /// The endpoint's API prefix (gateway paths start with it).
-    pub(crate) prefix: &'a str,
+    /// The endpoint, held for the attempt: the transport's list may change meanwhile.
+    pub(crate) endpoint: Arc<Endpoint>,
     pub(crate) route: Route<'a>,
     /// The auth token to send, if any.
     pub(crate) token: Option<HeaderValue>,
@@ -132,6 +130,14 @@ pub(crate) struct Attempt<'a> {
     /// the transport is configured to.
     pub(crate) require_leader: bool,
     pub(crate) limit: AttemptLimit,
+}
+
+impl Attempt<'_> {
+    /// The endpoint's API prefix (gateway paths start with it): known before an attempt
+    /// starts (`/v3` otherwise, as for an answer without a version).
+    pub(crate) fn prefix(&self) -> &str {
+        self.endpoint.prefix.get().map_or("/v3", String::as_str)
+    }
 }
 
 /// What an endpoint that answered said: final, never retried on another endpoint (an

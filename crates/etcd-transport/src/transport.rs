@@ -35,10 +35,18 @@ pub struct Transport {
 }
 
 struct Inner {
-    endpoints: Vec<Endpoint>,
+    /// The endpoints now, replaced whole by [`Transport::set_endpoints`]; a call works on
+    /// the list it started with.
+    endpoints: RwLock<Arc<Endpoints>>,
+    /// How new endpoints are parsed: the configured API prefix, if any.
+    api_prefix: Option<String>,
+    /// Whether `https://` endpoints can be verified: some were configured, or TLS settings
+    /// were (the connector's roots are chosen at build time).
+    tls_ready: bool,
+    /// Whether the first endpoint of a list is preferred (rather than a spread start).
+    prefer_first: bool,
     /// How attempts travel: the protocol's side.
     wire: Wire,
-    preferred: AtomicUsize,
     request_timeout: Option<Duration>,
     /// The default deadline of a whole call, retries included.
     deadline: Option<Duration>,
@@ -50,6 +58,39 @@ struct Inner {
     /// The server said auth is not enabled: send no token until it asks for one.
     auth_off: AtomicBool,
     auth_lock: tokio::sync::Mutex<()>,
+}
+
+/// The endpoint list at one moment, and where calls start in it.
+struct Endpoints {
+    list: Vec<Arc<Endpoint>>,
+    /// The index of the endpoint that answered last (modulo the length).
+    preferred: AtomicUsize,
+}
+
+impl Endpoints {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn preferred(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed) % self.list.len()
+    }
+
+    fn prefer(&self, idx: usize) {
+        self.preferred.store(idx, Ordering::Relaxed);
+    }
+
+    fn index_of(&self, base: &str) -> Option<usize> {
+        self.list.iter().position(|e| e.base == base)
+    }
+}
+
+impl std::ops::Index<usize> for Endpoints {
+    type Output = Arc<Endpoint>;
+
+    fn index(&self, idx: usize) -> &Arc<Endpoint> {
+        &self.list[idx]
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -77,14 +118,10 @@ impl Transport {
                 "no endpoint given: add one with .endpoint(\"http://127.0.0.1:2379\")".into(),
             ));
         }
-        let endpoints = b
-            .endpoints
-            .iter()
-            .map(|url| Endpoint::parse(url, b.api_prefix.as_deref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = endpoints.len();
-        let any_https = endpoints.iter().any(Endpoint::is_https);
-        let wire = Wire::new(&b, endpoints.len(), any_https)?;
+        let list = parse_endpoints(&b.endpoints, b.api_prefix.as_deref())?;
+        let n = list.len();
+        let any_https = list.iter().any(|e| e.is_https());
+        let wire = Wire::new(&b, any_https)?;
         let token = match b.token {
             Some(t) => {
                 let mut value = HeaderValue::from_str(&t.0).map_err(|_| {
@@ -97,13 +134,18 @@ impl Transport {
         };
         Ok(Transport {
             inner: Arc::new(Inner {
-                endpoints,
+                endpoints: RwLock::new(Arc::new(Endpoints {
+                    list,
+                    preferred: AtomicUsize::new(if b.prefer_first {
+                        0
+                    } else {
+                        spread_start() % n
+                    }),
+                })),
+                api_prefix: b.api_prefix.clone(),
+                tls_ready: any_https || b.tls.is_some(),
+                prefer_first: b.prefer_first,
                 wire,
-                preferred: AtomicUsize::new(if b.prefer_first {
-                    0
-                } else {
-                    spread_start() % n
-                }),
                 request_timeout: b.request_timeout,
                 deadline: b.deadline,
                 retry: b.retry,
@@ -116,32 +158,99 @@ impl Transport {
         })
     }
 
-    /// The endpoint URLs, in configured order.
+    /// The endpoint URLs, in configured order (as last set by
+    /// [`set_endpoints`](Self::set_endpoints)).
     pub fn endpoints(&self) -> Vec<String> {
-        self.inner
-            .endpoints
-            .iter()
-            .map(|e| e.base.clone())
-            .collect()
+        self.list().list.iter().map(|e| e.base.clone()).collect()
+    }
+
+    /// Replaces the endpoint list, e.g. with the members a cluster lists now. Calls in
+    /// flight finish on the endpoints they started with; later calls use the new list.
+    /// An endpoint in both lists keeps its connections and its detected API prefix; the
+    /// connections of a dropped one close once the calls and streams using them end.
+    /// The preferred endpoint stays the same while it is in the new list.
+    ///
+    /// URLs are checked as at build time; an error (an invalid URL, an empty list, an
+    /// `https://` endpoint for a transport built without TLS settings or `https://`
+    /// endpoints) changes nothing. Setting the list it already has changes nothing.
+    pub fn set_endpoints<I, S>(&self, urls: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        if urls.is_empty() {
+            return Err(Error::Config(
+                "set_endpoints: no endpoint given: a transport needs at least one".into(),
+            ));
+        }
+        let parsed = parse_endpoints(&urls, self.inner.api_prefix.as_deref())?;
+        if !self.inner.tls_ready {
+            if let Some(e) = parsed.iter().find(|e| e.is_https()) {
+                return Err(Error::Config(format!(
+                    "set_endpoints: {} is an https:// endpoint, but this transport was built \
+                     with http:// endpoints only and no TLS settings: build it with .tls(..)",
+                    e.base
+                )));
+            }
+        }
+        let mut guard = match self.inner.endpoints.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = guard.clone();
+        let mut list: Vec<Arc<Endpoint>> = Vec::with_capacity(parsed.len());
+        for endpoint in parsed {
+            if list.iter().any(|e| e.base == endpoint.base) {
+                continue;
+            }
+            // A kept endpoint: its connections and its prefix with it.
+            list.push(match old.index_of(&endpoint.base) {
+                Some(i) => old[i].clone(),
+                None => endpoint,
+            });
+        }
+        let same =
+            list.len() == old.len() && list.iter().zip(&old.list).all(|(a, b)| Arc::ptr_eq(a, b));
+        if same {
+            return Ok(());
+        }
+        let current = &old[old.preferred()].base;
+        let preferred = match list.iter().position(|e| &e.base == current) {
+            Some(i) => i,
+            None if self.inner.prefer_first => 0,
+            None => spread_start() % list.len(),
+        };
+        tracing::debug!(from = ?old.list.iter().map(|e| &e.base).collect::<Vec<_>>(), to = ?list.iter().map(|e| &e.base).collect::<Vec<_>>(), "endpoints replaced");
+        *guard = Arc::new(Endpoints {
+            list,
+            preferred: AtomicUsize::new(preferred),
+        });
+        Ok(())
     }
 
     /// The endpoint that answered last, where the next request goes first.
-    pub fn current_endpoint(&self) -> &str {
-        &self.inner.endpoints[self.preferred()].base
+    pub fn current_endpoint(&self) -> String {
+        let list = self.list();
+        list[list.preferred()].base.clone()
     }
 
-    fn preferred(&self) -> usize {
-        self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len()
+    /// The endpoint list now.
+    fn list(&self) -> Arc<Endpoints> {
+        match self.inner.endpoints.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Makes the next requests start at the endpoint after `endpoint`, e.g. after a stream
     /// from it broke.
     pub fn demote(&self, endpoint: &str) {
-        let n = self.inner.endpoints.len();
-        if let Some(i) = self.endpoint_index(endpoint) {
-            let _ = self.inner.preferred.compare_exchange(
+        let list = self.list();
+        if let Some(i) = list.index_of(endpoint) {
+            let _ = list.preferred.compare_exchange(
                 i,
-                (i + 1) % n,
+                (i + 1) % list.len(),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
@@ -257,7 +366,7 @@ impl Transport {
     {
         // Pinned in place: wrapping the (several KiB) future by value would copy it.
         let call = std::pin::pin!(self.failover(route, op));
-        let (_, answer) = call
+        let answer = call
             .instrument(tracing::debug_span!("etcd", method = route.method))
             .await?;
         answer
@@ -273,7 +382,7 @@ impl Transport {
         Fut: Future<Output = Result<S, Error>>,
     {
         let call = std::pin::pin!(self.failover(route, op));
-        let (_, stream) = call
+        let stream = call
             .instrument(tracing::debug_span!("etcd_stream", method = route.method))
             .await?;
         Ok(stream)
@@ -295,14 +404,16 @@ impl Transport {
         }
         let route = Route::stream::<R>(None);
         let after = self.request_timeout();
-        self.each_endpoint(|idx| async move {
-            let open = self.attempt(idx, route, None, None, |at| {
-                self.inner.wire.open_bidi(at, self.token_for_request(idx))
+        self.each_endpoint(|endpoint| async move {
+            let base = endpoint.base.clone();
+            let token = self.token_for_request(&endpoint);
+            let open = self.attempt(endpoint.clone(), route, None, None, |at| {
+                self.inner.wire.open_bidi(at, token)
             });
             match tokio::time::timeout(after, open).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::Timeout {
-                    endpoint: self.inner.endpoints[idx].base.clone(),
+                    endpoint: base,
                     after,
                     outcome_unknown: false,
                 }),
@@ -314,11 +425,14 @@ impl Transport {
     /// Asks `endpoint` alone, once, whether it has a leader: a serializable one-key read
     /// with the require-leader header, within `timeout`. `Ok` means it answered and has a
     /// leader (an answer refusing the read for auth reasons counts: etcd checks the header
-    /// first); a member without one answers "no leader", a frozen one times out.
+    /// first); a member without one answers "no leader", a frozen one times out. An
+    /// endpoint no longer in the list is an [`Error::Config`].
     pub async fn check_leader(&self, endpoint: &str, timeout: Duration) -> Result<(), Error> {
-        let Some(idx) = self.endpoint_index(endpoint) else {
+        let list = self.list();
+        let Some(idx) = list.index_of(endpoint) else {
             return Err(Error::Config(format!("unknown endpoint {endpoint}")));
         };
+        let endpoint = list[idx].clone();
         let request = etcd_wire::RangeRequest {
             key: Bytes::from_static(b"\0"),
             serializable: true,
@@ -327,8 +441,8 @@ impl Transport {
         };
         let route = Route::rpc(&request, self.inner.deadline);
         let probe = async {
-            let token = self.token_for_request(idx).await?;
-            self.attempt(idx, route, token, None, |at| {
+            let token = self.token_for_request(&endpoint).await?;
+            self.attempt(endpoint.clone(), route, token, None, |at| {
                 self.inner.wire.unary(at, &request)
             })
             .await?
@@ -341,15 +455,11 @@ impl Transport {
             Ok(Err(e)) if e.is_auth_refusal() => Ok(()),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Timeout {
-                endpoint: endpoint.to_string(),
+                endpoint: endpoint.base.clone(),
                 after: timeout,
                 outcome_unknown: false,
             }),
         }
-    }
-
-    fn endpoint_index(&self, endpoint: &str) -> Option<usize> {
-        self.inner.endpoints.iter().position(|e| e.base == endpoint)
     }
 
     /// The deadline of every call, retries across endpoints included (`None`: none).
@@ -369,55 +479,55 @@ impl Transport {
     /// gRPC), asking the endpoints in turn from the current one until one answers; later
     /// requests start at that endpoint.
     pub async fn server_version(&self) -> Result<String, Error> {
-        let n = self.inner.endpoints.len();
-        if n > 1 && !self.inner.endpoints[self.preferred()].prefix_known() {
-            Box::pin(self.find_live(None)).await;
+        let list = self.list();
+        if list.len() > 1 && !list[list.preferred()].prefix_known() {
+            Box::pin(self.find_live(&list, None)).await;
         }
         let wire = &self.inner.wire;
         let version = self
-            .each_endpoint(|idx| wire.version(idx, &self.inner.endpoints[idx]))
+            .each_endpoint(|endpoint| async move { wire.version(&endpoint).await })
             .await?;
         Ok(version.etcdserver)
     }
 
-    /// The API prefix of an endpoint, asking its version the first time.
-    async fn prefix(&self, idx: usize) -> Result<&str, Error> {
-        let endpoint = &self.inner.endpoints[idx];
+    /// Detects the API prefix of `endpoint`, asking its version the first time.
+    async fn prefix(&self, endpoint: &Endpoint) -> Result<(), Error> {
         endpoint
             .prefix
             .get_or_try_init(|| async {
                 // Once per endpoint: boxed so that every request's future stays small.
-                let v = Box::pin(self.inner.wire.version(idx, endpoint)).await?;
+                let v = Box::pin(self.inner.wire.version(endpoint)).await?;
                 // An answer without a version (a proxy...) is taken as a current etcd.
                 let prefix = v.api_prefix().unwrap_or("/v3");
                 tracing::debug!(endpoint = %endpoint.base, version = %v.etcdserver, prefix, "detected API prefix");
                 Ok::<_, Error>(prefix.to_string())
             })
             .await
-            .map(String::as_str)
+            .map(|_| ())
     }
 
-    /// Runs `each(endpoint index)` on every endpoint once, from the preferred one, until
-    /// one succeeds (it becomes the preferred one). A refused upgrade ends the walk at
-    /// once: the server speaks, but not WebSocket.
+    /// Runs `each(endpoint)` on every endpoint once, from the preferred one, until one
+    /// succeeds (it becomes the preferred one). A refused upgrade ends the walk at once:
+    /// the server speaks, but not WebSocket.
     async fn each_endpoint<T, F, Fut>(&self, mut each: F) -> Result<T, Error>
     where
-        F: FnMut(usize) -> Fut,
+        F: FnMut(Arc<Endpoint>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let n = self.inner.endpoints.len();
-        let start = self.preferred();
+        let list = self.list();
+        let n = list.len();
+        let start = list.preferred();
         let mut last = None;
         for i in 0..n {
             let idx = (start + i) % n;
-            match each(idx).await {
+            match each(list[idx].clone()).await {
                 Ok(answer) => {
-                    self.inner.preferred.store(idx, Ordering::Relaxed);
+                    list.prefer(idx);
                     return Ok(answer);
                 }
                 Err(e @ Error::UpgradeRefused { .. }) => return Err(e),
                 Err(e) => {
-                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "endpoint failed");
+                    tracing::debug!(endpoint = %list[idx].base, error = %e, "endpoint failed");
                     last = Some(e);
                 }
             }
@@ -425,22 +535,23 @@ impl Transport {
         Err(Error::all_failed(n, last))
     }
 
-    /// Asks every endpoint for its version at once (its API prefix, when unknown) and makes
-    /// the first in configured order among those that answer within a short grace of the
-    /// first answer the preferred one; returns when one is chosen, all have failed, or the
-    /// deadline (or the request timeout) has passed. Slower answers are still kept (the
-    /// prefix), by tasks of their own.
-    async fn find_live(&self, until: Option<Instant>) -> Option<usize> {
+    /// Asks every endpoint of `list` for its version at once (its API prefix, when
+    /// unknown) and makes the first in configured order among those that answer within a
+    /// short grace of the first answer the preferred one; returns when one is chosen, all
+    /// have failed, or the deadline (or the request timeout) has passed. Slower answers are
+    /// still kept (the prefix), by tasks of their own.
+    async fn find_live(&self, list: &Endpoints, until: Option<Instant>) -> Option<usize> {
         /// How long a later answer from an endpoint earlier in the order may take.
         const GRACE: Duration = Duration::from_millis(50);
-        let n = self.inner.endpoints.len();
-        let start = self.preferred();
+        let n = list.len();
+        let start = list.preferred();
         let (tx, mut rx) = tokio::sync::mpsc::channel(n);
         for idx in 0..n {
             let transport = self.clone();
+            let endpoint = list[idx].clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let ok = transport.prefix(idx).await.is_ok();
+                let ok = transport.prefix(&endpoint).await.is_ok();
                 let _ = tx.send((idx, ok)).await;
             });
         }
@@ -470,7 +581,7 @@ impl Transport {
             }
         }
         if let Some(idx) = best {
-            self.inner.preferred.store(idx, Ordering::Relaxed);
+            list.prefer(idx);
         }
         best
     }
@@ -478,41 +589,40 @@ impl Transport {
     /// Runs `op` on endpoints in turn from the preferred one ([`attempt`](Self::attempt)),
     /// within the retry policy: what is safe to repeat is repeated on the next endpoint, a
     /// rejected token is renewed once, a certificate problem tries each endpoint once. The
-    /// one loop of every call, whatever the protocol.
-    async fn failover<'a, A, F, Fut>(
-        &'a self,
-        route: Route<'a>,
-        mut op: F,
-    ) -> Result<(usize, A), Error>
+    /// one loop of every call, whatever the protocol. It works on the endpoint list of the
+    /// moment it starts.
+    async fn failover<'a, A, F, Fut>(&'a self, route: Route<'a>, mut op: F) -> Result<A, Error>
     where
         F: FnMut(Attempt<'a>) -> Fut,
         Fut: Future<Output = Result<A, Error>>,
     {
         let inner = &*self.inner;
-        let n = inner.endpoints.len();
+        let list = self.list();
+        let n = list.len();
         let until = route.deadline.map(|d| Instant::now() + d);
-        if n > 1 && !inner.endpoints[self.preferred()].prefix_known() {
+        if n > 1 && !list[list.preferred()].prefix_known() {
             // A fresh client: ask every endpoint at once and start with the first that
             // answers, rather than wait out a hung one.
-            Box::pin(self.find_live(until)).await;
+            Box::pin(self.find_live(&list, until)).await;
         }
-        let mut idx = self.preferred();
+        let mut idx = list.preferred();
         let mut reauthenticated = false;
         let mut retry = 0u32;
         let mut tls_failures = 0;
         loop {
-            let token = self.token_for_request(idx).await;
+            let endpoint = &list[idx];
+            let token = self.token_for_request(endpoint).await;
             let result = match token {
                 Ok(token) => self
-                    .attempt(idx, route, token.clone(), until, &mut op)
+                    .attempt(endpoint.clone(), route, token.clone(), until, &mut op)
                     .await
                     .map_err(|e| (e, token)),
                 Err(e) => Err((e, None)),
             };
             let (err, token) = match result {
                 Ok(answer) => {
-                    inner.preferred.store(idx, Ordering::Relaxed);
-                    return Ok((idx, answer));
+                    list.prefer(idx);
+                    return Ok(answer);
                 }
                 Err(e) => e,
             };
@@ -526,7 +636,7 @@ impl Transport {
                 reauthenticated = true;
                 inner.auth_off.store(false, Ordering::Relaxed);
                 // Rare: boxed so that its future does not grow every request's.
-                Box::pin(self.renew_token_unless_replaced(idx, token)).await?;
+                Box::pin(self.renew_token_unless_replaced(endpoint, token)).await?;
                 continue;
             }
             if err.is_tls() || err.is_not_etcd() {
@@ -548,7 +658,7 @@ impl Transport {
             if !again {
                 return Err(err);
             }
-            tracing::debug!(endpoint = %inner.endpoints[idx].base, error = %err, "etcd request failed");
+            tracing::debug!(endpoint = %endpoint.base, error = %err, "etcd request failed");
             retry += 1;
             let past_deadline = until.is_some_and(|u| Instant::now() >= u);
             if retry > inner.retry.max_retries || past_deadline {
@@ -568,12 +678,12 @@ impl Transport {
         }
     }
 
-    /// One attempt on endpoint `idx`: the endpoint is probed first when it has not
-    /// answered yet (its API prefix; an unanswered probe means nothing was sent), then `op`
-    /// runs the protocol's side of the attempt, within the same time limit.
+    /// One attempt on `endpoint`: it is probed first when it has not answered yet (its API
+    /// prefix; an unanswered probe means nothing was sent), then `op` runs the protocol's
+    /// side of the attempt, within the same time limit.
     async fn attempt<'a, A, Fut>(
         &'a self,
-        idx: usize,
+        endpoint: Arc<Endpoint>,
         route: Route<'a>,
         token: Option<HeaderValue>,
         until: Option<Instant>,
@@ -582,18 +692,14 @@ impl Transport {
     where
         Fut: Future<Output = Result<A, Error>>,
     {
-        let endpoint = &self.inner.endpoints[idx];
         let limit = AttemptLimit::new(self.inner.request_timeout, route, until);
-        let prefix = match endpoint.prefix.get() {
-            Some(prefix) => prefix.as_str(),
+        if !endpoint.prefix_known() {
             // Once per endpoint: boxed so that every attempt's future stays small (and the
             // known prefix costs no future at all).
-            None => Box::pin(limit.run(&endpoint.base, false, self.prefix(idx))).await?,
-        };
+            Box::pin(limit.run(&endpoint.base, false, self.prefix(&endpoint))).await?;
+        }
         op(Attempt {
-            idx,
             endpoint,
-            prefix,
             route,
             token,
             require_leader: route.require_leader && self.inner.require_leader,
@@ -615,26 +721,28 @@ impl Transport {
     /// Asks the preferred endpoint first, then the others in turn while an endpoint cannot
     /// answer (unreachable, timed out, without a leader).
     pub async fn renew_token(&self) -> Result<(), Error> {
-        self.renew_token_from(self.preferred()).await
+        self.renew_token_from(None).await
     }
 
     /// As [`renew_token`](Self::renew_token), asking `endpoint` first: the member that
     /// just refused a stream's token is known to answer, where the preferred endpoint may
     /// be one that stopped answering.
     pub async fn renew_token_at(&self, endpoint: &str) -> Result<(), Error> {
-        let start = self
-            .endpoint_index(endpoint)
-            .unwrap_or_else(|| self.preferred());
-        self.renew_token_from(start).await
+        self.renew_token_from(Some(endpoint)).await
     }
 
-    async fn renew_token_from(&self, start: usize) -> Result<(), Error> {
+    /// Renews the token asking `first` (or the preferred endpoint) first, then the others.
+    async fn renew_token_from(&self, first: Option<&str>) -> Result<(), Error> {
         let stale = self.current_token();
-        let n = self.inner.endpoints.len();
+        let list = self.list();
+        let n = list.len();
+        let start = first
+            .and_then(|e| list.index_of(e))
+            .unwrap_or_else(|| list.preferred());
         let mut last = None;
         for i in 0..n {
-            let idx = (start + i) % n;
-            match Box::pin(self.renew_token_unless_replaced(idx, stale.clone())).await {
+            let endpoint = &list[(start + i) % n];
+            match Box::pin(self.renew_token_unless_replaced(endpoint, stale.clone())).await {
                 Ok(()) => return Ok(()),
                 // Authenticating again is harmless: on to the next member while this one
                 // could not answer.
@@ -644,7 +752,7 @@ impl Transport {
                         || matches!(e, Error::Io { .. })
                         || e.is_retryable_status() =>
                 {
-                    tracing::debug!(endpoint = %self.inner.endpoints[idx].base, error = %e, "token renewal failed");
+                    tracing::debug!(endpoint = %endpoint.base, error = %e, "token renewal failed");
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -653,15 +761,19 @@ impl Transport {
         Err(Error::all_failed(n, last))
     }
 
-    /// The token to send: the configured one, or one fetched with the credentials.
-    async fn token_for_request(&self, idx: usize) -> Result<Option<HeaderValue>, Error> {
+    /// The token to send: the configured one, or one fetched with the credentials (from
+    /// `endpoint`).
+    async fn token_for_request(
+        &self,
+        endpoint: &Arc<Endpoint>,
+    ) -> Result<Option<HeaderValue>, Error> {
         if let Some(t) = self.current_token() {
             return Ok(Some(t));
         }
         if self.inner.credentials.is_none() || self.inner.auth_off.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        Box::pin(self.renew_token_unless_replaced(idx, None)).await?;
+        Box::pin(self.renew_token_unless_replaced(endpoint, None)).await?;
         Ok(self.current_token())
     }
 
@@ -682,7 +794,7 @@ impl Transport {
     /// Authenticates again unless another task already replaced the `stale` token.
     async fn renew_token_unless_replaced(
         &self,
-        idx: usize,
+        endpoint: &Arc<Endpoint>,
         stale: Option<HeaderValue>,
     ) -> Result<(), Error> {
         let Some(credentials) = &self.inner.credentials else {
@@ -699,7 +811,7 @@ impl Transport {
         };
         let route = Route::rpc(&request, self.inner.deadline).any_member();
         let answer = self
-            .attempt(idx, route, None, None, |at| {
+            .attempt(endpoint.clone(), route, None, None, |at| {
                 self.inner.wire.unary(at, &request)
             })
             .await
@@ -715,7 +827,7 @@ impl Transport {
             Err(e) => return Err(e),
         };
         let mut value = HeaderValue::from_str(&auth.token).map_err(|_| Error::Http {
-            endpoint: self.inner.endpoints[idx].base.clone(),
+            endpoint: endpoint.base.clone(),
             status: 200,
             body: "authenticate returned a token that is not a valid header value".into(),
         })?;
@@ -726,6 +838,13 @@ impl Transport {
     }
 }
 
+/// Parses endpoint URLs (see [`Endpoint::parse`]).
+fn parse_endpoints(urls: &[String], api_prefix: Option<&str>) -> Result<Vec<Arc<Endpoint>>, Error> {
+    urls.iter()
+        .map(|url| Endpoint::parse(url, api_prefix).map(Arc::new))
+        .collect()
+}
+
 /// Where a new client starts in its endpoint list (modulo the list's length): the
 /// clients of a process one after the other from a random place, so that clients built
 /// with the same list spread evenly over the members, and processes too.
@@ -733,4 +852,65 @@ fn spread_start() -> usize {
     static NEXT: std::sync::OnceLock<AtomicUsize> = std::sync::OnceLock::new();
     NEXT.get_or_init(|| AtomicUsize::new(usize::from(rand::random::<u16>())))
         .fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(urls: &[&str]) -> Transport {
+        Transport::builder()
+            .endpoints(urls.iter().copied())
+            .prefer_first(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_list_keeps_what_it_shares_with_the_old_one() {
+        let t = transport(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        let old = t.list();
+        old.prefer(1);
+        t.set_endpoints(["127.0.0.1:3", "http://127.0.0.1:2", "http://127.0.0.1:2"])
+            .unwrap();
+        let new = t.list();
+        assert_eq!(t.endpoints(), ["http://127.0.0.1:3", "http://127.0.0.1:2"]);
+        // The kept endpoint is the same one (its connections and prefix with it), and
+        // still the preferred one.
+        assert!(Arc::ptr_eq(&new[1], &old[1]));
+        assert_eq!(t.current_endpoint(), "http://127.0.0.1:2");
+        // The same list again changes nothing.
+        t.set_endpoints(["http://127.0.0.1:3", "http://127.0.0.1:2"])
+            .unwrap();
+        assert!(Arc::ptr_eq(&t.list(), &new));
+        // Without the preferred endpoint, a client that prefers the first starts there.
+        t.set_endpoints(["http://127.0.0.1:4", "http://127.0.0.1:3"])
+            .unwrap();
+        assert_eq!(t.current_endpoint(), "http://127.0.0.1:4");
+        assert!(Arc::ptr_eq(&t.list()[1], &new[0]));
+    }
+
+    #[test]
+    fn a_bad_list_changes_nothing() {
+        let t = transport(&["http://127.0.0.1:1"]);
+        let before = t.list();
+        for bad in [
+            vec![],
+            vec!["http://127.0.0.1"],
+            vec!["http://127.0.0.1:2", "ftp://127.0.0.1:3"],
+            vec!["https://127.0.0.1:2"],
+        ] {
+            let e = t.set_endpoints(bad.clone()).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{bad:?}: {e}");
+            assert!(Arc::ptr_eq(&t.list(), &before), "{bad:?}");
+        }
+        // A transport built with TLS settings may move to https:// endpoints.
+        let tls = Transport::builder()
+            .endpoint("http://127.0.0.1:1")
+            .tls(crate::TlsConfig::default())
+            .build()
+            .unwrap();
+        tls.set_endpoints(["https://127.0.0.1:2"]).unwrap();
+        assert_eq!(tls.endpoints(), ["https://127.0.0.1:2"]);
+    }
 }

@@ -28,15 +28,11 @@ pub(crate) enum Wire {
 }
 
 impl Wire {
-    /// The wire of a transport to `endpoints` endpoints (`any_https`: some over TLS).
-    pub(crate) fn new(
-        b: &TransportBuilder,
-        endpoints: usize,
-        any_https: bool,
-    ) -> Result<Wire, Error> {
+    /// The wire of a transport (`any_https`: some endpoints over TLS).
+    pub(crate) fn new(b: &TransportBuilder, any_https: bool) -> Result<Wire, Error> {
         let step_timeout = b.request_timeout.unwrap_or(Duration::from_secs(10));
         let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, false)?;
-        let pool = Pool::new(connector, b.pool_idle_timeout, endpoints);
+        let pool = Pool::new(connector, b.pool_idle_timeout);
         let gateway = Gateway::new(pool, b.max_response_len, step_timeout);
         Ok(match b.protocol {
             Protocol::Gateway => Wire::Gateway(gateway),
@@ -44,7 +40,6 @@ impl Wire {
             Protocol::Grpc => Wire::Grpc(
                 crate::grpc::Grpc::new(
                     tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, true)?,
-                    endpoints,
                     b.max_response_len,
                     step_timeout,
                 ),
@@ -142,22 +137,18 @@ impl Wire {
         }
     }
 
-    /// The server version of endpoint `idx`.
-    pub(crate) async fn version(
-        &self,
-        idx: usize,
-        endpoint: &Endpoint,
-    ) -> Result<VersionResponse, Error> {
+    /// The server version of `endpoint`.
+    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
         match self {
-            Wire::Gateway(gateway) => gateway.version(idx, endpoint).await,
+            Wire::Gateway(gateway) => gateway.version(endpoint).await,
             #[cfg(feature = "grpc")]
-            Wire::Grpc(grpc, gateway) => match grpc.version(idx, endpoint).await {
+            Wire::Grpc(grpc, gateway) => match grpc.version(endpoint).await {
                 // With auth on, etcd 3.4.42+, 3.5.28 to 3.5.31 and 3.6.9 to 3.6.11 answer
                 // Maintenance/Status only to an admin (CVE-2026-33413): the member is there,
                 // and `GET /version` on the same port (HTTP/1.1) tells its version to anyone.
                 Err(e) if is_auth_refusal(&e) => {
                     tracing::debug!(endpoint = %endpoint.base, error = %e, "Maintenance/Status refused: the version from GET /version");
-                    gateway.version(idx, endpoint).await.map_err(|http| {
+                    gateway.version(endpoint).await.map_err(|http| {
                         tracing::debug!(error = %http, "GET /version failed too");
                         e
                     })

@@ -14,10 +14,9 @@ use futures_util::StreamExt;
 use std::time::Duration;
 
 impl Grpc {
-    /// One unary call to endpoint `idx`.
+    /// One unary call to `endpoint`.
     async fn unary<M, A>(
         &self,
-        idx: usize,
         endpoint: &Endpoint,
         method: &'static str,
         message: M,
@@ -27,13 +26,13 @@ impl Grpc {
         M: prost::Message,
         A: prost::Message + Default,
     {
-        let (conn, response, mut body) = self.start(idx, endpoint, method, metadata).await?;
+        let (conn, response, mut body) = self.start(endpoint, method, metadata).await?;
         let call = Call {
             endpoint: &endpoint.base,
             limit: self.max_message,
         };
         if let Err(e) = body.send_data(frame(&message), true) {
-            self.forget(idx, conn.generation);
+            Self::forget(endpoint, conn.generation);
             return Err(call.broken(e, &conn).await);
         }
         let result = async {
@@ -53,7 +52,7 @@ impl Grpc {
             Ok(answer) => A::decode(answer).map_err(|e| call.invalid(e)),
             Err(Failure::H2(e)) => {
                 if e.is_io() || e.is_go_away() {
-                    self.forget(idx, conn.generation);
+                    Self::forget(endpoint, conn.generation);
                 }
                 Err(call.broken(e, &conn).await)
             }
@@ -61,13 +60,12 @@ impl Grpc {
         }
     }
 
-    /// Opens a streaming call on endpoint `idx` that first sends `first`; the request
+    /// Opens a streaming call on `endpoint` that first sends `first`; the request
     /// side stays open for [`GrpcStream::send`] until [`GrpcStream::finish_requests`].
     /// Returns once the call is on its way: answers (and the call's own errors) come from
     /// [`GrpcStream::next`], since etcd sends no headers before its first answer.
     async fn open<M, A>(
         &self,
-        idx: usize,
         endpoint: &Endpoint,
         method: &'static str,
         first: Option<M>,
@@ -78,7 +76,7 @@ impl Grpc {
         M: prost::Message,
         A: prost::Message + Default,
     {
-        let (conn, response, mut body) = self.start(idx, endpoint, method, metadata).await?;
+        let (conn, response, mut body) = self.start(endpoint, method, metadata).await?;
         if let Some(first) = first {
             if let Err(e) = body.send_data(frame(&first), false) {
                 return Err(Call {
@@ -106,10 +104,9 @@ impl Grpc {
         at: Attempt<'_>,
         request: &R,
     ) -> Result<Answered<R::Response>, Error> {
-        let endpoint = at.endpoint;
+        let endpoint = &*at.endpoint;
         let metadata = Metadata::of(&at);
         let call = self.unary::<R::Proto, R::ProtoResponse>(
-            at.idx,
             endpoint,
             R::GRPC_METHOD,
             request.to_proto(),
@@ -117,7 +114,7 @@ impl Grpc {
         );
         let answer = at.limit.run(&endpoint.base, true, call).await;
         if matches!(answer, Err(Error::Timeout { .. })) {
-            self.forget_current(at.idx);
+            Self::forget_current(&at.endpoint);
         }
         R::from_proto(answer?)
             .map(Ok)
@@ -136,8 +133,7 @@ impl Grpc {
     ) -> Result<GrpcStream<R::Proto, R::ProtoResponse>, Error> {
         let metadata = Metadata::of(at);
         let open = self.open::<R::Proto, R::ProtoResponse>(
-            at.idx,
-            at.endpoint,
+            &at.endpoint,
             R::GRPC_METHOD,
             first.map(R::to_proto),
             &metadata,
@@ -200,17 +196,12 @@ impl Grpc {
         }))
     }
 
-    /// The version of endpoint `idx` from its Maintenance/Status (gRPC has no `/version`).
-    pub(crate) async fn version(
-        &self,
-        idx: usize,
-        endpoint: &Endpoint,
-    ) -> Result<VersionResponse, Error> {
+    /// The version of `endpoint` from its Maintenance/Status (gRPC has no `/version`).
+    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
         let request = StatusRequest::default();
         let metadata = Metadata::default();
         let call = self
             .unary::<<StatusRequest as Rpc>::Proto, <StatusRequest as Rpc>::ProtoResponse>(
-                idx,
                 endpoint,
                 <StatusRequest as Rpc>::GRPC_METHOD,
                 request.to_proto(),
@@ -223,7 +214,7 @@ impl Grpc {
         };
         let answer = match tokio::time::timeout(after, call).await {
             Err(_) => {
-                self.forget_current(idx);
+                Self::forget_current(endpoint);
                 return Err(Error::Timeout {
                     endpoint: endpoint.base.clone(),
                     after,
@@ -232,7 +223,7 @@ impl Grpc {
             }
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) if not_http2(&e) => {
-                self.forget_current(idx);
+                Self::forget_current(endpoint);
                 return Err(not_etcd(format!(
                     "it does not speak HTTP/2 ({}), as etcd's gRPC does; check the host and \
                      port (etcd's client port is usually 2379)",

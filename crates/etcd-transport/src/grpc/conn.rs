@@ -32,19 +32,25 @@ const TOKEN: HeaderName = HeaderName::from_static("token");
 /// `hasleader` metadata: a member without a leader must refuse at once.
 const HAS_LEADER: HeaderName = HeaderName::from_static("hasleader");
 
-/// The gRPC side of a transport: one HTTP/2 connection per endpoint.
+/// The gRPC side of a transport: one HTTP/2 connection per endpoint, kept by the
+/// endpoint ([`Slot`]).
 pub(crate) struct Grpc {
     connector: Connector,
-    /// The connection of each endpoint.
-    conns: Vec<Mutex<Option<Conn>>>,
-    /// Held while connecting, so that concurrent first calls open one connection.
-    connecting: Vec<tokio::sync::Mutex<()>>,
     generation: std::sync::atomic::AtomicU64,
     /// The message size limit.
     pub(super) max_message: usize,
     /// How long a step with no deadline of its own may take (a stream's send, the version
     /// probe): the request timeout, 10 s when unlimited.
     pub(super) step_timeout: Duration,
+}
+
+/// Where an endpoint keeps its HTTP/2 connection.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// The connection, until it breaks or is forgotten.
+    conn: Mutex<Option<Conn>>,
+    /// Held while connecting, so that concurrent first calls open one connection.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 /// One HTTP/2 connection.
@@ -98,36 +104,27 @@ impl Metadata {
 }
 
 impl Grpc {
-    pub(crate) fn new(
-        connector: Connector,
-        endpoints: usize,
-        max_message: usize,
-        step_timeout: Duration,
-    ) -> Grpc {
+    pub(crate) fn new(connector: Connector, max_message: usize, step_timeout: Duration) -> Grpc {
         Grpc {
             connector,
-            conns: (0..endpoints).map(|_| Mutex::new(None)).collect(),
-            connecting: (0..endpoints)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
             generation: std::sync::atomic::AtomicU64::new(0),
             max_message,
             step_timeout,
         }
     }
 
-    fn cached(&self, idx: usize) -> Option<Conn> {
-        let slot = match self.conns[idx].lock() {
+    fn cached(endpoint: &Endpoint) -> Option<Conn> {
+        let slot = match endpoint.grpc.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         slot.as_ref().filter(|c| c.ended.get().is_none()).cloned()
     }
 
-    /// Forgets the connection of endpoint `idx` if it is still generation `generation`
-    /// (it broke: the next call opens a fresh one).
-    pub(super) fn forget(&self, idx: usize, generation: u64) {
-        let mut slot = match self.conns[idx].lock() {
+    /// Forgets the connection of `endpoint` if it is still generation `generation` (it
+    /// broke: the next call opens a fresh one).
+    pub(super) fn forget(endpoint: &Endpoint, generation: u64) {
+        let mut slot = match endpoint.grpc.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -136,23 +133,23 @@ impl Grpc {
         }
     }
 
-    /// Forgets the connection of endpoint `idx`, whichever it is (a call on it timed out:
-    /// a frozen server is not asked again on it).
-    pub(crate) fn forget_current(&self, idx: usize) {
-        let mut slot = match self.conns[idx].lock() {
+    /// Forgets the connection of `endpoint`, whichever it is (a call on it timed out: a
+    /// frozen server is not asked again on it).
+    pub(crate) fn forget_current(endpoint: &Endpoint) {
+        let mut slot = match endpoint.grpc.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         *slot = None;
     }
 
-    /// The connection to endpoint `idx`, opened (and its driving task spawned) if needed.
-    async fn connection(&self, idx: usize, endpoint: &Endpoint) -> Result<Conn, Error> {
-        if let Some(conn) = self.cached(idx) {
+    /// The connection to `endpoint`, opened (and its driving task spawned) if needed.
+    async fn connection(&self, endpoint: &Endpoint) -> Result<Conn, Error> {
+        if let Some(conn) = Self::cached(endpoint) {
             return Ok(conn);
         }
-        let _connecting = self.connecting[idx].lock().await;
-        if let Some(conn) = self.cached(idx) {
+        let _connecting = endpoint.grpc.connecting.lock().await;
+        if let Some(conn) = Self::cached(endpoint) {
             return Ok(conn);
         }
         let mut connector = self.connector.clone();
@@ -198,7 +195,7 @@ impl Grpc {
             send,
             ended,
         };
-        let mut slot = match self.conns[idx].lock() {
+        let mut slot = match endpoint.grpc.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -206,16 +203,15 @@ impl Grpc {
         Ok(conn)
     }
 
-    /// Starts a call on endpoint `idx`: its headers go out; the request body is the
+    /// Starts a call on `endpoint`: its headers go out; the request body is the
     /// returned stream.
     pub(super) async fn start(
         &self,
-        idx: usize,
         endpoint: &Endpoint,
         method: &'static str,
         metadata: &Metadata,
     ) -> Result<(Conn, ResponseFuture, SendStream<Bytes>), Error> {
-        let conn = self.connection(idx, endpoint).await?;
+        let conn = self.connection(endpoint).await?;
         let unsent = |e: h2::Error| Error::Io {
             endpoint: endpoint.base.clone(),
             outcome_unknown: false,
@@ -226,7 +222,7 @@ impl Grpc {
             Ok(send) => send,
             Err(e) => {
                 // The connection closed before this call used it: nothing was sent.
-                self.forget(idx, conn.generation);
+                Self::forget(endpoint, conn.generation);
                 return Err(match ended_by_tls(&endpoint.base, &conn).await {
                     Some(tls) => tls,
                     None => unsent(e),
@@ -237,7 +233,7 @@ impl Grpc {
         match send.send_request(request, false) {
             Ok((response, body)) => Ok((conn, response, body)),
             Err(e) => {
-                self.forget(idx, conn.generation);
+                Self::forget(endpoint, conn.generation);
                 Err(unsent(e))
             }
         }

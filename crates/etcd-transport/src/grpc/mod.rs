@@ -26,5 +26,5 @@ mod codec;
 mod conn;
 mod stream;
 
-pub(crate) use conn::Grpc;
+pub(crate) use conn::{Grpc, Slot};
 pub(crate) use stream::GrpcStream;
