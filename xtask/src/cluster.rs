@@ -214,6 +214,7 @@ impl EtcdBuilder {
                 data_dir: base_dir.join(format!("node{i}")),
                 log_path: base_dir.join(format!("node{i}.log")),
                 process: None,
+                joins: None,
             })
             .collect();
         // Before any member starts, so that every connection between members is marked.
@@ -301,6 +302,9 @@ struct Node {
     data_dir: PathBuf,
     log_path: PathBuf,
     process: Option<Guarded>,
+    /// For a node added to the running cluster ([`Etcd::add_node`]): the members it joins,
+    /// as `--initial-cluster` (with `--initial-cluster-state=existing`).
+    joins: Option<String>,
 }
 
 impl Node {
@@ -659,6 +663,45 @@ impl Etcd {
         Ok(())
     }
 
+    /// Prepares a new node to join the running cluster beside the members `members` (node
+    /// indices: those still in the cluster) and returns its index; it is not started.
+    /// The caller adds it to the cluster (`member_add` with [`peer_url`](Self::peer_url)
+    /// of the new index, as a voting member or a learner), then starts it with
+    /// [`start_node`](Self::start_node). Not for a partitionable cluster (its network is
+    /// made for the nodes it started with).
+    pub fn add_node(&mut self, members: &[usize]) -> Result<usize, LaunchError> {
+        if self.network.is_some() {
+            return Err(LaunchError::InvalidConfig(
+                "add_node: a partitionable cluster keeps the nodes it started with".into(),
+            ));
+        }
+        let i = self.nodes.len();
+        let per_node = if self.tls.is_some() { 3 } else { 2 };
+        let ports = free_ports(per_node)?;
+        let name = format!("node{i}");
+        let mut node = Node {
+            name: name.clone(),
+            client_port: ports[0],
+            peer_port: ports[1],
+            tls_port: ports.get(2).copied(),
+            data_dir: self.base_dir.join(&name),
+            log_path: self.base_dir.join(format!("{name}.log")),
+            process: None,
+            joins: None,
+        };
+        let mut cluster: Vec<String> = members
+            .iter()
+            .map(|&m| {
+                let member = self.node(m);
+                format!("{}={}", member.name, member.peer_url())
+            })
+            .collect();
+        cluster.push(format!("{name}={}", node.peer_url()));
+        node.joins = Some(cluster.join(","));
+        self.nodes.push(node);
+        Ok(i)
+    }
+
     /// Restarts node `i` with the same ports and data dir: stops it gracefully if it is running,
     /// starts it, and waits until it is healthy.
     pub fn restart_node(&mut self, i: usize) -> Result<(), LaunchError> {
@@ -715,8 +758,15 @@ impl Etcd {
             format!("--advertise-client-urls={client}"),
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
-            format!("--initial-cluster={}", self.initial_cluster),
-            "--initial-cluster-state=new".to_string(),
+            match &node.joins {
+                Some(members) => format!("--initial-cluster={members}"),
+                None => format!("--initial-cluster={}", self.initial_cluster),
+            },
+            match node.joins {
+                Some(_) => "--initial-cluster-state=existing",
+                None => "--initial-cluster-state=new",
+            }
+            .to_string(),
             format!("--initial-cluster-token={}", self.token),
             "--heartbeat-interval=50".to_string(),
             "--election-timeout=500".to_string(),
