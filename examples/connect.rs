@@ -62,6 +62,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let written = client.range("task/").prefix().count_only().await?.count();
     println!("{written} tasks wrote through one shared client");
 
+    // 5. Follow the cluster's membership: given one member, the client learns the client
+    //    URLs of the voting members from `member_list`, now (`sync_endpoints`) and every
+    //    30 s (`auto_sync`), so that members added later are used and removed ones are no
+    //    longer tried. `set_endpoints` replaces the list by hand.
+    let following = Client::builder()
+        .endpoint(etcd_examples::endpoints()[0].clone())
+        .auto_sync(Duration::from_secs(30))
+        .build()?;
+    let members = following.sync_endpoints().await?;
+    println!("the cluster's members serve clients at {members:?}");
+    assert!(!members.is_empty());
+
     // Clean up: everything of this run is under the namespace.
     client.delete("").prefix().await?;
     Ok(())

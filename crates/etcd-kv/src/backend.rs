@@ -154,7 +154,7 @@ impl Backend {
     /// The endpoint the next request goes to first.
     pub(crate) fn current_endpoint(&self) -> String {
         match self {
-            Backend::Transport(t) => t.current_endpoint().to_string(),
+            Backend::Transport(t) => t.current_endpoint(),
             #[cfg(test)]
             Backend::Script(s) => s.current_endpoint(),
         }

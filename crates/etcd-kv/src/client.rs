@@ -106,7 +106,8 @@ impl Client {
         &self.namespace.0
     }
 
-    /// The endpoint URLs, in configured order.
+    /// The endpoint URLs, in configured order (as last set by
+    /// [`set_endpoints`](Self::set_endpoints) or a sync).
     pub fn endpoints(&self) -> Vec<String> {
         self.inner.backend.endpoints()
     }
@@ -215,6 +216,7 @@ pub struct ClientBuilder {
     limits: Limits,
     stream_mode: StreamMode,
     liveness: Liveness,
+    auto_sync: Option<Duration>,
 }
 
 impl Default for ClientBuilder {
@@ -225,6 +227,7 @@ impl Default for ClientBuilder {
             limits: Limits::default(),
             stream_mode: StreamMode::default(),
             liveness: Liveness::default(),
+            auto_sync: None,
         }
     }
 }
@@ -403,17 +406,37 @@ impl ClientBuilder {
         self
     }
 
+    /// Follows the cluster's membership: every `interval` (the first one after it), the
+    /// endpoint list becomes the client URLs of the voting members `member_list` reports
+    /// (see [`Client::sync_endpoints`]), so that a member added (or a learner promoted) is
+    /// used and a removed one is no longer tried. Off by default, as in Go's clientv3
+    /// (`AutoSyncInterval`). A failed sync changes nothing and is tried again at the next
+    /// interval; the task ends when the client (and all its clones) is dropped.
+    ///
+    /// It starts a task: [`build`](Self::build) then needs a tokio runtime. Needs
+    /// permission to list members when auth is on (etcd 3.4.42+, 3.5.28+ and 3.6.9+ answer
+    /// `member_list` only to an authenticated user).
+    pub fn auto_sync(mut self, interval: Duration) -> Self {
+        self.auto_sync = Some(interval);
+        self
+    }
+
     /// Builds the client without contacting the server. Bad endpoints (see
-    /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`].
+    /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`]; so is
+    /// [`auto_sync`](Self::auto_sync) outside a tokio runtime.
     pub fn build(self) -> Result<Client> {
         let transport = self.transport.build().map_err(Error::from_transport)?;
-        Ok(Client::from_backend(
+        let client = Client::from_backend(
             Backend::Transport(transport),
             self.limits,
             self.stream_mode,
             self.liveness,
             Namespace(self.namespace.unwrap_or_default()),
-        ))
+        );
+        if let Some(interval) = self.auto_sync {
+            crate::membership::start_auto_sync(&client.inner, interval)?;
+        }
+        Ok(client)
     }
 
     /// Builds the client and checks that an endpoint answers as etcd does (its version:

@@ -72,6 +72,12 @@
 //!   key-value answer; a serializable read from a member behind it (one the client just
 //!   moved to, lagging or cut off) is asked again, then of the next member, or fails with
 //!   [`Error::Behind`]. Linearizable reads (the default) are never behind.
+//! - **Follows the cluster.** [`ClientBuilder::auto_sync`] (off by default, as in Go)
+//!   replaces the endpoint list every interval with the client URLs of the voting members
+//!   (learners and members not yet started are skipped; the client keeps its URL scheme);
+//!   [`Client::sync_endpoints`] does it once, [`Client::set_endpoints`] sets a list by
+//!   hand. Calls in flight finish where they started, a kept endpoint keeps its
+//!   connections, and streams move when their member stops.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -99,6 +105,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+mod membership;
 mod pager;
 mod queue;
 mod request;

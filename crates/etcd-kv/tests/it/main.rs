@@ -19,6 +19,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+mod membership;
 mod namespace;
 mod queue;
 mod range;
