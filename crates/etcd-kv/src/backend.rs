@@ -160,6 +160,17 @@ impl Backend {
         }
     }
 
+    /// Replaces the endpoint list (see [`Transport::set_endpoints`]).
+    pub(crate) fn set_endpoints(&self, urls: Vec<String>) -> Result<()> {
+        match self {
+            Backend::Transport(t) => t.set_endpoints(urls).map_err(Error::from_transport),
+            #[cfg(test)]
+            Backend::Script(_) => Err(Error::Unsupported(
+                "the scripted backend has a fixed endpoint list".into(),
+            )),
+        }
+    }
+
     /// Makes the next requests start after `endpoint` (a stream from it failed).
     pub(crate) fn demote(&self, endpoint: &str) {
         match self {

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::key::{IntoBytes, Namespace};
 use crate::lease::hub::KeepAliveHub;
 use crate::lease::once::OnceStream;
+use crate::membership::AutoSync;
 use crate::watch::hub::WatchHub;
 use etcd_transport::{Protocol, RetryConfig, TlsConfig, Transport, TransportBuilder};
 use etcd_wire::Rpc;
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Arc<Counters>,
     /// The highest revision of a key-value answer (see [`crate::floor`]).
     pub(crate) floor: crate::floor::Floor,
+    /// The task following the cluster's membership, when asked for; ends with the client.
+    _auto_sync: Option<AutoSync>,
 }
 
 impl std::fmt::Debug for Client {
@@ -141,6 +144,7 @@ impl Client {
         stream_mode: StreamMode,
         liveness: Liveness,
         namespace: Namespace,
+        auto_sync: Option<AutoSync>,
     ) -> Client {
         let counters = Arc::new(Counters::default());
         Client {
@@ -153,6 +157,7 @@ impl Client {
                 stream_mode,
                 counters,
                 floor: Default::default(),
+                _auto_sync: auto_sync,
             }),
             namespace,
             deadline: None,
@@ -173,6 +178,7 @@ impl Client {
             stream_mode,
             liveness,
             Namespace::default(),
+            None,
         )
     }
 
@@ -425,18 +431,19 @@ impl ClientBuilder {
     /// [`endpoint`](Self::endpoint)) and an empty list are [`Error::InvalidInput`]; so is
     /// [`auto_sync`](Self::auto_sync) outside a tokio runtime.
     pub fn build(self) -> Result<Client> {
-        let transport = self.transport.build().map_err(Error::from_transport)?;
-        let client = Client::from_backend(
-            Backend::Transport(transport),
+        let backend = Backend::Transport(self.transport.build().map_err(Error::from_transport)?);
+        let auto_sync = self
+            .auto_sync
+            .map(|interval| AutoSync::start(backend.clone(), interval))
+            .transpose()?;
+        Ok(Client::from_backend(
+            backend,
             self.limits,
             self.stream_mode,
             self.liveness,
             Namespace(self.namespace.unwrap_or_default()),
-        );
-        if let Some(interval) = self.auto_sync {
-            crate::membership::start_auto_sync(&client.inner, interval)?;
-        }
-        Ok(client)
+            auto_sync,
+        ))
     }
 
     /// Builds the client and checks that an endpoint answers as etcd does (its version:

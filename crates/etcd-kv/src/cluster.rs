@@ -218,6 +218,37 @@ impl Client {
             .and_then(|m| m.client_urls.into_iter().next()))
     }
 
+    /// Replaces the endpoint list at run time (shared by this client's clones). Calls in
+    /// flight finish on the endpoints they started with; watches and keep-alives stay on
+    /// their member until their stream ends, then reconnect within the new list. An
+    /// endpoint kept from the old list keeps its connections; the client stays on its
+    /// current endpoint while it is in the new list.
+    ///
+    /// URLs are checked as [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint)
+    /// checks them. An invalid URL, an empty list, or an `https://` URL for a client built
+    /// with neither `https://` endpoints nor [`tls`](crate::ClientBuilder::tls) is
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput), and changes nothing.
+    pub fn set_endpoints<I, S>(&self, urls: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls = urls.into_iter().map(Into::into).collect();
+        self.inner.backend.set_endpoints(urls)
+    }
+
+    /// Sets the endpoint list to the cluster's members as `member_list` reports them now:
+    /// the client URLs of the voting members that have started (a learner serves no
+    /// linearizable read and takes no write; a member added but not started has no client
+    /// URL yet), in the schemes this client already uses (a client given `https://`
+    /// endpoints never moves to plain `http://` ones a member also advertises). Returns
+    /// the list in use afterwards. A member list without such a URL changes nothing (the
+    /// client keeps a list that worked rather than none). See also
+    /// [`ClientBuilder::auto_sync`](crate::ClientBuilder::auto_sync).
+    pub async fn sync_endpoints(&self) -> Result<Vec<String>> {
+        crate::membership::sync(&self.inner.backend, self.deadline).await
+    }
+
     /// The members of the cluster. With auth on, etcd 3.4.42+, 3.5.28+ and 3.6.9+ answer
     /// only an authenticated user (a client with credentials or a token).
     pub async fn member_list(&self) -> Result<Vec<Member>> {

@@ -1,5 +1,6 @@
-//! Following the cluster's membership: [`Client::set_endpoints`], [`Client::sync_endpoints`]
-//! and the task [`ClientBuilder::auto_sync`](crate::ClientBuilder::auto_sync) starts.
+//! Following the cluster's membership: the sync behind [`Client::sync_endpoints`] and the
+//! task [`ClientBuilder::auto_sync`] starts. A leaf over the backend: the client holds the
+//! task, the API methods (in `cluster.rs`) call [`sync`].
 //!
 //! A sync asks `member_list` and keeps the client URLs of the voting members that have
 //! started (a learner serves no linearizable read and takes no write; a member added but
@@ -8,55 +9,34 @@
 //! advertises). The transport swaps its list whole: a kept endpoint keeps its connections,
 //! calls in flight finish where they started, and watches and keep-alives move when their
 //! stream ends (a removed member stops serving, which ends them).
+//!
+//! [`Client::sync_endpoints`]: crate::Client::sync_endpoints
+//! [`ClientBuilder::auto_sync`]: crate::ClientBuilder::auto_sync
 
 use crate::backend::Backend;
-use crate::client::{Client, Inner};
-use crate::cluster::Member;
 use crate::error::{Error, Result};
-use crate::key::Namespace;
-use std::sync::{Arc, Weak};
+use etcd_wire::cluster::{Member, MemberListRequest};
 use std::time::Duration;
 
-impl Client {
-    /// Replaces the endpoint list at run time (shared by this client's clones). Calls in
-    /// flight finish on the endpoints they started with; watches and keep-alives stay on
-    /// their member until their stream ends, then reconnect within the new list. An
-    /// endpoint kept from the old list keeps its connections; the client stays on its
-    /// current endpoint while it is in the new list.
-    ///
-    /// URLs are checked as [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint)
-    /// checks them. An invalid URL, an empty list, or an `https://` URL for a client built
-    /// with neither `https://` endpoints nor [`tls`](crate::ClientBuilder::tls) is
-    /// [`Error::InvalidInput`], and changes nothing.
-    pub fn set_endpoints<I, S>(&self, urls: I) -> Result<()>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.inner.backend.set_endpoints(urls)
+/// Sets `backend`'s endpoints to the cluster's members as `member_list` reports them now,
+/// within `deadline` (`None`: the client's); returns the list in use afterwards. A member
+/// list without a usable URL changes nothing.
+pub(crate) async fn sync(backend: &Backend, deadline: Option<Duration>) -> Result<Vec<String>> {
+    let members = backend
+        .call(&MemberListRequest::default(), deadline)
+        .await?
+        .members;
+    let current = backend.endpoints();
+    let urls = usable_urls(&members, &current);
+    if urls.is_empty() {
+        tracing::warn!(
+            members = members.len(),
+            "member list without a usable client URL: the endpoints stay as they are"
+        );
+        return Ok(current);
     }
-
-    /// Sets the endpoint list to the cluster's members as `member_list` reports them now:
-    /// the client URLs of the voting members that have started (a learner serves no
-    /// linearizable read and takes no write; a member added but not started has no client
-    /// URL yet), in the schemes this client already uses (a client given `https://`
-    /// endpoints never moves to plain `http://` ones a member also advertises). Returns
-    /// the list in use afterwards. A member list without such a URL changes nothing (the
-    /// client keeps a list that worked rather than none).
-    pub async fn sync_endpoints(&self) -> Result<Vec<String>> {
-        let members = self.member_list().await?;
-        let current = self.endpoints();
-        let urls = usable_urls(&members, &current);
-        if urls.is_empty() {
-            tracing::warn!(
-                members = members.len(),
-                "member list without a usable client URL: the endpoints stay as they are"
-            );
-            return Ok(current);
-        }
-        self.set_endpoints(&urls)?;
-        Ok(self.endpoints())
-    }
+    backend.set_endpoints(urls)?;
+    Ok(backend.endpoints())
 }
 
 /// The client URLs of `members` a client whose endpoints are `current` should use: those
@@ -74,8 +54,8 @@ pub(crate) fn usable_urls(members: &[Member], current: &[String]) -> Vec<String>
     };
     let schemes: Vec<&str> = current.iter().map(|u| scheme(u)).collect();
     let mut urls: Vec<String> = Vec::new();
-    for member in members.iter().filter(|m| !m.is_learner()) {
-        for url in member.client_urls() {
+    for member in members.iter().filter(|m| !m.is_learner) {
+        for url in &member.client_urls {
             let s = scheme(url);
             if s != "other" && schemes.contains(&s) && !urls.contains(url) {
                 urls.push(url.clone());
@@ -85,76 +65,59 @@ pub(crate) fn usable_urls(members: &[Member], current: &[String]) -> Vec<String>
     urls
 }
 
-/// Starts the task that syncs the endpoints of the client `inner` every `interval`,
-/// first `interval` after now, until the client is dropped (the task holds it weakly).
-/// Needs a tokio runtime: a client built outside one gets [`Error::InvalidInput`].
-pub(crate) fn start_auto_sync(inner: &Arc<Inner>, interval: Duration) -> Result<()> {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return Err(Error::invalid(
-            "auto_sync starts a task: build the client inside a tokio runtime",
-        ));
-    };
-    if interval.is_zero() {
-        return Err(Error::invalid(
-            "auto_sync: the interval must be longer than zero",
-        ));
-    }
-    let weak: Weak<Inner> = Arc::downgrade(inner);
-    runtime.spawn(async move {
-        let start = tokio::time::Instant::now() + interval;
-        let mut tick = tokio::time::interval_at(start, interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            let client = Client {
-                inner,
-                namespace: Namespace::default(),
-                deadline: None,
-            };
-            match client.sync_endpoints().await {
-                Ok(list) => tracing::trace!(endpoints = ?list, "endpoints synced"),
-                Err(e) => {
-                    tracing::debug!(error = %e, "endpoint sync failed; next at the next interval")
+/// The task that syncs a client's endpoints every interval; it ends when this is dropped
+/// (with the client).
+pub(crate) struct AutoSync(tokio::task::JoinHandle<()>);
+
+impl AutoSync {
+    /// Starts syncing `backend` every `interval`, first `interval` after now. Needs a
+    /// tokio runtime: outside one, [`Error::InvalidInput`].
+    pub(crate) fn start(backend: Backend, interval: Duration) -> Result<AutoSync> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(Error::invalid(
+                "auto_sync starts a task: build the client inside a tokio runtime",
+            ));
+        };
+        if interval.is_zero() {
+            return Err(Error::invalid(
+                "auto_sync: the interval must be longer than zero",
+            ));
+        }
+        Ok(AutoSync(runtime.spawn(async move {
+            let start = tokio::time::Instant::now() + interval;
+            let mut tick = tokio::time::interval_at(start, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match sync(&backend, None).await {
+                    Ok(list) => tracing::trace!(endpoints = ?list, "endpoints synced"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "endpoint sync failed; next at the next interval")
+                    }
                 }
             }
-        }
-    });
-    Ok(())
+        })))
+    }
 }
 
-impl Backend {
-    /// Replaces the endpoint list.
-    pub(crate) fn set_endpoints<I, S>(&self, urls: I) -> Result<()>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        match self {
-            Backend::Transport(t) => t.set_endpoints(urls).map_err(Error::from_transport),
-            #[cfg(test)]
-            Backend::Script(_) => Err(Error::Unsupported(
-                "the scripted backend has a fixed endpoint list".into(),
-            )),
-        }
+impl Drop for AutoSync {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etcd_wire::cluster as wc;
 
     fn member(id: u64, urls: &[&str], learner: bool) -> Member {
-        Member::from(wc::Member {
+        Member {
             id,
             name: format!("m{id}"),
             peer_urls: vec![format!("http://127.0.0.1:{}", 3000 + id)],
             client_urls: urls.iter().map(|u| u.to_string()).collect(),
             is_learner: learner,
-        })
+        }
     }
 
     #[test]

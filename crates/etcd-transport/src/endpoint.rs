@@ -1,13 +1,11 @@
-//! One etcd endpoint: its base URL, its API prefix (detected once), and the connections
-//! held to it. Everything a transport keeps per endpoint lives here, so that the endpoint
-//! list can change at run time: a kept endpoint keeps its connections, a dropped one
-//! closes them when the last call using it ends.
+//! One etcd endpoint: its base URL and its API prefix, detected once.
 
 use crate::error::Error;
 use http::{HeaderValue, Uri};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
-/// A parsed endpoint URL and the connections to it.
+/// A parsed endpoint URL.
+#[derive(Debug)]
 pub(crate) struct Endpoint {
     /// `scheme://authority[/path]` without a trailing slash.
     pub(crate) base: String,
@@ -23,20 +21,6 @@ pub(crate) struct Endpoint {
     /// Request paths already built, by method: formatting and parsing a URI for every
     /// request is a visible part of its cost.
     uris: RwLock<Vec<(Box<str>, Uri)>>,
-    /// Idle HTTP/1.1 connections (the gateway's pool), the most recently used last.
-    pub(crate) idle: Mutex<Vec<crate::pool::Idle>>,
-    /// The HTTP/2 connection (native gRPC).
-    #[cfg(feature = "grpc")]
-    pub(crate) grpc: crate::grpc::Slot,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("base", &self.base)
-            .field("prefix", &self.prefix.get())
-            .finish_non_exhaustive()
-    }
 }
 
 /// More methods than any client calls; past it, paths are built per request.
@@ -87,9 +71,6 @@ impl Endpoint {
             path: parsed.path,
             prefix: cell,
             uris: RwLock::new(Vec::new()),
-            idle: Mutex::new(Vec::new()),
-            #[cfg(feature = "grpc")]
-            grpc: crate::grpc::Slot::default(),
         })
     }
 

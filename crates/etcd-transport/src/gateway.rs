@@ -5,6 +5,7 @@
 
 use crate::bidi::BidiStream;
 use crate::endpoint::Endpoint;
+use crate::endpoints::Target;
 use crate::error::Error;
 use crate::pool::{Conn, Pool, SendError};
 use crate::route::{Answered, Attempt};
@@ -220,7 +221,7 @@ impl Gateway {
             }
             let bytes = self.read_body(endpoint, body).await?;
             if call == Call::Unary {
-                self.pool.give_back(endpoint, conn);
+                self.pool.give_back(&endpoint.idle, conn);
             }
             if status.is_success() {
                 Ok(Answer::Body(bytes))
@@ -238,12 +239,12 @@ impl Gateway {
     /// arrived on.
     async fn send_on(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &Target,
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Incoming, Conn), Error> {
         let (response, conn) = self
             .pool
-            .send(endpoint, request)
+            .send(&endpoint.idle, &endpoint.origin, request)
             .await
             .map_err(|e| send_error(&endpoint.base, e))?;
         Ok((response.status(), response.into_body(), conn))
@@ -251,7 +252,7 @@ impl Gateway {
 
     /// The version from `GET /version` (HTTP/1.1, no token needed): an answer that is not
     /// etcd's (a 4xx, an HTML page, JSON without a version) is [`Error::NotEtcd`].
-    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
+    pub(crate) async fn version(&self, endpoint: &Target) -> Result<VersionResponse, Error> {
         let request = Request::builder()
             .method(Method::GET)
             .uri(format!("{}/version", endpoint.path))
@@ -261,7 +262,7 @@ impl Gateway {
         let exchange = async {
             let (status, body, conn) = self.send_on(endpoint, request).await?;
             let bytes = self.read_body(endpoint, body).await?;
-            self.pool.give_back(endpoint, conn);
+            self.pool.give_back(&endpoint.idle, conn);
             if status.is_server_error() {
                 // Something in between (or a starting member) failing: not a verdict.
                 return Err(server_error(&endpoint.base, status, &bytes));

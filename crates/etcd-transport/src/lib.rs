@@ -37,6 +37,7 @@ mod backoff;
 mod bidi;
 mod config;
 mod endpoint;
+mod endpoints;
 mod error;
 mod gateway;
 #[cfg(feature = "grpc")]

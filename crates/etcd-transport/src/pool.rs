@@ -8,7 +8,6 @@
 //! request to wait for the connection to become idle again, a visible part of a request's
 //! CPU cost on small machines.)
 
-use crate::endpoint::Endpoint;
 use crate::tls::{Connector, Io};
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -16,6 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use std::future::poll_fn;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tower_service::Service;
 
@@ -36,8 +36,12 @@ pub(crate) struct Conn {
     send: SendRequest<Full<Bytes>>,
 }
 
-/// An idle connection, kept by its endpoint ([`Endpoint::idle`]).
-pub(crate) struct Idle {
+/// The idle connections of one endpoint, the most recently used last (kept by the
+/// endpoint, so that they go with it).
+#[derive(Default)]
+pub(crate) struct IdleConns(Mutex<Vec<Idle>>);
+
+struct Idle {
     send: SendRequest<Full<Bytes>>,
     since: Instant,
 }
@@ -57,21 +61,23 @@ impl Pool {
         }
     }
 
-    /// Sends `request` to `endpoint` and returns the answer's head with the connection it
+    /// Sends `request` to the endpoint whose idle connections are `idle` and whose origin
+    /// is `target` (used to connect), and returns the answer's head with the connection it
     /// arrived on.
     ///
     /// A reused connection that the server closed while it was idle is detected by hyper
     /// before the request is written; the request then goes out on a fresh connection.
     pub(crate) async fn send(
         &self,
-        endpoint: &Endpoint,
+        idle: &IdleConns,
+        target: &Uri,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Conn), SendError> {
         loop {
-            let (mut conn, reused) = match self.take_idle(endpoint).await {
+            let (mut conn, reused) = match self.take_idle(idle).await {
                 Some(conn) => (conn, true),
                 // Boxed: connecting (TLS included) is rare and its future large.
-                None => (Box::pin(self.connect(&endpoint.origin)).await?, false),
+                None => (Box::pin(self.connect(target)).await?, false),
             };
             match conn.send.try_send_request(request).await {
                 Ok(response) => return Ok((response, conn)),
@@ -85,11 +91,11 @@ impl Pool {
     }
 
     /// Gives a connection back after its answer was read whole.
-    pub(crate) fn give_back(&self, endpoint: &Endpoint, conn: Conn) {
+    pub(crate) fn give_back(&self, idle: &IdleConns, conn: Conn) {
         if conn.send.is_closed() {
             return;
         }
-        let mut idle = match endpoint.idle.lock() {
+        let mut idle = match idle.0.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -99,12 +105,12 @@ impl Pool {
         });
     }
 
-    /// The most recently used idle connection of `endpoint` that is still open, once it
-    /// is ready for a request.
-    async fn take_idle(&self, endpoint: &Endpoint) -> Option<Conn> {
+    /// The most recently used connection of `idle` that is still open, once it is ready
+    /// for a request.
+    async fn take_idle(&self, idle: &IdleConns) -> Option<Conn> {
         loop {
             let candidate = {
-                let mut idle = match endpoint.idle.lock() {
+                let mut idle = match idle.0.lock() {
                     Ok(guard) => guard,
                     Err(poisoned) => poisoned.into_inner(),
                 };

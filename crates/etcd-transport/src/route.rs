@@ -1,7 +1,7 @@
 //! Where a request goes, how long one attempt may take, and what the failover loop hands a
 //! protocol for one attempt: the types both protocols and the loop share, with no I/O.
 
-use crate::endpoint::Endpoint;
+use crate::endpoints::Target;
 use crate::error::Error;
 use etcd_wire::{Idempotency, Rpc, StreamRpc};
 use http::HeaderValue;
@@ -122,7 +122,7 @@ impl AttemptLimit {
 /// its API prefix is known), the token, and the time limit.
 pub(crate) struct Attempt<'a> {
     /// The endpoint, held for the attempt: the transport's list may change meanwhile.
-    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) endpoint: Arc<Target>,
     pub(crate) route: Route<'a>,
     /// The auth token to send, if any.
     pub(crate) token: Option<HeaderValue>,

@@ -3,7 +3,7 @@
 
 use crate::bidi::BidiStream;
 use crate::config::{Credentials, RetryConfig, TransportBuilder};
-use crate::endpoint::Endpoint;
+use crate::endpoints::{Endpoints, ListRules, Target};
 use crate::error::Error;
 use crate::gateway::encode;
 use crate::route::{Answered, Attempt, AttemptLimit, Route};
@@ -15,7 +15,7 @@ use http::header::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -60,39 +60,6 @@ struct Inner {
     auth_lock: tokio::sync::Mutex<()>,
 }
 
-/// The endpoint list at one moment, and where calls start in it.
-struct Endpoints {
-    list: Vec<Arc<Endpoint>>,
-    /// The index of the endpoint that answered last (modulo the length).
-    preferred: AtomicUsize,
-}
-
-impl Endpoints {
-    fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    fn preferred(&self) -> usize {
-        self.preferred.load(Ordering::Relaxed) % self.list.len()
-    }
-
-    fn prefer(&self, idx: usize) {
-        self.preferred.store(idx, Ordering::Relaxed);
-    }
-
-    fn index_of(&self, base: &str) -> Option<usize> {
-        self.list.iter().position(|e| e.base == base)
-    }
-}
-
-impl std::ops::Index<usize> for Endpoints {
-    type Output = Arc<Endpoint>;
-
-    fn index(&self, idx: usize) -> &Arc<Endpoint> {
-        &self.list[idx]
-    }
-}
-
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
@@ -118,9 +85,13 @@ impl Transport {
                 "no endpoint given: add one with .endpoint(\"http://127.0.0.1:2379\")".into(),
             ));
         }
-        let list = parse_endpoints(&b.endpoints, b.api_prefix.as_deref())?;
-        let n = list.len();
-        let any_https = list.iter().any(|e| e.is_https());
+        let rules = ListRules {
+            api_prefix: b.api_prefix.as_deref(),
+            tls_ready: b.tls.is_some(),
+            prefer_first: b.prefer_first,
+        };
+        let list = Endpoints::new(&b.endpoints, &rules)?;
+        let any_https = (0..list.len()).any(|i| list[i].is_https());
         let wire = Wire::new(&b, any_https)?;
         let token = match b.token {
             Some(t) => {
@@ -134,14 +105,7 @@ impl Transport {
         };
         Ok(Transport {
             inner: Arc::new(Inner {
-                endpoints: RwLock::new(Arc::new(Endpoints {
-                    list,
-                    preferred: AtomicUsize::new(if b.prefer_first {
-                        0
-                    } else {
-                        spread_start() % n
-                    }),
-                })),
+                endpoints: RwLock::new(Arc::new(list)),
                 api_prefix: b.api_prefix.clone(),
                 tls_ready: any_https || b.tls.is_some(),
                 prefer_first: b.prefer_first,
@@ -161,7 +125,7 @@ impl Transport {
     /// The endpoint URLs, in configured order (as last set by
     /// [`set_endpoints`](Self::set_endpoints)).
     pub fn endpoints(&self) -> Vec<String> {
-        self.list().list.iter().map(|e| e.base.clone()).collect()
+        self.list().urls()
     }
 
     /// Replaces the endpoint list, e.g. with the members a cluster lists now. Calls in
@@ -179,53 +143,19 @@ impl Transport {
         S: Into<String>,
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
-        if urls.is_empty() {
-            return Err(Error::Config(
-                "set_endpoints: no endpoint given: a transport needs at least one".into(),
-            ));
-        }
-        let parsed = parse_endpoints(&urls, self.inner.api_prefix.as_deref())?;
-        if !self.inner.tls_ready {
-            if let Some(e) = parsed.iter().find(|e| e.is_https()) {
-                return Err(Error::Config(format!(
-                    "set_endpoints: {} is an https:// endpoint, but this transport was built \
-                     with http:// endpoints only and no TLS settings: build it with .tls(..)",
-                    e.base
-                )));
-            }
-        }
+        let rules = ListRules {
+            api_prefix: self.inner.api_prefix.as_deref(),
+            tls_ready: self.inner.tls_ready,
+            prefer_first: self.inner.prefer_first,
+        };
         let mut guard = match self.inner.endpoints.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let old = guard.clone();
-        let mut list: Vec<Arc<Endpoint>> = Vec::with_capacity(parsed.len());
-        for endpoint in parsed {
-            if list.iter().any(|e| e.base == endpoint.base) {
-                continue;
-            }
-            // A kept endpoint: its connections and its prefix with it.
-            list.push(match old.index_of(&endpoint.base) {
-                Some(i) => old[i].clone(),
-                None => endpoint,
-            });
+        if let Some(list) = guard.replaced(&urls, &rules)? {
+            tracing::debug!(from = ?guard.urls(), to = ?list.urls(), "endpoints replaced");
+            *guard = Arc::new(list);
         }
-        let same =
-            list.len() == old.len() && list.iter().zip(&old.list).all(|(a, b)| Arc::ptr_eq(a, b));
-        if same {
-            return Ok(());
-        }
-        let current = &old[old.preferred()].base;
-        let preferred = match list.iter().position(|e| &e.base == current) {
-            Some(i) => i,
-            None if self.inner.prefer_first => 0,
-            None => spread_start() % list.len(),
-        };
-        tracing::debug!(from = ?old.list.iter().map(|e| &e.base).collect::<Vec<_>>(), to = ?list.iter().map(|e| &e.base).collect::<Vec<_>>(), "endpoints replaced");
-        *guard = Arc::new(Endpoints {
-            list,
-            preferred: AtomicUsize::new(preferred),
-        });
         Ok(())
     }
 
@@ -248,12 +178,7 @@ impl Transport {
     pub fn demote(&self, endpoint: &str) {
         let list = self.list();
         if let Some(i) = list.index_of(endpoint) {
-            let _ = list.preferred.compare_exchange(
-                i,
-                (i + 1) % list.len(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            list.demote(i);
         }
     }
 
@@ -491,7 +416,7 @@ impl Transport {
     }
 
     /// Detects the API prefix of `endpoint`, asking its version the first time.
-    async fn prefix(&self, endpoint: &Endpoint) -> Result<(), Error> {
+    async fn prefix(&self, endpoint: &Target) -> Result<(), Error> {
         endpoint
             .prefix
             .get_or_try_init(|| async {
@@ -511,7 +436,7 @@ impl Transport {
     /// the server speaks, but not WebSocket.
     async fn each_endpoint<T, F, Fut>(&self, mut each: F) -> Result<T, Error>
     where
-        F: FnMut(Arc<Endpoint>) -> Fut,
+        F: FnMut(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let list = self.list();
@@ -683,7 +608,7 @@ impl Transport {
     /// side of the attempt, within the same time limit.
     async fn attempt<'a, A, Fut>(
         &'a self,
-        endpoint: Arc<Endpoint>,
+        endpoint: Arc<Target>,
         route: Route<'a>,
         token: Option<HeaderValue>,
         until: Option<Instant>,
@@ -765,7 +690,7 @@ impl Transport {
     /// `endpoint`).
     async fn token_for_request(
         &self,
-        endpoint: &Arc<Endpoint>,
+        endpoint: &Arc<Target>,
     ) -> Result<Option<HeaderValue>, Error> {
         if let Some(t) = self.current_token() {
             return Ok(Some(t));
@@ -794,7 +719,7 @@ impl Transport {
     /// Authenticates again unless another task already replaced the `stale` token.
     async fn renew_token_unless_replaced(
         &self,
-        endpoint: &Arc<Endpoint>,
+        endpoint: &Arc<Target>,
         stale: Option<HeaderValue>,
     ) -> Result<(), Error> {
         let Some(credentials) = &self.inner.credentials else {
@@ -835,82 +760,5 @@ impl Transport {
         value.set_sensitive(true);
         self.set_token(Some(value));
         Ok(())
-    }
-}
-
-/// Parses endpoint URLs (see [`Endpoint::parse`]).
-fn parse_endpoints(urls: &[String], api_prefix: Option<&str>) -> Result<Vec<Arc<Endpoint>>, Error> {
-    urls.iter()
-        .map(|url| Endpoint::parse(url, api_prefix).map(Arc::new))
-        .collect()
-}
-
-/// Where a new client starts in its endpoint list (modulo the list's length): the
-/// clients of a process one after the other from a random place, so that clients built
-/// with the same list spread evenly over the members, and processes too.
-fn spread_start() -> usize {
-    static NEXT: std::sync::OnceLock<AtomicUsize> = std::sync::OnceLock::new();
-    NEXT.get_or_init(|| AtomicUsize::new(usize::from(rand::random::<u16>())))
-        .fetch_add(1, Ordering::Relaxed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn transport(urls: &[&str]) -> Transport {
-        Transport::builder()
-            .endpoints(urls.iter().copied())
-            .prefer_first(true)
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn a_new_list_keeps_what_it_shares_with_the_old_one() {
-        let t = transport(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
-        let old = t.list();
-        old.prefer(1);
-        t.set_endpoints(["127.0.0.1:3", "http://127.0.0.1:2", "http://127.0.0.1:2"])
-            .unwrap();
-        let new = t.list();
-        assert_eq!(t.endpoints(), ["http://127.0.0.1:3", "http://127.0.0.1:2"]);
-        // The kept endpoint is the same one (its connections and prefix with it), and
-        // still the preferred one.
-        assert!(Arc::ptr_eq(&new[1], &old[1]));
-        assert_eq!(t.current_endpoint(), "http://127.0.0.1:2");
-        // The same list again changes nothing.
-        t.set_endpoints(["http://127.0.0.1:3", "http://127.0.0.1:2"])
-            .unwrap();
-        assert!(Arc::ptr_eq(&t.list(), &new));
-        // Without the preferred endpoint, a client that prefers the first starts there.
-        t.set_endpoints(["http://127.0.0.1:4", "http://127.0.0.1:3"])
-            .unwrap();
-        assert_eq!(t.current_endpoint(), "http://127.0.0.1:4");
-        assert!(Arc::ptr_eq(&t.list()[1], &new[0]));
-    }
-
-    #[test]
-    fn a_bad_list_changes_nothing() {
-        let t = transport(&["http://127.0.0.1:1"]);
-        let before = t.list();
-        for bad in [
-            vec![],
-            vec!["http://127.0.0.1"],
-            vec!["http://127.0.0.1:2", "ftp://127.0.0.1:3"],
-            vec!["https://127.0.0.1:2"],
-        ] {
-            let e = t.set_endpoints(bad.clone()).unwrap_err();
-            assert!(matches!(e, Error::Config(_)), "{bad:?}: {e}");
-            assert!(Arc::ptr_eq(&t.list(), &before), "{bad:?}");
-        }
-        // A transport built with TLS settings may move to https:// endpoints.
-        let tls = Transport::builder()
-            .endpoint("http://127.0.0.1:1")
-            .tls(crate::TlsConfig::default())
-            .build()
-            .unwrap();
-        tls.set_endpoints(["https://127.0.0.1:2"]).unwrap();
-        assert_eq!(tls.endpoints(), ["https://127.0.0.1:2"]);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::bidi::BidiStream;
 use crate::config::{Protocol, TransportBuilder};
-use crate::endpoint::Endpoint;
+use crate::endpoints::Target;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::pool::Pool;
@@ -138,7 +138,7 @@ impl Wire {
     }
 
     /// The server version of `endpoint`.
-    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
+    pub(crate) async fn version(&self, endpoint: &Target) -> Result<VersionResponse, Error> {
         match self {
             Wire::Gateway(gateway) => gateway.version(endpoint).await,
             #[cfg(feature = "grpc")]

@@ -172,6 +172,14 @@ async fn auto_sync_follows_members_as_they_are_added_promoted_and_removed() {
     stop.store(true, Ordering::Relaxed);
     let reads = reader.await.unwrap();
     assert!(reads > 0);
+    // Writes go on once the remaining member leads (until then etcd itself may time a
+    // write out, "possibly due to previous leader failure", with an unknown outcome).
+    eventually(
+        Duration::from_secs(10),
+        "the remaining member leads",
+        || async { etcd.status(new).is_ok_and(|s| s.is_leader()) },
+    )
+    .await;
     client.put(key(&p, "k"), "after").await.unwrap();
     let kv = client.get(key(&p, "k")).await.unwrap().unwrap();
     assert_eq!(kv.value(), b"after");

@@ -4,7 +4,7 @@
 use super::codec::{frame, not_http2, Call, Failure};
 use super::conn::{Grpc, Metadata};
 use super::stream::GrpcStream;
-use crate::endpoint::Endpoint;
+use crate::endpoints::Target;
 use crate::error::Error;
 use crate::route::{Answered, Attempt};
 use crate::stream::MessageStream;
@@ -17,7 +17,7 @@ impl Grpc {
     /// One unary call to `endpoint`.
     async fn unary<M, A>(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &Target,
         method: &'static str,
         message: M,
         metadata: &Metadata,
@@ -26,13 +26,15 @@ impl Grpc {
         M: prost::Message,
         A: prost::Message + Default,
     {
-        let (conn, response, mut body) = self.start(endpoint, method, metadata).await?;
+        let (conn, response, mut body) = self
+            .start(&endpoint.grpc, endpoint, method, metadata)
+            .await?;
         let call = Call {
             endpoint: &endpoint.base,
             limit: self.max_message,
         };
         if let Err(e) = body.send_data(frame(&message), true) {
-            Self::forget(endpoint, conn.generation);
+            Self::forget(&endpoint.grpc, conn.generation);
             return Err(call.broken(e, &conn).await);
         }
         let result = async {
@@ -52,7 +54,7 @@ impl Grpc {
             Ok(answer) => A::decode(answer).map_err(|e| call.invalid(e)),
             Err(Failure::H2(e)) => {
                 if e.is_io() || e.is_go_away() {
-                    Self::forget(endpoint, conn.generation);
+                    Self::forget(&endpoint.grpc, conn.generation);
                 }
                 Err(call.broken(e, &conn).await)
             }
@@ -66,7 +68,7 @@ impl Grpc {
     /// [`GrpcStream::next`], since etcd sends no headers before its first answer.
     async fn open<M, A>(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &Target,
         method: &'static str,
         first: Option<M>,
         metadata: &Metadata,
@@ -76,7 +78,9 @@ impl Grpc {
         M: prost::Message,
         A: prost::Message + Default,
     {
-        let (conn, response, mut body) = self.start(endpoint, method, metadata).await?;
+        let (conn, response, mut body) = self
+            .start(&endpoint.grpc, endpoint, method, metadata)
+            .await?;
         if let Some(first) = first {
             if let Err(e) = body.send_data(frame(&first), false) {
                 return Err(Call {
@@ -114,7 +118,7 @@ impl Grpc {
         );
         let answer = at.limit.run(&endpoint.base, true, call).await;
         if matches!(answer, Err(Error::Timeout { .. })) {
-            Self::forget_current(&at.endpoint);
+            Self::forget_current(&at.endpoint.grpc);
         }
         R::from_proto(answer?)
             .map(Ok)
@@ -197,7 +201,7 @@ impl Grpc {
     }
 
     /// The version of `endpoint` from its Maintenance/Status (gRPC has no `/version`).
-    pub(crate) async fn version(&self, endpoint: &Endpoint) -> Result<VersionResponse, Error> {
+    pub(crate) async fn version(&self, endpoint: &Target) -> Result<VersionResponse, Error> {
         let request = StatusRequest::default();
         let metadata = Metadata::default();
         let call = self
@@ -214,7 +218,7 @@ impl Grpc {
         };
         let answer = match tokio::time::timeout(after, call).await {
             Err(_) => {
-                Self::forget_current(endpoint);
+                Self::forget_current(&endpoint.grpc);
                 return Err(Error::Timeout {
                     endpoint: endpoint.base.clone(),
                     after,
@@ -223,7 +227,7 @@ impl Grpc {
             }
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) if not_http2(&e) => {
-                Self::forget_current(endpoint);
+                Self::forget_current(&endpoint.grpc);
                 return Err(not_etcd(format!(
                     "it does not speak HTTP/2 ({}), as etcd's gRPC does; check the host and \
                      port (etcd's client port is usually 2379)",

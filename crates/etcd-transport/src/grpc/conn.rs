@@ -113,18 +113,18 @@ impl Grpc {
         }
     }
 
-    fn cached(endpoint: &Endpoint) -> Option<Conn> {
-        let slot = match endpoint.grpc.conn.lock() {
+    fn cached(slot: &Slot) -> Option<Conn> {
+        let slot = match slot.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         slot.as_ref().filter(|c| c.ended.get().is_none()).cloned()
     }
 
-    /// Forgets the connection of `endpoint` if it is still generation `generation` (it
-    /// broke: the next call opens a fresh one).
-    pub(super) fn forget(endpoint: &Endpoint, generation: u64) {
-        let mut slot = match endpoint.grpc.conn.lock() {
+    /// Forgets the connection in `slot` if it is still generation `generation` (it broke:
+    /// the next call opens a fresh one).
+    pub(super) fn forget(slot: &Slot, generation: u64) {
+        let mut slot = match slot.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -133,23 +133,24 @@ impl Grpc {
         }
     }
 
-    /// Forgets the connection of `endpoint`, whichever it is (a call on it timed out: a
-    /// frozen server is not asked again on it).
-    pub(crate) fn forget_current(endpoint: &Endpoint) {
-        let mut slot = match endpoint.grpc.conn.lock() {
+    /// Forgets the connection in `slot`, whichever it is (a call on it timed out: a frozen
+    /// server is not asked again on it).
+    pub(crate) fn forget_current(slot: &Slot) {
+        let mut slot = match slot.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         *slot = None;
     }
 
-    /// The connection to `endpoint`, opened (and its driving task spawned) if needed.
-    async fn connection(&self, endpoint: &Endpoint) -> Result<Conn, Error> {
-        if let Some(conn) = Self::cached(endpoint) {
+    /// The connection to `endpoint` (kept in its `slot`), opened (and its driving task
+    /// spawned) if needed.
+    async fn connection(&self, slot: &Slot, endpoint: &Endpoint) -> Result<Conn, Error> {
+        if let Some(conn) = Self::cached(slot) {
             return Ok(conn);
         }
-        let _connecting = endpoint.grpc.connecting.lock().await;
-        if let Some(conn) = Self::cached(endpoint) {
+        let _connecting = slot.connecting.lock().await;
+        if let Some(conn) = Self::cached(slot) {
             return Ok(conn);
         }
         let mut connector = self.connector.clone();
@@ -195,7 +196,7 @@ impl Grpc {
             send,
             ended,
         };
-        let mut slot = match endpoint.grpc.conn.lock() {
+        let mut slot = match slot.conn.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -203,15 +204,16 @@ impl Grpc {
         Ok(conn)
     }
 
-    /// Starts a call on `endpoint`: its headers go out; the request body is the
+    /// Starts a call on `endpoint` (whose connection is kept in `slot`): its headers go out; the request body is the
     /// returned stream.
     pub(super) async fn start(
         &self,
+        slot: &Slot,
         endpoint: &Endpoint,
         method: &'static str,
         metadata: &Metadata,
     ) -> Result<(Conn, ResponseFuture, SendStream<Bytes>), Error> {
-        let conn = self.connection(endpoint).await?;
+        let conn = self.connection(slot, endpoint).await?;
         let unsent = |e: h2::Error| Error::Io {
             endpoint: endpoint.base.clone(),
             outcome_unknown: false,
@@ -222,7 +224,7 @@ impl Grpc {
             Ok(send) => send,
             Err(e) => {
                 // The connection closed before this call used it: nothing was sent.
-                Self::forget(endpoint, conn.generation);
+                Self::forget(slot, conn.generation);
                 return Err(match ended_by_tls(&endpoint.base, &conn).await {
                     Some(tls) => tls,
                     None => unsent(e),
@@ -233,7 +235,7 @@ impl Grpc {
         match send.send_request(request, false) {
             Ok((response, body)) => Ok((conn, response, body)),
             Err(e) => {
-                Self::forget(endpoint, conn.generation);
+                Self::forget(slot, conn.generation);
                 Err(unsent(e))
             }
         }
