@@ -39,9 +39,9 @@ pub(crate) struct Endpoints {
 }
 
 /// How a list is made: what its URLs are parsed with and what they may be.
-pub(crate) struct ListRules<'a> {
+pub(crate) struct ListRules {
     /// The configured API prefix, if any.
-    pub(crate) api_prefix: Option<&'a str>,
+    pub(crate) api_prefix: Option<String>,
     /// Whether `https://` endpoints can be verified (the connector's roots are chosen
     /// when the transport is built).
     pub(crate) tls_ready: bool,
@@ -51,8 +51,8 @@ pub(crate) struct ListRules<'a> {
 
 impl Endpoints {
     /// The list of `urls` a transport is built with.
-    pub(crate) fn new(urls: &[String], rules: &ListRules<'_>) -> Result<Endpoints, Error> {
-        let list = parse(urls, rules.api_prefix)?;
+    pub(crate) fn new(urls: &[String], rules: &ListRules) -> Result<Endpoints, Error> {
+        let list = parse(urls, rules.api_prefix.as_deref())?;
         let start = if rules.prefer_first {
             0
         } else {
@@ -71,14 +71,14 @@ impl Endpoints {
     pub(crate) fn replaced(
         &self,
         urls: &[String],
-        rules: &ListRules<'_>,
+        rules: &ListRules,
     ) -> Result<Option<Endpoints>, Error> {
         if urls.is_empty() {
             return Err(Error::Config(
                 "set_endpoints: no endpoint given: a transport needs at least one".into(),
             ));
         }
-        let parsed = parse(urls, rules.api_prefix)?;
+        let parsed = parse(urls, rules.api_prefix.as_deref())?;
         if !rules.tls_ready {
             if let Some(e) = parsed.iter().find(|e| e.is_https()) {
                 return Err(Error::Config(format!(
@@ -117,6 +117,11 @@ impl Endpoints {
 
     pub(crate) fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Whether some endpoint is an `https://` one.
+    pub(crate) fn any_https(&self) -> bool {
+        self.list.iter().any(|e| e.is_https())
     }
 
     /// The endpoint URLs, in order.
@@ -187,7 +192,7 @@ fn spread_start() -> usize {
 mod tests {
     use super::*;
 
-    const RULES: ListRules<'static> = ListRules {
+    const RULES: ListRules = ListRules {
         api_prefix: None,
         tls_ready: false,
         prefer_first: true,

@@ -38,13 +38,10 @@ struct Inner {
     /// The endpoints now, replaced whole by [`Transport::set_endpoints`]; a call works on
     /// the list it started with.
     endpoints: RwLock<Arc<Endpoints>>,
-    /// How new endpoints are parsed: the configured API prefix, if any.
-    api_prefix: Option<String>,
-    /// Whether `https://` endpoints can be verified: some were configured, or TLS settings
-    /// were (the connector's roots are chosen at build time).
-    tls_ready: bool,
-    /// Whether the first endpoint of a list is preferred (rather than a spread start).
-    prefer_first: bool,
+    /// How a new list is made: the configured API prefix; whether `https://` endpoints
+    /// can be verified (some were configured, or TLS settings were: the connector's roots
+    /// are chosen at build time); whether a list starts at its first endpoint.
+    rules: ListRules,
     /// How attempts travel: the protocol's side.
     wire: Wire,
     request_timeout: Option<Duration>,
@@ -85,13 +82,14 @@ impl Transport {
                 "no endpoint given: add one with .endpoint(\"http://127.0.0.1:2379\")".into(),
             ));
         }
-        let rules = ListRules {
-            api_prefix: b.api_prefix.as_deref(),
+        let mut rules = ListRules {
+            api_prefix: b.api_prefix.clone(),
             tls_ready: b.tls.is_some(),
             prefer_first: b.prefer_first,
         };
         let list = Endpoints::new(&b.endpoints, &rules)?;
-        let any_https = (0..list.len()).any(|i| list[i].is_https());
+        let any_https = list.any_https();
+        rules.tls_ready |= any_https;
         let wire = Wire::new(&b, any_https)?;
         let token = match b.token {
             Some(t) => {
@@ -106,9 +104,7 @@ impl Transport {
         Ok(Transport {
             inner: Arc::new(Inner {
                 endpoints: RwLock::new(Arc::new(list)),
-                api_prefix: b.api_prefix.clone(),
-                tls_ready: any_https || b.tls.is_some(),
-                prefer_first: b.prefer_first,
+                rules,
                 wire,
                 request_timeout: b.request_timeout,
                 deadline: b.deadline,
@@ -143,16 +139,11 @@ impl Transport {
         S: Into<String>,
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
-        let rules = ListRules {
-            api_prefix: self.inner.api_prefix.as_deref(),
-            tls_ready: self.inner.tls_ready,
-            prefer_first: self.inner.prefer_first,
-        };
         let mut guard = match self.inner.endpoints.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(list) = guard.replaced(&urls, &rules)? {
+        if let Some(list) = guard.replaced(&urls, &self.inner.rules)? {
             tracing::debug!(from = ?guard.urls(), to = ?list.urls(), "endpoints replaced");
             *guard = Arc::new(list);
         }

@@ -133,6 +133,19 @@ pub fn suffixes(kvs: &[KeyValue], prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits up to `within` for `done` (asked every 50 ms); panics with `what` otherwise.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = std::time::Instant::now() + within;
+    while !done().await {
+        assert!(std::time::Instant::now() < end, "not within {within:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A client whose only endpoint refuses connections: any request that reaches the network
 /// fails with a connection error, so an `InvalidInput` from it proves nothing was sent.
 pub fn unreachable_client() -> Client {

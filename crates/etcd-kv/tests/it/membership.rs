@@ -1,24 +1,11 @@
 //! Endpoints that follow the cluster: `set_endpoints` at run time, `sync_endpoints` and
 //! `auto_sync` with members added (as learners), promoted and removed on a running cluster.
 
-use crate::{key, setup};
+use crate::{eventually, key, setup};
 use etcd_kv::{Client, Error};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Waits up to `within` for `done` (asked every 50 ms); panics with `what` otherwise.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + within;
-    while !done().await {
-        assert!(Instant::now() < end, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use std::time::Duration;
 
 #[tokio::test]
 async fn set_endpoints_replaces_the_list_and_a_bad_list_changes_nothing() {

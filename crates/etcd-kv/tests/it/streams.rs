@@ -482,14 +482,10 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
         .await
         .unwrap();
     // Wait until the member has noticed (election timeout 500 ms).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = client.status().await.unwrap();
-        if status.leader() == 0 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::eventually(Duration::from_secs(10), "the member has no leader", || async {
+        client.status().await.unwrap().leader() == 0
+    })
+    .await;
     let started = Instant::now();
     let err = client.put("leaderless/k", "v").await.unwrap_err();
     let took = started.elapsed();
