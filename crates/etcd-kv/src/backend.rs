@@ -160,6 +160,16 @@ impl Backend {
         }
     }
 
+    /// The endpoint writes start at, when a leader is known (see
+    /// [`Transport::leader_hint`]).
+    pub(crate) fn leader_hint(&self) -> Option<String> {
+        match self {
+            Backend::Transport(t) => t.leader_hint(),
+            #[cfg(test)]
+            Backend::Script(_) => None,
+        }
+    }
+
     /// Replaces the endpoint list (see [`Transport::set_endpoints`]).
     pub(crate) fn set_endpoints(&self, urls: Vec<String>) -> Result<()> {
         match self {

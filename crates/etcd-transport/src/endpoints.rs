@@ -36,7 +36,13 @@ pub(crate) struct Endpoints {
     list: Vec<Arc<Target>>,
     /// The index of the endpoint that answered last (modulo the length).
     preferred: AtomicUsize,
+    /// The index of the member that led when last asked ([`NO_LEADER`]: not known), where
+    /// writes start.
+    leader: AtomicUsize,
 }
+
+/// No leader known.
+const NO_LEADER: usize = usize::MAX;
 
 /// How a list is made: what its URLs are parsed with and what they may be.
 pub(crate) struct ListRules {
@@ -61,6 +67,7 @@ impl Endpoints {
         Ok(Endpoints {
             list,
             preferred: AtomicUsize::new(start),
+            leader: AtomicUsize::new(NO_LEADER),
         })
     }
 
@@ -112,6 +119,7 @@ impl Endpoints {
         Ok(Some(Endpoints {
             list,
             preferred: AtomicUsize::new(preferred),
+            leader: AtomicUsize::new(NO_LEADER),
         }))
     }
 
@@ -147,6 +155,25 @@ impl Endpoints {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
+    }
+
+    /// The index of the member that led when last asked, if known.
+    pub(crate) fn leader(&self) -> Option<usize> {
+        let idx = self.leader.load(Ordering::Relaxed);
+        (idx < self.list.len()).then_some(idx)
+    }
+
+    /// Notes that the member at `idx` leads (`None`: no member is known to).
+    pub(crate) fn set_leader(&self, idx: Option<usize>) {
+        self.leader
+            .store(idx.unwrap_or(NO_LEADER), Ordering::Relaxed);
+    }
+
+    /// Forgets that the member at `idx` leads, unless another one was found since.
+    pub(crate) fn forget_leader(&self, idx: usize) {
+        let _ = self
+            .leader
+            .compare_exchange(idx, NO_LEADER, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// The index of the endpoint whose URL is `base`.

@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod leader;
+
 /// A client of etcd in either of its protocols: its gRPC-JSON gateway (HTTP/1.1 and JSON;
 /// the default) or, with the cargo feature `grpc` and [`Protocol::Grpc`](crate::Protocol),
 /// native gRPC (HTTP/2 and protobuf). Cheap to clone, shared by many tasks. Both protocols
@@ -55,6 +57,8 @@ struct Inner {
     /// The server said auth is not enabled: send no token until it asks for one.
     auth_off: AtomicBool,
     auth_lock: tokio::sync::Mutex<()>,
+    /// Where writes start (see [`leader`]).
+    leader: leader::LeaderHint,
 }
 
 impl std::fmt::Debug for Transport {
@@ -114,6 +118,7 @@ impl Transport {
                 token: RwLock::new(token),
                 auth_off: AtomicBool::new(false),
                 auth_lock: tokio::sync::Mutex::new(()),
+                leader: leader::LeaderHint::new(b.leader_writes.unwrap_or(!b.prefer_first)),
             }),
         })
     }
@@ -521,7 +526,13 @@ impl Transport {
             // answers, rather than wait out a hung one.
             Box::pin(self.find_live(&list, until)).await;
         }
-        let mut idx = list.preferred();
+        // A write starts at the leader when it is known; a success there leaves the
+        // endpoint that reads keep to as it is.
+        let from_leader = match route.idempotency {
+            Idempotency::NotIdempotent if inner.leader.is_on() => self.write_start(&list),
+            _ => None,
+        };
+        let mut idx = from_leader.unwrap_or_else(|| list.preferred());
         let mut reauthenticated = false;
         let mut retry = 0u32;
         let mut tls_failures = 0;
@@ -537,11 +548,18 @@ impl Transport {
             };
             let (err, token) = match result {
                 Ok(answer) => {
-                    list.prefer(idx);
+                    if from_leader != Some(idx) {
+                        list.prefer(idx);
+                    }
                     return Ok(answer);
                 }
                 Err(e) => e,
             };
+            if from_leader == Some(idx) && !err.is_auth_refusal() {
+                // Whatever went wrong there, the next writes start where reads do until
+                // the leader is found again.
+                list.forget_leader(idx);
+            }
             if (err.is_invalid_token() || err.is_missing_token() || err.is_auth_old_revision())
                 && inner.credentials.is_some()
                 && !reauthenticated

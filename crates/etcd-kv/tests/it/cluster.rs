@@ -359,3 +359,91 @@ async fn a_serializable_read_skips_a_member_behind_what_the_client_has_seen() {
     assert_eq!(read.kvs()[0].value(), b"v19");
     assert_eq!(client.current_endpoint(), etcd.endpoint(leader));
 }
+
+/// Writes start at the leader once it is found (their answers come from it), reads keep to
+/// the client's own member; when the leader dies, writes move on and the new one is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_start_at_the_leader_and_reads_keep_to_their_member() {
+    let Some(mut etcd) = xtask::testing::cluster3() else {
+        return;
+    };
+    let p = xtask::testing::unique_prefix("leader-writes");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let status = crate::builder()
+            .endpoint(etcd.endpoint(i))
+            .connect()
+            .await
+            .unwrap()
+            .status()
+            .await
+            .unwrap();
+        ids.push((status.member_id(), status.is_leader()));
+    }
+    let leader = ids.iter().position(|&(_, leads)| leads).expect("a leader");
+    let follower = (leader + 1) % 3;
+    let mut endpoints = vec![etcd.endpoint(follower)];
+    endpoints.extend((0..3).filter(|&i| i != follower).map(|i| etcd.endpoint(i)));
+    // Pinned to a follower for reads, writes to the leader asked for.
+    let client = crate::builder()
+        .endpoints(endpoints.clone())
+        .prefer_first(true)
+        .leader_writes(true)
+        .request_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.leader_hint(), None, "not asked before a write");
+    let first = client.put(key(&p, "k"), "0").await.unwrap();
+    assert_eq!(
+        first.header().member_id(),
+        ids[follower].0,
+        "the first write starts where reads do"
+    );
+    let leader_url = etcd.endpoint(leader);
+    crate::eventually(Duration::from_secs(5), "the leader is found", || async {
+        client.leader_hint().as_deref() == Some(leader_url.as_str())
+    })
+    .await;
+    for i in 1..=20 {
+        let put = client.put(key(&p, "k"), i.to_string()).await.unwrap();
+        assert_eq!(put.header().member_id(), ids[leader].0, "write {i}");
+        let got = client.range(key(&p, "k")).await.unwrap();
+        assert_eq!(got.header().member_id(), ids[follower].0, "read {i}");
+    }
+    assert_eq!(client.current_endpoint(), etcd.endpoint(follower));
+
+    // Pinned without asking: every call stays on the first endpoint.
+    let pinned = crate::builder()
+        .endpoints(endpoints)
+        .prefer_first(true)
+        .connect()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let put = pinned.put(key(&p, "pinned"), "v").await.unwrap();
+        assert_eq!(put.header().member_id(), ids[follower].0);
+    }
+    assert_eq!(pinned.leader_hint(), None);
+
+    // The leader dies: writes go on through the others, and the new leader is found.
+    // (A write in flight while the others elect a new one may time out, its fate unknown.)
+    etcd.kill_node(leader).unwrap();
+    crate::eventually(Duration::from_secs(20), "a new leader is found", || async {
+        let _ = client.put(key(&p, "k"), "again").await;
+        client
+            .leader_hint()
+            .is_some_and(|url| url != etcd.endpoint(leader))
+    })
+    .await;
+    let new_leader = client.leader_hint().unwrap();
+    let put = client.put(key(&p, "k"), "new").await.unwrap();
+    let new_id = ids[etcd
+        .endpoints()
+        .iter()
+        .position(|u| *u == new_leader)
+        .unwrap()]
+    .0;
+    assert_eq!(put.header().member_id(), new_id);
+    assert_eq!(client.current_endpoint(), etcd.endpoint(follower));
+}

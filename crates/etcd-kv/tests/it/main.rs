@@ -141,7 +141,10 @@ where
 {
     let end = std::time::Instant::now() + within;
     while !done().await {
-        assert!(std::time::Instant::now() < end, "not within {within:?}: {what}");
+        assert!(
+            std::time::Instant::now() < end,
+            "not within {within:?}: {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

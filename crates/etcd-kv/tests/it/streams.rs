@@ -482,9 +482,11 @@ async fn a_member_without_a_leader_refuses_a_put_at_once_and_applies_nothing() {
         .await
         .unwrap();
     // Wait until the member has noticed (election timeout 500 ms).
-    crate::eventually(Duration::from_secs(10), "the member has no leader", || async {
-        client.status().await.unwrap().leader() == 0
-    })
+    crate::eventually(
+        Duration::from_secs(10),
+        "the member has no leader",
+        || async { client.status().await.unwrap().leader() == 0 },
+    )
     .await;
     let started = Instant::now();
     let err = client.put("leaderless/k", "v").await.unwrap_err();
