@@ -32,16 +32,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("expected a timeout, got {other:?}").into()),
     }
 
-    // 3. Fencing: write only while still holding the lock. If our lease had expired
-    //    (a long pause, a partition), the compare fails and nothing is written.
+    // 3. Fencing: write only while still holding the lock. Every write of the fenced view
+    //    carries the lock's ownership condition: if our lease had expired (a long pause,
+    //    a partition), it fails with NotOwner and nothing is written.
+    let fenced = guard.fenced();
+    fenced
+        .put("report-status", "written under the lock")
+        .await?;
+    println!("fenced write applied (fencing token {})", fenced.token());
+    // The same condition by hand, in a transaction of one's own:
     let written = client
         .txn()
         .when([guard.is_owner_compare()])
         .and_then([TxnOp::put("report-status", "written under the lock")])
         .await?
         .succeeded();
-    println!("fenced write applied: {written}");
+    println!("fenced transaction applied: {written}");
     guard.release().await?; // or drop it: the release then happens in the background
+    match fenced.put("report-status", "too late").await {
+        Err(e) if e.is_not_owner() => println!("after the release: {e}"),
+        other => return Err(format!("expected NotOwner, got {other:?}").into()),
+    }
 
     // 4. Eight tasks increment a counter with a plain read and write: the lock alone keeps
     //    them from losing updates. They share one session (one lease); tasks of a session

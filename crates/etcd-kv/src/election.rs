@@ -7,6 +7,7 @@
 use crate::claim::Claim;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::fence::Fenced;
 use crate::key::IntoBytes;
 use crate::kv::{SortOrder, SortTarget};
 use crate::lease::LeaseLost;
@@ -251,6 +252,13 @@ impl Leadership {
     /// the client (or namespace) the campaign was made with.
     pub fn is_leader_compare(&self) -> Compare {
         self.claim.held_compare()
+    }
+
+    /// A view of the client whose every write carries this leadership's ownership condition:
+    /// once the leadership is lost, its writes fail with
+    /// [`Error::NotOwner`](crate::Error::NotOwner) and write nothing (see [`Fenced`]).
+    pub fn fenced(&self) -> Fenced {
+        Fenced::of(&self.claim)
     }
 
     /// Asks etcd whether this is still the leader.

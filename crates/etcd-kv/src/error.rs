@@ -199,6 +199,20 @@ pub enum Error {
         /// seconds).
         max_hold: std::time::Duration,
     },
+    /// A fenced write ([`LockGuard::fenced`](crate::LockGuard::fenced),
+    /// [`Leadership::fenced`](crate::Leadership::fenced)) found the lock or leadership it
+    /// depends on no longer held: its key is gone (released, resigned, its lease expired
+    /// or revoked) or belongs to a later holder. Nothing was written.
+    #[error(
+        "not the owner: {key:?} is no longer held with fencing token {token}; nothing was \
+         written"
+    )]
+    NotOwner {
+        /// The lock or leader key (in the client's namespace).
+        key: String,
+        /// The create revision the key was held with (the fencing token).
+        token: i64,
+    },
     /// An error of your own (or a decoding error: a value that is not UTF-8, not a
     /// number...) raised inside a body that returns this crate's [`Result`], such as
     /// [`Client::with_lock`](crate::Client::with_lock) and
@@ -286,6 +300,12 @@ impl Error {
     /// [`max_hold`](crate::Lock::max_hold) and was cancelled.
     pub fn is_max_hold_exceeded(&self) -> bool {
         matches!(self, Error::MaxHoldExceeded { .. })
+    }
+
+    /// True for [`Error::NotOwner`]: a fenced write was refused because its lock or
+    /// leadership is no longer held; nothing was written.
+    pub fn is_not_owner(&self) -> bool {
+        matches!(self, Error::NotOwner { .. })
     }
 
     /// An [`Error::Stopped`]: `what` (a task of this client) has stopped.

@@ -42,8 +42,9 @@
 //! Beyond keys: transactions ([`Client::txn`]), paginated scans ([`Client::scan`]), watches
 //! ([`Client::watch`] as a stream, or a callback with [`Watch::on_event`] and
 //! [`Client::watch_ranges`], whose [`WatchHandle`] takes and drops key ranges while it runs),
-//! leases ([`Client::grant_lease`] and its [`LeaseHandle`], [`LeaseKeeper`]), locks, elections,
-//! sessions, sequences and queues; cluster and maintenance calls ([`Client::status`],
+//! leases ([`Client::grant_lease`] and its [`LeaseHandle`], [`LeaseKeeper`]), locks, elections
+//! (with [`Fenced`] writes, which a lost lock or leadership cannot make), sessions, sequences
+//! and queues; cluster and maintenance calls ([`Client::status`],
 //! [`Client::member_list`], [`Client::alarms`], [`Client::defragment`], [`Client::hash`],
 //! [`Client::hash_kv`], [`Client::snapshot_to`] with its checksum verified); and auth
 //! administration: [`Client::auth_enable`], [`Client::auth_disable`], [`Client::auth_status`],
@@ -105,6 +106,7 @@ mod election;
 mod error;
 #[cfg(test)]
 mod error_tests;
+mod fence;
 mod floor;
 mod key;
 mod kv;
@@ -139,6 +141,7 @@ pub use etcd_transport::{redact_endpoint, Backoff, Protocol, RetryConfig, TlsCon
 /// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]
 /// return them.
 pub use etcd_wire::{Code, Status};
+pub use fence::Fenced;
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
     Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,

@@ -19,6 +19,7 @@
 use crate::claim::Claim;
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::fence::Fenced;
 use crate::key::IntoBytes;
 use crate::lease::LeaseLost;
 use crate::request::into_future;
@@ -346,6 +347,13 @@ impl LockGuard {
     /// with the client (or namespace) the lock was taken with.
     pub fn is_owner_compare(&self) -> Compare {
         self.claim.held_compare()
+    }
+
+    /// A view of the client whose every write carries this lock's ownership condition:
+    /// once the lock is lost, its writes fail with
+    /// [`Error::NotOwner`](crate::Error::NotOwner) and write nothing (see [`Fenced`]).
+    pub fn fenced(&self) -> Fenced {
+        Fenced::of(&self.claim)
     }
 
     /// Asks etcd whether this guard still holds the lock.

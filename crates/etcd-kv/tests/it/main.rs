@@ -13,6 +13,7 @@ mod cluster;
 mod election;
 mod errors;
 mod etcdctl;
+mod fence;
 #[cfg(feature = "grpc")]
 mod interop;
 mod kv;
