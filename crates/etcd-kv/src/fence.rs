@@ -109,9 +109,14 @@ impl Fenced {
     /// holder, nested in the fence: its own conditions decide its branch as usual, and the
     /// answer is its own. etcd 3.3 or later.
     pub async fn txn(&self, txn: Txn<'_>) -> Result<TxnResponse> {
-        match self.write(TxnOp::txn(txn)).await? {
-            TxnOpResponse::Txn(inner) => Ok(inner),
-            other => Err(unexpected("txn", &other)),
+        let outer = self.fenced(vec![TxnOp::txn(txn)]).await?;
+        let header = *outer.header();
+        match outer.into_responses().into_iter().next() {
+            Some(TxnOpResponse::Txn(inner)) => Ok(inner.nested_in(&header)),
+            Some(other) => Err(unexpected("txn", &other)),
+            None => Err(Error::Protocol(
+                "a fenced txn answered without its result".into(),
+            )),
         }
     }
 

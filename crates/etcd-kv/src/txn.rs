@@ -550,6 +550,15 @@ impl TxnResponse {
     pub fn revision(&self) -> i64 {
         self.header.revision
     }
+
+    /// This answer of a nested transaction with the header of the one it ran in, when
+    /// etcd left its own empty.
+    pub(crate) fn nested_in(mut self, outer: &Header) -> TxnResponse {
+        if self.header.revision == 0 {
+            self.header = *outer;
+        }
+        self
+    }
 }
 
 /// Shows the answer as [`RangeResponse`], [`PutResponse`], [`DeleteResponse`] or

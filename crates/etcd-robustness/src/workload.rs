@@ -6,7 +6,8 @@
 //! - Watches of the whole data prefix, recording every delivery (and asking for progress).
 //! - Leases: keys attached to leases kept alive by a [`LeaseKeeper`](etcd_kv::LeaseKeeper).
 //! - Locks: holders increment a shared counter under the lock, each write fenced by the
-//!   holder's ownership (the lock's `is_owner_compare`) and by the counter's mod revision.
+//!   holder's ownership (through the lock's `Fenced` view: a compare-and-set on the
+//!   counter's mod revision nested in the ownership condition).
 //! - A cache of the KV keys: memory reads at the revision they report, and consistent reads.
 
 use crate::history::{
@@ -489,16 +490,18 @@ pub async fn lock_worker(
                 value: value.clone(),
             };
             let client = &w.client;
-            let owner = guard.is_owner_compare();
+            let fenced = guard.fenced();
             let key = counter_key.clone();
             let op = w
                 .recorder
                 .op(w.id, w.endpoint(), request, async {
-                    let answer = client
+                    // A holder that lost the lock gets NotOwner (recorded as failed:
+                    // nothing applied).
+                    let cas = client
                         .txn()
-                        .when([owner, Compare::mod_revision(key.clone()).eq(m)])
-                        .and_then([TxnOp::put(key, value)])
-                        .await?;
+                        .when([Compare::mod_revision(key.clone()).eq(m)])
+                        .and_then([TxnOp::put(key, value)]);
+                    let answer = fenced.txn(cas).await?;
                     Ok(Outcome::Cas {
                         revision: answer.revision(),
                         succeeded: answer.succeeded(),

@@ -28,7 +28,9 @@ async fn fenced_writes_hold_while_the_lock_is_held_and_write_nothing_after() {
         .await
         .unwrap();
     assert!(inner.succeeded());
-    assert_eq!(client.get(&data).await.unwrap().unwrap().value(), b"b");
+    let now = client.get(&data).await.unwrap().unwrap();
+    assert_eq!(now.value(), b"b");
+    assert_eq!(inner.revision(), now.mod_revision());
     let all = fenced
         .all([
             TxnOp::put(format!("{p}x"), "1"),
