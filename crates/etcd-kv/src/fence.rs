@@ -23,8 +23,9 @@ use bytes::Bytes;
 /// Every write is one transaction, `if create_revision(holder key) == token then write`:
 /// once the lock or leadership is lost, whatever the reason and however late the write
 /// arrives, it fails with [`Error::NotOwner`] ([`Error::is_not_owner`]) and writes nothing.
-/// The cost is that of a transaction instead of a plain put (one compare more for etcd).
-/// Keys get the namespace of the client the lock or campaign was made with. Reads need no
+/// The cost is that of a transaction instead of a plain put: measured put after put on one
+/// etcd 3.5.30 member on loopback, a median 375 µs against 300 µs (medians of 6 alternating
+/// rounds of 5,000). Keys get the namespace of the client the lock or campaign was made with. Reads need no
 /// fence: use [`client`](Self::client).
 ///
 /// A write whose answer was lost ([`Error::is_outcome_unknown`]) is not retried, as with
