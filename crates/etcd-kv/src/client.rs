@@ -276,6 +276,18 @@ impl ClientBuilder {
         self
     }
 
+    /// TCP keep-alive of every connection: once a connection has carried nothing for
+    /// `interval`, the kernel probes the peer every `interval` and closes the connection
+    /// after 3 unanswered probes. Default 30 s; `None` turns it off. It protects idle
+    /// connections (pooled ones, a quiet watch) against a peer that vanished without
+    /// closing them (a host that lost power, a NAT or firewall that forgot the flow); a
+    /// frozen etcd process still answers probes through its kernel, which
+    /// [`watch_liveness`](Self::watch_liveness) and the request timeout cover.
+    pub fn tcp_keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.transport = self.transport.tcp_keepalive(interval);
+        self
+    }
+
     /// How long one attempt of a request may take. Default 10 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.transport = self.transport.request_timeout(timeout);

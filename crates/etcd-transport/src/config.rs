@@ -158,6 +158,7 @@ impl std::fmt::Debug for Credentials {
 pub struct TransportBuilder {
     pub(crate) endpoints: Vec<String>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) tcp_keepalive: Option<Duration>,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) retry: RetryConfig,
@@ -196,6 +197,9 @@ pub enum Protocol {
     Grpc,
 }
 
+/// The default TCP keep-alive interval (see [`TransportBuilder::tcp_keepalive`]): 30 s.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// The default deadline of a whole call, retries included: 30 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -208,6 +212,7 @@ impl Default for TransportBuilder {
         TransportBuilder {
             endpoints: Vec::new(),
             connect_timeout: Duration::from_secs(3),
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             request_timeout: Some(Duration::from_secs(10)),
             deadline: Some(DEFAULT_DEADLINE),
             retry: RetryConfig::default(),
@@ -253,6 +258,21 @@ impl TransportBuilder {
     /// How long to wait for a TCP (and TLS) connection. Default 3 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// TCP keep-alive of every connection (both protocols): once a connection has carried
+    /// nothing for `interval`, the kernel probes the peer every `interval`, and closes the
+    /// connection after 3 probes go unanswered. Default 30 s; `None` turns it off.
+    ///
+    /// It protects idle connections (pooled ones, a quiet watch stream) against a peer
+    /// that vanished without closing them, such as a host that lost power or a NAT or
+    /// firewall that forgot the flow: without it such a connection looks open until a
+    /// request on it times out. A frozen etcd process does not count: its kernel still
+    /// answers the probes (watch and keep-alive streams detect that with
+    /// `watch_liveness` in etcd-kv, requests with their timeout).
+    pub fn tcp_keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.tcp_keepalive = interval;
         self
     }
 

@@ -53,6 +53,7 @@ pub use backoff::Backoff;
 pub use bidi::BidiStream;
 pub use config::{
     Protocol, RetryConfig, TlsConfig, TransportBuilder, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_LEN,
+    DEFAULT_TCP_KEEPALIVE,
 };
 pub use endpoint::redact_endpoint;
 pub use error::{BoxError, Error};

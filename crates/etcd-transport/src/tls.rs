@@ -1,4 +1,5 @@
-//! The HTTP(S) connector: TCP with nodelay and keep-alive, rustls for `https://`.
+//! The HTTP(S) connector: TCP with nodelay and keep-alive (as configured), rustls for
+//! `https://`.
 
 use crate::config::TlsConfig;
 use crate::error::Error;
@@ -18,6 +19,7 @@ pub(crate) type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<toki
 /// (native gRPC: ALPN `h2` over TLS, prior knowledge over plain TCP).
 pub(crate) fn connector(
     connect_timeout: Duration,
+    keepalive: Option<Duration>,
     tls: Option<&TlsConfig>,
     any_https: bool,
     h2: bool,
@@ -26,7 +28,11 @@ pub(crate) fn connector(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.set_keepalive(keepalive);
+    if keepalive.is_some() {
+        http.set_keepalive_interval(keepalive);
+        http.set_keepalive_retries(Some(3));
+    }
     let config = client_config(tls, any_https)?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)

@@ -31,7 +31,13 @@ impl Wire {
     /// The wire of a transport (`any_https`: some endpoints over TLS).
     pub(crate) fn new(b: &TransportBuilder, any_https: bool) -> Result<Wire, Error> {
         let step_timeout = b.request_timeout.unwrap_or(Duration::from_secs(10));
-        let connector = tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, false)?;
+        let connector = tls::connector(
+            b.connect_timeout,
+            b.tcp_keepalive,
+            b.tls.as_ref(),
+            any_https,
+            false,
+        )?;
         let pool = Pool::new(connector, b.pool_idle_timeout);
         let gateway = Gateway::new(pool, b.max_response_len, step_timeout);
         Ok(match b.protocol {
@@ -39,7 +45,13 @@ impl Wire {
             #[cfg(feature = "grpc")]
             Protocol::Grpc => Wire::Grpc(
                 crate::grpc::Grpc::new(
-                    tls::connector(b.connect_timeout, b.tls.as_ref(), any_https, true)?,
+                    tls::connector(
+                        b.connect_timeout,
+                        b.tcp_keepalive,
+                        b.tls.as_ref(),
+                        any_https,
+                        true,
+                    )?,
                     b.max_response_len,
                     step_timeout,
                 ),

@@ -447,3 +447,104 @@ async fn writes_start_at_the_leader_and_reads_keep_to_their_member() {
     assert_eq!(put.header().member_id(), new_id);
     assert_eq!(client.current_endpoint(), etcd.endpoint(follower));
 }
+
+/// The keep-alive timers of this process's established connections to `port`, as `ss`
+/// shows them (`None`: a connection without one); `None` when `ss` is not installed. In
+/// seconds: some versions of `ss` print seconds with an `ms` suffix (`6.996ms` for a timer
+/// 7 s from firing), so the suffix is not trusted below a minute.
+fn keepalive_timers(port: u16) -> Option<Vec<Option<Duration>>> {
+    let out = std::process::Command::new("ss")
+        .args(["-tnoHp", "state", "established"])
+        .arg(format!("( dport = :{port} )"))
+        .output()
+        .ok()?;
+    let me = format!("pid={},", std::process::id());
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter(|l| l.contains(&me))
+            .map(|l| {
+                let timer = l.split("timer:(keepalive,").nth(1)?;
+                let value = timer.split(',').next()?;
+                let (number, unit) = value.split_at(value.find(|c: char| c.is_alphabetic())?);
+                let number: f64 = number.parse().ok()?;
+                Some(Duration::from_secs_f64(match unit {
+                    "min" => number * 60.0,
+                    _ => number,
+                }))
+            })
+            .collect(),
+    )
+}
+
+/// The TCP keep-alive setting reaches the kernel: 7 s on every connection of a client set
+/// so, none on a client that turned it off.
+#[tokio::test]
+async fn tcp_keepalive_reaches_the_connections() {
+    let Some((etcd, default_client)) = crate::own_etcd().await else {
+        return;
+    };
+    let port: u16 = etcd
+        .endpoint(0)
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    if keepalive_timers(port).is_none() {
+        assert!(!xtask::testing::is_ci(), "CI needs `ss` (iproute2)");
+        eprintln!("skipped: no `ss` on this machine");
+        return;
+    }
+    // The default: 30 s.
+    default_client.get("k").await.unwrap();
+    let timers = keepalive_timers(port).unwrap();
+    eprintln!("keep-alive timers by default: {timers:?}");
+    assert!(!timers.is_empty(), "no connection of ours to port {port}");
+    for timer in &timers {
+        let timer = timer.expect("a keep-alive timer");
+        assert!(
+            timer > Duration::from_secs(20) && timer <= Duration::from_secs(30),
+            "{timers:?}"
+        );
+    }
+    drop(default_client);
+    crate::eventually(Duration::from_secs(5), "the connections close", || async {
+        keepalive_timers(port).unwrap().is_empty()
+    })
+    .await;
+
+    let client = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .tcp_keepalive(Some(Duration::from_secs(7)))
+        .connect()
+        .await
+        .unwrap();
+    client.get("k").await.unwrap();
+    let timers = keepalive_timers(port).unwrap();
+    assert!(!timers.is_empty(), "no connection of ours to port {port}");
+    eprintln!("keep-alive timers at 7 s: {timers:?}");
+    for timer in &timers {
+        let timer = timer.expect("a keep-alive timer");
+        assert!(
+            timer > Duration::from_secs(5) && timer <= Duration::from_secs(7),
+            "{timers:?}"
+        );
+    }
+    drop(client);
+    crate::eventually(Duration::from_secs(5), "the connections close", || async {
+        keepalive_timers(port).unwrap().is_empty()
+    })
+    .await;
+
+    let off = crate::builder()
+        .endpoint(etcd.endpoint(0))
+        .tcp_keepalive(None)
+        .connect()
+        .await
+        .unwrap();
+    off.get("k").await.unwrap();
+    let timers = keepalive_timers(port).unwrap();
+    assert!(!timers.is_empty(), "no connection of ours to port {port}");
+    assert!(timers.iter().all(Option::is_none), "{timers:?}");
+}
