@@ -85,6 +85,20 @@
 //!   [`Client::sync_endpoints`] does it once, [`Client::set_endpoints`] sets a list by
 //!   hand. Calls in flight finish where they started, a kept endpoint keeps its
 //!   connections, and streams move when their member stops.
+//!
+//! The knobs, on [`ClientBuilder`], and what each protects against:
+//!
+//! | knob | default | protects against |
+//! |---|---|---|
+//! | [`connect_timeout`](ClientBuilder::connect_timeout) | 3 s | a member that does not accept connections (a host gone, packets dropped) |
+//! | [`request_timeout`](ClientBuilder::request_timeout) | 10 s | one attempt stuck on a member (frozen, partitioned) |
+//! | [`deadline`](ClientBuilder::deadline) | 30 s | a call failing over for ever: retries included |
+//! | [`retry`](ClientBuilder::retry) | [`RetryConfig::default`] | how often and how fast what is safe to repeat is repeated |
+//! | [`watch_liveness`](ClientBuilder::watch_liveness) | 1 s idle, 1.5 s probe | a watch or keep-alive stream on a frozen, partitioned or leaderless member |
+//! | [`tcp_keepalive`](ClientBuilder::tcp_keepalive) | 30 s | idle connections to a peer that vanished without closing them |
+//! | [`prefer_first`](ClientBuilder::prefer_first) | off | (off: a fleet loading the first member) |
+//! | [`leader_writes`](ClientBuilder::leader_writes) | on (off with `prefer_first`) | a forwarding hop per write |
+//! | [`auto_sync`](ClientBuilder::auto_sync) | off | an endpoint list that no longer matches the members |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
