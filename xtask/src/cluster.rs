@@ -37,6 +37,7 @@ pub struct EtcdBuilder {
     snapshot: Option<PathBuf>,
     tls: Option<ClientTls>,
     partitionable: bool,
+    unix_socket: bool,
 }
 
 /// A TLS client listener beside the plain one (see [`EtcdBuilder::client_tls`]).
@@ -65,7 +66,15 @@ impl EtcdBuilder {
             snapshot: None,
             tls: None,
             partitionable: false,
+            unix_socket: false,
         }
+    }
+
+    /// Gives every node a third client listener, a unix socket (see
+    /// [`Etcd::unix_endpoint`]). The plain listener stays, for the launcher's health checks.
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
+        self
     }
 
     /// Makes the cluster partitionable: [`Etcd::partition`] then cuts the network between
@@ -252,6 +261,7 @@ impl EtcdBuilder {
             token: format!("xtask-{}", unique_suffix()),
             extra_args: self.args.clone(),
             tls: self.tls.clone(),
+            unix_socket: self.unix_socket,
             startup_timeout: self.startup_timeout,
             network,
         };
@@ -336,6 +346,8 @@ pub struct Etcd {
     token: String,
     extra_args: Vec<OsString>,
     tls: Option<ClientTls>,
+    /// Whether every node also listens on a unix socket.
+    unix_socket: bool,
     startup_timeout: Duration,
     /// The table and cgroups of a partitionable cluster.
     network: Option<Arc<Network>>,
@@ -418,6 +430,21 @@ impl Etcd {
     /// Client URL of node `i`.
     pub fn endpoint(&self, i: usize) -> String {
         self.node(i).client_url()
+    }
+
+    /// The unix socket endpoint of node `i`, `unix://<dir>/localhost:<client port>`, when
+    /// the cluster was built with [`EtcdBuilder::unix_socket`]. (etcd takes a socket URL as
+    /// `unix://localhost:PORT` and makes the socket `localhost:PORT` in its working
+    /// directory, the cluster's directory here.)
+    pub fn unix_endpoint(&self, i: usize) -> Option<String> {
+        let node = self.node(i);
+        self.unix_socket.then(|| {
+            format!(
+                "unix://{}/localhost:{}",
+                self.base_dir.display(),
+                node.client_port
+            )
+        })
     }
 
     /// Client port of node `i`.
@@ -751,10 +778,14 @@ impl Etcd {
             Some(port) => format!("{},https://127.0.0.1:{port}", node.client_url()),
             None => node.client_url(),
         };
+        let listen = match self.unix_socket {
+            true => format!("{client},unix://localhost:{}", node.client_port),
+            false => client.clone(),
+        };
         let peer = node.peer_url();
         let mut args: Vec<OsString> = [
             format!("--name={}", node.name),
-            format!("--listen-client-urls={client}"),
+            format!("--listen-client-urls={listen}"),
             format!("--advertise-client-urls={client}"),
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),

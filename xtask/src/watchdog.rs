@@ -98,6 +98,8 @@ impl Guarded {
             })
             .arg(program)
             .args(args)
+            // Where etcd makes the sockets of `unix://` listeners.
+            .current_dir(cleanup.base)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log.try_clone()?));

@@ -233,10 +233,13 @@ impl Default for TransportBuilder {
 impl TransportBuilder {
     /// Adds one endpoint URL: `http://host:port` or `https://host:port`, optionally with a
     /// path (a reverse proxy's); a bare `host:port` means `http://host:port`. The port is
-    /// required (etcd's is usually 2379). [`build`](Self::build) refuses, with an
+    /// required (etcd's is usually 2379). A member on a unix socket is `unix://<socket path>`
+    /// (`unix:///run/etcd.sock`; a relative path is from this process's working
+    /// directory: etcd's `--listen-client-urls unix://localhost:2379` makes the socket
+    /// `localhost:2379` in etcd's), over either protocol. [`build`](Self::build) refuses, with an
     /// [`Error::Config`] saying what to write instead, anything that would dial something
     /// else than meant: a missing or out-of-range port, a misspelt or unsupported scheme
-    /// (`unix://` is not supported yet), a path ending in the API prefix (`/v3`: the
+    /// (`unixs://`), a path ending in the API prefix (`/v3`: the
     /// transport adds it; [`api_prefix`](Self::api_prefix) forces one), credentials in the
     /// URL (use [`credentials`](Self::credentials); the error never shows them), a query,
     /// white space, several endpoints in one string.

@@ -21,6 +21,8 @@ pub(crate) struct Endpoint {
     /// Request paths already built, by method: formatting and parsing a URI for every
     /// request is a visible part of its cost.
     uris: RwLock<Vec<(Box<str>, Uri)>>,
+    /// The socket of a `unix://` endpoint (its requests name the host `localhost`).
+    pub(crate) unix: Option<std::path::PathBuf>,
 }
 
 /// More methods than any client calls; past it, paths are built per request.
@@ -36,12 +38,15 @@ impl Endpoint {
     /// unsupported scheme, a path that is etcd's API prefix (the client adds it itself),
     /// credentials in the URL (never echoed back), a query, white space.
     pub(crate) fn parse(url: &str, prefix: Option<&str>) -> Result<Endpoint, Error> {
-        let parsed = parse_url(url).map_err(Error::Config)?;
         let cell = tokio::sync::OnceCell::new();
         if let Some(p) = prefix {
             // Setting a fresh cell cannot fail.
             let _ = cell.set(normalize_prefix(p));
         }
+        if let Some(path) = url.strip_prefix("unix://") {
+            return Endpoint::unix(url, path, cell);
+        }
+        let parsed = parse_url(url).map_err(Error::Config)?;
         let authority = format!("{}:{}", parsed.host, parsed.port);
         let base = format!("{}://{authority}{}", parsed.scheme, parsed.path);
         let invalid = |e: &dyn std::fmt::Display| {
@@ -71,6 +76,43 @@ impl Endpoint {
             path: parsed.path,
             prefix: cell,
             uris: RwLock::new(Vec::new()),
+            unix: None,
+        })
+    }
+
+    /// A `unix://<path>` endpoint: etcd listening on a unix socket (`--listen-client-urls
+    /// unix://localhost:2379` makes the socket `localhost:2379` in etcd's working
+    /// directory). The path is the socket's, relative to this process's working directory
+    /// unless it starts with `/`.
+    fn unix(
+        url: &str,
+        path: &str,
+        prefix: tokio::sync::OnceCell<String>,
+    ) -> Result<Endpoint, Error> {
+        let refuse = |why: &str| {
+            Err(Error::Config(format!(
+                "invalid endpoint {:?}: {why}; write unix://<socket path>, such as \
+                 unix:///run/etcd.sock or unix://localhost:2379",
+                redact_endpoint(url)
+            )))
+        };
+        if path.is_empty() || path.ends_with('/') {
+            return refuse("no socket path");
+        }
+        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return refuse("white space or a control character in the socket path");
+        }
+        if cfg!(not(unix)) {
+            return refuse("unix sockets exist on unix systems only");
+        }
+        Ok(Endpoint {
+            base: format!("unix://{path}"),
+            origin: Uri::from_static("http://localhost/"),
+            host: HeaderValue::from_static("localhost"),
+            path: String::new(),
+            prefix,
+            uris: RwLock::new(Vec::new()),
+            unix: Some(path.into()),
         })
     }
 
@@ -176,10 +218,16 @@ fn parse_url(url: &str) -> Result<Parsed, String> {
             let scheme = match scheme.to_ascii_lowercase().as_str() {
                 "http" => "http",
                 "https" => "https",
-                "unix" | "unixs" => {
+                "unix" => {
+                    return Err(write(format!(
+                        "is a Unix socket with the scheme {scheme:?}: write unix://<socket path> \
+                         in lower case"
+                    )))
+                }
+                "unixs" => {
                     return Err(write(
-                        "is a Unix socket: Unix sockets are not supported yet; \
-                         write a TCP endpoint such as http://127.0.0.1:2379"
+                        "is TLS over a Unix socket, which is not supported: write \
+                         unix://<socket path> or an https:// endpoint"
                             .into(),
                     ))
                 }
@@ -430,8 +478,9 @@ mod tests {
             ("http//127.0.0.1:2379", "misspelt scheme (\"http//\"): write http://127.0.0.1:2379"),
             ("ftp://x:1", "scheme \"ftp\": write http:// or https://"),
             ("htp://127.0.0.1:2379", "scheme \"htp\": write http:// or https://"),
-            ("unix:///run/etcd.sock", "Unix sockets are not supported yet"),
-            ("unix://localhost:2379", "Unix sockets are not supported yet"),
+            ("unixs://localhost:2379", "TLS over a Unix socket, which is not supported"),
+            ("UNIX:///run/etcd.sock", "write unix://<socket path> in lower case"),
+            ("unix://", "no socket path; write unix://<socket path>"),
             ("127.0.0.1", "has no port: write http://127.0.0.1:2379"),
             ("http://127.0.0.1", "has no port: write http://127.0.0.1:2379"),
             ("https://etcd.example/proxy", "write https://etcd.example:2379/proxy"),

@@ -244,7 +244,7 @@ impl Gateway {
     ) -> Result<(StatusCode, Incoming, Conn), Error> {
         let (response, conn) = self
             .pool
-            .send(&endpoint.idle, &endpoint.origin, request)
+            .send(&endpoint.idle, endpoint, request)
             .await
             .map_err(|e| send_error(&endpoint.base, e))?;
         Ok((response.status(), response.into_body(), conn))
@@ -304,7 +304,7 @@ impl Gateway {
         let endpoint = &*at.endpoint;
         let io = self
             .pool
-            .connect_io(&endpoint.origin)
+            .connect_io(endpoint)
             .await
             .map_err(|source| crate::error::connect_error(&endpoint.base, source))?;
         let scheme = if endpoint.is_https() { "wss" } else { "ws" };

@@ -8,16 +8,15 @@
 //! request to wait for the connection to become idle again, a visible part of a request's
 //! CPU cost on small machines.)
 
-use crate::tls::{Connector, Io};
+use crate::endpoint::Endpoint;
+use crate::tls::{Dialer, Io};
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use std::future::poll_fn;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tower_service::Service;
 
 /// Why a request could not be exchanged.
 pub(crate) enum SendError {
@@ -47,30 +46,29 @@ struct Idle {
 }
 
 pub(crate) struct Pool {
-    connector: Connector,
+    dialer: Dialer,
     idle_timeout: Duration,
 }
 
 impl Pool {
-    /// A pool that opens connections with `connector` and closes those idle longer than
+    /// A pool that opens connections with `dialer` and closes those idle longer than
     /// `idle_timeout`. The idle connections themselves are kept by their endpoints.
-    pub(crate) fn new(connector: Connector, idle_timeout: Duration) -> Pool {
+    pub(crate) fn new(dialer: Dialer, idle_timeout: Duration) -> Pool {
         Pool {
-            connector,
+            dialer,
             idle_timeout,
         }
     }
 
-    /// Sends `request` to the endpoint whose idle connections are `idle` and whose origin
-    /// is `target` (used to connect), and returns the answer's head with the connection it
-    /// arrived on.
+    /// Sends `request` to `target`, whose idle connections are `idle`, and returns the
+    /// answer's head with the connection it arrived on.
     ///
     /// A reused connection that the server closed while it was idle is detected by hyper
     /// before the request is written; the request then goes out on a fresh connection.
     pub(crate) async fn send(
         &self,
         idle: &IdleConns,
-        target: &Uri,
+        target: &Endpoint,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Conn), SendError> {
         loop {
@@ -135,16 +133,14 @@ impl Pool {
         }
     }
 
-    /// Opens a TCP (and TLS, for `https://`) connection to `target`, outside the pool: for a
-    /// WebSocket.
-    pub(crate) async fn connect_io(&self, target: &Uri) -> Result<Io, crate::BoxError> {
-        let mut connector = self.connector.clone();
-        poll_fn(|cx| connector.poll_ready(cx)).await?;
-        connector.call(target.clone()).await
+    /// Opens a connection to `target` (TCP, and TLS for `https://`; or its unix socket),
+    /// outside the pool: for a WebSocket.
+    pub(crate) async fn connect_io(&self, target: &Endpoint) -> Result<Io, crate::BoxError> {
+        self.dialer.dial(target).await
     }
 
     /// Opens a connection to `target` and spawns the task that drives it.
-    async fn connect(&self, target: &Uri) -> Result<Conn, SendError> {
+    async fn connect(&self, target: &Endpoint) -> Result<Conn, SendError> {
         let io = self.connect_io(target).await.map_err(SendError::Connect)?;
         let (send, connection) = http1::handshake(io)
             .await

@@ -2,22 +2,123 @@
 //! `https://`.
 
 use crate::config::TlsConfig;
+use crate::endpoint::Endpoint;
 use crate::error::Error;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tower_service::Service;
 
-pub(crate) type Connector = HttpsConnector<HttpConnector>;
+type Connector = HttpsConnector<HttpConnector>;
 
-/// A connection the connector opened: TCP, with TLS for `https://`.
-pub(crate) type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+/// A connection: TCP (with TLS for `https://`) from the connector, or a unix socket.
+// The TCP side is the common one and was this size before sockets: not boxed, so that
+// every read and write stays one indirection.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Io {
+    Net(hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>),
+    #[cfg(unix)]
+    Unix(TokioIo<tokio::net::UnixStream>),
+}
+
+/// What opens connections: the TCP (and TLS) connector, and the connect timeout.
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    connector: Connector,
+    timeout: Duration,
+}
+
+impl Dialer {
+    /// Opens a connection to `endpoint`: its unix socket, or TCP (and TLS).
+    pub(crate) async fn dial(&self, endpoint: &Endpoint) -> Result<Io, crate::BoxError> {
+        #[cfg(unix)]
+        if let Some(path) = &endpoint.unix {
+            let timeout = self.timeout;
+            let stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+                .await
+                .map_err(|_| format!("connecting to the socket timed out after {timeout:?}"))??;
+            return Ok(Io::Unix(TokioIo::new(stream)));
+        }
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx)).await?;
+        Ok(Io::Net(connector.call(endpoint.origin.clone()).await?))
+    }
+}
+
+/// Runs `$op` on whichever connection `$io` holds.
+macro_rules! each {
+    ($io:expr, $s:ident => $op:expr) => {
+        match $io {
+            Io::Net($s) => $op,
+            #[cfg(unix)]
+            Io::Unix($s) => $op,
+        }
+    };
+}
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+}
 
 /// The connector of HTTP/1.1 connections (the gateway), or with `h2` of HTTP/2 ones
 /// (native gRPC: ALPN `h2` over TLS, prior knowledge over plain TCP).
-pub(crate) fn connector(
+pub(crate) fn dialer(
+    connect_timeout: Duration,
+    keepalive: Option<Duration>,
+    tls: Option<&TlsConfig>,
+    any_https: bool,
+    h2: bool,
+) -> Result<Dialer, Error> {
+    Ok(Dialer {
+        connector: connector(connect_timeout, keepalive, tls, any_https, h2)?,
+        timeout: connect_timeout,
+    })
+}
+
+fn connector(
     connect_timeout: Duration,
     keepalive: Option<Duration>,
     tls: Option<&TlsConfig>,

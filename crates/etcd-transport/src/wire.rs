@@ -31,7 +31,7 @@ impl Wire {
     /// The wire of a transport (`any_https`: some endpoints over TLS).
     pub(crate) fn new(b: &TransportBuilder, any_https: bool) -> Result<Wire, Error> {
         let step_timeout = b.request_timeout.unwrap_or(Duration::from_secs(10));
-        let connector = tls::connector(
+        let connector = tls::dialer(
             b.connect_timeout,
             b.tcp_keepalive,
             b.tls.as_ref(),
@@ -45,7 +45,7 @@ impl Wire {
             #[cfg(feature = "grpc")]
             Protocol::Grpc => Wire::Grpc(
                 crate::grpc::Grpc::new(
-                    tls::connector(
+                    tls::dialer(
                         b.connect_timeout,
                         b.tcp_keepalive,
                         b.tls.as_ref(),

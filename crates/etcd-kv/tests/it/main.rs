@@ -31,6 +31,7 @@ mod streams;
 mod strict;
 mod tls;
 mod txn;
+mod unix;
 mod watch;
 mod watch_handle;
 

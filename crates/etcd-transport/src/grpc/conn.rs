@@ -1,10 +1,11 @@
-//! The HTTP/2 connections of the gRPC side: one per endpoint, opened lazily over our own
-//! TCP/TLS connector, forgotten when broken or after a timeout; the headers of a call.
+//! The HTTP/2 connections of the gRPC side: one per endpoint, opened lazily by the dialer
+//! (TCP, TLS, or a unix socket), forgotten when broken or after a timeout; the headers of a
+//! call.
 
 use crate::endpoint::Endpoint;
 use crate::error::{connect_error, tls_cause, Error};
 use crate::route::Attempt;
-use crate::tls::{Connector, Io};
+use crate::tls::{Dialer, Io};
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
@@ -12,12 +13,10 @@ use http::header::{HeaderName, CONTENT_TYPE, TE};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
 use hyper_util::rt::TokioIo;
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tower_service::Service;
 
 /// HTTP/2 flow-control windows: large enough that a big range answer is not throttled
 /// by window updates on a fast link (the default 64 KiB stream window costs round trips).
@@ -35,7 +34,7 @@ const HAS_LEADER: HeaderName = HeaderName::from_static("hasleader");
 /// The gRPC side of a transport: one HTTP/2 connection per endpoint, kept by the
 /// endpoint ([`Slot`]).
 pub(crate) struct Grpc {
-    connector: Connector,
+    dialer: Dialer,
     generation: std::sync::atomic::AtomicU64,
     /// The message size limit.
     pub(super) max_message: usize,
@@ -104,9 +103,9 @@ impl Metadata {
 }
 
 impl Grpc {
-    pub(crate) fn new(connector: Connector, max_message: usize, step_timeout: Duration) -> Grpc {
+    pub(crate) fn new(dialer: Dialer, max_message: usize, step_timeout: Duration) -> Grpc {
         Grpc {
-            connector,
+            dialer,
             generation: std::sync::atomic::AtomicU64::new(0),
             max_message,
             step_timeout,
@@ -153,13 +152,11 @@ impl Grpc {
         if let Some(conn) = Self::cached(slot) {
             return Ok(conn);
         }
-        let mut connector = self.connector.clone();
-        let io = async {
-            poll_fn(|cx| connector.poll_ready(cx)).await?;
-            connector.call(endpoint.origin.clone()).await
-        }
-        .await
-        .map_err(|source| connect_error(&endpoint.base, source))?;
+        let io = self
+            .dialer
+            .dial(endpoint)
+            .await
+            .map_err(|source| connect_error(&endpoint.base, source))?;
         let io = if endpoint.is_https() {
             first_answer(endpoint, io).await?
         } else {
