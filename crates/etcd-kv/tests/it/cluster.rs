@@ -448,11 +448,13 @@ async fn writes_start_at_the_leader_and_reads_keep_to_their_member() {
     assert_eq!(client.current_endpoint(), etcd.endpoint(follower));
 }
 
-/// The keep-alive timers of this process's established connections to `port`, as `ss`
-/// shows them (`None`: a connection without one); `None` when `ss` is not installed. In
-/// seconds: some versions of `ss` print seconds with an `ms` suffix (`6.996ms` for a timer
-/// 7 s from firing), so the suffix is not trusted below a minute.
-fn keepalive_timers(port: u16) -> Option<Vec<Option<Duration>>> {
+/// This process's established connections to `port` as `ss` shows them: for each, its
+/// keep-alive timer in seconds (`Some(None)`: none; `None`: another timer shows, such as
+/// retransmission with data in flight). `None` when `ss` is not installed. Some versions of
+/// `ss` print seconds with an `ms` suffix (`6.996ms` for a timer 7 s from firing), so the
+/// suffix is not trusted below a minute.
+#[allow(clippy::type_complexity)]
+fn keepalive_timers(port: u16) -> Option<Vec<Option<Option<Duration>>>> {
     let out = std::process::Command::new("ss")
         .args(["-tnoHp", "state", "established"])
         .arg(format!("( dport = :{port} )"))
@@ -460,25 +462,56 @@ fn keepalive_timers(port: u16) -> Option<Vec<Option<Duration>>> {
         .ok()?;
     let me = format!("pid={},", std::process::id());
     let text = String::from_utf8_lossy(&out.stdout);
+    let timer = |line: &str| -> Option<Option<Duration>> {
+        if !line.contains("timer:(") {
+            return Some(None);
+        }
+        let timer = line.split("timer:(keepalive,").nth(1)?;
+        let value = timer.split(',').next()?;
+        let (number, unit) = value.split_at(value.find(|c: char| c.is_alphabetic())?);
+        let number: f64 = number.parse().ok()?;
+        Some(Some(Duration::from_secs_f64(match unit {
+            "min" => number * 60.0,
+            _ => number,
+        })))
+    };
     Some(
         text.lines()
             .filter(|l| l.contains(&me))
-            .map(|l| {
-                let timer = l.split("timer:(keepalive,").nth(1)?;
-                let value = timer.split(',').next()?;
-                let (number, unit) = value.split_at(value.find(|c: char| c.is_alphabetic())?);
-                let number: f64 = number.parse().ok()?;
-                Some(Duration::from_secs_f64(match unit {
-                    "min" => number * 60.0,
-                    _ => number,
-                }))
-            })
+            .map(timer)
             .collect(),
     )
 }
 
-/// The TCP keep-alive setting reaches the kernel: 7 s on every connection of a client set
-/// so, none on a client that turned it off.
+/// Waits (up to 5 s) until this process's connections to `port` satisfy `ok`, given their
+/// keep-alive timers; panics with what `ss` showed last otherwise.
+async fn until_connections(
+    port: u16,
+    what: &str,
+    ok: impl Fn(&[Option<Option<Duration>>]) -> bool,
+) {
+    let mut last = Vec::new();
+    for _ in 0..100 {
+        last = keepalive_timers(port).unwrap();
+        if ok(&last) {
+            eprintln!("{what}: {last:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 5 s; the connections' timers: {last:?}");
+}
+
+/// Whether some connection's keep-alive timer is in `(low, high]` seconds.
+fn some_timer_within(timers: &[Option<Option<Duration>>], low: u64, high: u64) -> bool {
+    timers.iter().any(|t| {
+        t.flatten()
+            .is_some_and(|d| d > Duration::from_secs(low) && d <= Duration::from_secs(high))
+    })
+}
+
+/// The TCP keep-alive setting reaches the kernel: 30 s by default, 7 s on a client set so,
+/// none on a client that turned it off.
 #[tokio::test]
 async fn tcp_keepalive_reaches_the_connections() {
     let Some((etcd, default_client)) = crate::own_etcd().await else {
@@ -496,23 +529,13 @@ async fn tcp_keepalive_reaches_the_connections() {
         eprintln!("skipped: no `ss` on this machine");
         return;
     }
-    // The default: 30 s.
     default_client.get("k").await.unwrap();
-    let timers = keepalive_timers(port).unwrap();
-    eprintln!("keep-alive timers by default: {timers:?}");
-    assert!(!timers.is_empty(), "no connection of ours to port {port}");
-    for timer in &timers {
-        let timer = timer.expect("a keep-alive timer");
-        assert!(
-            timer > Duration::from_secs(20) && timer <= Duration::from_secs(30),
-            "{timers:?}"
-        );
-    }
-    drop(default_client);
-    crate::eventually(Duration::from_secs(5), "the connections close", || async {
-        keepalive_timers(port).unwrap().is_empty()
+    until_connections(port, "keep-alive by default", |t| {
+        some_timer_within(t, 20, 30)
     })
     .await;
+    drop(default_client);
+    until_connections(port, "closed", <[_]>::is_empty).await;
 
     let client = crate::builder()
         .endpoint(etcd.endpoint(0))
@@ -521,21 +544,12 @@ async fn tcp_keepalive_reaches_the_connections() {
         .await
         .unwrap();
     client.get("k").await.unwrap();
-    let timers = keepalive_timers(port).unwrap();
-    assert!(!timers.is_empty(), "no connection of ours to port {port}");
-    eprintln!("keep-alive timers at 7 s: {timers:?}");
-    for timer in &timers {
-        let timer = timer.expect("a keep-alive timer");
-        assert!(
-            timer > Duration::from_secs(5) && timer <= Duration::from_secs(7),
-            "{timers:?}"
-        );
-    }
-    drop(client);
-    crate::eventually(Duration::from_secs(5), "the connections close", || async {
-        keepalive_timers(port).unwrap().is_empty()
+    until_connections(port, "keep-alive at 7 s", |t| {
+        some_timer_within(t, 5, 7) && !some_timer_within(t, 7, 3600)
     })
     .await;
+    drop(client);
+    until_connections(port, "closed", <[_]>::is_empty).await;
 
     let off = crate::builder()
         .endpoint(etcd.endpoint(0))
@@ -544,7 +558,8 @@ async fn tcp_keepalive_reaches_the_connections() {
         .await
         .unwrap();
     off.get("k").await.unwrap();
-    let timers = keepalive_timers(port).unwrap();
-    assert!(!timers.is_empty(), "no connection of ours to port {port}");
-    assert!(timers.iter().all(Option::is_none), "{timers:?}");
+    until_connections(port, "keep-alive off", |t| {
+        !t.is_empty() && t.iter().all(|t| *t == Some(None))
+    })
+    .await;
 }

@@ -60,7 +60,7 @@ async fn bad_endpoints_are_invalid_input_and_dial_nothing() {
             "ftp://127.0.0.1:2379".to_string(),
             "write http:// or https://",
         ),
-        ("unix:///tmp/etcd.sock".to_string(), "not supported yet"),
+        ("unixs://localhost:2379".to_string(), "not supported"),
         ("127.0.0.1".to_string(), "write http://127.0.0.1:2379"),
         (
             "http://127.0.0.1".to_string(),
