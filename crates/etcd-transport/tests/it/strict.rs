@@ -47,7 +47,7 @@ async fn a_refused_endpoint_makes_no_connection() {
         format!("htp:/127.0.0.1:{port}"),
         format!("127.0.0.1:{port}?x=1"),
         format!("127.0.0.1:{port},127.0.0.1:{port}"),
-        format!("unix://127.0.0.1:{port}"),
+        format!("unixs://127.0.0.1:{port}"),
     ];
     for url in &bad {
         let err = Transport::new(url.as_str()).unwrap_err();
