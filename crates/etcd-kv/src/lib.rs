@@ -41,7 +41,8 @@
 //!
 //! Beyond keys: transactions ([`Client::txn`]), paginated scans ([`Client::scan`]), watches
 //! ([`Client::watch`] as a stream, or a callback with [`Watch::on_event`] and
-//! [`Client::watch_ranges`], whose [`WatchHandle`] takes and drops key ranges while it runs),
+//! [`Client::watch_ranges`], whose [`WatchHandle`] takes and drops key ranges while it runs;
+//! a stream that heals after a compaction with [`Watch::resync_on_compaction`]),
 //! leases ([`Client::grant_lease`] and its [`LeaseHandle`], [`LeaseKeeper`]), locks, elections
 //! (with [`Fenced`] writes, which a lost lock or leadership cannot make), sessions, sequences
 //! and queues; cluster and maintenance calls ([`Client::status`],

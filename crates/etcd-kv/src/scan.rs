@@ -31,6 +31,12 @@ pub struct Scan {
 impl Scan {
     key_range_setters!("Scans", range);
 
+    /// Scans `range` from the key (what a watch or read of the same builder covers).
+    pub(crate) fn over(mut self, range: KeyRange) -> Self {
+        self.range = range;
+        self
+    }
+
     /// Keys per page (default [`DEFAULT_PAGE_SIZE`]); memory use is bounded by one page.
     pub fn page_size(mut self, n: i64) -> Self {
         self.page_size = n;

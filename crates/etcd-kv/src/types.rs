@@ -70,6 +70,15 @@ impl KeyValue {
         }
     }
 
+    /// A deleted key as a watch reports it: the key, the deletion's revision, no value.
+    pub(crate) fn deleted(key: Bytes, revision: i64) -> KeyValue {
+        KeyValue {
+            key,
+            mod_revision: revision,
+            ..KeyValue::default()
+        }
+    }
+
     /// The key (without the client's namespace).
     pub fn key(&self) -> &[u8] {
         &self.key

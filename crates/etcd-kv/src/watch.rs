@@ -4,10 +4,13 @@
 //! member freezes or loses its leader, the stream reconnects (same or next endpoint, with
 //! backoff) and each watch resumes from the revision after the last one it delivered
 //! whole, so no event is lost or repeated. When that revision has been compacted, the
-//! watch yields [`Error::Compacted`] and ends.
+//! watch yields [`Error::Compacted`] and ends, or, built with
+//! [`Watch::resync_on_compaction`], lists the range and yields the difference
+//! ([`resync`]).
 
 pub(crate) mod event;
 pub(crate) mod hub;
+mod resync;
 mod set;
 mod stream;
 
@@ -31,6 +34,7 @@ pub struct Watch<'a> {
     key: Bytes,
     range: KeyRange,
     create: WatchCreateRequest,
+    resync: bool,
 }
 
 impl<'a> Watch<'a> {
@@ -68,10 +72,73 @@ impl<'a> Watch<'a> {
         self
     }
 
+    /// Heals the watch after a compaction instead of ending it with
+    /// [`Error::Compacted`](crate::Error::Compacted): when the revision it must resume
+    /// from has been compacted away (a long disconnection, a consumer that fell behind),
+    /// it lists the range at the current revision, compares the listing with what it has
+    /// delivered, yields the differences as synthetic puts and deletes
+    /// ([`WatchResponse::is_resync`]), and goes on watching after the listing's revision.
+    /// A consumer that applies every event keeps an exact copy of the range.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: etcd_kv::Client) -> etcd_kv::Result<()> {
+    /// use futures_util::StreamExt;
+    /// use std::collections::BTreeMap;
+    /// // The copy starts from a listing; the watch starts right after it.
+    /// let listing = client.range("jobs/").prefix().await?;
+    /// let mut jobs: BTreeMap<Vec<u8>, Vec<u8>> =
+    ///     listing.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec())).collect();
+    /// let mut watch = client
+    ///     .watch("jobs/")
+    ///     .prefix()
+    ///     .start_revision(listing.revision() + 1)
+    ///     .resync_on_compaction()
+    ///     .await?;
+    /// while let Some(response) = watch.next().await {
+    ///     let response = response?;
+    ///     if response.is_resync() {
+    ///         println!("resynced at revision {}", response.revision());
+    ///     }
+    ///     for event in response.events() {
+    ///         if event.is_put() {
+    ///             jobs.insert(event.key().to_vec(), event.kv().value().to_vec());
+    ///         } else {
+    ///             jobs.remove(event.key());
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// What the copy starts from: the range at the revision before the watch's first one.
+    /// The watch reads the keys (without values) there when it is created, so give it the
+    /// revision after the listing the consumer started from (without a start revision, it
+    /// lists the current keys and starts after them). A start revision that is compacted
+    /// already fails the `await` with `Compacted`: the watch cannot know what the consumer
+    /// holds.
+    ///
+    /// What it costs: memory for each key of the range (its bytes, its mod revision and
+    /// about 40 bytes of map), bounded by the range, not by the number of events; a
+    /// keys-only listing when created; after a compaction, a listing with values page by
+    /// page ([`Client::scan`]), one resync response per page of differences. `no_put()` and
+    /// `no_delete()` are applied by the client (etcd sends every event, which the watch
+    /// needs to know the keys). Transient failures of the listing are retried with backoff;
+    /// others end the watch with the error.
+    ///
+    /// Only for a [`WatchStream`]: [`on_event`](Self::on_event) and
+    /// [`Client::watch_ranges`] refuse it.
+    pub fn resync_on_compaction(mut self) -> Self {
+        self.resync = true;
+        self
+    }
+
     /// Creates the watch and waits until etcd has confirmed it: changes made after this
     /// returns are seen. Fails with a timeout when etcd has not confirmed it within the
     /// request timeout (a member that hangs, or answers garbage).
     pub async fn send(self) -> Result<WatchStream> {
+        if self.resync {
+            return resync::open(self).await;
+        }
         let create = self.wire_request()?;
         self.client.open_watch(create).await
     }
@@ -137,6 +204,7 @@ impl Client {
             key: key.into_bytes(),
             range: KeyRange::Single,
             create: WatchCreateRequest::default(),
+            resync: false,
         }
     }
 }
@@ -175,6 +243,12 @@ impl Client {
         let mut start = 0;
         let mut requests = Vec::with_capacity(ranges.len());
         for range in &ranges {
+            if range.resync {
+                return Err(crate::Error::invalid(
+                    "resync_on_compaction() is for a watch read as a WatchStream (`.await`), \
+                     not for on_event or watch_ranges",
+                ));
+            }
             let given = range.create.start_revision;
             if given != 0 && start != 0 && given != start {
                 return Err(crate::Error::invalid(

@@ -92,11 +92,13 @@ impl WatchEvent {
     }
 }
 
-/// The events of one revision (one transaction), or a progress notification.
+/// The events of one revision (one transaction), or a progress notification, or (from a
+/// watch that [resyncs](crate::Watch::resync_on_compaction)) the changes a compaction hid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchResponse {
     revision: i64,
     events: Vec<WatchEvent>,
+    resync: bool,
 }
 
 impl WatchResponse {
@@ -119,6 +121,16 @@ impl WatchResponse {
     /// True for a progress notification (no events).
     pub fn is_progress_notify(&self) -> bool {
         self.events.is_empty()
+    }
+
+    /// True for the synthetic events of a resync after a compaction (see
+    /// [`Watch::resync_on_compaction`](crate::Watch::resync_on_compaction)): the puts and
+    /// deletes that turn what the watch delivered before into the range as it is at
+    /// [`revision`](Self::revision). They carry no previous key-values; a delete's key-value
+    /// has the resync's revision (the key was deleted at it or before). A resync of many
+    /// keys comes as several responses of the same revision.
+    pub fn is_resync(&self) -> bool {
+        self.resync
     }
 }
 
@@ -149,6 +161,7 @@ pub(crate) fn group_by_revision(
             _ => out.push(WatchResponse {
                 revision,
                 events: vec![event],
+                resync: false,
             }),
         }
     }
@@ -158,15 +171,30 @@ pub(crate) fn group_by_revision(
 impl WatchResponse {
     /// The events of one revision.
     pub(crate) fn from_events(revision: i64, events: Vec<WatchEvent>) -> WatchResponse {
-        WatchResponse { revision, events }
+        WatchResponse {
+            revision,
+            events,
+            resync: false,
+        }
+    }
+
+    /// Synthetic events of a resync at `revision`.
+    pub(crate) fn resync(revision: i64, events: Vec<WatchEvent>) -> WatchResponse {
+        WatchResponse {
+            revision,
+            events,
+            resync: true,
+        }
     }
 
     /// A progress notification at `revision`.
     pub(crate) fn progress(revision: i64) -> WatchResponse {
-        WatchResponse {
-            revision,
-            events: Vec::new(),
-        }
+        WatchResponse::from_events(revision, Vec::new())
+    }
+
+    /// Keeps the events `keep` accepts (the same response, resync or not).
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&WatchEvent) -> bool) {
+        self.events.retain(keep);
     }
 }
 

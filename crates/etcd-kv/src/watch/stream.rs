@@ -7,6 +7,7 @@ use crate::error::Result;
 use etcd_wire::watch::WatchCreateRequest;
 use futures_core::Stream;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
@@ -15,7 +16,8 @@ use tokio::sync::mpsc;
 /// It survives connection loss, a frozen member and a member that lost its leader: the
 /// watch moves to another endpoint and resumes after the last revision it delivered whole,
 /// so no event is lost or repeated. It ends after yielding a terminal error:
-/// [`Error::Compacted`](crate::Error::Compacted) when the revision to resume from was compacted, [`Error::Auth`](crate::Error::Auth)
+/// [`Error::Compacted`](crate::Error::Compacted) when the revision to resume from was compacted
+/// (unless built with [`resync_on_compaction`](crate::Watch::resync_on_compaction)), [`Error::Auth`](crate::Error::Auth)
 /// when etcd refuses it permission, or the server's reason when etcd cancels it.
 ///
 /// All watches of a client share one connection per endpoint where the server allows it
@@ -25,7 +27,24 @@ use tokio::sync::mpsc;
 #[must_use = "streams do nothing unless polled"]
 pub struct WatchStream {
     pub(super) events: mpsc::Receiver<Result<WatchResponse>>,
-    handle: SubHandle,
+    handle: Handle,
+}
+
+/// The watch on the hub a stream reads: its own, or (behind a resyncing watch's task) the
+/// one the task reads now, replaced at each resync.
+#[derive(Debug)]
+pub(super) enum Handle {
+    Own(SubHandle),
+    Current(Arc<Mutex<SubHandle>>),
+}
+
+impl Handle {
+    fn with<T>(&self, f: impl FnOnce(&SubHandle) -> T) -> T {
+        match self {
+            Handle::Own(handle) => f(handle),
+            Handle::Current(current) => f(&current.lock().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
 }
 
 impl WatchStream {
@@ -43,13 +62,26 @@ impl WatchStream {
     ///
     /// Needs the shared (WebSocket) stream: in [`StreamMode::PerCall`](crate::StreamMode)
     /// it fails with [`Error::Unsupported`](crate::Error::Unsupported).
+    ///
+    /// On a watch that [resyncs](crate::Watch::resync_on_compaction), a request made
+    /// while it lists the range after a compaction is not answered.
     pub fn request_progress(&self) -> Result<()> {
-        self.handle.request_progress()
+        self.handle.with(SubHandle::request_progress)
     }
 
     /// The endpoint the watch is on now.
     pub fn endpoint(&self) -> String {
-        self.handle.endpoint()
+        self.handle.with(SubHandle::endpoint)
+    }
+
+    /// A stream of `events` whose watch on the hub is `handle`.
+    pub(super) fn new(events: mpsc::Receiver<Result<WatchResponse>>, handle: Handle) -> Self {
+        WatchStream { events, handle }
+    }
+
+    /// The channel of events and the watch on the hub (which is cancelled when dropped).
+    pub(super) fn into_parts(self) -> (mpsc::Receiver<Result<WatchResponse>>, Handle) {
+        (self.events, self.handle)
     }
 }
 
@@ -70,6 +102,6 @@ impl Client {
             .watch_hub
             .create(self.namespace.clone(), create)
             .await?;
-        Ok(WatchStream { events, handle })
+        Ok(WatchStream::new(events, Handle::Own(handle)))
     }
 }

@@ -531,7 +531,7 @@ async fn the_memory_limit_stops_the_cache_with_a_typed_error() {
 }
 
 /// The index of a member that is not the leader.
-async fn follower(etcd: &xtask::Etcd) -> usize {
+pub(crate) async fn follower(etcd: &xtask::Etcd) -> usize {
     for i in 0..3 {
         let c = Client::connect(etcd.endpoint(i)).await.unwrap();
         if c.status().await.unwrap().is_leader() {

@@ -24,6 +24,7 @@ mod membership;
 mod namespace;
 mod queue;
 mod range;
+mod resync;
 mod scan;
 mod sequence;
 mod session;
