@@ -213,6 +213,20 @@ pub enum Error {
         /// The create revision the key was held with (the fencing token).
         token: i64,
     },
+    /// A [`Generations::commit`](crate::Generations::commit) found that another commit
+    /// made its generation current first; the staged generation was removed and the
+    /// current one is unchanged by this commit.
+    #[error(
+        "commit conflict under {prefix:?}: another commit made generation {} current \
+         first; nothing of this commit is visible",
+        .current.as_deref().unwrap_or("(none)")
+    )]
+    CommitConflict {
+        /// The prefix of the generations (in the client's namespace).
+        prefix: String,
+        /// The generation that is current now (`None`: none is).
+        current: Option<String>,
+    },
     /// An error of your own (or a decoding error: a value that is not UTF-8, not a
     /// number...) raised inside a body that returns this crate's [`Result`], such as
     /// [`Client::with_lock`](crate::Client::with_lock) and
@@ -306,6 +320,11 @@ impl Error {
     /// leadership is no longer held; nothing was written.
     pub fn is_not_owner(&self) -> bool {
         matches!(self, Error::NotOwner { .. })
+    }
+
+    /// True for [`Error::CommitConflict`]: another commit of the same generations won.
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(self, Error::CommitConflict { .. })
     }
 
     /// An [`Error::Stopped`]: `what` (a task of this client) has stopped.

@@ -43,6 +43,8 @@
 //! ([`Client::watch`] as a stream, or a callback with [`Watch::on_event`] and
 //! [`Client::watch_ranges`], whose [`WatchHandle`] takes and drops key ranges while it runs;
 //! a stream that heals after a compaction with [`Watch::resync_on_compaction`]),
+//! bulk writes within the server's limits ([`Client::batch`]), atomic commits larger than
+//! one transaction ([`Client::generations`]),
 //! leases ([`Client::grant_lease`] and its [`LeaseHandle`], [`LeaseKeeper`]), locks, elections
 //! (with [`Fenced`] writes, which a lost lock or leadership cannot make), sessions, sequences
 //! and queues; cluster and maintenance calls ([`Client::status`],
@@ -111,6 +113,7 @@ mod readme {}
 
 mod auth;
 mod backend;
+mod batch;
 pub mod cache;
 mod claim;
 mod client;
@@ -123,6 +126,7 @@ mod error;
 mod error_tests;
 mod fence;
 mod floor;
+mod generation;
 mod key;
 mod kv;
 mod lease;
@@ -142,6 +146,7 @@ mod watch;
 pub use auth::{
     AuthStatus, GrantPermission, Permission, PermissionType, RevokePermission, Role, User, UserAdd,
 };
+pub use batch::{Batch, BatchResult};
 pub use cache::{
     AtRevision, Cache, CacheBuilder, CacheSnapshot, CacheSubscription, CacheUpdate, CacheView,
 };
@@ -157,6 +162,7 @@ pub use etcd_transport::{redact_endpoint, Backoff, Protocol, RetryConfig, TlsCon
 /// return them.
 pub use etcd_wire::{Code, Status};
 pub use fence::Fenced;
+pub use generation::{Committed, GenerationView, Generations, DEFAULT_STAGING_TTL};
 pub use key::{prefix_end, IntoBytes};
 pub use kv::{
     Compact, Delete, DeleteResponse, Put, PutResponse, Range, RangeResponse, SortOrder, SortTarget,

@@ -209,6 +209,28 @@ impl TxnOp {
         TxnOp(Op::Txn(Box::new(txn.spec)))
     }
 
+    /// What a [`Batch`](crate::Batch) needs to know of this operation: the key of a
+    /// one-key write, a write of a key range, or neither.
+    pub(crate) fn write_target(&self) -> WriteTarget<'_> {
+        match &self.0 {
+            Op::Put(p) => WriteTarget::Key(&p.request.key),
+            Op::Delete(d) if d.range == KeyRange::Single => WriteTarget::Key(&d.key),
+            Op::Delete(_) => WriteTarget::Range,
+            Op::Range(_) | Op::Txn(_) => WriteTarget::Other,
+        }
+    }
+
+    /// The bytes of keys and values this operation carries in `ns`, as the client's
+    /// `max_request_bytes` check counts them; its wire form's error, if the op is invalid.
+    pub(crate) fn payload_len(&self, ns: &Namespace) -> Result<usize> {
+        use etcd_wire::Rpc;
+        let request = wire::TxnRequest {
+            success: vec![self.to_wire(ns)?],
+            ..wire::TxnRequest::default()
+        };
+        Ok(request.payload_len())
+    }
+
     fn to_wire(&self, ns: &Namespace) -> Result<wire::RequestOp> {
         Ok(match &self.0 {
             Op::Range(s) => s.to_wire(ns)?.into(),
@@ -241,6 +263,16 @@ impl From<Txn<'_>> for TxnOp {
     fn from(t: Txn<'_>) -> TxnOp {
         TxnOp::txn(t)
     }
+}
+
+/// See [`TxnOp::write_target`].
+pub(crate) enum WriteTarget<'a> {
+    /// A put or delete of this one key.
+    Key(&'a Bytes),
+    /// A delete of a key range.
+    Range,
+    /// A read or a nested transaction.
+    Other,
 }
 
 #[derive(Debug, Clone, Default)]

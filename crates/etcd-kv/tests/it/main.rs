@@ -7,6 +7,7 @@
 //! Without etcd (and without `CI` set) the tests return early after a notice.
 
 mod auth;
+mod batch;
 mod cache;
 mod child;
 mod cluster;
@@ -14,6 +15,7 @@ mod election;
 mod errors;
 mod etcdctl;
 mod fence;
+mod generation;
 #[cfg(feature = "grpc")]
 mod interop;
 mod kv;
