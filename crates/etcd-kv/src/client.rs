@@ -291,6 +291,17 @@ impl ClientBuilder {
         self
     }
 
+    /// HTTP/2 keep-alive of the gRPC connections: while calls or streams are open, a PING
+    /// every `interval`; one unanswered for `timeout` closes the connection (its calls fail
+    /// and its streams move on). Off by default. Keep `interval` at or above etcd's
+    /// `--grpc-keepalive-min-time` (5 s by default), which closes connections that ping
+    /// more often. See
+    /// [`TransportBuilder::http2_keep_alive`](etcd_transport::TransportBuilder::http2_keep_alive).
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.transport = self.transport.http2_keep_alive(interval, timeout);
+        self
+    }
+
     /// How long one attempt of a request may take. Default 10 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.transport = self.transport.request_timeout(timeout);

@@ -99,6 +99,7 @@
 //! | [`retry`](ClientBuilder::retry) | [`RetryConfig::default`] | how often and how fast what is safe to repeat is repeated |
 //! | [`watch_liveness`](ClientBuilder::watch_liveness) | 1 s idle, 1.5 s probe | a watch or keep-alive stream on a frozen, partitioned or leaderless member |
 //! | [`tcp_keepalive`](ClientBuilder::tcp_keepalive) | 30 s | idle connections to a peer that vanished without closing them |
+//! | [`http2_keep_alive`](ClientBuilder::http2_keep_alive) | off | (gRPC) a member that stops answering under open calls and streams, caught below the transport in interval + timeout |
 //! | [`prefer_first`](ClientBuilder::prefer_first) | off | (off: a fleet loading the first member) |
 //! | [`leader_writes`](ClientBuilder::leader_writes) | on (off with `prefer_first`) | a forwarding hop per write |
 //! | [`auto_sync`](ClientBuilder::auto_sync) | off | an endpoint list that no longer matches the members |

@@ -54,6 +54,7 @@ impl Wire {
                     )?,
                     b.max_response_len,
                     step_timeout,
+                    b.http2_keep_alive,
                 ),
                 gateway,
             ),

@@ -24,6 +24,7 @@ mod lock;
 mod maintenance;
 mod membership;
 mod namespace;
+mod ping;
 mod queue;
 mod range;
 mod resync;

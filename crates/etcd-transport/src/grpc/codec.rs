@@ -2,7 +2,7 @@
 //! `grpc-message` trailers (or headers), the message size limit, and the errors a call
 //! ends with.
 
-use super::conn::{ended_by_tls, Conn};
+use super::conn::{ended_by_tls, ended_without_pong, Conn};
 use crate::error::{tls_cause, Error};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use etcd_wire::Code;
@@ -186,10 +186,15 @@ impl<'a> Call<'a> {
                 return tls;
             }
         }
+        let outcome_unknown = e.reason() != Some(h2::Reason::REFUSED_STREAM);
+        let source: crate::error::BoxError = match ended_without_pong(conn) {
+            Some(ended) => Box::new(ended),
+            None => Box::new(e),
+        };
         Error::Io {
             endpoint: self.endpoint.to_string(),
-            outcome_unknown: e.reason() != Some(h2::Reason::REFUSED_STREAM),
-            source: Box::new(e),
+            outcome_unknown,
+            source,
         }
     }
 }

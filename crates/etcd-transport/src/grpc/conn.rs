@@ -41,6 +41,8 @@ pub(crate) struct Grpc {
     /// How long a step with no deadline of its own may take (a stream's send, the version
     /// probe): the request timeout, 10 s when unlimited.
     pub(super) step_timeout: Duration,
+    /// HTTP/2 PING interval and timeout, when on.
+    keep_alive: Option<(Duration, Duration)>,
 }
 
 /// Where an endpoint keeps its HTTP/2 connection.
@@ -61,24 +63,75 @@ pub(super) struct Conn {
     /// Why the connection ended, once it has: a request on it only learns that it was
     /// closed, while the cause (a certificate refused after the handshake...) is here.
     ended: Arc<OnceLock<ConnectionEnded>>,
+    /// Held by the endpoint's slot and by each call on the connection: more than one
+    /// holder means streams are open (the keep-alive pings only then).
+    _users: Arc<()>,
 }
 
-/// The error that ended a connection.
+/// What ended a connection.
 #[derive(Debug, Clone)]
-struct ConnectionEnded(Arc<h2::Error>);
+pub(super) struct ConnectionEnded(Arc<Ending>);
+
+#[derive(Debug)]
+enum Ending {
+    /// The connection failed, or closed.
+    H2(h2::Error),
+    /// The server did not answer a keep-alive PING in time: closed by the client.
+    NoPong(Duration),
+}
 
 impl std::fmt::Display for ConnectionEnded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the connection ended: {}", self.0)
+        match &*self.0 {
+            Ending::H2(e) => write!(f, "the connection ended: {e}"),
+            Ending::NoPong(timeout) => write!(
+                f,
+                "the connection was closed: no answer to an HTTP/2 PING within {timeout:?}"
+            ),
+        }
     }
 }
 
 impl std::error::Error for ConnectionEnded {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        // h2's error hides the I/O error it wraps from `source()`.
-        match self.0.get_io() {
-            Some(io) => Some(io),
-            None => Some(&*self.0),
+        match &*self.0 {
+            // h2's error hides the I/O error it wraps from `source()`.
+            Ending::H2(e) => match e.get_io() {
+                Some(io) => Some(io),
+                None => Some(e),
+            },
+            Ending::NoPong(_) => None,
+        }
+    }
+}
+
+/// Sends a PING every `interval` while streams are open on the connection (etcd, like
+/// every gRPC server by default, refuses pings without streams), and gives up on the
+/// connection when one goes unanswered for `timeout`.
+struct Pinger {
+    ping_pong: h2::PingPong,
+    users: std::sync::Weak<()>,
+    interval: Duration,
+    timeout: Duration,
+}
+
+impl Pinger {
+    /// Why the connection must close, or `None` once nothing holds it any more.
+    async fn run(mut self) -> Option<Ending> {
+        loop {
+            tokio::time::sleep(self.interval).await;
+            match self.users.strong_count() {
+                0 => return None,
+                // Only the endpoint's slot: no stream open.
+                1 => continue,
+                _ => {}
+            }
+            match tokio::time::timeout(self.timeout, self.ping_pong.ping(h2::Ping::opaque())).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Some(Ending::H2(e)),
+                Err(_) => return Some(Ending::NoPong(self.timeout)),
+            }
         }
     }
 }
@@ -103,12 +156,18 @@ impl Metadata {
 }
 
 impl Grpc {
-    pub(crate) fn new(dialer: Dialer, max_message: usize, step_timeout: Duration) -> Grpc {
+    pub(crate) fn new(
+        dialer: Dialer,
+        max_message: usize,
+        step_timeout: Duration,
+        keep_alive: Option<(Duration, Duration)>,
+    ) -> Grpc {
         Grpc {
             dialer,
             generation: std::sync::atomic::AtomicU64::new(0),
             max_message,
             step_timeout,
+            keep_alive,
         }
     }
 
@@ -165,7 +224,7 @@ impl Grpc {
                 io,
             }
         };
-        let (send, connection) = h2::client::Builder::new()
+        let (send, mut connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(1 << 20)
@@ -176,11 +235,31 @@ impl Grpc {
         let base = endpoint.base.clone();
         let ended = Arc::new(OnceLock::new());
         let cause = ended.clone();
+        let users = Arc::new(());
+        let pinger = self.keep_alive.and_then(|(interval, timeout)| {
+            Some(Pinger {
+                ping_pong: connection.ping_pong()?,
+                users: Arc::downgrade(&users),
+                interval,
+                timeout,
+            })
+        });
         tokio::spawn(async move {
-            let ending = match connection.await {
-                Ok(()) => h2::Error::from(h2::Reason::NO_ERROR),
+            let result = match pinger {
+                None => connection.await.map_err(Ending::H2),
+                Some(pinger) => tokio::select! {
+                    result = &mut connection => result.map_err(Ending::H2),
+                    ending = pinger.run() => match ending {
+                        // Dropping the connection fails the calls on it.
+                        Some(ending) => Err(ending),
+                        None => connection.await.map_err(Ending::H2),
+                    },
+                },
+            };
+            let ending = match result {
+                Ok(()) => Ending::H2(h2::Error::from(h2::Reason::NO_ERROR)),
                 Err(e) => {
-                    tracing::debug!(endpoint = %base, error = %e, "HTTP/2 connection ended");
+                    tracing::debug!(endpoint = %base, error = ?e, "HTTP/2 connection ended");
                     e
                 }
             };
@@ -192,6 +271,7 @@ impl Grpc {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             send,
             ended,
+            _users: users,
         };
         let mut slot = match slot.conn.lock() {
             Ok(guard) => guard,
@@ -350,6 +430,14 @@ impl hyper::rt::Write for Primed {
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
+}
+
+/// The end of `conn` when the client closed it for a PING left unanswered.
+pub(super) fn ended_without_pong(conn: &Conn) -> Option<ConnectionEnded> {
+    conn.ended
+        .get()
+        .filter(|e| matches!(&*e.0, Ending::NoPong(_)))
+        .cloned()
 }
 
 /// A [`Error::TlsHandshake`] when what ended `conn` was TLS (a client certificate the
