@@ -425,7 +425,7 @@ const GRPC_SUITES: &[&str] = &[
     "-p",
     "etcd-tools",
     "--features",
-    "etcd-kv/grpc,etcd-pmap/grpc,etcd-tools/grpc",
+    "etcd-kv/grpc,etcd-kv/srv,etcd-pmap/grpc,etcd-tools/grpc",
 ];
 
 /// Seconds of load under faults per etcd version in `cargo xtask ci`'s robustness step,

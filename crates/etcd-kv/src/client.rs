@@ -229,6 +229,8 @@ pub struct ClientBuilder {
     stream_mode: StreamMode,
     liveness: Liveness,
     auto_sync: Option<Duration>,
+    #[cfg(feature = "srv")]
+    discovery: Option<etcd_transport::SrvDiscovery>,
 }
 
 impl Default for ClientBuilder {
@@ -240,6 +242,8 @@ impl Default for ClientBuilder {
             stream_mode: StreamMode::default(),
             liveness: Liveness::default(),
             auto_sync: None,
+            #[cfg(feature = "srv")]
+            discovery: None,
         }
     }
 }
@@ -260,6 +264,39 @@ impl ClientBuilder {
     /// space, several endpoints in one string.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.transport = self.transport.endpoint(url);
+        self
+    }
+
+    /// This builder with the endpoints found by its SRV discovery, if any.
+    #[cfg(feature = "srv")]
+    async fn discovered(mut self) -> Result<ClientBuilder> {
+        if let Some(srv) = self.discovery.take() {
+            let found = srv.endpoints().await.map_err(Error::from_transport)?;
+            self.transport = self.transport.endpoints(found);
+        }
+        Ok(self)
+    }
+
+    /// Finds the endpoints in DNS SRV records when [`connect`](Self::connect)ing (feature
+    /// `srv`): `_etcd-client-ssl._tcp.<domain>` (`https://`) and
+    /// `_etcd-client._tcp.<domain>` (`http://`), as `etcdctl --discovery-srv` does. They
+    /// come after any endpoints given. A lookup that finds nothing fails `connect` with
+    /// [`Error::Transport`] (`SRV discovery under ... failed`). See
+    /// [`SrvDiscovery`](etcd_transport::SrvDiscovery).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> etcd_kv::Result<()> {
+    /// use etcd_kv::SrvDiscovery;
+    /// let client = etcd_kv::Client::builder()
+    ///     .discovery(SrvDiscovery::new("example.com"))
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    #[cfg(feature = "srv")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "srv")))]
+    pub fn discovery(mut self, srv: etcd_transport::SrvDiscovery) -> Self {
+        self.discovery = Some(srv);
         self
     }
 
@@ -503,7 +540,11 @@ impl ClientBuilder {
     /// [`Error::NotEtcd`], naming the endpoint; none answering at all is
     /// [`Error::Unavailable`].
     pub async fn connect(self) -> Result<Client> {
-        let client = self.build()?;
+        #[cfg(feature = "srv")]
+        let builder = self.discovered().await?;
+        #[cfg(not(feature = "srv"))]
+        let builder = self;
+        let client = builder.build()?;
         client.server_version().await?;
         Ok(client)
     }

@@ -88,6 +88,9 @@
 //!   [`Client::sync_endpoints`] does it once, [`Client::set_endpoints`] sets a list by
 //!   hand. Calls in flight finish where they started, a kept endpoint keeps its
 //!   connections, and streams move when their member stops.
+//! - **Finds the cluster.** With the `srv` feature, `ClientBuilder::discovery` takes the
+//!   endpoints from DNS SRV records (`_etcd-client-ssl._tcp.<domain>`,
+//!   `_etcd-client._tcp.<domain>`) when connecting, as `etcdctl --discovery-srv` does.
 //!
 //! The knobs, on [`ClientBuilder`], and what each protects against:
 //!
@@ -158,6 +161,9 @@ pub use config::{
 };
 pub use election::{Campaign, Election, LeaderChanges, LeaderInfo, LeaderStream, Leadership};
 pub use error::{Cause, Error, Result};
+#[cfg(feature = "srv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "srv")))]
+pub use etcd_transport::SrvDiscovery;
 pub use etcd_transport::{redact_endpoint, Backoff, Protocol, RetryConfig, TlsConfig};
 /// The gRPC code and status of a server's answer, as [`Error::status`] and [`Error::code`]
 /// return them.

@@ -328,6 +328,9 @@ async fn run(args: Args) -> Result<bool, String> {
         for (error, count) in error_summary(&run.history) {
             note!("robustness: {name}: {count} x {error}");
         }
+        if let Some(line) = lock_summary(&run.history) {
+            note!("robustness: {name}: {line}");
+        }
         for watch in &run.history.watches {
             if let Some(ended) = &watch.ended {
                 note!("robustness: {name}: watch {} ended: {ended}", watch.id);
@@ -365,6 +368,35 @@ fn scenario_seed(seed: u64, name: &str) -> u64 {
 
 /// The errors of failed and unknown operations, most frequent first (the first three),
 /// with endpoints and numbers blurred so that alike errors group.
+/// What the lock workload's fenced writes came to: `None` without lock holders. The
+/// checker proves that no refused write applied; this says how many there were.
+fn lock_summary(history: &etcd_robustness::history::History) -> Option<String> {
+    use etcd_robustness::history::Outcome;
+    if history.locks.is_empty() {
+        return None;
+    }
+    let writes: std::collections::HashSet<u64> = history
+        .locks
+        .iter()
+        .flat_map(|l| l.writes.iter().copied())
+        .collect();
+    let (mut applied, mut refused, mut unknown, mut other) = (0, 0, 0, 0);
+    for op in history.ops.iter().filter(|op| writes.contains(&op.id)) {
+        match &op.outcome {
+            Outcome::Cas { succeeded: true, .. } => applied += 1,
+            Outcome::Failed { error } if error.contains("not the owner") => refused += 1,
+            Outcome::Unknown { .. } => unknown += 1,
+            _ => other += 1,
+        }
+    }
+    Some(format!(
+        "lock holders: {} holds, {} fenced writes: {applied} applied, {refused} refused as \
+         not the owner, {unknown} of unknown outcome, {other} not applied otherwise",
+        history.locks.len(),
+        writes.len()
+    ))
+}
+
 fn error_summary(history: &etcd_robustness::history::History) -> Vec<(String, usize)> {
     use etcd_robustness::history::Outcome;
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();

@@ -123,6 +123,16 @@ pub enum Error {
     /// The request could not be encoded.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] serde_json::Error),
+    /// DNS SRV discovery found no endpoints (feature `srv`): the lookups failed, or no
+    /// record exists.
+    #[error("SRV discovery under {domain:?} failed: {}", chain(.source.as_ref()))]
+    Discovery {
+        /// The domain looked up.
+        domain: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// The configuration is invalid (bad URL, unreadable certificate...).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -275,7 +285,7 @@ impl Error {
             | Error::NotEtcd { endpoint, .. }
             | Error::UpgradeRefused { endpoint, .. } => Some(endpoint),
             Error::Unavailable { last, .. } => last.endpoint(),
-            Error::Encode(_) | Error::Config(_) | Error::Tls(_) => None,
+            Error::Encode(_) | Error::Config(_) | Error::Tls(_) | Error::Discovery { .. } => None,
         }
     }
 
@@ -357,6 +367,7 @@ impl Error {
             | Error::UpgradeRefused { .. }
             | Error::Encode(_)
             | Error::Config(_)
+            | Error::Discovery { .. }
             | Error::Tls(_) => false,
         }
     }

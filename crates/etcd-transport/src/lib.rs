@@ -44,6 +44,8 @@ mod gateway;
 mod grpc;
 mod pool;
 mod route;
+#[cfg(feature = "srv")]
+mod srv;
 mod stream;
 mod tls;
 mod transport;
@@ -58,5 +60,8 @@ pub use config::{
 pub use endpoint::redact_endpoint;
 pub use error::{BoxError, Error};
 pub use etcd_wire::Idempotency;
+#[cfg(feature = "srv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "srv")))]
+pub use srv::SrvDiscovery;
 pub use stream::MessageStream;
 pub use transport::Transport;

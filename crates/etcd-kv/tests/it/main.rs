@@ -31,6 +31,8 @@ mod resync;
 mod scan;
 mod sequence;
 mod session;
+#[cfg(feature = "srv")]
+mod srv;
 mod streams;
 mod strict;
 mod tls;
