@@ -375,6 +375,10 @@ pub struct LockRecord {
     /// (etcd's `IsOwner`: `create_revision(owner_key) == owner_revision`), which the `Cas`
     /// request does not show: one that did not succeed says nothing about the counter.
     pub writes: Vec<u64>,
+    /// Whether its lease was revoked right after it acquired the lock (a stale holder:
+    /// every write of it must be refused).
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// One lease of the lease workload: granted, kept alive by a keeper, a key attached.

@@ -383,15 +383,19 @@ fn lock_summary(history: &etcd_robustness::history::History) -> Option<String> {
     let (mut applied, mut refused, mut unknown, mut other) = (0, 0, 0, 0);
     for op in history.ops.iter().filter(|op| writes.contains(&op.id)) {
         match &op.outcome {
-            Outcome::Cas { succeeded: true, .. } => applied += 1,
+            Outcome::Cas {
+                succeeded: true, ..
+            } => applied += 1,
             Outcome::Failed { error } if error.contains("not the owner") => refused += 1,
             Outcome::Unknown { .. } => unknown += 1,
             _ => other += 1,
         }
     }
+    let stale = history.locks.iter().filter(|l| l.stale).count();
     Some(format!(
-        "lock holders: {} holds, {} fenced writes: {applied} applied, {refused} refused as \
-         not the owner, {unknown} of unknown outcome, {other} not applied otherwise",
+        "lock holders: {} holds ({stale} made stale), {} fenced writes: {applied} applied, \
+         {refused} refused as not the owner, {unknown} of unknown outcome, {other} not \
+         applied otherwise",
         history.locks.len(),
         writes.len()
     ))

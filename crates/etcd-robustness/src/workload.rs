@@ -429,7 +429,9 @@ pub async fn lease_worker(
 }
 
 /// Lock workload: take the lock, increment the shared counter `increments` times under
-/// it with fenced compare-and-sets, release; again. Returns the holders it recorded.
+/// it with fenced compare-and-sets, release; again. One holder in four first loses its
+/// lease (revoked from its own client) and writes anyway, stale. Returns the holders it
+/// recorded.
 pub async fn lock_worker(
     mut w: Worker,
     lock_name: String,
@@ -462,6 +464,13 @@ pub async fn lock_worker(
             acquired: w.recorder.now(),
             ..LockRecord::default()
         };
+        if w.rng.gen_ratio(1, 4) {
+            // A stale holder: its lease is lost (revoked, as if it had expired during a
+            // pause) and the next waiter may take the lock; its fenced writes must all be
+            // refused, which the lock check verifies against the store.
+            let _ = w.client.lease_revoke(guard.session().lease_id()).await;
+            record.stale = true;
+        }
         for _ in 0..2 {
             // Read the counter, then write the next value, fenced.
             let read = get(&w, &counter_key, ReadKind::Linearizable).await;

@@ -9,6 +9,17 @@ use std::time::Duration;
 
 const KEYS: usize = 100_000;
 
+/// How many keys start with `prefix`.
+async fn count(client: &Client, prefix: String) -> i64 {
+    client
+        .range(prefix)
+        .prefix()
+        .count_only()
+        .await
+        .unwrap()
+        .count()
+}
+
 fn entries(tag: &'static str, n: usize) -> impl Iterator<Item = (String, String)> {
     (0..n).map(move |i| (format!("k{i:06}"), format!("{tag}-{i}")))
 }
@@ -103,13 +114,8 @@ async fn a_100000_key_commit_is_seen_old_or_new_whole_at_every_moment() {
     assert!(old > 0 && old < moments.len(), "both generations seen");
 
     // The old generation is gone; only the current one is listed.
-    let old_keys = client
-        .range(format!("{prefix}gen/{}/", first.generation()))
-        .prefix()
-        .count_only()
-        .await
-        .unwrap();
-    assert_eq!(old_keys.count(), 0);
+    let old_keys = count(&client, format!("{prefix}gen/{}/", first.generation())).await;
+    assert_eq!(old_keys, 0);
     let listed = client
         .range(format!("{prefix}gens/"))
         .prefix()
@@ -141,13 +147,8 @@ async fn a_losing_or_failing_commit_leaves_nothing() {
         }
         other => panic!("{other:?}"),
     }
-    let all = client
-        .range(format!("{prefix}gen/"))
-        .prefix()
-        .count_only()
-        .await
-        .unwrap();
-    assert_eq!(all.count(), 10, "only the winner's keys");
+    let all = count(&client, format!("{prefix}gen/")).await;
+    assert_eq!(all, 10, "only the winner's keys");
 
     let small = crate::builder()
         .endpoint(etcd.endpoint(0))
@@ -163,13 +164,8 @@ async fn a_losing_or_failing_commit_leaves_nothing() {
     assert!(matches!(refused, Error::InvalidInput { .. }), "{refused:?}");
     let view = generations.current().await.unwrap().unwrap();
     assert_eq!(view.generation(), fast.generation(), "unchanged");
-    let all = client
-        .range(format!("{prefix}gen/"))
-        .prefix()
-        .count_only()
-        .await
-        .unwrap();
-    assert_eq!(all.count(), 10);
+    let all = count(&client, format!("{prefix}gen/")).await;
+    assert_eq!(all, 10);
     let listed = client
         .range(format!("{prefix}gens/"))
         .prefix()
@@ -206,13 +202,8 @@ async fn an_abandoned_commit_is_collected_after_its_lease() {
         },
     )
     .await;
-    let all = client
-        .range(format!("{prefix}gen/"))
-        .prefix()
-        .count_only()
-        .await
-        .unwrap();
-    assert_eq!(all.count(), 10, "only the current generation");
+    let all = count(&client, format!("{prefix}gen/")).await;
+    assert_eq!(all, 10, "only the current generation");
     let view = generations.current().await.unwrap().unwrap();
     assert_eq!(view.generation(), kept.generation());
     assert_eq!(view.count("").await.unwrap(), 10);

@@ -43,6 +43,17 @@ fn apply(copy: &mut Map, response: &WatchResponse, last: &mut i64) {
     }
 }
 
+/// A resyncing watch of `prefix` from the revision after `start`.
+async fn resyncing(client: &Client, prefix: &str, start: i64) -> WatchStream {
+    client
+        .watch(prefix)
+        .prefix()
+        .start_revision(start + 1)
+        .resync_on_compaction()
+        .await
+        .unwrap()
+}
+
 /// Writes `n` changes under `prefix`: puts to new and existing keys, deletes.
 async fn churn(client: &Client, prefix: &str, n: usize) {
     for i in 0..n {
@@ -116,13 +127,7 @@ async fn a_consumer_behind_a_compaction_gets_a_resync_and_an_exact_copy() {
         })
         .await;
     let (mut copy, start) = listing(&client, prefix).await;
-    let mut watch = client
-        .watch(prefix)
-        .prefix()
-        .start_revision(start + 1)
-        .resync_on_compaction()
-        .await
-        .unwrap();
+    let mut watch = resyncing(&client, prefix, start).await;
     // More changes than the watch buffers: the hub pauses it.
     churn(&client, prefix, 3000).await;
     // Deleted across the first page's end.
@@ -238,13 +243,7 @@ async fn a_watch_whose_member_was_down_through_a_compaction_resyncs_to_the_range
     let writer = crate::builder().endpoints(others).connect().await.unwrap();
     seed(&writer, prefix).await;
     let (copy, start) = listing(&writer, prefix).await;
-    let mut watch = watcher
-        .watch(prefix)
-        .prefix()
-        .start_revision(start + 1)
-        .resync_on_compaction()
-        .await
-        .unwrap();
+    let mut watch = resyncing(&watcher, prefix, start).await;
     let copy = Arc::new(Mutex::new((copy, 0usize)));
     let consumer = {
         let copy = copy.clone();

@@ -472,6 +472,7 @@ mod tests {
             acquired: 190,
             released: Some(220),
             writes: vec![w],
+            stale: false,
         });
         kit
     }

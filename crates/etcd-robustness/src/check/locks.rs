@@ -377,6 +377,7 @@ mod tests {
                 acquired,
                 released: Some(t),
                 writes,
+                stale: false,
             });
             t += 10;
         }
@@ -506,6 +507,7 @@ mod tests {
             acquired: 990,
             released: Some(1_020),
             writes: vec![id],
+            stale: false,
         });
         id
     }

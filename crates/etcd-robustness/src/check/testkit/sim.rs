@@ -354,6 +354,7 @@ fn add_extras(kit: &mut Kit, rng: &mut StdRng, config: SimConfig) {
             acquired,
             released: Some(t),
             writes,
+            stale: false,
         });
         t += 50;
     }
