@@ -3,10 +3,11 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::txn::{TxnOp, TxnResponse, WriteTarget};
+use crate::txn::{Compare, TxnOp, TxnResponse, WriteTarget};
 use bytes::Bytes;
 use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 /// Bytes counted per operation besides its keys and values (protobuf framing), so that a
@@ -59,6 +60,14 @@ pub struct Batch {
     max_bytes: usize,
     concurrency: usize,
     ops: Vec<TxnOp>,
+    /// The compares of `ops` (see [`Batch::push_if`]).
+    compares: Vec<Compare>,
+    /// The compare each transaction gets from the revision of the last one applied.
+    guard: Option<Guard>,
+    /// Send nothing more once a transaction did not apply ([`Batch::stop_at_failure`]).
+    stop_at_failure: bool,
+    /// A settled transaction did not apply.
+    failed: bool,
     /// The keys written by `ops`, and whether `ops` is a range delete (alone).
     keys: HashSet<Bytes>,
     range: bool,
@@ -69,11 +78,26 @@ pub struct Batch {
     settled: VecDeque<BatchResult>,
 }
 
+/// The compare a guarded batch adds to each transaction, and the revision it is made of.
+struct Guard {
+    make: Arc<dyn Fn(i64) -> Compare + Send + Sync>,
+    revision: i64,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The result of one transaction of a [`Batch`], for each of its operations.
 #[derive(Debug)]
 pub struct BatchResult {
     ops: Range<u64>,
-    result: Result<i64>,
+    /// The revision when applied; `None` when its compares failed.
+    result: Result<Option<i64>>,
 }
 
 impl BatchResult {
@@ -82,9 +106,16 @@ impl BatchResult {
         self.ops.clone()
     }
 
-    /// The revision the transaction applied at; `None` when it failed.
+    /// The revision the transaction applied at; `None` when it failed or its compares
+    /// did not hold.
     pub fn revision(&self) -> Option<i64> {
-        self.result.as_ref().ok().copied()
+        self.result.as_ref().ok().copied().flatten()
+    }
+
+    /// True when the transaction's compares ([`Batch::push_if`], [`Batch::guard`]) did
+    /// not hold: nothing of it applied.
+    pub fn compares_failed(&self) -> bool {
+        matches!(self.result, Ok(None))
     }
 
     /// Why the transaction failed (nothing applied, or, when
@@ -93,8 +124,8 @@ impl BatchResult {
         self.result.as_ref().err()
     }
 
-    /// The revision, or the error.
-    pub fn into_result(self) -> Result<i64> {
+    /// The revision (`None`: the compares did not hold), or the error.
+    pub fn into_result(self) -> Result<Option<i64>> {
         self.result
     }
 }
@@ -109,6 +140,10 @@ impl Client {
             max_bytes: self.inner.limits.max_request_bytes,
             concurrency: 1,
             ops: Vec::new(),
+            compares: Vec::new(),
+            guard: None,
+            stop_at_failure: false,
+            failed: false,
             keys: HashSet::new(),
             range: false,
             bytes: 0,
@@ -127,26 +162,74 @@ impl Batch {
         self
     }
 
-    /// The most operations in one transaction (default: the client's `max_txn_ops`, at
-    /// most it).
+    /// The most operations (and the most compares) in one transaction (default: the
+    /// client's `max_txn_ops`). Over the client's, transactions fail with
+    /// [`Error::InvalidInput`] before they are sent.
     pub fn max_ops(mut self, n: usize) -> Self {
-        self.max_ops = n.clamp(1, self.client.inner.limits.max_txn_ops.max(1));
+        self.max_ops = n.max(1);
+        self
+    }
+
+    /// The most bytes of keys, values and compares in one transaction, counting 32 bytes
+    /// of framing per operation (default: the client's `max_request_bytes`). Over the
+    /// client's, transactions fail with [`Error::InvalidInput`] before they are sent.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sends nothing more once a transaction did not apply (it failed, or its compares
+    /// did not hold): the operations pushed after it stay queued, without a result, until
+    /// [`abandon`](Self::abandon). For imports that stop at the first failure, so that
+    /// what was applied is a known prefix of the transactions sent.
+    pub fn stop_at_failure(mut self) -> Self {
+        self.stop_at_failure = true;
+        self
+    }
+
+    /// Optimistic concurrency over the whole batch: each transaction also compares
+    /// `guard(revision)`, where `revision` is the store revision after the last
+    /// transaction of the batch applied (`since` before the first), and applies only if it
+    /// holds. Transactions then go one at a time (concurrency 1), each once the one before
+    /// has applied. etcd-import's `--unchanged-since` is
+    /// `guard(r, |r| Compare::mod_revision(prefix).prefix().lt(r + 1))`: nothing under the
+    /// prefix changed but by the batch itself.
+    pub fn guard(
+        mut self,
+        since: i64,
+        guard: impl Fn(i64) -> Compare + Send + Sync + 'static,
+    ) -> Self {
+        self.guard = Some(Guard {
+            make: Arc::new(guard),
+            revision: since,
+        });
+        self.concurrency = 1;
         self
     }
 
     /// Queues `op` (a put, or a delete) and returns its number. It waits while
     /// `concurrency` transactions are in flight and this one must be sent. An operation
-    /// that is not a put or a delete, or larger alone than `max_request_bytes`, is refused
-    /// with [`Error::InvalidInput`] and queues nothing.
+    /// that is not a put or a delete, or invalid (an empty key...), is refused with
+    /// [`Error::InvalidInput`] and queues nothing. One larger alone than the byte limit
+    /// goes in a transaction of its own, whose result says the client refused it.
     pub async fn push(&mut self, op: TxnOp) -> Result<u64> {
+        self.push_if(op, []).await
+    }
+
+    /// Queues `op` to apply only if `compares` hold (with the rest of its transaction:
+    /// when one compare fails, none of the transaction's operations applies, and its
+    /// [`BatchResult::compares_failed`]). For writes guarded by what was read, such as
+    /// etcd-import's check that a key's mod revision is unchanged.
+    pub async fn push_if(
+        &mut self,
+        op: TxnOp,
+        compares: impl IntoIterator<Item = Compare>,
+    ) -> Result<u64> {
         let ns = &self.client.namespace;
-        let cost = op.payload_len(ns)? + OP_OVERHEAD;
-        if cost > self.max_bytes {
-            return Err(Error::invalid(format!(
-                "a batched operation of {cost} bytes is over the limit of {} bytes \
-                 (etcd's --max-request-bytes, the client's max_request_bytes)",
-                self.max_bytes
-            )));
+        let compares: Vec<Compare> = compares.into_iter().collect();
+        let mut cost = op.payload_len(ns)? + OP_OVERHEAD;
+        for compare in &compares {
+            cost += compare.payload_len(ns)? + OP_OVERHEAD;
         }
         let key = match op.write_target() {
             WriteTarget::Key(key) => Some(key.clone()),
@@ -158,11 +241,14 @@ impl Batch {
                 ))
             }
         };
+        let guarded = usize::from(self.guard.is_some());
         let fits = !self.range
             && self.ops.len() < self.max_ops
+            && self.compares.len() + compares.len() + guarded <= self.max_ops
             && self.bytes + cost <= self.max_bytes
             && key.as_ref().is_some_and(|k| !self.keys.contains(k));
-        if !self.ops.is_empty() && !fits {
+        let stopped = self.stop_at_failure && self.failed;
+        if !self.ops.is_empty() && !fits && !stopped {
             self.send().await;
         }
         match key {
@@ -172,6 +258,7 @@ impl Batch {
             None => self.range = true,
         }
         self.ops.push(op);
+        self.compares.extend(compares);
         self.bytes += cost;
         self.next += 1;
         Ok(self.next - 1)
@@ -191,8 +278,29 @@ impl Batch {
 
     /// Sends what is queued, waits for every transaction, and returns the results not
     /// taken yet, in order.
-    pub async fn finish(mut self) -> Vec<BatchResult> {
+    pub async fn finish(&mut self) -> Vec<BatchResult> {
         self.flush().await;
+        self.wait_all().await
+    }
+
+    /// Drops what is queued (never sent: its operations get no result), waits for the
+    /// transactions in flight, and returns the results not taken yet, in order.
+    pub async fn abandon(&mut self) -> Vec<BatchResult> {
+        self.next -= self.ops.len() as u64;
+        self.ops.clear();
+        self.compares.clear();
+        self.keys.clear();
+        self.range = false;
+        self.bytes = 0;
+        self.wait_all().await
+    }
+
+    /// How many transactions are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    async fn wait_all(&mut self) -> Vec<BatchResult> {
         while !self.in_flight.is_empty() {
             self.settle_one().await;
         }
@@ -203,13 +311,20 @@ impl Batch {
         while self.in_flight.len() >= self.concurrency {
             self.settle_one().await;
         }
+        if self.stop_at_failure && self.failed {
+            return;
+        }
         let ops = std::mem::take(&mut self.ops);
+        let mut compares = std::mem::take(&mut self.compares);
+        if let Some(guard) = &self.guard {
+            compares.push((guard.make)(guard.revision));
+        }
         let numbers = self.next - ops.len() as u64..self.next;
         self.keys.clear();
         self.range = false;
         self.bytes = 0;
         let client = self.client.clone();
-        let task = tokio::spawn(async move { client.txn().and_then(ops).await });
+        let task = tokio::spawn(async move { client.txn().when(compares).and_then(ops).await });
         self.in_flight.push_back((numbers, task));
     }
 
@@ -218,7 +333,7 @@ impl Batch {
             return;
         };
         let result = match task.await {
-            Ok(answer) => answer.map(|r| r.revision()),
+            Ok(answer) => answer.map(|r| r.succeeded().then(|| r.revision())),
             // The task stopped (a panic, the runtime shutting down) perhaps after
             // sending: the transaction may or may not have applied.
             Err(e) => Err(Error::from_transport(etcd_transport::Error::Io {
@@ -227,6 +342,10 @@ impl Batch {
                 source: Box::new(e),
             })),
         };
+        if let (Some(guard), Ok(Some(revision))) = (&mut self.guard, &result) {
+            guard.revision = guard.revision.max(*revision);
+        }
+        self.failed |= !matches!(result, Ok(Some(_)));
         self.settled.push_back(BatchResult { ops, result });
     }
 }

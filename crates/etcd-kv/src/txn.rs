@@ -65,6 +65,17 @@ impl Compare {
         CompareBuilder::new(key, TargetUnion::Lease)
     }
 
+    /// The bytes of keys and values this compare carries in `ns`, as the client's
+    /// `max_request_bytes` check counts them.
+    pub(crate) fn payload_len(&self, ns: &Namespace) -> Result<usize> {
+        use etcd_wire::Rpc;
+        let request = wire::TxnRequest {
+            compare: vec![self.to_wire(ns)?],
+            ..wire::TxnRequest::default()
+        };
+        Ok(request.payload_len())
+    }
+
     pub(crate) fn to_wire(&self, ns: &Namespace) -> Result<wire::Compare> {
         check_key(&self.key, &self.range)?;
         let (key, range_end) = ns.range(&self.key, &self.range);

@@ -56,6 +56,41 @@ async fn writes_go_in_transactions_within_max_txn_ops_in_order() {
     assert!(results.iter().all(|r| r.revision().is_some()));
     let value = client.range(format!("{prefix}twice")).await.unwrap();
     assert_eq!(value.kvs()[0].value_str().unwrap(), "3");
+
+    // Guarded: each transaction applies only if nothing under the prefix changed since the
+    // batch's last one; a write from elsewhere stops the rest.
+    let start = client.range(&prefix).prefix().await.unwrap().revision();
+    let guarded_prefix = prefix.clone();
+    let mut batch = client.batch().max_ops(3).guard(start, move |revision| {
+        etcd_kv::Compare::mod_revision(guarded_prefix.clone())
+            .prefix()
+            .lt(revision + 1)
+    });
+    for i in 0..3 {
+        batch
+            .push(TxnOp::put(format!("{prefix}g{i}"), "1"))
+            .await
+            .unwrap();
+    }
+    batch.flush().await;
+    let first: Vec<_> = batch.finish().await;
+    assert!(first[0].revision().is_some());
+    client.put(format!("{prefix}elsewhere"), "x").await.unwrap();
+    batch
+        .push_if(
+            TxnOp::put(format!("{prefix}g9"), "1"),
+            [etcd_kv::Compare::version(format!("{prefix}g0")).gt(0)],
+        )
+        .await
+        .unwrap();
+    let second = batch.finish().await;
+    assert!(second[0].compares_failed(), "{second:?}");
+    assert!(client
+        .range(format!("{prefix}g9"))
+        .await
+        .unwrap()
+        .kvs()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -91,7 +126,7 @@ async fn transactions_stay_within_max_request_bytes_and_run_concurrently() {
 }
 
 #[tokio::test]
-async fn bad_operations_are_refused_and_queue_nothing_and_a_failed_transaction_is_reported() {
+async fn reads_are_refused_and_failed_transactions_are_reported_with_their_operations() {
     let (etcd, _client, prefix) = crate::setup!("batch-bad");
     let client = crate::builder()
         .endpoint(etcd.endpoint(0))
@@ -112,11 +147,6 @@ async fn bad_operations_are_refused_and_queue_nothing_and_a_failed_transaction_i
         .await
         .unwrap_err();
     assert!(matches!(read, Error::InvalidInput { .. }), "{read:?}");
-    let big = batch
-        .push(TxnOp::put(format!("{prefix}big"), "x".repeat(10_000)))
-        .await
-        .unwrap_err();
-    assert!(matches!(big, Error::InvalidInput { .. }), "{big:?}");
     assert_eq!(
         batch
             .push(TxnOp::put(format!("{prefix}b"), "2"))
@@ -124,7 +154,10 @@ async fn bad_operations_are_refused_and_queue_nothing_and_a_failed_transaction_i
             .unwrap(),
         1
     );
-    // A lease that does not exist fails its transaction (ops 2 and 3) only.
+    // Over the request limit alone: a transaction of its own, refused by the client.
+    let big = TxnOp::put(format!("{prefix}big"), "x".repeat(10_000));
+    assert_eq!(batch.push(big).await.unwrap(), 2);
+    // A lease that does not exist fails its transaction (ops 3 and 4) only.
     batch
         .push(TxnOp::put_with_lease(
             format!("{prefix}c"),
@@ -153,10 +186,20 @@ async fn bad_operations_are_refused_and_queue_nothing_and_a_failed_transaction_i
         .collect();
     assert_eq!(
         shown,
-        [(0..2, true), (2..4, false), (4..5, true), (5..6, true)]
+        [
+            (0..2, true),
+            (2..3, false),
+            (3..5, false),
+            (5..6, true),
+            (6..7, true)
+        ]
     );
     assert!(matches!(
         results[1].error(),
+        Some(Error::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        results[2].error(),
         Some(Error::LeaseNotFound { .. })
     ));
     let keys = crate::suffixes(client.range(&prefix).prefix().await.unwrap().kvs(), &prefix);

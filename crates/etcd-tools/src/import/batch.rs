@@ -1,5 +1,6 @@
-//! The batcher: changes grouped into transactions within etcd's limits, some in flight at
-//! once, settled and reported in order.
+//! The import's writes: changes handed to the client's [`Batch`] (transactions within
+//! etcd's limits, some in flight at once, `--unchanged-since` as its guard), whose results
+//! are reported in order, each change once its transaction applied.
 
 use super::ImportOptions;
 use crate::diff::{Change, ChangeKind, DiffCounts, Report};
@@ -7,40 +8,31 @@ use crate::error::{Error, Result};
 use crate::error::{TxnOutcome, TxnState};
 use crate::record::display_key;
 use bytes::Bytes;
-use etcd_kv::{Client, Compare, TxnOp};
+use etcd_kv::{Batch, BatchResult, Client, Compare, TxnOp};
 use std::collections::VecDeque;
 
-/// Groups changes into transactions within etcd's limits, with up to `concurrency` of
-/// them in flight (settled, and reported, in order).
+/// The import's batch, and the changes it holds until their transactions settle.
 pub(super) struct Batcher {
-    client: Client,
-    max_ops: usize,
-    max_bytes: usize,
-    concurrency: usize,
-    /// The prefix of the `--unchanged-since` guard, when given.
-    guard: Option<Bytes>,
-    ops: Vec<TxnOp>,
-    compares: Vec<Compare>,
-    pending: Vec<(ChangeKind, Bytes)>,
-    bytes: usize,
-    in_flight: VecDeque<InFlight>,
-    /// Transactions sent so far (the last one's number).
-    sent: u64,
+    batch: Batch,
+    guarded: bool,
+    /// The changes pushed and not yet settled, in the order of the batch's operations.
+    changes: VecDeque<(ChangeKind, Bytes)>,
+    /// Transactions settled so far (the next one's number is this plus one).
+    settled: u64,
     /// The revision after the last transaction (the snapshot's before the first).
     pub(super) revision: i64,
     pub(super) transactions: u64,
     applied: DiffCounts,
 }
 
-/// A transaction sent, and what it changes.
-struct InFlight {
-    /// Its number in the import, from 1.
+/// A settled transaction and what it changed.
+struct Settled {
     number: u64,
     changes: Vec<(ChangeKind, Bytes)>,
-    task: tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
+    result: BatchResult,
 }
 
-impl InFlight {
+impl Settled {
     fn outcome(&self, state: TxnState) -> TxnOutcome {
         let key = |c: Option<&(ChangeKind, Bytes)>| c.map(|c| display_key(&c.1));
         TxnOutcome {
@@ -51,44 +43,50 @@ impl InFlight {
             state,
         }
     }
-}
 
-/// Bytes counted per operation besides its key and value (protobuf framing).
-const OP_OVERHEAD: usize = 32;
-
-/// What a settled transaction's answer means.
-enum Settled {
-    Applied(i64),
-    /// Its compares failed (`--unchanged-since`): nothing applied.
-    CompareFailed,
-    Failed(etcd_kv::Error),
+    fn state(&self) -> TxnState {
+        if let Some(revision) = self.result.revision() {
+            return TxnState::Applied { revision };
+        }
+        match self.result.error() {
+            Some(e) => failed_state(e),
+            None => TxnState::NotApplied {
+                reason: "the keyspace under the prefix changed (--unchanged-since)".into(),
+            },
+        }
+    }
 }
 
 impl Batcher {
     pub(super) fn new(client: &Client, options: &ImportOptions, snapshot_revision: i64) -> Self {
         let guarded = options.unchanged_since.is_some();
-        Batcher {
-            client: client.clone(),
+        let mut batch = client
+            .batch()
             // A guarded transaction also compares the whole prefix: one compare more.
-            max_ops: if guarded {
+            .max_ops(if guarded {
                 options.max_txn_ops.saturating_sub(1).max(1)
             } else {
                 options.max_txn_ops.max(1)
-            },
-            max_bytes: options.max_txn_bytes,
-            // The guard chains each transaction to the revision of the one before.
-            concurrency: if guarded {
-                1
-            } else {
-                options.concurrency.max(1)
-            },
-            guard: guarded.then(|| options.prefix.clone()),
-            ops: Vec::new(),
-            compares: Vec::new(),
-            pending: Vec::new(),
-            bytes: 0,
-            in_flight: VecDeque::new(),
-            sent: 0,
+            })
+            .max_bytes(options.max_txn_bytes)
+            .concurrency(options.concurrency.max(1))
+            // What was applied stays a known prefix of what was sent.
+            .stop_at_failure();
+        if guarded {
+            // Nothing under the prefix changed since our last write (or the snapshot);
+            // the guard chains each transaction to the one before (one at a time).
+            let prefix = options.prefix.clone();
+            batch = batch.guard(snapshot_revision, move |revision| {
+                Compare::mod_revision(prefix.clone())
+                    .prefix()
+                    .lt(revision + 1)
+            });
+        }
+        Batcher {
+            batch,
+            guarded,
+            changes: VecDeque::new(),
+            settled: 0,
             revision: snapshot_revision,
             transactions: 0,
             applied: DiffCounts::default(),
@@ -100,164 +98,150 @@ impl Batcher {
         change: Change,
         report: &mut Report<W>,
     ) -> Result<()> {
-        let guarded = self.guard.is_some();
-        let mut cost = change.key.len() + change.value.len() + OP_OVERHEAD;
-        if guarded && change.kind != ChangeKind::Added {
-            cost += change.key.len() + OP_OVERHEAD;
-        }
-        if !self.ops.is_empty()
-            && (self.ops.len() >= self.max_ops || self.bytes + cost > self.max_bytes)
-        {
-            self.send(report).await?;
-        }
-        if guarded && change.kind != ChangeKind::Added {
+        let mut compares = Vec::new();
+        if self.guarded && change.kind != ChangeKind::Added {
             // Catches a deletion of this key since the snapshot, which the prefix
             // compare cannot see.
-            self.compares
-                .push(Compare::mod_revision(change.key.clone()).eq(change.mod_revision));
+            compares.push(Compare::mod_revision(change.key.clone()).eq(change.mod_revision));
         }
-        self.ops.push(match change.kind {
+        let op = match change.kind {
             ChangeKind::Added | ChangeKind::Changed => TxnOp::put(change.key.clone(), change.value),
             ChangeKind::Deleted => TxnOp::delete(change.key.clone()),
-        });
-        self.pending.push((change.kind, change.key));
-        self.bytes += cost;
-        Ok(())
-    }
-
-    /// Sends the pending operations as one transaction, waiting for earlier ones while
-    /// too many are in flight.
-    async fn send<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
-        if self.ops.is_empty() {
-            return Ok(());
+        };
+        self.changes.push_back((change.kind, change.key.clone()));
+        if let Err(e) = self.batch.push_if(op, compares).await {
+            self.changes.pop_back();
+            let error = Error::Etcd {
+                context: format!("writing key {}", display_key(&change.key)),
+                source: Box::new(e),
+            };
+            return Err(self.abandon(error, report).await);
         }
-        while self.in_flight.len() >= self.concurrency {
-            self.settle(report).await?;
-        }
-        let mut compares = std::mem::take(&mut self.compares);
-        if let Some(prefix) = &self.guard {
-            // Nothing under the prefix changed since our last write (or the snapshot).
-            compares.push(
-                Compare::mod_revision(prefix.clone())
-                    .prefix()
-                    .lt(self.revision + 1),
-            );
-        }
-        let ops = std::mem::take(&mut self.ops);
-        let client = self.client.clone();
-        let task = tokio::spawn(async move { client.txn().when(compares).and_then(ops).await });
-        self.sent += 1;
-        self.in_flight.push_back(InFlight {
-            number: self.sent,
-            changes: std::mem::take(&mut self.pending),
-            task,
-        });
-        self.bytes = 0;
-        Ok(())
+        let settled: Vec<BatchResult> = self.batch.results().collect();
+        self.take(settled, report).await
     }
 
     /// Sends what is pending and waits for every transaction.
     pub(super) async fn finish<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
-        self.send(report).await?;
-        while !self.in_flight.is_empty() {
-            self.settle(report).await?;
+        let settled = self.batch.finish().await;
+        self.take(settled, report).await
+    }
+
+    /// The next settled transaction, with its changes.
+    fn settle(&mut self, result: BatchResult) -> Settled {
+        let n = result.ops().count().min(self.changes.len());
+        self.settled += 1;
+        Settled {
+            number: self.settled,
+            changes: self.changes.drain(..n).collect(),
+            result,
+        }
+    }
+
+    /// Counts and reports settled transactions in order. On the first that did not
+    /// apply, waits for the others in flight (nothing more is sent), so that the error
+    /// says exactly what was applied and what became of each transaction in flight.
+    async fn take<W: std::io::Write>(
+        &mut self,
+        settled: Vec<BatchResult>,
+        report: &mut Report<W>,
+    ) -> Result<()> {
+        let mut settled = settled.into_iter();
+        while let Some(result) = settled.next() {
+            let next = self.settle(result);
+            if let Some(revision) = next.result.revision() {
+                self.applied_ok(&next.changes, revision, report)?;
+                continue;
+            }
+            let mut rest: Vec<BatchResult> = settled.collect();
+            let others_in_flight = rest.len() + self.batch.in_flight();
+            rest.extend(self.batch.abandon().await);
+            let others = self.outcomes(rest, report)?;
+            // The changes queued after: never sent.
+            self.changes.clear();
+            return Err(self.failure(next, others, others_in_flight));
         }
         Ok(())
     }
 
-    /// Waits for `txn` and counts it when applied.
-    async fn wait<W: std::io::Write>(
+    /// What became of each of `results` (counting and reporting the applied ones).
+    fn outcomes<W: std::io::Write>(
         &mut self,
-        txn: &mut InFlight,
-        report: &mut Report<W>,
-    ) -> Result<Settled> {
-        Ok(match join(&mut txn.task).await {
-            Ok(response) if response.succeeded() => {
-                self.applied_ok(&txn.changes, response.revision(), report)?;
-                Settled::Applied(response.revision())
-            }
-            Ok(_) => Settled::CompareFailed,
-            Err(e) => Settled::Failed(e),
-        })
-    }
-
-    /// Waits for every transaction still in flight, and says what became of each.
-    async fn wait_all<W: std::io::Write>(
-        &mut self,
+        results: Vec<BatchResult>,
         report: &mut Report<W>,
     ) -> Result<Vec<TxnOutcome>> {
         let mut outcomes = Vec::new();
-        while let Some(mut txn) = self.in_flight.pop_front() {
-            let state = match self.wait(&mut txn, report).await? {
-                Settled::Applied(revision) => TxnState::Applied { revision },
-                Settled::CompareFailed => TxnState::NotApplied {
-                    reason: "the keyspace under the prefix changed (--unchanged-since)".into(),
-                },
-                Settled::Failed(e) => failed_state(&e),
-            };
-            outcomes.push(txn.outcome(state));
+        for result in results {
+            let txn = self.settle(result);
+            if let Some(revision) = txn.result.revision() {
+                self.applied_ok(&txn.changes, revision, report)?;
+            }
+            outcomes.push(txn.outcome(txn.state()));
         }
         Ok(outcomes)
     }
 
-    /// Waits for the oldest transaction in flight. On failure, waits for the others too,
-    /// so that the error says exactly what was applied, and what became of each
-    /// transaction that was in flight.
-    async fn settle<W: std::io::Write>(&mut self, report: &mut Report<W>) -> Result<()> {
-        let Some(mut next) = self.in_flight.pop_front() else {
-            return Ok(());
+    /// The error for a transaction that did not apply, given what became of the others.
+    fn failure(&self, next: Settled, others: Vec<TxnOutcome>, others_in_flight: usize) -> Error {
+        let Some(e) = next.result.error() else {
+            let text = format!(
+                "the keyspace under the prefix changed after revision {} (--unchanged-since)",
+                self.revision
+            );
+            return Error::Conflict(format!("{text}; {}", self.applied_text()));
         };
-        let others_in_flight = self.in_flight.len();
-        match self.wait(&mut next, report).await? {
-            Settled::Applied(_) => Ok(()),
-            Settled::CompareFailed => {
-                let text = format!(
-                    "the keyspace under the prefix changed after revision {} \
-                     (--unchanged-since)",
-                    self.revision
-                );
-                self.wait_all(report).await?;
-                Err(Error::Conflict(format!("{text}; {}", self.applied_text())))
-            }
-            Settled::Failed(e) => {
-                let mut outcomes = vec![next.outcome(failed_state(&e))];
-                outcomes.extend(self.wait_all(report).await?);
-                let named = next.outcome(TxnState::Applied { revision: 0 });
-                let keys = if named.first_key == named.last_key {
-                    format!("key {}", named.first_key)
-                } else {
-                    format!("keys {} to {}", named.first_key, named.last_key)
-                };
-                let s = if named.operations == 1 { "" } else { "s" };
-                let mut summary = format!(
-                    "transaction {} ({} operation{s}, {keys}) failed",
-                    named.number, named.operations
-                );
-                if e.is_outcome_unknown() {
-                    summary.push_str(" and may have been applied");
-                }
-                if matches!(e, etcd_kv::Error::InvalidInput { .. }) {
-                    summary.push_str(
-                        " (check --max-txn-ops and --max-txn-bytes against the server's limits)",
-                    );
-                }
-                summary.push_str(&format!(
-                    ": {}; {}; running the import again finishes it",
-                    crate::error::chain_line(&e),
-                    self.applied_text()
-                ));
-                if others_in_flight > 0 {
-                    summary.push_str(&format!("; the {} transactions in flight:", outcomes.len()));
-                } else {
-                    outcomes.clear();
-                }
-                Err(Error::Write {
-                    summary,
-                    in_flight: outcomes,
-                    source: Box::new(e),
-                })
-            }
+        let mut outcomes = vec![next.outcome(failed_state(e))];
+        outcomes.extend(others);
+        let named = next.outcome(TxnState::Applied { revision: 0 });
+        let keys = if named.first_key == named.last_key {
+            format!("key {}", named.first_key)
+        } else {
+            format!("keys {} to {}", named.first_key, named.last_key)
+        };
+        let s = if named.operations == 1 { "" } else { "s" };
+        let mut summary = format!(
+            "transaction {} ({} operation{s}, {keys}) failed",
+            named.number, named.operations
+        );
+        if e.is_outcome_unknown() {
+            summary.push_str(" and may have been applied");
         }
+        if matches!(e, etcd_kv::Error::InvalidInput { .. }) {
+            summary
+                .push_str(" (check --max-txn-ops and --max-txn-bytes against the server's limits)");
+        }
+        summary.push_str(&format!(
+            ": {}; {}; running the import again finishes it",
+            crate::error::chain_line(e),
+            self.applied_text()
+        ));
+        if others_in_flight > 0 {
+            summary.push_str(&format!("; the {} transactions in flight:", outcomes.len()));
+        } else {
+            outcomes.clear();
+        }
+        let source = match next.result.into_result() {
+            Err(e) => e,
+            Ok(_) => etcd_kv::Error::Protocol("a failed transaction without its error".into()),
+        };
+        Error::Write {
+            summary,
+            in_flight: outcomes,
+            source: Box::new(source),
+        }
+    }
+
+    /// Sends nothing more, waits for every transaction still in flight, and says what
+    /// became of each.
+    async fn wait_all<W: std::io::Write>(
+        &mut self,
+        report: &mut Report<W>,
+    ) -> Result<Vec<TxnOutcome>> {
+        let mut results: Vec<BatchResult> = self.batch.results().collect();
+        results.extend(self.batch.abandon().await);
+        let outcomes = self.outcomes(results, report);
+        self.changes.clear();
+        outcomes
     }
 
     fn applied_text(&self) -> String {
@@ -391,16 +375,5 @@ fn failed_state(e: &etcd_kv::Error) -> TxnState {
         TxnState::Unknown { reason }
     } else {
         TxnState::NotApplied { reason }
-    }
-}
-
-async fn join(
-    task: &mut tokio::task::JoinHandle<etcd_kv::Result<etcd_kv::TxnResponse>>,
-) -> etcd_kv::Result<etcd_kv::TxnResponse> {
-    match task.await {
-        Ok(result) => result,
-        Err(e) => Err(etcd_kv::Error::Protocol(format!(
-            "the write task failed: {e}"
-        ))),
     }
 }
